@@ -1,0 +1,89 @@
+// The typed configuration: what `config::load` builds from YAML, validated once per load.
+// The hot path never reads YAML; it reads a Snapshot built from this.
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "apigw/core/units.h"
+#include "apigw/http/client_address.h"
+
+namespace apigw::config {
+
+// A config position, for error messages and for `/config` views: "file:line:column".
+struct Position {
+  std::string file;
+  int line = 0;    // 1-based; 0 when unknown
+  int column = 0;  // 1-based; 0 when unknown
+};
+
+struct Endpoint {
+  std::string host;  // IPv4 or IPv6 literal, or a host name resolved at load time
+  std::uint16_t port = 0;
+  std::string text() const;  // "127.0.0.1:9001", "[::1]:9001"
+};
+
+using Cidr = http::Cidr;
+
+struct Limits {
+  std::uint64_t max_header_bytes = 16 * 1024;
+  std::uint64_t max_uri_bytes = 8 * 1024;
+  std::uint64_t max_body_bytes = 8 * 1024 * 1024;
+  core::Duration header_timeout = std::chrono::seconds(10);
+  core::Duration idle_timeout = std::chrono::seconds(75);
+};
+
+struct ServerConfig {
+  Endpoint listen{"127.0.0.1", 8080};
+  unsigned workers = 0;  // 0 = one per core
+  std::vector<Cidr> trusted_proxies;
+  Limits limits;
+  bool debug_headers = true;
+  core::Duration drain_timeout = std::chrono::seconds(15);
+};
+
+enum class Balance { kRoundRobin, kLeastRequest, kRandom };
+
+struct UpstreamConfig {
+  std::string name;
+  std::vector<Endpoint> endpoints;
+  Balance balance = Balance::kRoundRobin;
+  core::Duration connect_timeout = std::chrono::milliseconds(250);
+  core::Duration timeout = std::chrono::seconds(5);  // from sending the request until the whole response is read
+  unsigned max_connections = 256;                    // per worker
+  unsigned retry_attempts = 1;                       // extra tries, idempotent methods only
+  Position position;
+};
+
+struct RouteMatch {
+  std::string path;                  // pattern: "/users/:id", "/static/*rest"
+  std::vector<std::string> methods;  // upper case; empty = any method
+  std::string host;                  // lower case, no port; empty = any host
+};
+
+struct RouteConfig {
+  std::string name;
+  RouteMatch match;
+  std::string upstream;
+  std::string strip_prefix;  // empty = no rewrite
+  Position position;
+};
+
+struct LogConfig {
+  std::string access = "stdout";  // "stdout" | "off" | a file path
+  std::string level = "info";     // trace | debug | info | warn | error | critical | off
+};
+
+struct Config {
+  std::string source_file;      // the main file, as given
+  std::vector<std::string> files;  // every file read (main first, then includes), for reload watching
+  ServerConfig server;
+  LogConfig log;
+  std::map<std::string, UpstreamConfig> upstreams;
+  std::vector<RouteConfig> routes;  // file order (main, then includes in order)
+};
+
+}  // namespace apigw::config

@@ -1,0 +1,54 @@
+// The immutable view of one loaded config that the data plane reads: the route trie, routes and upstreams by
+// index, resolved endpoint addresses. Built once per load on the main thread, shared by every worker through
+// shared_ptr<const Snapshot>; a request keeps the snapshot it started with until it ends.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "apigw/config/config.h"
+#include "apigw/config/loader.h"
+#include "apigw/http/client_address.h"
+#include "apigw/routing/route_trie.h"
+
+namespace apigw::config {
+
+struct ResolvedEndpoint {
+  std::string address;  // numeric IPv4 or IPv6
+  std::uint16_t port = 0;
+  std::string text;     // as configured, for logs and headers
+};
+
+struct Upstream {
+  UpstreamConfig config;
+  std::vector<ResolvedEndpoint> endpoints;
+};
+
+struct Route {
+  std::string name;
+  std::uint32_t upstream = 0;  // index into Snapshot::upstreams
+  std::string strip_prefix;
+};
+
+struct Snapshot {
+  std::uint64_t generation = 0;
+  Config config;
+  std::vector<Route> routes;         // index = RouteTrieMatch::route
+  std::vector<Upstream> upstreams;   // sorted by name
+  routing::RouteTrie trie;
+  http::TrustedProxies trusted_proxies;
+};
+
+using SnapshotPtr = std::shared_ptr<const Snapshot>;
+
+struct SnapshotResult {
+  SnapshotPtr snapshot;
+  std::vector<ConfigError> errors;
+};
+
+// Builds the data-plane view of a validated config; resolves endpoint host names (blocking: main thread only).
+SnapshotResult build_snapshot(const Config& config, std::uint64_t generation);
+
+}  // namespace apigw::config

@@ -1,0 +1,38 @@
+// Trusted-proxy decisions: whether a peer may set X-Forwarded-For / X-Real-IP. Pure.
+#pragma once
+
+#include <array>
+#include <cstdint>
+#include <string_view>
+#include <string>
+#include <vector>
+
+namespace apigw::http {
+
+// An IPv4 or IPv6 address as raw bytes (IPv4-mapped IPv6 is folded to IPv4).
+struct IpBytes {
+  std::array<std::uint8_t, 16> bytes{};
+  std::uint8_t size = 0;  // 4 or 16; 0 = invalid
+};
+
+IpBytes parse_ip(std::string_view text);
+
+// A network as written in `server.trusted_proxies`: "10.0.0.0/8", "::1/128".
+struct Cidr {
+  std::string text;               // as written
+  std::vector<std::uint8_t> net;  // 4 or 16 bytes, host bits cleared
+  int prefix = 0;
+};
+
+class TrustedProxies {
+ public:
+  TrustedProxies() = default;
+  explicit TrustedProxies(const std::vector<Cidr>& cidrs);
+  bool contains(const IpBytes& address) const;
+  bool empty() const { return cidrs_.empty(); }
+
+ private:
+  std::vector<Cidr> cidrs_;
+};
+
+}  // namespace apigw::http

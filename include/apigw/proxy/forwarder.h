@@ -1,0 +1,115 @@
+// Forwards one client request to its route's upstream and streams the response back: endpoint choice, retries,
+// request and response framing, hop-by-hop and forwarding headers. Runs on a worker's loop; never blocks it.
+// Bodies stream through a bounded buffer; only small request bodies are held whole, so that they can be retried.
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+
+#include <boost/asio/awaitable.hpp>
+#include <boost/beast/core/flat_buffer.hpp>
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/beast/http/buffer_body.hpp>
+#include <boost/beast/http/parser.hpp>
+
+#include "apigw/config/snapshot.h"
+#include "apigw/core/deadline.h"
+#include "apigw/core/units.h"
+#include "apigw/upstream/upstream_pool.h"
+
+namespace apigw::proxy {
+
+using RequestParser = boost::beast::http::request_parser<boost::beast::http::buffer_body>;
+using ResponseParser = boost::beast::http::response_parser<boost::beast::http::buffer_body>;
+
+// Request bodies up to this size (with a Content-Length) are read whole before an upstream is chosen, so a
+// failed attempt can be retried and a slow client never holds an upstream connection.
+inline constexpr std::uint64_t kBufferedBodyLimit = 64 * 1024;
+// Bytes moved per read when streaming a body either way.
+inline constexpr std::size_t kRelayChunk = 64 * 1024;
+// Upper bound of an upstream response head.
+inline constexpr std::uint32_t kMaxResponseHeadBytes = 64 * 1024;
+
+// The client side of the exchange, owned by the client session; the parser has read the request head.
+struct ClientSide {
+  boost::asio::ip::tcp::socket& socket;
+  boost::beast::flat_buffer& buffer;
+  RequestParser& parser;
+  core::Deadline& deadline;   // the session's; the worker's sweeper enforces it
+  core::Duration io_timeout;  // bound on each body read or response write
+};
+
+struct ForwardRequest {
+  const config::Route* route = nullptr;
+  std::string_view request_id;
+  std::string_view path;  // after normalisation and rewrite
+  std::string_view query;
+  bool has_query = false;
+  std::string_view authority;     // from an absolute-form target, replaces Host
+  std::string_view host;          // the effective host (authority, else Host)
+  std::string_view peer_address;  // the TCP peer, for X-Forwarded-For
+  bool trusted_peer = false;      // the peer may set X-Forwarded-* and X-Real-IP
+  bool debug_headers = true;
+  bool keep_alive = true;         // the client asked to keep the connection
+};
+
+struct ForwardResult {
+  enum class Kind {
+    kResponded,   // a response was written to the client
+    kLocalReply,  // nothing was written: the session answers `status` with `message`
+    kAbort,       // the client connection must be closed now (a response was cut short, or the client left)
+  };
+  Kind kind = Kind::kAbort;
+  unsigned status = 0;
+  std::string message;
+  bool keep_alive = false;     // kResponded: the client connection may carry another request
+  bool body_consumed = true;   // kLocalReply: the request body was read to its end
+  std::uint64_t bytes = 0;     // bytes written to the client
+  std::string_view endpoint;   // the upstream endpoint that answered, for the access log
+};
+
+class Forwarder {
+ public:
+  Forwarder(ClientSide client, const ForwardRequest& request, upstream::UpstreamPool& pool);
+  boost::asio::awaitable<ForwardResult> run();
+
+ private:
+  enum class AttemptOutcome { kResponseHead, kUpstreamFailed, kClientFailed };
+  struct Attempt {
+    AttemptOutcome outcome = AttemptOutcome::kUpstreamFailed;
+    boost::system::error_code error;
+    bool got_response_bytes = false;
+  };
+
+  bool replayable() const { return !has_body_ || buffered_; }
+  boost::asio::awaitable<bool> read_buffered_body();
+  boost::asio::awaitable<boost::system::error_code> read_client_chunk(char* data, std::size_t size,
+                                                                      std::size_t& got);
+  void fail_on_client(const boost::system::error_code& error);
+  void build_request_head();
+  boost::asio::awaitable<Attempt> exchange(upstream::UpstreamConnection& connection);
+  boost::asio::awaitable<Attempt> stream_request_body(upstream::UpstreamConnection& connection);
+  boost::asio::awaitable<void> relay_response(upstream::UpstreamConnectionPtr connection);
+  std::string build_response_head(bool& keep_alive, bool& chunked, bool& has_body);
+  void local_reply(unsigned status, std::string message);
+
+  ClientSide client_;
+  const ForwardRequest& request_;
+  upstream::UpstreamPool& pool_;
+  ForwardResult result_;
+
+  bool head_request_ = false;
+  bool idempotent_ = false;
+  bool has_body_ = false;
+  bool chunked_ = false;
+  bool buffered_ = false;
+  std::optional<std::uint64_t> length_;
+  std::string body_;          // a buffered request body
+  std::string request_head_;  // the upstream request's head
+  std::unique_ptr<char[]> relay_;
+  std::optional<ResponseParser> response_;
+};
+
+}  // namespace apigw::proxy

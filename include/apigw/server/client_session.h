@@ -1,0 +1,70 @@
+// One client connection: reads requests (keep-alive, pipelining), enforces the head and body limits, matches
+// the route, hands the request to the forwarder and writes local replies. Lives on one worker thread; reading
+// `run()` top to bottom reads the protocol.
+#pragma once
+
+#include <chrono>
+#include <optional>
+#include <string>
+
+#include <boost/asio/awaitable.hpp>
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/beast/core/flat_buffer.hpp>
+
+#include "apigw/core/deadline.h"
+#include "apigw/http/client_address.h"
+#include "apigw/http/local_reply.h"
+#include "apigw/proxy/forwarder.h"
+
+namespace apigw::server {
+
+class Worker;
+
+class ClientSession {
+ public:
+  ClientSession(Worker& worker, boost::asio::ip::tcp::socket socket);
+  ~ClientSession();
+  ClientSession(const ClientSession&) = delete;
+  ClientSession& operator=(const ClientSession&) = delete;
+
+  // Serves requests until the client leaves, a limit or error ends the connection, or the worker drains.
+  boost::asio::awaitable<void> run();
+
+  // Called by the worker's sweeper: cancels the pending operation once the deadline has passed.
+  void check_deadline(core::Deadline::Clock::time_point now);
+  // Called when the worker starts draining: an idle connection is closed now, a busy one after its response.
+  void on_drain();
+  // Called when the drain timeout ends: the connection is closed whatever it is doing.
+  void force_close();
+
+ private:
+  struct HeadResult {
+    enum class Kind { kHead, kReply, kClosed };
+    Kind kind = Kind::kClosed;
+    std::size_t length = 0;     // kHead: bytes of the head in buffer_
+    unsigned status = 0;        // kReply
+    std::string_view message;   // kReply
+  };
+  struct Exchange;  // one request's state, for the reply and the access log
+
+  boost::asio::awaitable<bool> wait_for_request(bool first);
+  boost::asio::awaitable<HeadResult> read_head();
+  boost::asio::awaitable<bool> serve_request();
+  std::optional<http::LocalReply> check_request(Exchange& exchange);
+  boost::asio::awaitable<bool> route_and_forward(Exchange& exchange);
+  boost::asio::awaitable<void> send_reply(Exchange& exchange, http::LocalReply reply);
+  boost::asio::awaitable<void> close_gracefully(bool drain_input);
+  void log(const Exchange& exchange);
+
+  Worker& worker_;
+  boost::asio::ip::tcp::socket socket_;
+  boost::beast::flat_buffer buffer_;
+  std::optional<proxy::RequestParser> parser_;
+  core::Deadline deadline_;
+  std::string peer_address_;
+  http::IpBytes peer_ip_;
+  bool idle_ = false;    // waiting for the first byte of a request
+  bool closed_ = false;
+};
+
+}  // namespace apigw::server

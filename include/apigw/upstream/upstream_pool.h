@@ -1,0 +1,78 @@
+// Per-worker connections to one upstream: endpoint choice (balance), keep-alive reuse, the max_connections cap
+// with a bounded wait for a free slot. Lives on one worker thread and is never touched from another.
+#pragma once
+
+#include <cstddef>
+#include <deque>
+#include <limits>
+#include <memory>
+#include <random>
+#include <vector>
+
+#include <boost/asio/awaitable.hpp>
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/system/error_code.hpp>
+
+#include "apigw/config/snapshot.h"
+#include "apigw/upstream/upstream_connection.h"
+
+namespace apigw::upstream {
+
+inline constexpr std::size_t kNoEndpoint = std::numeric_limits<std::size_t>::max();
+
+struct AcquireResult {
+  UpstreamConnectionPtr connection;  // set on success
+  boost::system::error_code error;   // the connect error, when connecting failed
+  bool reused = false;               // the connection served requests before (it may have gone stale)
+  bool pool_full = false;            // no slot became free within connect_timeout
+};
+
+class UpstreamPool {
+ public:
+  UpstreamPool(boost::asio::any_io_executor executor, const config::Upstream& upstream);
+  ~UpstreamPool();
+  UpstreamPool(const UpstreamPool&) = delete;
+  UpstreamPool& operator=(const UpstreamPool&) = delete;
+
+  const config::Upstream& upstream() const { return upstream_; }
+  std::size_t endpoint_count() const { return endpoints_.size(); }
+  const std::string& endpoint_text(std::size_t index) const { return upstream_.endpoints[index].text; }
+
+  // Chooses an endpoint by the balance policy, skipping `avoid` when another endpoint exists.
+  std::size_t pick(std::size_t avoid = kNoEndpoint);
+
+  // Leases an idle keep-alive connection to `endpoint` or opens a new one within connect_timeout. When the pool
+  // is at max_connections it waits for a release until connect_timeout, then reports pool_full.
+  // With `fresh`, never reuses an idle connection (a retry after a stale one).
+  boost::asio::awaitable<AcquireResult> acquire(std::size_t endpoint, bool fresh = false);
+
+  // Ends a lease: `reusable` connections go back to the idle list, others are closed. Wakes one waiter.
+  void release(UpstreamConnectionPtr connection, bool reusable);
+
+  // Closes every idle connection (reload and shutdown).
+  void close_idle();
+
+ private:
+  struct EndpointState {
+    boost::asio::ip::tcp::endpoint address;
+    std::vector<UpstreamConnectionPtr> idle;  // most recently used last
+    unsigned active = 0;                      // leased connections = requests in flight
+  };
+
+  UpstreamConnectionPtr take_idle(EndpointState& endpoint);
+  bool close_one_idle();
+  void wake_one_waiter();
+
+  boost::asio::any_io_executor executor_;
+  config::Upstream upstream_;
+  std::vector<EndpointState> endpoints_;
+  unsigned open_ = 0;  // leased + idle, capped by max_connections
+  std::deque<boost::asio::steady_timer*> waiters_;
+  std::size_t next_ = 0;
+  std::minstd_rand random_;
+};
+
+using UpstreamPoolPtr = std::shared_ptr<UpstreamPool>;
+
+}  // namespace apigw::upstream

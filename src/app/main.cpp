@@ -1,0 +1,125 @@
+// apigw's entry point: command line, config loading, logging, signals, and the gateway's lifetime.
+#include <csignal>
+#include <cstdio>
+#include <cstring>
+#include <string>
+
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/signal_set.hpp>
+#include <spdlog/spdlog.h>
+
+#include "apigw/config/loader.h"
+#include "apigw/config/snapshot.h"
+#include "apigw/core/access_log.h"
+#include "apigw/server/gateway.h"
+
+namespace {
+
+constexpr const char* kUsage =
+    "Usage: apigw -c FILE [-t]\n"
+    "\n"
+    "A reverse-proxy API gateway: routes HTTP/1.1 requests by a YAML route table to upstream services.\n"
+    "\n"
+    "Options:\n"
+    "  -c, --config FILE  the configuration file (YAML)\n"
+    "  -t, --test         check the configuration and exit: 0 when valid, 1 otherwise\n"
+    "  -v, --version      print the version and exit\n"
+    "  -h, --help         print this help and exit\n"
+    "\n"
+    "Signals: SIGTERM or SIGINT drain in-flight requests and exit.\n";
+
+struct Options {
+  std::string config_path;
+  bool test_only = false;
+};
+
+// Returns the exit code to leave with, or -1 to carry on.
+int parse_options(int argc, char** argv, Options& options) {
+  for (int i = 1; i < argc; ++i) {
+    const std::string arg = argv[i];
+    if (arg == "-h" || arg == "--help") {
+      std::fputs(kUsage, stdout);
+      return 0;
+    }
+    if (arg == "-v" || arg == "--version") {
+      std::printf("apigw %s\n", APIGW_VERSION);
+      return 0;
+    }
+    if (arg == "-t" || arg == "--test") {
+      options.test_only = true;
+    } else if ((arg == "-c" || arg == "--config") && i + 1 < argc) {
+      options.config_path = argv[++i];
+    } else {
+      std::fprintf(stderr, "apigw: unknown or incomplete option '%s'\n\n%s", arg.c_str(), kUsage);
+      return 2;
+    }
+  }
+  if (options.config_path.empty()) {
+    std::fprintf(stderr, "apigw: no configuration file given (-c FILE)\n\n%s", kUsage);
+    return 2;
+  }
+  return -1;
+}
+
+// Loads and checks the config, printing every error; returns nullptr when it is not usable.
+apigw::config::SnapshotPtr load(const std::string& path, std::uint64_t generation) {
+  apigw::config::LoadResult loaded = apigw::config::load_file(path);
+  std::vector<apigw::config::ConfigError> errors = std::move(loaded.errors);
+  apigw::config::SnapshotPtr snapshot;
+  if (loaded.config) {
+    apigw::config::SnapshotResult built = apigw::config::build_snapshot(*loaded.config, generation);
+    snapshot = std::move(built.snapshot);
+    for (auto& error : built.errors) errors.push_back(std::move(error));
+  }
+  for (const auto& error : errors) std::fprintf(stderr, "%s\n", error.text().c_str());
+  if (!errors.empty()) {
+    std::fprintf(stderr, "apigw: configuration %s has %zu error%s\n", path.c_str(), errors.size(),
+                 errors.size() == 1 ? "" : "s");
+    return nullptr;
+  }
+  return snapshot;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  Options options;
+  if (const int code = parse_options(argc, argv, options); code >= 0) return code;
+
+  // Writes to a client that already left must fail with EPIPE, not kill the process.
+  std::signal(SIGPIPE, SIG_IGN);
+
+  const apigw::config::SnapshotPtr snapshot = load(options.config_path, 1);
+  if (!snapshot) return 1;
+  if (options.test_only) {
+    std::printf("apigw: configuration %s is valid\n", options.config_path.c_str());
+    return 0;
+  }
+
+  try {
+    apigw::core::configure_process_log(snapshot->config.log.level);
+    spdlog::flush_every(std::chrono::seconds(1));
+    apigw::core::AccessLog access_log(snapshot->config.log.access);
+    apigw::server::Gateway gateway(snapshot, access_log);
+
+    boost::asio::io_context main_loop;
+    boost::asio::signal_set signals(main_loop, SIGINT, SIGTERM);
+    signals.async_wait([&](const boost::system::error_code& error, int signal) {
+      if (error) return;
+      spdlog::info("received {}, draining", signal == SIGINT ? "SIGINT" : "SIGTERM");
+    });
+    gateway.start();
+    spdlog::info("apigw {} listening on {} with {} worker{}, {} routes", APIGW_VERSION,
+                 snapshot->config.server.listen.text(), gateway.worker_count(),
+                 gateway.worker_count() == 1 ? "" : "s", snapshot->routes.size());
+    main_loop.run();
+    gateway.drain_and_join();
+    access_log.flush();
+    spdlog::info("apigw stopped");
+  } catch (const std::exception& error) {
+    spdlog::critical("{}", error.what());
+    std::fprintf(stderr, "apigw: %s\n", error.what());
+    return 1;
+  }
+  return 0;
+}

@@ -1,0 +1,87 @@
+// Cross-file route checks, run once all files of a load are read. Builds a throwaway RouteTrie exactly as the
+// snapshot will, so anything the router would refuse at runtime is refused here, with positions.
+#include "route_checks.h"
+
+#include <map>
+#include <optional>
+#include <string_view>
+
+#include "apigw/routing/route_trie.h"
+#include "position_text.h"
+
+namespace apigw::config {
+namespace {
+
+std::string route_label(const Config& config, std::size_t index) {
+  const std::string& name = config.routes[index].name;
+  return name.empty() ? "routes[" + std::to_string(index) + "]" : "route '" + name + "'";
+}
+
+void check_unique_names(const Config& config, const std::vector<RouteSource>& sources,
+                        std::vector<ConfigError>& errors) {
+  std::map<std::string, std::size_t, std::less<>> first_by_name;
+  for (std::size_t i = 0; i < config.routes.size(); ++i) {
+    const RouteConfig& route = config.routes[i];
+    if (route.name.empty()) continue;
+    const auto [first, inserted] = first_by_name.emplace(route.name, i);
+    if (inserted) continue;
+    errors.push_back({sources[i].name, "route name '" + route.name + "' is already used by the route at " +
+                                           position_text(config.routes[first->second].position)});
+  }
+}
+
+void check_upstream_references(const Config& config, const std::vector<RouteSource>& sources,
+                               std::vector<ConfigError>& errors) {
+  std::string known;
+  for (const auto& [name, upstream] : config.upstreams) known += (known.empty() ? "" : ", ") + name;
+  for (std::size_t i = 0; i < config.routes.size(); ++i) {
+    const RouteConfig& route = config.routes[i];
+    if (route.upstream.empty() || config.upstreams.contains(route.upstream)) continue;
+    errors.push_back({sources[i].upstream, route_label(config, i) + ": upstream '" + route.upstream +
+                                               "' is not defined (" +
+                                               (known.empty() ? "no upstreams are defined" : "defined: " + known) +
+                                               ")"});
+  }
+}
+
+// The trie names the other route by index ("conflicts with route #3 (why)"); keep only the why.
+std::string conflict_reason(const std::string& message) {
+  const auto open = message.rfind(" (");
+  if (message.empty() || message.back() != ')' || open == std::string::npos) return message;
+  return message.substr(open + 2, message.size() - open - 3);
+}
+
+void check_route_table(const Config& config, const std::vector<RouteSource>& sources,
+                       std::vector<ConfigError>& errors) {
+  routing::RouteTrie trie;
+  for (std::size_t i = 0; i < config.routes.size(); ++i) {
+    const RouteConfig& route = config.routes[i];
+    const auto index = static_cast<std::uint32_t>(i);
+    std::optional<routing::RouteTrieError> error;
+    if (sources[i].match_ok) {
+      error = trie.add(route.match.host, route.match.path, route.match.methods, index);
+    } else if (sources[i].path_ok) {
+      // Its host or methods are bad, so it must not take part in conflicts; its pattern alone is still checked.
+      error = routing::RouteTrie().add("", route.match.path, {}, index);
+    }
+    if (!error) continue;
+    if (error->other && *error->other < config.routes.size()) {
+      const RouteConfig& other = config.routes[*error->other];
+      errors.push_back({sources[i].path, route_label(config, i) + ": path '" + route.match.path + "' conflicts with " +
+                                             route_label(config, *error->other) + " at " + position_text(other.position) + " (" +
+                                             conflict_reason(error->message) + ")"});
+    } else {
+      errors.push_back({sources[i].path, route_label(config, i) + " match.path: " + error->message});
+    }
+  }
+}
+
+}  // namespace
+
+void check_routes(const Config& config, const std::vector<RouteSource>& sources, std::vector<ConfigError>& errors) {
+  check_unique_names(config, sources, errors);
+  check_upstream_references(config, sources, errors);
+  check_route_table(config, sources, errors);
+}
+
+}  // namespace apigw::config

@@ -1,0 +1,87 @@
+// Builds a Snapshot from a validated Config (see snapshot.h). Runs on the main thread, never on a worker.
+#include "apigw/config/snapshot.h"
+
+#include <netdb.h>
+#include <sys/socket.h>
+
+#include <map>
+
+#include <fmt/format.h>
+
+namespace apigw::config {
+namespace {
+
+// Numeric addresses pass through; names are resolved once here so workers never block on DNS.
+bool resolve(const Endpoint& endpoint, std::string& address, std::string& error) {
+  if (http::parse_ip(endpoint.host).size != 0) {
+    address = endpoint.host;
+    if (address.front() == '[') address = address.substr(1, address.size() - 2);
+    return true;
+  }
+  addrinfo hints{};
+  hints.ai_family = AF_UNSPEC;
+  hints.ai_socktype = SOCK_STREAM;
+  addrinfo* found = nullptr;
+  const int rc = getaddrinfo(endpoint.host.c_str(), nullptr, &hints, &found);
+  if (rc != 0 || found == nullptr) {
+    error = fmt::format("cannot resolve endpoint host '{}': {}", endpoint.host, gai_strerror(rc));
+    return false;
+  }
+  char text[NI_MAXHOST];
+  const int name_rc = getnameinfo(found->ai_addr, found->ai_addrlen, text, sizeof text, nullptr, 0, NI_NUMERICHOST);
+  freeaddrinfo(found);
+  if (name_rc != 0) {
+    error = fmt::format("cannot resolve endpoint host '{}'", endpoint.host);
+    return false;
+  }
+  address = text;
+  return true;
+}
+
+}  // namespace
+
+SnapshotResult build_snapshot(const Config& config, std::uint64_t generation) {
+  SnapshotResult result;
+  auto snapshot = std::make_shared<Snapshot>();
+  snapshot->generation = generation;
+  snapshot->config = config;
+  snapshot->trusted_proxies = http::TrustedProxies(config.server.trusted_proxies);
+
+  std::map<std::string, std::uint32_t> upstream_index;
+  for (const auto& [name, upstream_config] : config.upstreams) {
+    Upstream upstream{upstream_config, {}};
+    for (const Endpoint& endpoint : upstream_config.endpoints) {
+      ResolvedEndpoint resolved{{}, endpoint.port, endpoint.text()};
+      std::string error;
+      if (!resolve(endpoint, resolved.address, error)) {
+        result.errors.push_back({upstream_config.position, fmt::format("upstream '{}': {}", name, error)});
+        continue;
+      }
+      upstream.endpoints.push_back(std::move(resolved));
+    }
+    upstream_index.emplace(name, static_cast<std::uint32_t>(snapshot->upstreams.size()));
+    snapshot->upstreams.push_back(std::move(upstream));
+  }
+
+  for (const RouteConfig& route_config : config.routes) {
+    const auto upstream = upstream_index.find(route_config.upstream);
+    if (upstream == upstream_index.end()) {
+      result.errors.push_back({route_config.position, fmt::format("route '{}': unknown upstream '{}'",
+                                                                  route_config.name, route_config.upstream)});
+      continue;
+    }
+    const auto index = static_cast<std::uint32_t>(snapshot->routes.size());
+    if (auto error = snapshot->trie.add(route_config.match.host, route_config.match.path,
+                                        route_config.match.methods, index)) {
+      result.errors.push_back({route_config.position, fmt::format("route '{}': {}", route_config.name,
+                                                                  error->message)});
+      continue;
+    }
+    snapshot->routes.push_back({route_config.name, upstream->second, route_config.strip_prefix});
+  }
+
+  if (result.errors.empty()) result.snapshot = std::move(snapshot);
+  return result;
+}
+
+}  // namespace apigw::config

@@ -1,0 +1,289 @@
+// Scalar-to-value parsers for the config: durations, sizes, addresses, CIDRs, names, methods, hosts.
+// Strict on purpose: a typo must fail the load with a reason, never turn into a surprising default.
+#include "value_parsers.h"
+
+#include <arpa/inet.h>
+
+#include <algorithm>
+#include <array>
+#include <cstring>
+
+namespace apigw::config {
+namespace {
+
+constexpr std::array<std::string_view, 7> kLogLevels{"trace", "debug", "info", "warn", "error", "critical", "off"};
+constexpr std::size_t kMaxHostNameLength = 253;
+constexpr std::size_t kMaxLabelLength = 63;
+
+std::string quoted(std::string_view text) { return "'" + std::string(text) + "'"; }
+
+bool is_digit(char c) { return c >= '0' && c <= '9'; }
+bool is_lower(char c) { return c >= 'a' && c <= 'z'; }
+bool is_upper(char c) { return c >= 'A' && c <= 'Z'; }
+bool is_alnum(char c) { return is_digit(c) || is_lower(c) || is_upper(c); }
+
+std::string upper_case(std::string_view text) {
+  std::string out(text);
+  for (char& c : out) c = is_lower(c) ? static_cast<char>(c - 'a' + 'A') : c;
+  return out;
+}
+
+std::string lower_case(std::string_view text) {
+  std::string out(text);
+  for (char& c : out) c = is_upper(c) ? static_cast<char>(c - 'A' + 'a') : c;
+  return out;
+}
+
+bool all_digits(std::string_view text) { return !text.empty() && std::all_of(text.begin(), text.end(), is_digit); }
+
+std::optional<std::uint16_t> parse_port(std::string_view text) {
+  if (!all_digits(text) || text.size() > 5) return std::nullopt;
+  unsigned port = 0;
+  for (char c : text) port = port * 10 + static_cast<unsigned>(c - '0');
+  if (port < 1 || port > 65535) return std::nullopt;
+  return static_cast<std::uint16_t>(port);
+}
+
+// inet_pton with a NUL-terminated copy; `bytes` receives 4 or 16 bytes.
+bool parse_ip(std::string_view text, int family, std::array<std::uint8_t, 16>& bytes) {
+  const std::string copy(text);
+  return ::inet_pton(family, copy.c_str(), bytes.data()) == 1;
+}
+
+// Labels of letters, digits, '-' and '_' separated by single dots; no label starts or ends with '-'.
+bool is_host_name(std::string_view name) {
+  if (name.empty() || name.size() > kMaxHostNameLength) return false;
+  std::size_t begin = 0;
+  while (begin <= name.size()) {
+    std::size_t end = name.find('.', begin);
+    if (end == std::string_view::npos) end = name.size();
+    const std::string_view label = name.substr(begin, end - begin);
+    if (label.empty() || label.size() > kMaxLabelLength || label.front() == '-' || label.back() == '-') return false;
+    if (!std::all_of(label.begin(), label.end(), [](char c) { return is_alnum(c) || c == '-' || c == '_'; })) {
+      return false;
+    }
+    begin = end + 1;
+  }
+  return true;
+}
+
+// Shared by listen and endpoints: splits host and port and checks the host's form.
+std::optional<Endpoint> parse_host_port(std::string_view text, bool allow_names, std::string& why) {
+  std::string_view host;
+  std::string_view port;
+  std::array<std::uint8_t, 16> bytes{};
+  if (text.starts_with('[')) {
+    const auto close = text.find(']');
+    if (close == std::string_view::npos || close + 1 >= text.size() || text[close + 1] != ':') {
+      why = "expected [IPv6]:port, got " + quoted(text);
+      return std::nullopt;
+    }
+    host = text.substr(1, close - 1);
+    port = text.substr(close + 2);
+    if (!parse_ip(host, AF_INET6, bytes)) {
+      why = quoted(host) + " is not a valid IPv6 address";
+      return std::nullopt;
+    }
+  } else {
+    const auto colon = text.rfind(':');
+    if (colon == std::string_view::npos || colon == 0) {
+      why = "expected host:port, got " + quoted(text);
+      return std::nullopt;
+    }
+    host = text.substr(0, colon);
+    port = text.substr(colon + 1);
+    if (host.find(':') != std::string_view::npos) {
+      why = "an IPv6 address must be written in brackets, e.g. [::1]:8080, got " + quoted(text);
+      return std::nullopt;
+    }
+    const bool looks_ipv4 = std::all_of(host.begin(), host.end(), [](char c) { return is_digit(c) || c == '.'; });
+    if (looks_ipv4 && !parse_ip(host, AF_INET, bytes)) {
+      why = quoted(host) + " is not a valid IPv4 address";
+      return std::nullopt;
+    }
+    if (!looks_ipv4 && (!allow_names || !is_host_name(host))) {
+      why = allow_names ? quoted(host) + " is not a valid host name or IP address"
+                        : "expected an IP address (IPv4, or IPv6 in brackets), got " + quoted(host);
+      return std::nullopt;
+    }
+  }
+  const auto port_number = parse_port(port);
+  if (!port_number) {
+    why = "port must be a number from 1 to 65535, got " + quoted(port);
+    return std::nullopt;
+  }
+  return Endpoint{std::string(host), *port_number};
+}
+
+}  // namespace
+
+std::optional<core::Duration> parse_duration_value(std::string_view text, std::string& why) {
+  const auto duration = core::parse_duration(text);
+  if (!duration) why = "bad duration " + quoted(text) + " (expected e.g. 250ms, 5s, 2m, 1h)";
+  return duration;
+}
+
+std::optional<core::Duration> parse_positive_duration(std::string_view text, std::string& why) {
+  const auto duration = parse_duration_value(text, why);
+  if (duration && duration->count() == 0) {
+    why = "must be greater than zero";
+    return std::nullopt;
+  }
+  return duration;
+}
+
+std::optional<std::uint64_t> parse_positive_size(std::string_view text, std::string& why) {
+  const auto size = core::parse_size(text);
+  if (!size) {
+    why = "bad size " + quoted(text) + " (expected bytes, or e.g. 16KiB, 8MiB, 1GiB)";
+  } else if (*size == 0) {
+    why = "must be greater than zero";
+    return std::nullopt;
+  }
+  return size;
+}
+
+std::optional<unsigned> parse_whole_number(std::string_view text, unsigned min, unsigned max, std::string& why) {
+  const std::string range = "from " + std::to_string(min) + " to " + std::to_string(max);
+  if (!all_digits(text)) {
+    why = "expected a whole number " + range + ", got " + quoted(text);
+    return std::nullopt;
+  }
+  const std::string_view significant = text.substr(std::min(text.find_first_not_of('0'), text.size() - 1));
+  unsigned long long value = 0;
+  if (significant.size() <= 10) value = std::stoull(std::string(significant));
+  if (significant.size() > 10 || value < min || value > max) {
+    why = "must be " + range + ", got " + std::string(text);
+    return std::nullopt;
+  }
+  return static_cast<unsigned>(value);
+}
+
+std::optional<bool> parse_bool(std::string_view text, std::string& why) {
+  if (text == "true" || text == "True" || text == "TRUE") return true;
+  if (text == "false" || text == "False" || text == "FALSE") return false;
+  why = "expected true or false, got " + quoted(text);
+  return std::nullopt;
+}
+
+std::optional<Endpoint> parse_listen(std::string_view text, std::string& why) {
+  return parse_host_port(text, false, why);
+}
+
+std::optional<Endpoint> parse_endpoint(std::string_view text, std::string& why) {
+  return parse_host_port(text, true, why);
+}
+
+std::optional<Cidr> parse_cidr(std::string_view text, std::string& why) {
+  const auto slash = text.find('/');
+  const std::string_view address = text.substr(0, slash);
+  const bool v6 = address.find(':') != std::string_view::npos;
+  std::array<std::uint8_t, 16> bytes{};
+  if (!parse_ip(address, v6 ? AF_INET6 : AF_INET, bytes)) {
+    why = "bad CIDR " + quoted(text) + ": " + quoted(address) + " is not an IPv4 or IPv6 address";
+    return std::nullopt;
+  }
+  const int max_prefix = v6 ? 128 : 32;
+  int prefix = max_prefix;
+  if (slash != std::string_view::npos) {
+    const std::string_view digits = text.substr(slash + 1);
+    if (!all_digits(digits) || digits.size() > 3 || std::stoi(std::string(digits)) > max_prefix) {
+      why = "bad CIDR " + quoted(text) + ": prefix length must be from 0 to " + std::to_string(max_prefix);
+      return std::nullopt;
+    }
+    prefix = std::stoi(std::string(digits));
+  }
+  // An IPv4-mapped network is kept as IPv4, since client addresses are folded the same way before matching.
+  static constexpr std::array<std::uint8_t, 12> kMapped{0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff};
+  const bool mapped = v6 && prefix >= 96 && std::equal(kMapped.begin(), kMapped.end(), bytes.begin());
+  const auto first = bytes.begin() + (mapped ? 12 : 0);
+  Cidr cidr{std::string(text), std::vector<std::uint8_t>(first, first + (v6 && !mapped ? 16 : 4)),
+            mapped ? prefix - 96 : prefix};
+  for (std::size_t i = 0; i < cidr.net.size(); ++i) {
+    const int bits_kept = std::clamp(cidr.prefix - static_cast<int>(i) * 8, 0, 8);
+    cidr.net[i] &= static_cast<std::uint8_t>(0xff00u >> bits_kept);
+  }
+  return cidr;
+}
+
+std::optional<Balance> parse_balance(std::string_view text, std::string& why) {
+  if (text == "round_robin") return Balance::kRoundRobin;
+  if (text == "least_request") return Balance::kLeastRequest;
+  if (text == "random") return Balance::kRandom;
+  why = "unknown balance " + quoted(text) + " (allowed: round_robin, least_request, random)";
+  return std::nullopt;
+}
+
+std::optional<std::string> parse_log_level(std::string_view text, std::string& why) {
+  if (std::find(kLogLevels.begin(), kLogLevels.end(), text) != kLogLevels.end()) return std::string(text);
+  why = "unknown log level " + quoted(text) + " (allowed: trace, debug, info, warn, error, critical, off)";
+  return std::nullopt;
+}
+
+std::optional<std::string> parse_access_log(std::string_view text, std::string& why) {
+  if (!text.empty()) return std::string(text);
+  why = "must be stdout, off or a file path";
+  return std::nullopt;
+}
+
+std::optional<std::string> parse_name(std::string_view text, std::string& why) {
+  const auto ok = [](char c) { return is_alnum(c) || c == '_' || c == '.' || c == '-'; };
+  if (!text.empty() && std::all_of(text.begin(), text.end(), ok)) return std::string(text);
+  why = "bad name " + quoted(text) + ": use only letters, digits, '_', '.' and '-'";
+  return std::nullopt;
+}
+
+std::optional<std::string> parse_method(std::string_view text, std::string& why) {
+  const auto token_char = [](char c) {
+    return is_alnum(c) || std::strchr("!#$%&'*+-.^_`|~", c) != nullptr;
+  };
+  if (text.empty() || !std::all_of(text.begin(), text.end(), token_char)) {
+    why = quoted(text) + " is not an HTTP method token";
+    return std::nullopt;
+  }
+  if (std::any_of(text.begin(), text.end(), is_lower)) {
+    why = "method " + quoted(text) + " must be upper case (" + upper_case(text) + "): methods are case-sensitive";
+    return std::nullopt;
+  }
+  return std::string(text);
+}
+
+std::optional<std::string> parse_route_host(std::string_view text, std::string& why) {
+  std::string host = lower_case(text);
+  if (host.find(':') != std::string::npos) {
+    why = "host " + quoted(text) + " must not carry a port (a route matches the host on any port)";
+    return std::nullopt;
+  }
+  const std::string_view name = std::string_view(host).substr(host.starts_with("*.") ? 2 : 0);
+  if (!is_host_name(name)) {
+    why = "bad host " + quoted(text) + ": expected a host name such as api.example.com or *.example.com";
+    return std::nullopt;
+  }
+  return host;
+}
+
+std::optional<std::string> parse_strip_prefix(std::string_view text, std::string& why) {
+  if (!text.starts_with('/') || text.size() < 2 || text.ends_with('/') || text.find("//") != std::string_view::npos) {
+    why = "bad prefix " + quoted(text) + ": must start with '/', not end with '/', e.g. /v1";
+    return std::nullopt;
+  }
+  return std::string(text);
+}
+
+std::optional<std::string> strip_prefix_mismatch(std::string_view prefix, std::string_view pattern) {
+  std::size_t at = 0;  // the '/' that starts the current segment, in both strings
+  while (at < prefix.size()) {
+    const std::size_t prefix_end = std::min(prefix.find('/', at + 1), prefix.size());
+    if (at >= pattern.size()) return "path " + quoted(pattern) + " is shorter than the prefix";
+    const std::size_t pattern_end = std::min(pattern.find('/', at + 1), pattern.size());
+    const std::string_view segment = pattern.substr(at + 1, pattern_end - at - 1);
+    if (segment.starts_with(':') || segment.starts_with('*')) return std::nullopt;
+    if (segment != prefix.substr(at + 1, prefix_end - at - 1)) {
+      return "prefix " + quoted(prefix) + " can never match path " + quoted(pattern);
+    }
+    at = prefix_end;
+  }
+  return std::nullopt;
+}
+
+}  // namespace apigw::config

@@ -1,0 +1,46 @@
+// Parsers from one scalar's text to one typed config value. Pure (no YAML, no I/O); each returns the value, or
+// nullopt with `why` set to a reason that the caller prefixes with the field's name and position.
+#pragma once
+
+#include <optional>
+#include <string>
+#include <string_view>
+
+#include "apigw/config/config.h"
+
+namespace apigw::config {
+
+inline constexpr unsigned kMaxWorkers = 1024;
+inline constexpr unsigned kMaxRetryAttempts = 10;
+
+std::optional<core::Duration> parse_duration_value(std::string_view text, std::string& why);
+std::optional<core::Duration> parse_positive_duration(std::string_view text, std::string& why);
+std::optional<std::uint64_t> parse_positive_size(std::string_view text, std::string& why);
+std::optional<unsigned> parse_whole_number(std::string_view text, unsigned min, unsigned max, std::string& why);
+std::optional<bool> parse_bool(std::string_view text, std::string& why);
+
+// "127.0.0.1:8080" or "[::1]:8080"; the listen address must be an IP literal.
+std::optional<Endpoint> parse_listen(std::string_view text, std::string& why);
+// As parse_listen, but a host name ("users.internal:9001") is also accepted; it is not resolved here.
+std::optional<Endpoint> parse_endpoint(std::string_view text, std::string& why);
+// "10.0.0.0/8", "fd00::/8"; a bare address is a /32 or /128. Host bits are cleared, `text` keeps the input.
+std::optional<Cidr> parse_cidr(std::string_view text, std::string& why);
+
+std::optional<Balance> parse_balance(std::string_view text, std::string& why);
+std::optional<std::string> parse_log_level(std::string_view text, std::string& why);
+std::optional<std::string> parse_access_log(std::string_view text, std::string& why);
+
+// Route and upstream names: [A-Za-z0-9_.-]+, so they are safe in logs, metrics and headers.
+std::optional<std::string> parse_name(std::string_view text, std::string& why);
+// An upper-case HTTP method token; lower case is refused rather than fixed, since methods are case-sensitive.
+std::optional<std::string> parse_method(std::string_view text, std::string& why);
+// "api.example.com" or "*.example.com", returned in lower case; no port.
+std::optional<std::string> parse_route_host(std::string_view text, std::string& why);
+// "/v1": starts with '/', no trailing '/', no empty segments.
+std::optional<std::string> parse_strip_prefix(std::string_view text, std::string& why);
+
+// Why `prefix` can never be stripped from a path that matches `pattern` (a static segment differs, or the
+// pattern is too short); nullopt when it may apply. Segments that are `:param` or `*rest` may match anything.
+std::optional<std::string> strip_prefix_mismatch(std::string_view prefix, std::string_view pattern);
+
+}  // namespace apigw::config

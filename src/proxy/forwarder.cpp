@@ -1,0 +1,455 @@
+// One request's way to an upstream and its response's way back (see forwarder.h).
+#include "apigw/proxy/forwarder.h"
+
+#include <array>
+#include <span>
+
+#include <boost/asio/as_tuple.hpp>
+#include <boost/asio/use_awaitable.hpp>
+#include <boost/asio/write.hpp>
+#include <boost/beast/core/string.hpp>
+#include <boost/beast/http/read.hpp>
+#include <fmt/format.h>
+
+#include "apigw/http/local_reply.h"
+#include "apigw/proxy/header_rules.h"
+
+namespace apigw::proxy {
+namespace asio = boost::asio;
+namespace beast = boost::beast;
+namespace bhttp = boost::beast::http;
+using boost::system::error_code;
+
+namespace {
+
+constexpr auto kNoThrow = asio::as_tuple(asio::use_awaitable);
+constexpr std::string_view kCrlf = "\r\n";
+constexpr std::string_view kLastChunk = "0\r\n\r\n";
+
+bool is_idempotent(bhttp::verb method) {
+  switch (method) {
+    case bhttp::verb::get:
+    case bhttp::verb::head:
+    case bhttp::verb::options:
+    case bhttp::verb::trace:
+    case bhttp::verb::put:
+    case bhttp::verb::delete_:
+      return true;
+    default:
+      return false;
+  }
+}
+
+bool is_timeout(const error_code& error) { return error == beast::error::timeout; }
+
+void append_header(std::string& out, std::string_view name, std::string_view value) {
+  out.append(name);
+  out.append(": ");
+  out.append(value);
+  out.append(kCrlf);
+}
+
+// The forwarding headers a client may only set through a trusted proxy.
+enum class ForwardingHeader { kNone, kFor, kProto, kHost, kRealIp, kForwarded, kRequestId, kApigw };
+
+ForwardingHeader classify(bhttp::field field, std::string_view name) {
+  if (field == bhttp::field::forwarded) return ForwardingHeader::kForwarded;
+  if (field != bhttp::field::unknown || name.size() < 9 || (name[0] != 'x' && name[0] != 'X')) {
+    return ForwardingHeader::kNone;
+  }
+  if (beast::iequals(name, "x-forwarded-for")) return ForwardingHeader::kFor;
+  if (beast::iequals(name, "x-forwarded-proto")) return ForwardingHeader::kProto;
+  if (beast::iequals(name, "x-forwarded-host")) return ForwardingHeader::kHost;
+  if (beast::iequals(name, "x-real-ip")) return ForwardingHeader::kRealIp;
+  if (beast::iequals(name, "x-request-id")) return ForwardingHeader::kRequestId;
+  if (beast::iequals(name.substr(0, 8), "x-apigw-")) return ForwardingHeader::kApigw;
+  return ForwardingHeader::kNone;
+}
+
+}  // namespace
+
+Forwarder::Forwarder(ClientSide client, const ForwardRequest& request, upstream::UpstreamPool& pool)
+    : client_(client), request_(request), pool_(pool) {}
+
+void Forwarder::local_reply(unsigned status, std::string message) {
+  result_.kind = ForwardResult::Kind::kLocalReply;
+  result_.status = status;
+  result_.message = std::move(message);
+}
+
+asio::awaitable<ForwardResult> Forwarder::run() {
+  auto& request = client_.parser.get();
+  head_request_ = request.method() == bhttp::verb::head;
+  idempotent_ = is_idempotent(request.method());
+  chunked_ = client_.parser.chunked();
+  if (const auto length = client_.parser.content_length()) length_ = *length;
+  has_body_ = chunked_ || (length_ && *length_ > 0);
+  buffered_ = has_body_ && !chunked_ && *length_ <= kBufferedBodyLimit;
+  result_.body_consumed = !has_body_;
+
+  if (has_body_ && request.version() == 11) {
+    const auto expect = request.find(bhttp::field::expect);
+    if (expect != request.end() && beast::iequals(expect->value(), "100-continue")) {
+      // The client waits for this before sending the body; the upstream never sees Expect.
+      static constexpr std::string_view kContinue = "HTTP/1.1 100 Continue\r\n\r\n";
+      client_.deadline.arm(client_.io_timeout);
+      auto [error, n] = co_await asio::async_write(client_.socket, asio::buffer(kContinue), kNoThrow);
+      if (error) co_return result_;  // kAbort
+    }
+  }
+  if (buffered_ && !co_await read_buffered_body()) co_return result_;
+  build_request_head();
+
+  unsigned retries_left = pool_.upstream().config.retry_attempts;
+  bool stale_retry_used = false;
+  bool fresh = false;
+  std::size_t avoid = upstream::kNoEndpoint;
+  for (;;) {
+    const std::size_t endpoint = pool_.pick(avoid);
+    if (endpoint != upstream::kNoEndpoint) result_.endpoint = pool_.endpoint_text(endpoint);
+    if (endpoint == upstream::kNoEndpoint) {
+      local_reply(503, fmt::format("upstream '{}' has no endpoint", pool_.upstream().config.name));
+      co_return result_;
+    }
+    upstream::AcquireResult acquired = co_await pool_.acquire(endpoint, fresh);
+    fresh = false;
+    if (acquired.pool_full) {
+      local_reply(503, fmt::format("upstream '{}' has no free connection", pool_.upstream().config.name));
+      co_return result_;
+    }
+    if (acquired.error) {
+      // Nothing reached the upstream, so any method may try another endpoint.
+      if (retries_left > 0 && replayable()) {
+        --retries_left;
+        avoid = endpoint;
+        continue;
+      }
+      const bool timed_out = is_timeout(acquired.error);
+      local_reply(timed_out ? 504 : 502,
+                  fmt::format("cannot connect to upstream '{}' at {}: {}", pool_.upstream().config.name,
+                              pool_.endpoint_text(endpoint),
+                              timed_out ? std::string("connect timed out") : acquired.error.message()));
+      co_return result_;
+    }
+
+    upstream::UpstreamConnectionPtr connection = std::move(acquired.connection);
+    const Attempt attempt = co_await exchange(*connection);
+    if (attempt.outcome == AttemptOutcome::kResponseHead) {
+      co_await relay_response(std::move(connection));
+      co_return result_;
+    }
+    pool_.release(std::move(connection), false);
+    if (attempt.outcome == AttemptOutcome::kClientFailed) co_return result_;
+
+    // A kept-alive connection the upstream closed while it sat idle fails before any response byte: the request
+    // was most likely never processed, so an idempotent request gets one extra try on a fresh connection.
+    const bool stale = acquired.reused && !attempt.got_response_bytes && !is_timeout(attempt.error);
+    if (stale && idempotent_ && replayable() && !stale_retry_used) {
+      stale_retry_used = true;
+      fresh = true;
+      avoid = upstream::kNoEndpoint;
+      continue;
+    }
+    if (is_timeout(attempt.error)) {
+      local_reply(504, fmt::format("upstream '{}' at {} timed out", pool_.upstream().config.name,
+                                   pool_.endpoint_text(endpoint)));
+      co_return result_;
+    }
+    if (retries_left > 0 && idempotent_ && replayable()) {
+      --retries_left;
+      avoid = endpoint;
+      continue;
+    }
+    local_reply(502, fmt::format("upstream '{}' at {} failed: {}", pool_.upstream().config.name,
+                                 pool_.endpoint_text(endpoint), attempt.error.message()));
+    co_return result_;
+  }
+}
+
+asio::awaitable<error_code> Forwarder::read_client_chunk(char* data, std::size_t size, std::size_t& got) {
+  auto& body = client_.parser.get().body();
+  body.data = data;
+  body.size = size;
+  client_.deadline.arm(client_.io_timeout);
+  auto [error, n] = co_await bhttp::async_read_some(client_.socket, client_.buffer, client_.parser, kNoThrow);
+  if (error == bhttp::error::need_buffer) error = {};
+  got = size - body.size;
+  co_return error;
+}
+
+void Forwarder::fail_on_client(const error_code& error) {
+  if (error == bhttp::error::body_limit) {
+    local_reply(413, "request body exceeds server.limits.max_body_bytes");
+  } else if (client_.deadline.expired) {
+    local_reply(408, "request body not received in time");
+  } else if (error == bhttp::error::partial_message || error == bhttp::error::end_of_stream) {
+    result_.kind = ForwardResult::Kind::kAbort;  // the client went away mid-body
+  } else if (error.category() == make_error_code(bhttp::error::bad_method).category()) {
+    local_reply(400, fmt::format("malformed request body: {}", error.message()));
+  } else {
+    result_.kind = ForwardResult::Kind::kAbort;  // the client went away
+  }
+  result_.body_consumed = false;
+}
+
+asio::awaitable<bool> Forwarder::read_buffered_body() {
+  body_.resize(*length_);
+  std::size_t filled = 0;
+  while (!client_.parser.is_done()) {
+    std::size_t got = 0;
+    const error_code error = co_await read_client_chunk(body_.data() + filled, body_.size() - filled, got);
+    filled += got;
+    if (error) {
+      fail_on_client(error);
+      co_return false;
+    }
+  }
+  result_.body_consumed = true;
+  co_return true;
+}
+
+void Forwarder::build_request_head() {
+  const auto& request = client_.parser.get();
+  const HopByHopRules rules(request);
+  std::string& out = request_head_;
+  out.reserve(512);
+  out.append(request.method_string());
+  out.push_back(' ');
+  out.append(request_.path);
+  if (request_.has_query) {
+    out.push_back('?');
+    out.append(request_.query);
+  }
+  out.append(" HTTP/1.1\r\n");
+
+  std::string forwarded_for;
+  bool has_host = false, has_proto = false, has_forwarded_host = false;
+  for (const auto& field : request) {
+    const std::string_view name = field.name_string();
+    if (rules.drop(field.name(), name) || field.name() == bhttp::field::expect) continue;
+    if (field.name() == bhttp::field::host) {
+      if (!request_.authority.empty()) continue;  // absolute-form: the target's authority is the host
+      has_host = true;
+    }
+    switch (classify(field.name(), name)) {
+      case ForwardingHeader::kFor:
+        if (request_.trusted_peer) {
+          if (!forwarded_for.empty()) forwarded_for.append(", ");
+          forwarded_for.append(field.value());
+        }
+        continue;
+      case ForwardingHeader::kProto:
+        if (!request_.trusted_peer) continue;
+        has_proto = true;
+        break;
+      case ForwardingHeader::kHost:
+        if (!request_.trusted_peer) continue;
+        has_forwarded_host = true;
+        break;
+      case ForwardingHeader::kRealIp:
+      case ForwardingHeader::kForwarded:
+        if (!request_.trusted_peer) continue;
+        break;
+      case ForwardingHeader::kRequestId:
+      case ForwardingHeader::kApigw:
+        continue;
+      case ForwardingHeader::kNone:
+        break;
+    }
+    append_header(out, name, field.value());
+  }
+  if (!has_host && !request_.host.empty()) append_header(out, "Host", request_.host);
+  if (!forwarded_for.empty()) forwarded_for.append(", ");
+  forwarded_for.append(request_.peer_address);
+  append_header(out, "X-Forwarded-For", forwarded_for);
+  if (!has_proto) append_header(out, "X-Forwarded-Proto", "http");
+  if (!has_forwarded_host && !request_.host.empty()) append_header(out, "X-Forwarded-Host", request_.host);
+  append_header(out, "X-Request-Id", request_.request_id);
+  if (chunked_) {
+    append_header(out, "Transfer-Encoding", "chunked");
+  } else if (length_) {
+    append_header(out, "Content-Length", fmt::format_int(*length_).str());
+  }
+  out.append(kCrlf);
+}
+
+asio::awaitable<Forwarder::Attempt> Forwarder::exchange(upstream::UpstreamConnection& connection) {
+  const auto timeout = pool_.upstream().config.timeout;
+  Attempt attempt;
+  connection.stream.expires_after(timeout);
+  if (has_body_ && !buffered_) {
+    attempt = co_await stream_request_body(connection);
+    if (attempt.outcome != AttemptOutcome::kResponseHead) co_return attempt;
+  } else {
+    const std::array<asio::const_buffer, 2> buffers{asio::buffer(request_head_), asio::buffer(body_)};
+    auto [error, n] = co_await asio::async_write(connection.stream, buffers, kNoThrow);
+    if (error) {
+      attempt.error = error;
+      co_return attempt;
+    }
+  }
+
+  // The response deadline runs from the end of the request to the end of the response.
+  connection.stream.expires_after(timeout);
+  for (;;) {
+    response_.emplace();
+    response_->header_limit(kMaxResponseHeadBytes);
+    response_->body_limit(boost::none);
+    if (head_request_) response_->skip(true);
+    auto [error, n] = co_await bhttp::async_read_header(connection.stream, connection.buffer, *response_, kNoThrow);
+    attempt.got_response_bytes = attempt.got_response_bytes || n > 0 || connection.buffer.size() > 0;
+    if (error) {
+      attempt.error = error;
+      co_return attempt;
+    }
+    const unsigned status = response_->get().result_int();
+    if (status == 101) {
+      attempt.error = bhttp::error::bad_status;  // apigw never forwards Upgrade, so 101 is a broken upstream
+      co_return attempt;
+    }
+    if (status >= 200) break;
+    // Interim 1xx responses (100 Continue, 103 Early Hints) are consumed here.
+  }
+  attempt.outcome = AttemptOutcome::kResponseHead;
+  co_return attempt;
+}
+
+asio::awaitable<Forwarder::Attempt> Forwarder::stream_request_body(upstream::UpstreamConnection& connection) {
+  Attempt attempt;
+  const auto timeout = pool_.upstream().config.timeout;
+  relay_ = std::make_unique<char[]>(kRelayChunk);
+  bool head_sent = false;
+  while (!head_sent || !client_.parser.is_done()) {
+    std::size_t got = 0;
+    if (!client_.parser.is_done()) {
+      const error_code error = co_await read_client_chunk(relay_.get(), kRelayChunk, got);
+      if (error) {
+        fail_on_client(error);
+        attempt.outcome = AttemptOutcome::kClientFailed;
+        co_return attempt;
+      }
+    }
+    const bool last = client_.parser.is_done();
+    char size_line[24];
+    const auto size_end = fmt::format_to(size_line, "{:x}\r\n", got);
+    std::array<asio::const_buffer, 5> buffers{};
+    std::size_t count = 0;
+    if (!head_sent) buffers[count++] = asio::buffer(request_head_);
+    if (chunked_ && got > 0) buffers[count++] = asio::buffer(size_line, size_end - size_line);
+    buffers[count++] = asio::buffer(relay_.get(), got);
+    if (chunked_ && got > 0) buffers[count++] = asio::buffer(kCrlf);
+    if (chunked_ && last) buffers[count++] = asio::buffer(kLastChunk);
+    connection.stream.expires_after(timeout);
+    auto [error, n] = co_await asio::async_write(
+        connection.stream, std::span<const asio::const_buffer>(buffers.data(), count), kNoThrow);
+    if (error) {
+      // The body was partly consumed: the request cannot be replayed, whatever the method.
+      attempt.error = error;
+      result_.body_consumed = false;
+      co_return attempt;
+    }
+    head_sent = true;
+  }
+  result_.body_consumed = true;
+  attempt.outcome = AttemptOutcome::kResponseHead;
+  co_return attempt;
+}
+
+std::string Forwarder::build_response_head(bool& keep_alive, bool& chunked, bool& has_body) {
+  const auto& response = response_->get();
+  const unsigned status = response.result_int();
+  has_body = !head_request_ && status != 204 && status != 304;
+  const HopByHopRules rules(response);
+  const bool client_http11 = client_.parser.get().version() == 11;
+  chunked = has_body && !response_->content_length() && client_http11;
+  // Without a length and without chunked, the end of the body is the end of the connection.
+  keep_alive = request_.keep_alive && (!has_body || response_->content_length() || chunked);
+
+  std::string out;
+  out.reserve(512);
+  const std::string_view reason = response.reason();
+  fmt::format_to(std::back_inserter(out), "HTTP/1.1 {} {}\r\n", status,
+                 reason.empty() ? apigw::http::reason_phrase(status) : reason);
+  bool has_date = false;
+  for (const auto& field : response) {
+    const std::string_view name = field.name_string();
+    if (rules.drop(field.name(), name)) continue;
+    const ForwardingHeader kind = classify(field.name(), name);
+    if (kind == ForwardingHeader::kRequestId || kind == ForwardingHeader::kApigw) continue;
+    has_date = has_date || field.name() == bhttp::field::date;
+    append_header(out, name, field.value());
+  }
+  if (!has_date) append_header(out, "Date", apigw::http::http_date());
+  append_header(out, "X-Request-Id", request_.request_id);
+  if (request_.debug_headers) {
+    append_header(out, "X-Apigw-Route", request_.route->name);
+    append_header(out, "X-Apigw-Upstream", pool_.upstream().config.name);
+  }
+  if (chunked) {
+    append_header(out, "Transfer-Encoding", "chunked");
+  } else if (response_->content_length() && (has_body || head_request_ || status == 304)) {
+    // A HEAD or 304 answer carries the length the full response would have.
+    append_header(out, "Content-Length", fmt::format_int(*response_->content_length()).str());
+  }
+  if (!keep_alive) {
+    append_header(out, "Connection", "close");
+  } else if (!client_http11) {
+    append_header(out, "Connection", "keep-alive");
+  }
+  out.append(kCrlf);
+  return out;
+}
+
+asio::awaitable<void> Forwarder::relay_response(upstream::UpstreamConnectionPtr connection) {
+  bool keep_alive = false, chunked = false, has_body = false;
+  const std::string head = build_response_head(keep_alive, chunked, has_body);
+  result_.status = response_->get().result_int();
+  if (!relay_) relay_ = std::make_unique<char[]>(kRelayChunk);
+
+  bool head_sent = false;
+  for (;;) {
+    std::size_t got = 0;
+    if (has_body && !response_->is_done()) {
+      auto& body = response_->get().body();
+      body.data = relay_.get();
+      body.size = kRelayChunk;
+      auto [error, n] = co_await bhttp::async_read_some(connection->stream, connection->buffer, *response_, kNoThrow);
+      if (error == bhttp::error::need_buffer) error = {};
+      got = kRelayChunk - body.size;
+      if (error) {
+        // The response was cut short; the client must not take a truncated body for a whole one.
+        pool_.release(std::move(connection), false);
+        result_.kind = ForwardResult::Kind::kAbort;
+        co_return;
+      }
+    }
+    const bool last = !has_body || response_->is_done();
+    char size_line[24];
+    const auto size_end = fmt::format_to(size_line, "{:x}\r\n", got);
+    std::array<asio::const_buffer, 5> buffers{};
+    std::size_t count = 0;
+    if (!head_sent) buffers[count++] = asio::buffer(head);
+    if (chunked && got > 0) buffers[count++] = asio::buffer(size_line, size_end - size_line);
+    buffers[count++] = asio::buffer(relay_.get(), got);
+    if (chunked && got > 0) buffers[count++] = asio::buffer(kCrlf);
+    if (chunked && last) buffers[count++] = asio::buffer(kLastChunk);
+    client_.deadline.arm(client_.io_timeout);
+    auto [error, n] = co_await asio::async_write(
+        client_.socket, std::span<const asio::const_buffer>(buffers.data(), count), kNoThrow);
+    result_.bytes += n;
+    head_sent = true;
+    if (error) {
+      pool_.release(std::move(connection), false);
+      result_.kind = ForwardResult::Kind::kAbort;
+      co_return;
+    }
+    if (last) break;
+  }
+  const bool reusable = response_->get().keep_alive() && response_->is_done() && connection->buffer.size() == 0;
+  ++connection->requests;
+  pool_.release(std::move(connection), reusable);
+  result_.kind = ForwardResult::Kind::kResponded;
+  result_.keep_alive = keep_alive;
+}
+
+}  // namespace apigw::proxy

@@ -1,0 +1,347 @@
+// A client connection's request loop (see client_session.h).
+#include "apigw/server/client_session.h"
+
+#include <boost/asio/as_tuple.hpp>
+#include <boost/asio/use_awaitable.hpp>
+#include <boost/asio/write.hpp>
+#include <fmt/format.h>
+
+#include "apigw/http/request_head.h"
+#include "apigw/http/request_id.h"
+#include "apigw/http/request_target.h"
+#include "apigw/server/worker.h"
+
+namespace apigw::server {
+namespace asio = boost::asio;
+namespace beast = boost::beast;
+namespace bhttp = boost::beast::http;
+using boost::system::error_code;
+using Clock = core::Deadline::Clock;
+
+namespace {
+constexpr auto kNoThrow = asio::as_tuple(asio::use_awaitable);
+constexpr std::size_t kReadChunk = 8 * 1024;
+// After an error reply, unread input is drained this long so that the client reads the reply instead of a reset.
+constexpr auto kLingerTime = std::chrono::seconds(1);
+constexpr std::size_t kLingerBytes = 1024 * 1024;
+}  // namespace
+
+struct ClientSession::Exchange {
+  Clock::time_point start = Clock::now();
+  config::SnapshotPtr snapshot;
+  std::string request_id;
+  std::string_view method = "-";
+  std::string_view target = "-";
+  http::RequestTarget parsed_target;
+  std::string target_storage;
+  std::string_view host;
+  const config::Route* route = nullptr;
+  std::string_view upstream;
+  std::string_view endpoint;
+  unsigned status = 0;
+  std::uint64_t bytes = 0;
+};
+
+ClientSession::ClientSession(Worker& worker, asio::ip::tcp::socket socket)
+    : worker_(worker), socket_(std::move(socket)) {
+  error_code error;
+  const auto peer = socket_.remote_endpoint(error);
+  if (!error) {
+    auto address = peer.address();
+    if (address.is_v6() && address.to_v6().is_v4_mapped()) {
+      address = asio::ip::make_address_v4(asio::ip::v4_mapped, address.to_v6());
+    }
+    peer_address_ = address.to_string();
+    peer_ip_ = http::parse_ip(peer_address_);
+  }
+  socket_.set_option(asio::ip::tcp::no_delay(true), error);
+  worker_.attach(this);
+}
+
+ClientSession::~ClientSession() { worker_.detach(this); }
+
+void ClientSession::check_deadline(Clock::time_point now) {
+  if (deadline_.expire(now)) {
+    error_code ignored;
+    socket_.cancel(ignored);
+  }
+}
+
+void ClientSession::on_drain() {
+  if (idle_) force_close();
+}
+
+void ClientSession::force_close() {
+  closed_ = true;
+  error_code ignored;
+  socket_.shutdown(asio::socket_base::shutdown_both, ignored);
+  socket_.cancel(ignored);
+}
+
+asio::awaitable<void> ClientSession::run() {
+  for (bool first = true; !closed_; first = false) {
+    if (!co_await wait_for_request(first)) break;
+    if (!co_await serve_request()) break;
+    if (worker_.draining()) break;
+  }
+  error_code ignored;
+  socket_.close(ignored);
+}
+
+asio::awaitable<bool> ClientSession::wait_for_request(bool first) {
+  const auto& limits = worker_.snapshot()->config.server.limits;
+  if (first) {
+    // A new connection has header_timeout to send its first request.
+    deadline_.arm(limits.header_timeout);
+    co_return true;
+  }
+  if (buffer_.size() != 0) {
+    deadline_.arm(limits.header_timeout);  // a pipelined request is already here
+    co_return true;
+  }
+  // Keep-alive: the next request may take idle_timeout to start, then header_timeout to complete.
+  idle_ = true;
+  deadline_.arm(limits.idle_timeout);
+  auto [error, n] = co_await socket_.async_read_some(buffer_.prepare(kReadChunk), kNoThrow);
+  idle_ = false;
+  buffer_.commit(n);
+  if (error || closed_) co_return false;
+  deadline_.arm(limits.header_timeout);
+  co_return true;
+}
+
+asio::awaitable<ClientSession::HeadResult> ClientSession::read_head() {
+  const auto& limits = worker_.snapshot()->config.server.limits;
+  http::RequestHeadScanner scanner;
+  for (;;) {
+    std::string_view data(static_cast<const char*>(buffer_.data().data()), buffer_.size());
+    if (scanner.scanned() == 0) {
+      if (const std::size_t blank = http::leading_empty_lines(data); blank > 0) {
+        buffer_.consume(blank);
+        continue;
+      }
+    }
+    const http::HeadScan scan = scanner.scan(data);
+    if (scan.state == http::HeadScan::State::kComplete) co_return HeadResult{HeadResult::Kind::kHead, scan.length};
+    if (scan.state == http::HeadScan::State::kBad) co_return HeadResult{HeadResult::Kind::kReply, 0, 400, scan.reason};
+    if (scanner.in_request_line() && data.size() > limits.max_uri_bytes + 32) {
+      co_return HeadResult{HeadResult::Kind::kReply, 0, 414, "request target exceeds server.limits.max_uri_bytes"};
+    }
+    if (data.size() > limits.max_header_bytes) {
+      if (scanner.in_request_line()) {
+        co_return HeadResult{HeadResult::Kind::kReply, 0, 414, "request line exceeds server.limits.max_header_bytes"};
+      }
+      co_return HeadResult{HeadResult::Kind::kReply, 0, 431, "request head exceeds server.limits.max_header_bytes"};
+    }
+    auto [error, n] = co_await socket_.async_read_some(buffer_.prepare(kReadChunk), kNoThrow);
+    buffer_.commit(n);
+    if (error) {
+      // A client that started a request but did not finish its head in time is told so; one that sent nothing
+      // or went away is just closed.
+      if (deadline_.expired && buffer_.size() != 0 && !closed_) {
+        co_return HeadResult{HeadResult::Kind::kReply, 0, 408, "request head not received within header_timeout"};
+      }
+      co_return HeadResult{};
+    }
+  }
+}
+
+asio::awaitable<bool> ClientSession::serve_request() {
+  Exchange exchange;
+  exchange.snapshot = worker_.snapshot();
+  const HeadResult head = co_await read_head();
+  if (head.kind == HeadResult::Kind::kClosed) co_return false;
+  exchange.request_id = http::generate_request_id();
+  if (head.kind == HeadResult::Kind::kReply) {
+    http::LocalReply reply;
+    reply.status = head.status;
+    reply.message = head.message;
+    co_await send_reply(exchange, reply);
+    co_return false;
+  }
+
+  const auto& limits = exchange.snapshot->config.server.limits;
+  parser_.emplace();
+  parser_->header_limit(static_cast<std::uint32_t>(limits.max_header_bytes + 4));
+  parser_->body_limit(limits.max_body_bytes);
+  error_code error;
+  parser_->put(asio::buffer(buffer_.data().data(), head.length), error);
+  if (!error && !parser_->is_header_done()) error = bhttp::error::need_more;
+  if (error) {
+    const std::string message = fmt::format("malformed request: {}", error.message());
+    http::LocalReply reply;
+    reply.status = error == bhttp::error::body_limit ? 413 : 400;
+    reply.message = reply.status == 413 ? std::string_view("request body exceeds server.limits.max_body_bytes")
+                                        : std::string_view(message);
+    co_await send_reply(exchange, reply);
+    co_return false;
+  }
+  buffer_.consume(head.length);
+
+  const auto& request = parser_->get();
+  exchange.method = request.method_string();
+  exchange.target = request.target();
+  if (const auto id = request.find("X-Request-Id"); id != request.end() && http::is_sane_request_id(id->value())) {
+    exchange.request_id = std::string(id->value());
+  }
+  if (std::optional<http::LocalReply> reply = check_request(exchange)) {
+    co_await send_reply(exchange, *reply);
+    co_return false;
+  }
+  co_return co_await route_and_forward(exchange);
+}
+
+std::optional<http::LocalReply> ClientSession::check_request(Exchange& exchange) {
+  const auto& request = parser_->get();
+  const auto& limits = exchange.snapshot->config.server.limits;
+  http::LocalReply reply;
+  reply.status = 400;
+  if (request.version() != 10 && request.version() != 11) {
+    reply.status = 505;
+    reply.message = "only HTTP/1.0 and HTTP/1.1 are served";
+    return reply;
+  }
+  if (request.find(bhttp::field::transfer_encoding) != request.end() && !parser_->chunked()) {
+    reply.message = "Transfer-Encoding other than chunked";
+    return reply;
+  }
+  if (exchange.target.size() > limits.max_uri_bytes) {
+    reply.status = 414;
+    reply.message = "request target exceeds server.limits.max_uri_bytes";
+    return reply;
+  }
+  if (const std::string_view error =
+          http::parse_request_target(exchange.target, exchange.parsed_target, exchange.target_storage);
+      !error.empty()) {
+    reply.message = error;
+    return reply;
+  }
+  const std::size_t hosts = request.count(bhttp::field::host);
+  if (hosts > 1 || (hosts == 0 && request.version() == 11)) {
+    reply.message = hosts > 1 ? "more than one Host header" : "missing Host header";
+    return reply;
+  }
+  exchange.host = exchange.parsed_target.authority;
+  if (exchange.host.empty() && hosts == 1) exchange.host = request.at(bhttp::field::host);
+  return std::nullopt;
+}
+
+asio::awaitable<bool> ClientSession::route_and_forward(Exchange& exchange) {
+  const config::Snapshot& snapshot = *exchange.snapshot;
+  const auto& request = parser_->get();
+  const auto match = snapshot.trie.match(exchange.host, exchange.method, exchange.parsed_target.path);
+  if (match.kind != routing::RouteTrieMatch::Kind::kFound) {
+    http::LocalReply reply;
+    const std::string message = fmt::format("{} {} {}", match.kind == routing::RouteTrieMatch::Kind::kNoPath
+                                                             ? "no route matches" : "method not allowed for",
+                                            exchange.method, exchange.parsed_target.path);
+    reply.status = match.kind == routing::RouteTrieMatch::Kind::kNoPath ? 404 : 405;
+    reply.message = message;
+    reply.allow = match.allow;
+    co_await send_reply(exchange, reply);
+    co_return !closed_ && parser_->is_done() && request.keep_alive() && !worker_.draining();
+  }
+
+  exchange.route = &snapshot.routes[match.route];
+  upstream::UpstreamPool& pool = worker_.pool(exchange.route->upstream);
+  exchange.upstream = pool.upstream().config.name;
+  proxy::ForwardRequest forward;
+  forward.route = exchange.route;
+  forward.request_id = exchange.request_id;
+  forward.path = http::strip_path_prefix(exchange.parsed_target.path, exchange.route->strip_prefix);
+  forward.query = exchange.parsed_target.query;
+  forward.has_query = exchange.parsed_target.has_query;
+  forward.authority = exchange.parsed_target.authority;
+  forward.host = exchange.host;
+  forward.peer_address = peer_address_;
+  forward.trusted_peer = snapshot.trusted_proxies.contains(peer_ip_);
+  forward.debug_headers = snapshot.config.server.debug_headers;
+  forward.keep_alive = request.keep_alive() && !worker_.draining();
+
+  const auto& limits = snapshot.config.server.limits;
+  proxy::Forwarder forwarder({socket_, buffer_, *parser_, deadline_, limits.idle_timeout}, forward, pool);
+  proxy::ForwardResult result = co_await forwarder.run();
+  exchange.endpoint = result.endpoint;
+  switch (result.kind) {
+    case proxy::ForwardResult::Kind::kResponded:
+      exchange.status = result.status;
+      exchange.bytes = result.bytes;
+      log(exchange);
+      if (!result.keep_alive) co_await close_gracefully(false);
+      co_return result.keep_alive && !closed_;
+    case proxy::ForwardResult::Kind::kLocalReply: {
+      http::LocalReply reply;
+      reply.status = result.status;
+      reply.message = result.message;
+      reply.close = !result.body_consumed || !forward.keep_alive;
+      co_await send_reply(exchange, reply);
+      co_return !reply.close && !closed_;
+    }
+    case proxy::ForwardResult::Kind::kAbort:
+      exchange.status = result.status == 0 ? 499 : result.status;
+      exchange.bytes = result.bytes;
+      log(exchange);
+      co_return false;
+  }
+  co_return false;
+}
+
+asio::awaitable<void> ClientSession::send_reply(Exchange& exchange, http::LocalReply reply) {
+  const bool keep_alive = !reply.close && parser_ && parser_->is_header_done() && parser_->is_done() &&
+                          parser_->get().keep_alive() && !worker_.draining();
+  reply.close = !keep_alive;
+  reply.request_id = exchange.request_id;
+  reply.head = exchange.method == "HEAD";
+  if (exchange.snapshot->config.server.debug_headers && exchange.route) {
+    reply.route = exchange.route->name;
+    reply.upstream = exchange.upstream;
+  }
+  std::string out;
+  http::write_local_reply(out, reply);
+  deadline_.arm(exchange.snapshot->config.server.limits.idle_timeout);
+  auto [error, n] = co_await asio::async_write(socket_, asio::buffer(out), kNoThrow);
+  exchange.status = reply.status;
+  exchange.bytes = n;
+  log(exchange);
+  if (error) {
+    closed_ = true;
+    co_return;
+  }
+  if (reply.close) co_await close_gracefully(true);
+}
+
+asio::awaitable<void> ClientSession::close_gracefully(bool drain_input) {
+  closed_ = true;
+  error_code ignored;
+  socket_.shutdown(asio::socket_base::shutdown_send, ignored);
+  if (drain_input) {
+    // Unread request bytes would make close() send a reset that can destroy the reply in flight.
+    deadline_.arm(kLingerTime);
+    std::size_t drained = 0;
+    char sink[4096];
+    while (drained < kLingerBytes) {
+      auto [error, n] = co_await socket_.async_read_some(asio::buffer(sink), kNoThrow);
+      if (error) break;
+      drained += n;
+    }
+  }
+  socket_.close(ignored);
+}
+
+void ClientSession::log(const Exchange& exchange) {
+  core::AccessLog& access_log = worker_.access_log();
+  if (!access_log.enabled()) return;
+  core::AccessRecord record;
+  record.request_id = exchange.request_id;
+  record.client = peer_address_;
+  record.method = exchange.method;
+  record.path = exchange.target;
+  record.status = exchange.status;
+  record.bytes = exchange.bytes;
+  record.duration = std::chrono::duration_cast<std::chrono::microseconds>(Clock::now() - exchange.start);
+  record.route = exchange.route ? std::string_view(exchange.route->name) : std::string_view();
+  record.endpoint = exchange.endpoint;
+  access_log.record(record);
+}
+
+}  // namespace apigw::server

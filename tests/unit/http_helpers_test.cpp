@@ -1,0 +1,113 @@
+// Request ids, JSON local replies and trusted-proxy matching.
+#include <gtest/gtest.h>
+
+#include <set>
+
+#include "apigw/http/client_address.h"
+#include "apigw/http/local_reply.h"
+#include "apigw/http/request_id.h"
+
+namespace apigw::http {
+namespace {
+
+TEST(RequestId, SaneIdsAreKept) {
+  EXPECT_TRUE(is_sane_request_id("abc-123_x.y:z"));
+  EXPECT_TRUE(is_sane_request_id(std::string(128, 'a')));
+  EXPECT_FALSE(is_sane_request_id(std::string(129, 'a')));
+  EXPECT_FALSE(is_sane_request_id(""));
+  EXPECT_FALSE(is_sane_request_id("a b"));
+  EXPECT_FALSE(is_sane_request_id("a\"b"));
+  EXPECT_FALSE(is_sane_request_id("a\r\nX-Evil: 1"));
+}
+
+TEST(RequestId, GeneratedIdsAreUuidV4AndUnique) {
+  std::set<std::string> seen;
+  for (int i = 0; i < 10000; ++i) {
+    const std::string id = generate_request_id();
+    ASSERT_EQ(id.size(), 36u);
+    EXPECT_EQ(id[8], '-');
+    EXPECT_EQ(id[13], '-');
+    EXPECT_EQ(id[14], '4');
+    EXPECT_EQ(id[18], '-');
+    EXPECT_NE(std::string("89ab").find(id[19]), std::string::npos);
+    EXPECT_EQ(id[23], '-');
+    EXPECT_TRUE(is_sane_request_id(id));
+    seen.insert(id);
+  }
+  EXPECT_EQ(seen.size(), 10000u);
+}
+
+TEST(LocalReply, WritesJsonWithIdAndHeaders) {
+  std::string out;
+  LocalReply reply;
+  reply.status = 405;
+  reply.message = "no \"DELETE\"\n";
+  reply.request_id = "rid-1";
+  reply.allow = "GET, HEAD";
+  reply.route = "users";
+  reply.close = true;
+  write_local_reply(out, reply);
+  EXPECT_EQ(out.rfind("HTTP/1.1 405 Method Not Allowed\r\n", 0), 0u);
+  EXPECT_NE(out.find("\r\nAllow: GET, HEAD\r\n"), std::string::npos);
+  EXPECT_NE(out.find("\r\nX-Request-Id: rid-1\r\n"), std::string::npos);
+  EXPECT_NE(out.find("\r\nX-Apigw-Route: users\r\n"), std::string::npos);
+  EXPECT_NE(out.find("\r\nConnection: close\r\n"), std::string::npos);
+  const std::string body = R"({"error":"method_not_allowed","message":"no \"DELETE\"\n","request_id":"rid-1"})"
+                           "\n";
+  EXPECT_EQ(out.substr(out.find("\r\n\r\n") + 4), body);
+  EXPECT_NE(out.find("Content-Length: " + std::to_string(body.size()) + "\r\n"), std::string::npos);
+}
+
+TEST(LocalReply, HeadGetsNoBody) {
+  std::string out;
+  LocalReply reply;
+  reply.status = 404;
+  reply.request_id = "r";
+  reply.head = true;
+  write_local_reply(out, reply);
+  EXPECT_EQ(out.substr(out.size() - 4), "\r\n\r\n");
+  EXPECT_NE(out.find("Content-Length: "), std::string::npos);
+}
+
+TEST(LocalReply, ErrorCodesByStatus) {
+  EXPECT_EQ(error_code(400), "bad_request");
+  EXPECT_EQ(error_code(408), "request_timeout");
+  EXPECT_EQ(error_code(413), "payload_too_large");
+  EXPECT_EQ(error_code(414), "uri_too_long");
+  EXPECT_EQ(error_code(431), "header_fields_too_large");
+  EXPECT_EQ(error_code(502), "bad_gateway");
+  EXPECT_EQ(error_code(503), "service_unavailable");
+  EXPECT_EQ(error_code(504), "gateway_timeout");
+}
+
+TEST(LocalReply, JsonEscapesControlCharacters) {
+  std::string out;
+  append_json_escaped(out, std::string_view("a\x01\\", 3));
+  EXPECT_EQ(out, "a\\u0001\\\\");
+}
+
+Cidr cidr(std::string_view address, int prefix) {
+  const IpBytes ip = parse_ip(address);
+  return Cidr{std::string(address), std::vector<std::uint8_t>(ip.bytes.begin(), ip.bytes.begin() + ip.size),
+              prefix};
+}
+
+TEST(TrustedProxies, MatchesByPrefix) {
+  const TrustedProxies trusted({cidr("10.0.0.0", 8), cidr("192.168.1.128", 25), cidr("::1", 128)});
+  EXPECT_TRUE(trusted.contains(parse_ip("10.200.3.4")));
+  EXPECT_FALSE(trusted.contains(parse_ip("11.0.0.1")));
+  EXPECT_TRUE(trusted.contains(parse_ip("192.168.1.200")));
+  EXPECT_FALSE(trusted.contains(parse_ip("192.168.1.100")));
+  EXPECT_TRUE(trusted.contains(parse_ip("::1")));
+  EXPECT_TRUE(trusted.contains(parse_ip("::ffff:10.1.1.1")));  // IPv4-mapped folds to IPv4
+  EXPECT_FALSE(trusted.contains(parse_ip("::2")));
+  EXPECT_FALSE(trusted.contains(parse_ip("not-an-ip")));
+}
+
+TEST(TrustedProxies, EmptyTrustsNobody) {
+  const TrustedProxies trusted;
+  EXPECT_FALSE(trusted.contains(parse_ip("127.0.0.1")));
+}
+
+}  // namespace
+}  // namespace apigw::http

@@ -1,0 +1,81 @@
+// Request-target parsing, dot-segment resolution and prefix stripping.
+#include "apigw/http/request_target.h"
+
+#include <gtest/gtest.h>
+
+namespace apigw::http {
+namespace {
+
+struct Parsed {
+  std::string error;
+  std::string path;
+  std::string query;
+  bool has_query = false;
+  std::string authority;
+};
+
+Parsed parse(std::string_view raw) {
+  RequestTarget target;
+  std::string storage;
+  const std::string_view error = parse_request_target(raw, target, storage);
+  return {std::string(error), std::string(target.path), std::string(target.query), target.has_query,
+          std::string(target.authority)};
+}
+
+TEST(RequestTarget, OriginFormSplitsPathAndQuery) {
+  const Parsed p = parse("/users/7?a=1&b=2");
+  EXPECT_EQ(p.error, "");
+  EXPECT_EQ(p.path, "/users/7");
+  EXPECT_EQ(p.query, "a=1&b=2");
+  EXPECT_TRUE(p.has_query);
+  EXPECT_FALSE(parse("/users/7").has_query);
+  EXPECT_TRUE(parse("/users/7?").has_query);
+}
+
+TEST(RequestTarget, AbsoluteFormKeepsAuthority) {
+  const Parsed p = parse("http://api.example.com:8080/users/7?x=1");
+  EXPECT_EQ(p.error, "");
+  EXPECT_EQ(p.authority, "api.example.com:8080");
+  EXPECT_EQ(p.path, "/users/7");
+  EXPECT_EQ(p.query, "x=1");
+  EXPECT_EQ(parse("HTTP://a/b").path, "/b");
+}
+
+TEST(RequestTarget, RejectsOtherForms) {
+  EXPECT_NE(parse("").error, "");
+  EXPECT_NE(parse("users/7").error, "");
+  EXPECT_NE(parse("*").error, "");
+  EXPECT_NE(parse("https://a/b").error, "");
+  EXPECT_NE(parse("http:///b").error, "");
+  EXPECT_NE(parse("http://a").error, "");
+  EXPECT_NE(parse("/a#frag").error, "");
+}
+
+TEST(RequestTarget, ResolvesDotSegments) {
+  EXPECT_EQ(parse("/public/../admin").path, "/admin");
+  EXPECT_EQ(parse("/a/./b").path, "/a/b");
+  EXPECT_EQ(parse("/a/b/..").path, "/a/");
+  EXPECT_EQ(parse("/a/%2e%2E/b").path, "/b");
+  EXPECT_EQ(parse("/a/.hidden/b").path, "/a/.hidden/b");
+  EXPECT_EQ(parse("/a/..b").path, "/a/..b");
+  EXPECT_EQ(parse("/a/b/../c?q=/../x").path, "/a/c");
+  EXPECT_EQ(parse("/a/b/../c?q=/../x").query, "q=/../x");
+}
+
+TEST(RequestTarget, RejectsClimbingAboveRoot) {
+  EXPECT_NE(parse("/../etc/passwd").error, "");
+  EXPECT_NE(parse("/a/../../b").error, "");
+  EXPECT_NE(parse("/%2e%2e/b").error, "");
+}
+
+TEST(RequestTarget, StripPrefixOnlyAtSegmentBoundary) {
+  EXPECT_EQ(strip_path_prefix("/v1/users/7", "/v1"), "/users/7");
+  EXPECT_EQ(strip_path_prefix("/v1", "/v1"), "/");
+  EXPECT_EQ(strip_path_prefix("/v1/", "/v1"), "/");
+  EXPECT_EQ(strip_path_prefix("/v10/users", "/v1"), "/v10/users");
+  EXPECT_EQ(strip_path_prefix("/users", "/v1"), "/users");
+  EXPECT_EQ(strip_path_prefix("/users", ""), "/users");
+}
+
+}  // namespace
+}  // namespace apigw::http
