@@ -97,10 +97,13 @@ UpstreamConfig read_upstream(YamlReader& reader, const std::string& name, const 
   Field body = field;
   body.label = "upstream '" + name + "'";
   std::size_t endpoints_given = 0;
+  bool endpoints_misshapen = false;  // already reported as not a list
   reader.for_each_field(body, kUpstreamKeys, [&](std::string_view key, const Field& value) {
     if (key == "balance") return assign(upstream.balance, reader.value(value, parse_balance));
-    if (key == "connect_timeout") return assign(upstream.connect_timeout, reader.value(value, parse_positive_duration));
     if (key == "timeout") return assign(upstream.timeout, reader.value(value, parse_positive_duration));
+    if (key == "connect_timeout") {
+      return assign(upstream.connect_timeout, reader.value(value, parse_positive_duration));
+    }
     if (key == "max_connections") {
       return assign(upstream.max_connections, reader.value(value, whole_number(1, kMaxConnections)));
     }
@@ -109,13 +112,14 @@ UpstreamConfig read_upstream(YamlReader& reader, const std::string& name, const 
         assign(upstream.retry_attempts, reader.value(attempts, whole_number(0, kMaxRetryAttempts)));
       });
     }
+    endpoints_misshapen = !reader.is_null(value) && !value.node->IsSequence();
     reader.for_each_item(value, [&](std::size_t, const Field& item) {
       ++endpoints_given;
       if (auto endpoint = reader.value(item, parse_endpoint)) upstream.endpoints.push_back(std::move(*endpoint));
     });
   });
-  // Only an upstream that is empty or a map gets here without an error already said about its shape.
-  if (endpoints_given == 0 && (reader.is_null(field) || field.node->IsMap())) {
+  // An upstream that is neither empty nor a map has had its shape reported already.
+  if (endpoints_given == 0 && !endpoints_misshapen && (reader.is_null(field) || field.node->IsMap())) {
     reader.error(field.key, body.label + " has no endpoints");
   }
   return upstream;
@@ -125,14 +129,14 @@ void read_upstreams(LoadState& state, YamlReader& reader, const Field& field) {
   reader.for_each_field(field, {}, [&](std::string_view key, const Field& value) {
     const std::string name(key);
     std::string why;
-    const bool name_ok = parse_name(name, why).has_value();
-    if (!name_ok) reader.error(value.key, "upstream name: " + why);
+    if (!parse_name(name, why)) reader.error(value.key, "upstream name: " + why);
     UpstreamConfig upstream = read_upstream(reader, name, value);
     const auto existing = state.config.upstreams.find(name);
     if (existing != state.config.upstreams.end()) {
       reader.error(value.key, "upstream '" + name + "' is already defined at " +
                                   position_text(existing->second.position));
-    } else if (name_ok) {
+    } else {
+      // Kept even when invalid, so that routes naming it do not add "not defined" to the real error.
       state.config.upstreams.emplace(name, std::move(upstream));
     }
   });

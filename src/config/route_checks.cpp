@@ -67,8 +67,9 @@ void check_route_table(const Config& config, const std::vector<RouteSource>& sou
     if (!error) continue;
     if (error->other && *error->other < config.routes.size()) {
       const RouteConfig& other = config.routes[*error->other];
-      errors.push_back({sources[i].path, route_label(config, i) + ": path '" + route.match.path + "' conflicts with " +
-                                             route_label(config, *error->other) + " at " + position_text(other.position) + " (" +
+      errors.push_back({sources[i].path, route_label(config, i) + ": path '" + route.match.path +
+                                             "' conflicts with " + route_label(config, *error->other) + " at " +
+                                             position_text(other.position) + " (" +
                                              conflict_reason(error->message) + ")"});
     } else {
       errors.push_back({sources[i].path, route_label(config, i) + " match.path: " + error->message});

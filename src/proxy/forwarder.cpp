@@ -1,6 +1,7 @@
 // One request's way to an upstream and its response's way back (see forwarder.h).
 #include "apigw/proxy/forwarder.h"
 
+#include <algorithm>
 #include <array>
 #include <span>
 
@@ -317,7 +318,8 @@ asio::awaitable<Forwarder::Attempt> Forwarder::exchange(upstream::UpstreamConnec
 asio::awaitable<Forwarder::Attempt> Forwarder::stream_request_body(upstream::UpstreamConnection& connection) {
   Attempt attempt;
   const auto timeout = pool_.upstream().config.timeout;
-  relay_ = std::make_unique<char[]>(kRelayChunk);
+  relay_ = std::make_unique_for_overwrite<char[]>(kRelayChunk);
+  relay_size_ = kRelayChunk;
   bool head_sent = false;
   while (!head_sent || !client_.parser.is_done()) {
     std::size_t got = 0;
@@ -404,7 +406,12 @@ asio::awaitable<void> Forwarder::relay_response(upstream::UpstreamConnectionPtr 
   bool keep_alive = false, chunked = false, has_body = false;
   const std::string head = build_response_head(keep_alive, chunked, has_body);
   result_.status = response_->get().result_int();
-  if (!relay_) relay_ = std::make_unique<char[]>(kRelayChunk);
+  if (!relay_) {
+    // Most responses are small: a buffer of their size, not of the largest chunk.
+    const auto length = response_->content_length();
+    relay_size_ = length && *length < kRelayChunk ? std::max<std::size_t>(*length, 1) : kRelayChunk;
+    relay_ = std::make_unique_for_overwrite<char[]>(relay_size_);
+  }
 
   bool head_sent = false;
   for (;;) {
@@ -412,10 +419,10 @@ asio::awaitable<void> Forwarder::relay_response(upstream::UpstreamConnectionPtr 
     if (has_body && !response_->is_done()) {
       auto& body = response_->get().body();
       body.data = relay_.get();
-      body.size = kRelayChunk;
+      body.size = relay_size_;
       auto [error, n] = co_await bhttp::async_read_some(connection->stream, connection->buffer, *response_, kNoThrow);
       if (error == bhttp::error::need_buffer) error = {};
-      got = kRelayChunk - body.size;
+      got = relay_size_ - body.size;
       if (error) {
         // The response was cut short; the client must not take a truncated body for a whole one.
         pool_.release(std::move(connection), false);

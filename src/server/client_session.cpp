@@ -24,6 +24,11 @@ constexpr std::size_t kReadChunk = 8 * 1024;
 // After an error reply, unread input is drained this long so that the client reads the reply instead of a reset.
 constexpr auto kLingerTime = std::chrono::seconds(1);
 constexpr std::size_t kLingerBytes = 1024 * 1024;
+
+std::size_t request_line_length(std::string_view data) {
+  const std::size_t end = data.find("\r\n");
+  return end == std::string_view::npos ? data.size() : end;
+}
 }  // namespace
 
 struct ClientSession::Exchange {
@@ -122,13 +127,16 @@ asio::awaitable<ClientSession::HeadResult> ClientSession::read_head() {
       }
     }
     const http::HeadScan scan = scanner.scan(data);
-    if (scan.state == http::HeadScan::State::kComplete) co_return HeadResult{HeadResult::Kind::kHead, scan.length};
+    if (scan.state == http::HeadScan::State::kComplete && scan.length <= limits.max_header_bytes) {
+      co_return HeadResult{HeadResult::Kind::kHead, scan.length, 0, {}};
+    }
     if (scan.state == http::HeadScan::State::kBad) co_return HeadResult{HeadResult::Kind::kReply, 0, 400, scan.reason};
     if (scanner.in_request_line() && data.size() > limits.max_uri_bytes + 32) {
       co_return HeadResult{HeadResult::Kind::kReply, 0, 414, "request target exceeds server.limits.max_uri_bytes"};
     }
+    // A head over the limit is refused whether it is still arriving or came whole in one read.
     if (data.size() > limits.max_header_bytes) {
-      if (scanner.in_request_line()) {
+      if (scanner.in_request_line() || request_line_length(data) > limits.max_uri_bytes) {
         co_return HeadResult{HeadResult::Kind::kReply, 0, 414, "request line exceeds server.limits.max_header_bytes"};
       }
       co_return HeadResult{HeadResult::Kind::kReply, 0, 431, "request head exceeds server.limits.max_header_bytes"};
@@ -156,6 +164,7 @@ asio::awaitable<bool> ClientSession::serve_request() {
     http::LocalReply reply;
     reply.status = head.status;
     reply.message = head.message;
+    reply.close = true;
     co_await send_reply(exchange, reply);
     co_return false;
   }
@@ -170,6 +179,7 @@ asio::awaitable<bool> ClientSession::serve_request() {
   if (error) {
     const std::string message = fmt::format("malformed request: {}", error.message());
     http::LocalReply reply;
+    reply.close = true;
     reply.status = error == bhttp::error::body_limit ? 413 : 400;
     reply.message = reply.status == 413 ? std::string_view("request body exceeds server.limits.max_body_bytes")
                                         : std::string_view(message);
@@ -185,6 +195,7 @@ asio::awaitable<bool> ClientSession::serve_request() {
     exchange.request_id = std::string(id->value());
   }
   if (std::optional<http::LocalReply> reply = check_request(exchange)) {
+    reply->close = true;  // the request is not trusted enough to read past it
     co_await send_reply(exchange, *reply);
     co_return false;
   }

@@ -108,7 +108,8 @@ class Forwarder {
   std::optional<std::uint64_t> length_;
   std::string body_;          // a buffered request body
   std::string request_head_;  // the upstream request's head
-  std::unique_ptr<char[]> relay_;
+  std::unique_ptr<char[]> relay_;  // body bytes in transit, either way
+  std::size_t relay_size_ = 0;
   std::optional<ResponseParser> response_;
 };
 

@@ -1,0 +1,130 @@
+"""Connection handling: keep-alive on both sides (pool reuse), pipelining, HTTP/1.0, Connection: close,
+idle timeout."""
+
+import threading
+import time
+
+from apigw_harness import gateway_config, route
+from rawhttp import Client, build_request, wait_closed
+from recording_upstream import Dynamic, Fixed
+
+
+def make(gateway, upstream, **server):
+    up = upstream("api")
+    up.default = Dynamic(lambda req: Fixed(200, req.target.encode()))
+    gw = gateway(gateway_config([route("r", "/*rest", "api")], {"api": up}, server=server or None))
+    return gw, up
+
+
+def test_sequential_requests_reuse_upstream_connections(gateway, upstream):
+    gw, up = make(gateway, upstream)
+    with Client(gw.port) as c:
+        for i in range(50):
+            r = c.request("GET", f"/seq/{i}")
+            assert r.status == 200 and r.body == f"/seq/{i}".encode(), r
+            assert not r.wants_close(), r
+    assert len(up.recorded()) == 50
+    assert up.connections_accepted <= 2, f"upstream accepted {up.connections_accepted} connections for 50 requests"
+
+
+def test_upstream_pool_reused_across_client_connections(gateway, upstream):
+    gw, up = make(gateway, upstream)
+    for i in range(20):
+        with Client(gw.port) as c:
+            assert c.request("GET", f"/n/{i}").status == 200
+    assert up.connections_accepted <= 2, up.connections_accepted
+
+
+def test_client_connection_kept_alive(gateway, upstream):
+    gw, up = make(gateway, upstream)
+    with Client(gw.port) as c:
+        for i in range(10):
+            assert c.request("POST", f"/p/{i}", body=b"x" * i).status == 200
+        assert not c.wait_closed(0.3)
+        assert c.request("GET", "/still-open").body == b"/still-open"
+
+
+def test_pipelined_requests_answered_in_order(gateway, upstream):
+    gw, up = make(gateway, upstream)
+    up.on("/a", Fixed(200, b"A", delay=0.3))
+    up.on("/b", Fixed(200, b"B"))
+    up.on("/c", Fixed(200, b"C", delay=0.1))
+    with Client(gw.port) as c:
+        c.send(build_request("GET", "/a") + build_request("GET", "/b") + build_request("GET", "/c"))
+        bodies = [c.read_response().body for _ in range(3)]
+        assert bodies == [b"A", b"B", b"C"]
+        assert c.request("GET", "/d").body == b"/d"
+    assert sorted(q.path for q in up.recorded()) == ["/a", "/b", "/c", "/d"]
+
+
+def test_pipelined_requests_with_bodies(gateway, upstream):
+    gw, up = make(gateway, upstream)
+    with Client(gw.port) as c:
+        c.send(build_request("POST", "/one", body=b"first")
+               + build_request("GET", "/two")
+               + build_request("PUT", "/three", [("Transfer-Encoding", "chunked")], b"5\r\nthird\r\n0\r\n\r\n"))
+        assert [c.read_response().body for _ in range(3)] == [b"/one", b"/two", b"/three"]
+    got = {q.path: q.body for q in up.recorded()}
+    assert got == {"/one": b"first", "/two": b"", "/three": b"third"}
+
+
+def test_http10_without_keepalive_gets_response_then_close(gateway, upstream):
+    gw, up = make(gateway, upstream)
+    with Client(gw.port) as c:
+        c.send(b"GET /old HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n")
+        r = c.read_response()
+        assert r.status == 200 and r.body == b"/old", r
+        assert not r.header_all("Transfer-Encoding"), "chunked is not HTTP/1.0"
+        assert c.wait_closed(3), "connection left open after an HTTP/1.0 response"
+
+
+def test_http10_without_host_header(gateway, upstream):
+    gw, up = make(gateway, upstream)
+    with Client(gw.port) as c:
+        c.send(b"GET /nohost HTTP/1.0\r\n\r\n")
+        r = c.read_response()
+        assert r.status == 200 and r.body == b"/nohost", r
+        assert c.wait_closed(3)
+
+
+def test_http11_connection_close(gateway, upstream):
+    gw, up = make(gateway, upstream)
+    with Client(gw.port) as c:
+        r = c.request("GET", "/bye", [("Connection", "close")])
+        assert r.status == 200 and r.body == b"/bye", r
+        assert c.wait_closed(3)
+
+
+def test_idle_client_connection_closed_after_idle_timeout(gateway, upstream):
+    gw, up = make(gateway, upstream, limits={"idle_timeout": "500ms", "header_timeout": "5s"})
+    with Client(gw.port) as c:
+        assert c.request("GET", "/x").status == 200
+        time.sleep(0.2)
+        assert c.request("GET", "/y").status == 200, "closed before idle_timeout"
+        t0 = time.monotonic()
+        assert c.wait_closed(4), "idle connection not closed"
+        assert time.monotonic() - t0 >= 0.35
+
+
+def test_concurrent_clients(gateway, upstream):
+    gw, up = make(gateway, upstream, workers=2)
+    up.default = Dynamic(lambda req: Fixed(200, req.target.encode(), delay=0.05))
+    errors = []
+
+    def client(n):
+        try:
+            with Client(gw.port) as c:
+                for i in range(10):
+                    r = c.request("GET", f"/c{n}/{i}")
+                    if r.body != f"/c{n}/{i}".encode():
+                        errors.append(r)
+        except Exception as e:  # collected and asserted below
+            errors.append(e)
+
+    threads = [threading.Thread(target=client, args=(n,)) for n in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    assert not errors, errors[:3]
+    assert len(up.recorded()) == 80

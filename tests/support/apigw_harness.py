@@ -1,0 +1,345 @@
+"""Process harness for apigw's end-to-end tests: free ports, config files, and the apigw process by PID.
+
+Every process is started here and stopped by its own PID (SIGTERM, wait, SIGKILL on timeout); nothing is
+ever stopped by name. All traffic stays on 127.0.0.1.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import signal
+import socket
+import subprocess
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Optional, Union
+
+from rawhttp import Client, request  # noqa: F401  (re-exported for tests)
+from recording_upstream import Upstream  # noqa: F401
+
+HOST = "127.0.0.1"
+STOP_TIMEOUT = 20.0
+START_TIMEOUT = 30.0   # generous: the ASan build starts slowly on a loaded 2-core machine
+
+SANITIZER_MARKERS = ("ERROR: AddressSanitizer", "ERROR: LeakSanitizer", "runtime error:",
+                     "WARNING: ThreadSanitizer", "SUMMARY: UndefinedBehaviorSanitizer")
+
+
+def apigw_bin() -> str:
+    """The binary under test, from $APIGW_BIN. Raises if unset, missing or not executable."""
+    path = os.environ.get("APIGW_BIN")
+    if not path:
+        raise RuntimeError("APIGW_BIN is not set")
+    if not os.path.isfile(path) or not os.access(path, os.X_OK):
+        raise RuntimeError(f"APIGW_BIN={path!r} is not an executable file")
+    return path
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that was free a moment ago (bound to port 0, then released)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind((HOST, 0))
+        return s.getsockname()[1]
+
+
+def wait_for_port(port: int, timeout: float = START_TIMEOUT, proc: Optional[subprocess.Popen] = None) -> None:
+    """Waits until 127.0.0.1:port accepts a connection; raises TimeoutError, or RuntimeError if `proc`
+    exits first."""
+    deadline = time.monotonic() + timeout
+    while True:
+        if proc is not None and proc.poll() is not None:
+            raise RuntimeError(f"process {proc.pid} exited with {proc.returncode} before listening on {port}")
+        try:
+            with socket.create_connection((HOST, port), timeout=0.5):
+                return
+        except OSError:
+            pass
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"nothing accepted on {HOST}:{port} within {timeout}s")
+        time.sleep(0.02)
+
+
+# --- YAML -----------------------------------------------------------------------------------------------
+
+_PLAIN = re.compile(r"^[A-Za-z0-9_./-][A-Za-z0-9_./:-]*$")
+_YAML_SPECIAL = {"true", "false", "yes", "no", "on", "off", "null", "~", "y", "n"}
+
+
+def _scalar(v) -> str:
+    if isinstance(v, bool):
+        return "true" if v else "false"
+    if v is None:
+        return "null"
+    if isinstance(v, (int, float)):
+        return str(v)
+    s = str(v)
+    if _PLAIN.match(s) and s.lower() not in _YAML_SPECIAL and not re.match(r"^[-+]?[0-9.]", s):
+        return s
+    return json.dumps(s)  # a JSON string is a valid YAML double-quoted scalar
+
+
+def to_yaml(obj, indent: int = 0) -> str:
+    """Block-style YAML for dicts/lists/scalars (enough for apigw's config)."""
+    pad = " " * indent
+    out = []
+    if isinstance(obj, dict):
+        for k, v in obj.items():
+            if isinstance(v, dict) and v:
+                out.append(f"{pad}{k}:\n" + to_yaml(v, indent + 2))
+            elif isinstance(v, list) and v and any(isinstance(x, (dict, list)) for x in v):
+                out.append(f"{pad}{k}:\n" + to_yaml(v, indent + 2))
+            elif isinstance(v, list):
+                out.append(f"{pad}{k}: [" + ", ".join(_scalar(x) for x in v) + "]\n")
+            elif isinstance(v, dict):
+                out.append(f"{pad}{k}: {{}}\n")
+            else:
+                out.append(f"{pad}{k}: {_scalar(v)}\n")
+    elif isinstance(obj, list):
+        for item in obj:
+            if isinstance(item, (dict, list)) and item:
+                body = to_yaml(item, indent + 2)
+                out.append(pad + "- " + body[indent + 2:])
+            else:
+                out.append(f"{pad}- {_scalar(item)}\n")
+    else:
+        out.append(pad + _scalar(obj) + "\n")
+    return "".join(out)
+
+
+def endpoint_of(x) -> str:
+    """'127.0.0.1:PORT' for an Upstream, a port number, or a string as is."""
+    if isinstance(x, Upstream):
+        return x.endpoint
+    if isinstance(x, int):
+        return f"{HOST}:{x}"
+    return str(x)
+
+
+def gateway_config(routes: list[dict], upstreams: dict[str, Union[dict, list, Upstream]],
+                   server: Optional[dict] = None, log: Optional[dict] = None, limits: Optional[dict] = None) -> dict:
+    """A config dict. Upstream values may be an Upstream, a list of them/endpoints, or a full dict whose
+    `endpoints` may hold Upstream objects."""
+    ups = {}
+    for name, u in upstreams.items():
+        if isinstance(u, dict):
+            u = dict(u)
+            u["endpoints"] = [endpoint_of(e) for e in u.get("endpoints", [])]
+        else:
+            u = {"endpoints": [endpoint_of(e) for e in (u if isinstance(u, list) else [u])]}
+        ups[name] = u
+    srv = dict(server or {})
+    if limits:
+        srv["limits"] = {**srv.get("limits", {}), **limits}
+    cfg = {"server": srv, "log": dict(log or {}), "upstreams": ups, "routes": routes}
+    if not cfg["log"]:
+        del cfg["log"]
+    return cfg
+
+
+def route(name: str, path: str, upstream: str, methods: Optional[list[str]] = None, host: Optional[str] = None,
+          strip_prefix: Optional[str] = None) -> dict:
+    match = {"path": path}
+    if methods is not None:
+        match["methods"] = methods
+    if host is not None:
+        match["host"] = host
+    r = {"name": name, "match": match, "upstream": upstream}
+    if strip_prefix is not None:
+        r["rewrite"] = {"strip_prefix": strip_prefix}
+    return r
+
+
+# --- running the binary ---------------------------------------------------------------------------------
+
+@dataclass
+class RunResult:
+    rc: int
+    stdout: str
+    stderr: str
+
+    @property
+    def output(self) -> str:
+        return self.stdout + self.stderr
+
+
+def run_apigw(args: list[str], timeout: float = 60.0, cwd: Optional[str] = None) -> RunResult:
+    """Runs `$APIGW_BIN args...` to completion (for -t, --version, --help). Killed by PID on timeout."""
+    proc = subprocess.Popen([apigw_bin()] + args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, cwd=cwd,
+                            stdin=subprocess.DEVNULL)
+    try:
+        out, err = proc.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        out, err = proc.communicate()
+        raise TimeoutError(f"apigw {' '.join(args)} did not exit within {timeout}s; output: {out!r} {err!r}")
+    return RunResult(proc.returncode, out.decode("utf-8", "replace"), err.decode("utf-8", "replace"))
+
+
+def check_config(path: Union[str, Path]) -> tuple[int, str]:
+    """`apigw -t -c FILE` → (exit code, stdout+stderr)."""
+    r = run_apigw(["-t", "-c", str(path)])
+    return r.rc, r.output
+
+
+def write_config(path: Union[str, Path], config: Union[dict, str]) -> Path:
+    path = Path(path)
+    path.write_text(config if isinstance(config, str) else to_yaml(config))
+    return path
+
+
+class Apigw:
+    """One apigw process. `config` is a dict (server.listen and server.workers get defaults) or YAML text
+    (then pass `port`, the port its server.listen uses)."""
+
+    def __init__(self, config: Union[dict, str], workdir: Optional[Union[str, Path]] = None,
+                 port: Optional[int] = None, name: str = "apigw", env: Optional[dict] = None, start: bool = True,
+                 start_timeout: float = START_TIMEOUT):
+        self.name = name
+        self.workdir = Path(workdir or tempfile.mkdtemp(prefix="apigw-"))
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        if isinstance(config, dict):
+            config = json.loads(json.dumps(config))  # a deep copy we may fill in
+            server = config.setdefault("server", {})
+            if "listen" not in server:
+                server["listen"] = f"{HOST}:{port or free_port()}"
+            server.setdefault("workers", 1)
+            port = int(str(server["listen"]).rsplit(":", 1)[1])
+        elif port is None:
+            raise ValueError("YAML text config needs the port it listens on")
+        self.port = port
+        self.config = config
+        self.config_path = write_config(self.workdir / "apigw.yaml", config)
+        self.log_path = self.workdir / "apigw.log"
+        self.env = dict(os.environ, **(env or {}))
+        self.start_timeout = start_timeout
+        self.proc: Optional[subprocess.Popen] = None
+        self.returncode: Optional[int] = None
+        self.killed = False
+        if start:
+            self.start()
+
+    @property
+    def pid(self) -> int:
+        assert self.proc is not None
+        return self.proc.pid
+
+    def url(self, path: str = "/") -> str:
+        return f"http://{HOST}:{self.port}{path}"
+
+    def start(self) -> "Apigw":
+        log = open(self.log_path, "ab")
+        try:
+            self.proc = subprocess.Popen([apigw_bin(), "-c", str(self.config_path)], stdout=log,
+                                         stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=self.env,
+                                         cwd=str(self.workdir))
+        finally:
+            log.close()
+        try:
+            wait_for_port(self.port, self.start_timeout, self.proc)
+        except Exception as e:
+            self.stop()
+            raise RuntimeError(f"apigw did not start: {e}\n--- config ---\n{self.config_text()}"
+                               f"--- log ---\n{self.log()}") from None
+        return self
+
+    def config_text(self) -> str:
+        return self.config_path.read_text()
+
+    def alive(self) -> bool:
+        return self.proc is not None and self.proc.poll() is None
+
+    def stop(self, timeout: float = STOP_TIMEOUT) -> Optional[int]:
+        """SIGTERM by PID, wait up to `timeout`, then SIGKILL. Returns the exit code."""
+        if self.proc is None:
+            return None
+        if self.proc.poll() is None:
+            try:
+                os.kill(self.proc.pid, signal.SIGTERM)
+            except ProcessLookupError:
+                pass
+            try:
+                self.proc.wait(timeout=timeout)
+            except subprocess.TimeoutExpired:
+                self.killed = True
+                os.kill(self.proc.pid, signal.SIGKILL)
+                self.proc.wait(timeout=10)
+        self.returncode = self.proc.returncode
+        return self.returncode
+
+    def log(self) -> str:
+        try:
+            return self.log_path.read_text(errors="replace")
+        except FileNotFoundError:
+            return ""
+
+    def sanitizer_report(self) -> Optional[str]:
+        text = self.log()
+        for marker in SANITIZER_MARKERS:
+            idx = text.find(marker)
+            if idx >= 0:
+                return text[max(0, idx - 200): idx + 6000]
+        return None
+
+    def _status_kib(self, field: str) -> int:
+        with open(f"/proc/{self.pid}/status") as f:
+            for line in f:
+                if line.startswith(field + ":"):
+                    return int(line.split()[1])
+        raise KeyError(field)
+
+    def rss_kib(self) -> int:
+        return self._status_kib("VmRSS")
+
+    def hwm_kib(self) -> int:
+        """Peak resident set size so far (VmHWM)."""
+        return self._status_kib("VmHWM")
+
+    def wait_log(self, needle: str, timeout: float = 5.0) -> bool:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if needle in self.log():
+                return True
+            time.sleep(0.05)
+        return needle in self.log()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.stop()
+
+
+def wait_until(predicate, timeout: float = 5.0, interval: float = 0.05) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(interval)
+    return bool(predicate())
+
+
+def is_uuid_like(s: Optional[str]) -> bool:
+    return bool(s) and re.fullmatch(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}", s) is not None
+
+
+def assert_json_error(resp, status: int, code: str) -> dict:
+    """The gateway's error contract: status, application/json, {error, message, request_id}, and the same id
+    in X-Request-Id."""
+    assert resp.status == status, f"expected {status}, got {resp!r}"
+    ctype = resp.header("Content-Type") or ""
+    assert ctype.split(";")[0].strip().lower() == "application/json", f"Content-Type {ctype!r} in {resp!r}"
+    try:
+        doc = resp.json()
+    except ValueError:
+        raise AssertionError(f"error body is not JSON: {resp.body!r}") from None
+    assert isinstance(doc, dict), doc
+    assert doc.get("error") == code, f"error code {doc.get('error')!r} != {code!r}: {doc}"
+    assert isinstance(doc.get("message"), str) and doc["message"].strip(), f"empty message: {doc}"
+    rid = resp.header("X-Request-Id")
+    assert rid, f"no X-Request-Id on error response {resp!r}"
+    assert doc.get("request_id") == rid, f"body request_id {doc.get('request_id')!r} != header {rid!r}"
+    return doc
