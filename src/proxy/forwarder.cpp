@@ -5,14 +5,12 @@
 #include <array>
 #include <span>
 
-#include <boost/asio/as_tuple.hpp>
-#include <boost/asio/use_awaitable.hpp>
-#include <boost/asio/write.hpp>
 #include <boost/beast/core/string.hpp>
-#include <boost/beast/http/read.hpp>
+#include <boost/beast/http/error.hpp>
 #include <fmt/format.h>
 
 #include "apigw/http/local_reply.h"
+#include "apigw/net/socket_io.h"
 #include "apigw/proxy/header_rules.h"
 
 namespace apigw::proxy {
@@ -23,7 +21,6 @@ using boost::system::error_code;
 
 namespace {
 
-constexpr auto kNoThrow = asio::as_tuple(asio::use_awaitable);
 constexpr std::string_view kCrlf = "\r\n";
 constexpr std::string_view kLastChunk = "0\r\n\r\n";
 
@@ -41,7 +38,7 @@ bool is_idempotent(bhttp::verb method) {
   }
 }
 
-bool is_timeout(const error_code& error) { return error == beast::error::timeout; }
+bool is_timeout(const error_code& error) { return error == asio::error::timed_out; }
 
 void append_header(std::string& out, std::string_view name, std::string_view value) {
   out.append(name);
@@ -94,7 +91,7 @@ asio::awaitable<ForwardResult> Forwarder::run() {
       // The client waits for this before sending the body; the upstream never sees Expect.
       static constexpr std::string_view kContinue = "HTTP/1.1 100 Continue\r\n\r\n";
       client_.deadline.arm(client_.io_timeout);
-      auto [error, n] = co_await asio::async_write(client_.socket, asio::buffer(kContinue), kNoThrow);
+      auto [error, n] = co_await net::write_all(client_.connection, asio::buffer(kContinue));
       if (error) co_return result_;  // kAbort
     }
   }
@@ -139,7 +136,7 @@ asio::awaitable<ForwardResult> Forwarder::run() {
       co_await relay_response(std::move(connection));
       co_return result_;
     }
-    pool_.release(std::move(connection), false);
+    end_lease(std::move(connection), false);
     if (attempt.outcome == AttemptOutcome::kClientFailed) co_return result_;
 
     // A kept-alive connection the upstream closed while it sat idle fails before any response byte: the request
@@ -172,10 +169,23 @@ asio::awaitable<error_code> Forwarder::read_client_chunk(char* data, std::size_t
   body.data = data;
   body.size = size;
   client_.deadline.arm(client_.io_timeout);
-  auto [error, n] = co_await bhttp::async_read_some(client_.socket, client_.buffer, client_.parser, kNoThrow);
+  // A client that leaves mid-body may send its end of stream with its last bytes, bringing no new readiness.
+  client_.connection.drained = false;
+  error_code error = co_await net::parse_some(client_.connection, client_.buffer, client_.parser, kClientReadSize);
   if (error == bhttp::error::need_buffer) error = {};
   got = size - body.size;
   co_return error;
+}
+
+error_code Forwarder::upstream_error(const error_code& error) const {
+  // The sweeper cancels a wait that outlived the upstream's timeout.
+  if (error == asio::error::operation_aborted && client_.upstream.deadline.expired) return asio::error::timed_out;
+  return error;
+}
+
+void Forwarder::end_lease(upstream::UpstreamConnectionPtr connection, bool reusable) {
+  client_.upstream.clear();
+  pool_.release(std::move(connection), reusable);
 }
 
 void Forwarder::fail_on_client(const error_code& error) {
@@ -277,30 +287,31 @@ void Forwarder::build_request_head() {
 asio::awaitable<Forwarder::Attempt> Forwarder::exchange(upstream::UpstreamConnection& connection) {
   const auto timeout = pool_.upstream().config.timeout;
   Attempt attempt;
-  connection.stream.expires_after(timeout);
+  client_.upstream.watch(connection.socket, timeout);
   if (has_body_ && !buffered_) {
     attempt = co_await stream_request_body(connection);
     if (attempt.outcome != AttemptOutcome::kResponseHead) co_return attempt;
   } else {
     const std::array<asio::const_buffer, 2> buffers{asio::buffer(request_head_), asio::buffer(body_)};
-    auto [error, n] = co_await asio::async_write(connection.stream, buffers, kNoThrow);
+    auto [error, n] = co_await net::write_all(connection, buffers);
     if (error) {
-      attempt.error = error;
+      attempt.error = upstream_error(error);
       co_return attempt;
     }
   }
 
   // The response deadline runs from the end of the request to the end of the response.
-  connection.stream.expires_after(timeout);
+  client_.upstream.deadline.arm(timeout);
   for (;;) {
     response_.emplace();
     response_->header_limit(kMaxResponseHeadBytes);
     response_->body_limit(boost::none);
     if (head_request_) response_->skip(true);
-    auto [error, n] = co_await bhttp::async_read_header(connection.stream, connection.buffer, *response_, kNoThrow);
-    attempt.got_response_bytes = attempt.got_response_bytes || n > 0 || connection.buffer.size() > 0;
-    if (error) {
-      attempt.error = error;
+    const error_code error =
+        co_await net::parse_some(connection, connection.buffer, *response_, upstream::kUpstreamReadSize);
+    attempt.got_response_bytes = attempt.got_response_bytes || response_->got_some() || connection.buffer.size() > 0;
+    if (error || !response_->is_header_done()) {
+      attempt.error = error ? upstream_error(error) : error_code(bhttp::error::partial_message);
       co_return attempt;
     }
     const unsigned status = response_->get().result_int();
@@ -341,12 +352,12 @@ asio::awaitable<Forwarder::Attempt> Forwarder::stream_request_body(upstream::Ups
     buffers[count++] = asio::buffer(relay_.get(), got);
     if (chunked_ && got > 0) buffers[count++] = asio::buffer(kCrlf);
     if (chunked_ && last) buffers[count++] = asio::buffer(kLastChunk);
-    connection.stream.expires_after(timeout);
-    auto [error, n] = co_await asio::async_write(
-        connection.stream, std::span<const asio::const_buffer>(buffers.data(), count), kNoThrow);
+    client_.upstream.deadline.arm(timeout);
+    auto [error, n] =
+        co_await net::write_all(connection, std::span<const asio::const_buffer>(buffers.data(), count));
     if (error) {
       // The body was partly consumed: the request cannot be replayed, whatever the method.
-      attempt.error = error;
+      attempt.error = upstream_error(error);
       result_.body_consumed = false;
       co_return attempt;
     }
@@ -406,31 +417,42 @@ asio::awaitable<void> Forwarder::relay_response(upstream::UpstreamConnectionPtr 
   bool keep_alive = false, chunked = false, has_body = false;
   const std::string head = build_response_head(keep_alive, chunked, has_body);
   result_.status = response_->get().result_int();
+  const auto length = response_->content_length();
+
+  if (has_body && length && connection->buffer.size() >= *length) {
+    // The whole body came with the head (most API responses): it goes out from the read buffer as it is.
+    const std::array<asio::const_buffer, 2> buffers{
+        asio::buffer(head), asio::buffer(connection->buffer.data().data(), static_cast<std::size_t>(*length))};
+    client_.deadline.arm(client_.io_timeout);
+    auto [error, n] = co_await net::write_all(client_.connection, buffers);
+    result_.bytes += n;
+    connection->buffer.consume(static_cast<std::size_t>(*length));
+    const bool reusable = !error && response_->get().keep_alive() && connection->buffer.size() == 0;
+    ++connection->requests;
+    end_lease(std::move(connection), reusable);
+    result_.kind = error ? ForwardResult::Kind::kAbort : ForwardResult::Kind::kResponded;
+    result_.keep_alive = keep_alive;
+    co_return;
+  }
+
   if (!relay_) {
     // Most responses are small: a buffer of their size, not of the largest chunk.
-    const auto length = response_->content_length();
     relay_size_ = length && *length < kRelayChunk ? std::max<std::size_t>(*length, 1) : kRelayChunk;
     relay_ = std::make_unique_for_overwrite<char[]>(relay_size_);
   }
-
   bool head_sent = false;
   for (;;) {
     std::size_t got = 0;
     if (has_body && !response_->is_done()) {
-      auto& body = response_->get().body();
-      body.data = relay_.get();
-      body.size = relay_size_;
-      auto [error, n] = co_await bhttp::async_read_some(connection->stream, connection->buffer, *response_, kNoThrow);
-      if (error == bhttp::error::need_buffer) error = {};
-      got = relay_size_ - body.size;
-      if (error) {
+      if (const error_code error = co_await read_response_body(*connection, got)) {
         // The response was cut short; the client must not take a truncated body for a whole one.
-        pool_.release(std::move(connection), false);
+        end_lease(std::move(connection), false);
         result_.kind = ForwardResult::Kind::kAbort;
         co_return;
       }
     }
     const bool last = !has_body || response_->is_done();
+    if (head_sent && got == 0 && !last) continue;  // a chunk header, nothing to pass on yet
     char size_line[24];
     const auto size_end = fmt::format_to(size_line, "{:x}\r\n", got);
     std::array<asio::const_buffer, 5> buffers{};
@@ -441,12 +463,11 @@ asio::awaitable<void> Forwarder::relay_response(upstream::UpstreamConnectionPtr 
     if (chunked && got > 0) buffers[count++] = asio::buffer(kCrlf);
     if (chunked && last) buffers[count++] = asio::buffer(kLastChunk);
     client_.deadline.arm(client_.io_timeout);
-    auto [error, n] = co_await asio::async_write(
-        client_.socket, std::span<const asio::const_buffer>(buffers.data(), count), kNoThrow);
+    auto [error, n] = co_await net::write_all(client_.connection, std::span<const asio::const_buffer>(buffers.data(), count));
     result_.bytes += n;
     head_sent = true;
     if (error) {
-      pool_.release(std::move(connection), false);
+      end_lease(std::move(connection), false);
       result_.kind = ForwardResult::Kind::kAbort;
       co_return;
     }
@@ -454,9 +475,24 @@ asio::awaitable<void> Forwarder::relay_response(upstream::UpstreamConnectionPtr 
   }
   const bool reusable = response_->get().keep_alive() && response_->is_done() && connection->buffer.size() == 0;
   ++connection->requests;
-  pool_.release(std::move(connection), reusable);
+  end_lease(std::move(connection), reusable);
   result_.kind = ForwardResult::Kind::kResponded;
   result_.keep_alive = keep_alive;
+}
+
+// Moves the next body bytes of the upstream response into relay_ (`got` of them, possibly none after a chunk
+// header), reading from the upstream only when nothing is buffered.
+asio::awaitable<error_code> Forwarder::read_response_body(upstream::UpstreamConnection& connection, std::size_t& got) {
+  auto& body = response_->get().body();
+  body.data = relay_.get();
+  body.size = relay_size_;
+  // A body that ends with the connection needs the end of stream, which may have come with the last bytes read
+  // and so brings no new readiness: look at the socket itself.
+  if (response_->need_eof()) connection.drained = false;
+  error_code error = co_await net::parse_some(connection, connection.buffer, *response_, upstream::kUpstreamReadSize);
+  if (error == bhttp::error::need_buffer) error = {};
+  got = relay_size_ - body.size;
+  co_return upstream_error(error);
 }
 
 }  // namespace apigw::proxy

@@ -3,12 +3,12 @@
 
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/use_awaitable.hpp>
-#include <boost/asio/write.hpp>
 #include <fmt/format.h>
 
 #include "apigw/http/request_head.h"
 #include "apigw/http/request_id.h"
 #include "apigw/http/request_target.h"
+#include "apigw/net/socket_io.h"
 #include "apigw/server/worker.h"
 
 namespace apigw::server {
@@ -19,7 +19,6 @@ using boost::system::error_code;
 using Clock = core::Deadline::Clock;
 
 namespace {
-constexpr auto kNoThrow = asio::as_tuple(asio::use_awaitable);
 constexpr std::size_t kReadChunk = 8 * 1024;
 // After an error reply, unread input is drained this long so that the client reads the reply instead of a reset.
 constexpr auto kLingerTime = std::chrono::seconds(1);
@@ -48,9 +47,9 @@ struct ClientSession::Exchange {
 };
 
 ClientSession::ClientSession(Worker& worker, asio::ip::tcp::socket socket)
-    : worker_(worker), socket_(std::move(socket)) {
+    : worker_(worker), client_(std::move(socket)) {
   error_code error;
-  const auto peer = socket_.remote_endpoint(error);
+  const auto peer = client_.socket.remote_endpoint(error);
   if (!error) {
     auto address = peer.address();
     if (address.is_v6() && address.to_v6().is_v4_mapped()) {
@@ -59,7 +58,7 @@ ClientSession::ClientSession(Worker& worker, asio::ip::tcp::socket socket)
     peer_address_ = address.to_string();
     peer_ip_ = http::parse_ip(peer_address_);
   }
-  socket_.set_option(asio::ip::tcp::no_delay(true), error);
+  client_.socket.set_option(asio::ip::tcp::no_delay(true), error);
   worker_.attach(this);
 }
 
@@ -68,8 +67,9 @@ ClientSession::~ClientSession() { worker_.detach(this); }
 void ClientSession::check_deadline(Clock::time_point now) {
   if (deadline_.expire(now)) {
     error_code ignored;
-    socket_.cancel(ignored);
+    client_.socket.cancel(ignored);
   }
+  upstream_deadline_.check(now);
 }
 
 void ClientSession::on_drain() {
@@ -79,8 +79,8 @@ void ClientSession::on_drain() {
 void ClientSession::force_close() {
   closed_ = true;
   error_code ignored;
-  socket_.shutdown(asio::socket_base::shutdown_both, ignored);
-  socket_.cancel(ignored);
+  client_.socket.shutdown(asio::socket_base::shutdown_both, ignored);
+  client_.socket.cancel(ignored);
 }
 
 asio::awaitable<void> ClientSession::run() {
@@ -90,7 +90,7 @@ asio::awaitable<void> ClientSession::run() {
     if (worker_.draining()) break;
   }
   error_code ignored;
-  socket_.close(ignored);
+  client_.socket.close(ignored);
 }
 
 asio::awaitable<bool> ClientSession::wait_for_request(bool first) {
@@ -107,7 +107,7 @@ asio::awaitable<bool> ClientSession::wait_for_request(bool first) {
   // Keep-alive: the next request may take idle_timeout to start, then header_timeout to complete.
   idle_ = true;
   deadline_.arm(limits.idle_timeout);
-  auto [error, n] = co_await socket_.async_read_some(buffer_.prepare(kReadChunk), kNoThrow);
+  auto [error, n] = co_await net::read_some(client_, buffer_.prepare(kReadChunk));
   idle_ = false;
   buffer_.commit(n);
   if (error || closed_) co_return false;
@@ -141,7 +141,7 @@ asio::awaitable<ClientSession::HeadResult> ClientSession::read_head() {
       }
       co_return HeadResult{HeadResult::Kind::kReply, 0, 431, "request head exceeds server.limits.max_header_bytes"};
     }
-    auto [error, n] = co_await socket_.async_read_some(buffer_.prepare(kReadChunk), kNoThrow);
+    auto [error, n] = co_await net::read_some(client_, buffer_.prepare(kReadChunk));
     buffer_.commit(n);
     if (error) {
       // A client that started a request but did not finish its head in time is told so; one that sent nothing
@@ -270,7 +270,8 @@ asio::awaitable<bool> ClientSession::route_and_forward(Exchange& exchange) {
   forward.keep_alive = request.keep_alive() && !worker_.draining();
 
   const auto& limits = snapshot.config.server.limits;
-  proxy::Forwarder forwarder({socket_, buffer_, *parser_, deadline_, limits.idle_timeout}, forward, pool);
+  proxy::Forwarder forwarder({client_, buffer_, *parser_, deadline_, limits.idle_timeout, upstream_deadline_}, forward,
+                             pool);
   proxy::ForwardResult result = co_await forwarder.run();
   exchange.endpoint = result.endpoint;
   switch (result.kind) {
@@ -310,7 +311,7 @@ asio::awaitable<void> ClientSession::send_reply(Exchange& exchange, http::LocalR
   std::string out;
   http::write_local_reply(out, reply);
   deadline_.arm(exchange.snapshot->config.server.limits.idle_timeout);
-  auto [error, n] = co_await asio::async_write(socket_, asio::buffer(out), kNoThrow);
+  auto [error, n] = co_await net::write_all(client_, asio::buffer(out));
   exchange.status = reply.status;
   exchange.bytes = n;
   log(exchange);
@@ -324,19 +325,21 @@ asio::awaitable<void> ClientSession::send_reply(Exchange& exchange, http::LocalR
 asio::awaitable<void> ClientSession::close_gracefully(bool drain_input) {
   closed_ = true;
   error_code ignored;
-  socket_.shutdown(asio::socket_base::shutdown_send, ignored);
+  client_.socket.shutdown(asio::socket_base::shutdown_send, ignored);
   if (drain_input) {
     // Unread request bytes would make close() send a reset that can destroy the reply in flight.
     deadline_.arm(kLingerTime);
     std::size_t drained = 0;
     char sink[4096];
     while (drained < kLingerBytes) {
-      auto [error, n] = co_await socket_.async_read_some(asio::buffer(sink), kNoThrow);
+      // The client's end of stream may have come with its last bytes, bringing no new readiness.
+      client_.drained = false;
+      auto [error, n] = co_await net::read_some(client_, asio::buffer(sink));
       if (error) break;
       drained += n;
     }
   }
-  socket_.close(ignored);
+  client_.socket.close(ignored);
 }
 
 void ClientSession::log(const Exchange& exchange) {

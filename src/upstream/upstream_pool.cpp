@@ -5,10 +5,15 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <variant>
 
 #include <boost/asio/as_tuple.hpp>
+#include <boost/asio/experimental/awaitable_operators.hpp>
 #include <boost/asio/ip/address.hpp>
+#include <boost/asio/steady_timer.hpp>
 #include <boost/asio/use_awaitable.hpp>
+
+#include "apigw/net/readiness.h"
 
 namespace apigw::upstream {
 namespace asio = boost::asio;
@@ -20,11 +25,11 @@ constexpr auto kNoThrow = asio::as_tuple(asio::use_awaitable);
 // An idle upstream connection longer than this is not trusted: most servers' keep-alive timeouts are ≥ 60 s.
 constexpr auto kMaxIdleAge = std::chrono::seconds(50);
 
-// A peer that closed an idle connection (or sent unexpected bytes) makes it readable: reusing it would fail.
-bool still_open(UpstreamConnection& connection) {
-  if (connection.buffer.size() != 0) return false;
+// Readiness on an idle connection means the upstream closed it or sent bytes nobody asked for, unless it is left
+// over from the last response's own bytes: a peek tells.
+bool idle_socket_is_quiet(asio::ip::tcp::socket& socket) {
   char byte;
-  const ssize_t n = ::recv(connection.stream.socket().native_handle(), &byte, 1, MSG_PEEK | MSG_DONTWAIT);
+  const ssize_t n = ::recv(socket.native_handle(), &byte, 1, MSG_PEEK | MSG_DONTWAIT);
   return n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK);
 }
 
@@ -77,10 +82,14 @@ UpstreamConnectionPtr UpstreamPool::take_idle(EndpointState& endpoint) {
   while (!endpoint.idle.empty()) {
     UpstreamConnectionPtr connection = std::move(endpoint.idle.back());
     endpoint.idle.pop_back();
-    if (now - connection->idle_since < kMaxIdleAge && still_open(*connection)) return connection;
-    --open_;
-    boost::system::error_code ignored;
-    connection->stream.socket().close(ignored);
+    if (connection->watched) {
+      // The watch is cancelled; its handler sees operation_aborted and leaves the connection alone.
+      connection->watched = false;
+      boost::system::error_code ignored;
+      connection->socket.cancel(ignored);
+    }
+    if (now - connection->idle_since < kMaxIdleAge) return connection;
+    close(*connection);
   }
   return nullptr;
 }
@@ -88,13 +97,46 @@ UpstreamConnectionPtr UpstreamPool::take_idle(EndpointState& endpoint) {
 bool UpstreamPool::close_one_idle() {
   for (EndpointState& endpoint : endpoints_) {
     if (endpoint.idle.empty()) continue;
-    boost::system::error_code ignored;
-    endpoint.idle.front()->stream.socket().close(ignored);
+    close(*endpoint.idle.front());
     endpoint.idle.erase(endpoint.idle.begin());
-    --open_;
     return true;
   }
   return false;
+}
+
+void UpstreamPool::close(UpstreamConnection& connection) {
+  boost::system::error_code ignored;
+  connection.socket.close(ignored);
+  --open_;
+}
+
+// An idle connection waits for readiness: the upstream closing it (or sending bytes nobody asked for) ends the
+// wait, and the connection leaves the pool before a request can pick it. This costs no system call while nothing
+// happens, unlike a peek before every reuse.
+void UpstreamPool::watch_idle(const UpstreamConnectionPtr& connection) {
+  connection->watched = true;
+  net::async_wait_readable(
+      connection->socket,
+      [this, weak = std::weak_ptr<UpstreamConnection>(connection)](const boost::system::error_code& error) {
+        // Aborted: the connection was leased or closed, and may not exist any more.
+        if (error == asio::error::operation_aborted) return;
+        const UpstreamConnectionPtr connection = weak.lock();
+        if (!connection || !connection->watched) return;
+        if (!error && idle_socket_is_quiet(connection->socket)) {
+          watch_idle(connection);
+          return;
+        }
+        connection->watched = false;
+        drop_idle(connection);
+      });
+}
+
+void UpstreamPool::drop_idle(const UpstreamConnectionPtr& connection) {
+  std::vector<UpstreamConnectionPtr>& idle = endpoints_[connection->endpoint].idle;
+  const auto it = std::find(idle.begin(), idle.end(), connection);
+  if (it == idle.end()) return;
+  close(*connection);
+  idle.erase(it);
 }
 
 asio::awaitable<AcquireResult> UpstreamPool::acquire(std::size_t index, bool fresh) {
@@ -110,17 +152,13 @@ asio::awaitable<AcquireResult> UpstreamPool::acquire(std::size_t index, bool fre
     if (open_ < upstream_.config.max_connections || close_one_idle()) {
       ++open_;
       ++endpoint.active;
-      auto connection = std::make_unique<UpstreamConnection>(executor_, index);
-      connection->stream.expires_at(deadline);
-      auto [error] = co_await connection->stream.async_connect(endpoint.address, kNoThrow);
-      if (error) {
+      auto connection = std::make_shared<UpstreamConnection>(executor_, index);
+      if (const boost::system::error_code error = co_await connect(*connection, deadline)) {
         --open_;
         --endpoint.active;
         wake_one_waiter();
         co_return AcquireResult{nullptr, error, false, false};
       }
-      connection->stream.expires_never();
-      connection->stream.socket().set_option(asio::ip::tcp::no_delay(true), error);
       co_return AcquireResult{std::move(connection), {}, false, false};
     }
     // Full: wait for a release (it cancels our timer) or for the deadline.
@@ -133,17 +171,32 @@ asio::awaitable<AcquireResult> UpstreamPool::acquire(std::size_t index, bool fre
   }
 }
 
+asio::awaitable<boost::system::error_code> UpstreamPool::connect(UpstreamConnection& connection,
+                                                                 std::chrono::steady_clock::time_point deadline) {
+  using namespace asio::experimental::awaitable_operators;
+  const asio::ip::tcp::endpoint& address = endpoints_[connection.endpoint].address;
+  asio::steady_timer timer(executor_, deadline);
+  // Whichever ends first cancels the other.
+  auto outcome = co_await (connection.socket.async_connect(address, kNoThrow) || timer.async_wait(kNoThrow));
+  if (outcome.index() == 1) co_return boost::system::error_code(asio::error::timed_out);
+  boost::system::error_code error = std::get<0>(std::get<0>(outcome));
+  if (!error) connection.socket.set_option(asio::ip::tcp::no_delay(true), error);
+  if (error) {
+    boost::system::error_code ignored;
+    connection.socket.close(ignored);
+  }
+  co_return error;
+}
+
 void UpstreamPool::release(UpstreamConnectionPtr connection, bool reusable) {
   EndpointState& endpoint = endpoints_[connection->endpoint];
   --endpoint.active;
   if (reusable) {
     connection->idle_since = std::chrono::steady_clock::now();
-    connection->stream.expires_never();
+    watch_idle(connection);
     endpoint.idle.push_back(std::move(connection));
   } else {
-    boost::system::error_code ignored;
-    connection->stream.socket().close(ignored);
-    --open_;
+    close(*connection);
   }
   wake_one_waiter();
 }
@@ -157,11 +210,7 @@ void UpstreamPool::wake_one_waiter() {
 
 void UpstreamPool::close_idle() {
   for (EndpointState& endpoint : endpoints_) {
-    for (UpstreamConnectionPtr& connection : endpoint.idle) {
-      boost::system::error_code ignored;
-      connection->stream.socket().close(ignored);
-      --open_;
-    }
+    for (UpstreamConnectionPtr& connection : endpoint.idle) close(*connection);
     endpoint.idle.clear();
   }
 }

@@ -6,7 +6,7 @@ import time
 
 from apigw_harness import gateway_config, route
 from rawhttp import Client, build_request, wait_closed
-from recording_upstream import Dynamic, Fixed
+from recording_upstream import Dynamic, Fixed, IdleClose
 
 
 def make(gateway, upstream, **server):
@@ -33,6 +33,21 @@ def test_upstream_pool_reused_across_client_connections(gateway, upstream):
         with Client(gw.port) as c:
             assert c.request("GET", f"/n/{i}").status == 200
     assert up.connections_accepted <= 2, up.connections_accepted
+
+
+def test_upstream_closing_an_idle_connection_takes_it_out_of_the_pool(gateway, upstream):
+    up = upstream("api", default=Fixed(200, b"fresh"))
+    up.on("/first", IdleClose(Fixed(200, b"first"), after=0.2))
+    gw = gateway(gateway_config([route("r", "/*rest", "api")], {"api": {"endpoints": [up.endpoint],
+                                                                         "retries": {"attempts": 0}}}))
+    with Client(gw.port) as c:
+        assert c.request("GET", "/first").body == b"first"
+        time.sleep(0.7)  # the upstream has closed the pooled connection by now
+        # A POST is never replayed, so only a pool that noticed the close can answer it from a fresh connection.
+        r = c.request("POST", "/second", body=b"payload")
+        assert r.status == 200 and r.body == b"fresh", r
+    assert up.connections_accepted == 2
+    assert [q.path for q in up.recorded()] == ["/first", "/second"]
 
 
 def test_client_connection_kept_alive(gateway, upstream):

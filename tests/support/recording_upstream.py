@@ -157,6 +157,21 @@ class Fixed(Behaviour):
         return keep
 
 
+class IdleClose(Behaviour):
+    """Answers as `inner` does, keeping the connection alive, then closes it after `after` seconds of silence: an
+    upstream whose keep-alive timeout ends while the gateway holds the connection idle."""
+
+    def __init__(self, inner: Behaviour, after: float):
+        super().__init__(inner.delay)
+        self.inner, self.after = inner, after
+
+    def respond(self, up, conn, req):
+        if not self.inner.respond(up, conn, req):
+            return False
+        time.sleep(self.after)
+        return False
+
+
 class Generate(Behaviour):
     """A body of `size` pattern bytes (see pattern_bytes), streamed, Content-Length or chunked."""
 

@@ -17,6 +17,7 @@
 #include "apigw/config/snapshot.h"
 #include "apigw/core/deadline.h"
 #include "apigw/core/units.h"
+#include "apigw/net/socket_io.h"
 #include "apigw/upstream/upstream_pool.h"
 
 namespace apigw::proxy {
@@ -29,16 +30,41 @@ using ResponseParser = boost::beast::http::response_parser<boost::beast::http::b
 inline constexpr std::uint64_t kBufferedBodyLimit = 64 * 1024;
 // Bytes moved per read when streaming a body either way.
 inline constexpr std::size_t kRelayChunk = 64 * 1024;
+// Bytes read from a client at a time while its request body streams.
+inline constexpr std::size_t kClientReadSize = 16 * 1024;
 // Upper bound of an upstream response head.
 inline constexpr std::uint32_t kMaxResponseHeadBytes = 64 * 1024;
 
+// The upstream socket an exchange is waiting on, and until when. Checked by the worker's sweeper like the client
+// deadline, so upstream timeouts cost no timer per operation; a cancelled wait is reported as timed_out.
+struct UpstreamDeadline {
+  core::Deadline deadline;
+  boost::asio::ip::tcp::socket* socket = nullptr;  // set while an exchange uses a connection
+
+  void watch(boost::asio::ip::tcp::socket& watched, core::Duration timeout) {
+    socket = &watched;
+    deadline.arm(timeout);
+  }
+  void clear() {
+    socket = nullptr;
+    deadline.disarm();
+  }
+  void check(core::Deadline::Clock::time_point now) {
+    if (socket != nullptr && deadline.expire(now)) {
+      boost::system::error_code ignored;
+      socket->cancel(ignored);
+    }
+  }
+};
+
 // The client side of the exchange, owned by the client session; the parser has read the request head.
 struct ClientSide {
-  boost::asio::ip::tcp::socket& socket;
+  net::Connection& connection;
   boost::beast::flat_buffer& buffer;
   RequestParser& parser;
   core::Deadline& deadline;   // the session's; the worker's sweeper enforces it
   core::Duration io_timeout;  // bound on each body read or response write
+  UpstreamDeadline& upstream; // the session's; the worker's sweeper enforces it
 };
 
 struct ForwardRequest {
@@ -89,9 +115,13 @@ class Forwarder {
                                                                       std::size_t& got);
   void fail_on_client(const boost::system::error_code& error);
   void build_request_head();
+  boost::system::error_code upstream_error(const boost::system::error_code& error) const;
+  void end_lease(upstream::UpstreamConnectionPtr connection, bool reusable);
   boost::asio::awaitable<Attempt> exchange(upstream::UpstreamConnection& connection);
   boost::asio::awaitable<Attempt> stream_request_body(upstream::UpstreamConnection& connection);
   boost::asio::awaitable<void> relay_response(upstream::UpstreamConnectionPtr connection);
+  boost::asio::awaitable<boost::system::error_code> read_response_body(upstream::UpstreamConnection& connection,
+                                                                       std::size_t& got);
   std::string build_response_head(bool& keep_alive, bool& chunked, bool& has_body);
   void local_reply(unsigned status, std::string message);
 

@@ -14,6 +14,7 @@
 #include "apigw/core/deadline.h"
 #include "apigw/http/client_address.h"
 #include "apigw/http/local_reply.h"
+#include "apigw/net/socket_io.h"
 #include "apigw/proxy/forwarder.h"
 
 namespace apigw::server {
@@ -57,10 +58,11 @@ class ClientSession {
   void log(const Exchange& exchange);
 
   Worker& worker_;
-  boost::asio::ip::tcp::socket socket_;
+  net::Connection client_;
   boost::beast::flat_buffer buffer_;
   std::optional<proxy::RequestParser> parser_;
   core::Deadline deadline_;
+  proxy::UpstreamDeadline upstream_deadline_;  // the upstream exchange in progress, if any
   std::string peer_address_;
   http::IpBytes peer_ip_;
   bool idle_ = false;    // waiting for the first byte of a request

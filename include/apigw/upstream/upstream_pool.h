@@ -2,6 +2,7 @@
 // with a bounded wait for a free slot. Lives on one worker thread and is never touched from another.
 #pragma once
 
+#include <chrono>
 #include <cstddef>
 #include <deque>
 #include <limits>
@@ -47,7 +48,8 @@ class UpstreamPool {
   // With `fresh`, never reuses an idle connection (a retry after a stale one).
   boost::asio::awaitable<AcquireResult> acquire(std::size_t endpoint, bool fresh = false);
 
-  // Ends a lease: `reusable` connections go back to the idle list, others are closed. Wakes one waiter.
+  // Ends a lease: `reusable` connections go back to the idle list, watched for the upstream closing them;
+  // others are closed. Wakes one waiter.
   void release(UpstreamConnectionPtr connection, bool reusable);
 
   // Closes every idle connection (reload and shutdown).
@@ -62,6 +64,11 @@ class UpstreamPool {
 
   UpstreamConnectionPtr take_idle(EndpointState& endpoint);
   bool close_one_idle();
+  void watch_idle(const UpstreamConnectionPtr& connection);
+  void drop_idle(const UpstreamConnectionPtr& connection);
+  void close(UpstreamConnection& connection);
+  boost::asio::awaitable<boost::system::error_code> connect(UpstreamConnection& connection,
+                                                            std::chrono::steady_clock::time_point deadline);
   void wake_one_waiter();
 
   boost::asio::any_io_executor executor_;

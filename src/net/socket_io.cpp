@@ -1,0 +1,147 @@
+// Readiness-driven reads, direct writes and buffered parse steps (see socket_io.h).
+#include "apigw/net/socket_io.h"
+
+#include <sys/socket.h>
+#include <sys/uio.h>
+
+#include <algorithm>
+#include <cerrno>
+
+#include <boost/asio/as_tuple.hpp>
+#include <boost/asio/use_awaitable.hpp>
+#include <boost/asio/write.hpp>
+#include <boost/beast/core/buffers_suffix.hpp>
+#include <boost/beast/http/error.hpp>
+
+#include "apigw/net/readiness.h"
+
+namespace apigw::net {
+namespace asio = boost::asio;
+namespace beast = boost::beast;
+using boost::system::error_code;
+
+namespace detail {
+adetail::reactor& reactor_of(asio::ip::tcp::socket& socket) {
+  // One io_context per worker thread: the lookup (which takes a lock) happens once per thread.
+  thread_local asio::execution_context* context = nullptr;
+  thread_local adetail::reactor* reactor = nullptr;
+  asio::execution_context& wanted = asio::query(socket.get_executor(), asio::execution::context);
+  if (context != &wanted) {
+    reactor = &asio::use_service<adetail::reactor>(wanted);
+    context = &wanted;
+  }
+  return *reactor;
+}
+}  // namespace detail
+
+namespace {
+constexpr auto kNoThrow = asio::as_tuple(asio::use_awaitable);
+
+// One non-blocking sendmsg of as much of `buffers` as the socket takes now. A full socket is not an error.
+std::size_t write_now(asio::ip::tcp::socket& socket, std::span<const asio::const_buffer> buffers, error_code& error) {
+  constexpr std::size_t kMaxIov = 8;
+  iovec iov[kMaxIov];
+  const std::size_t count = std::min(buffers.size(), kMaxIov);
+  for (std::size_t i = 0; i < count; ++i) {
+    iov[i].iov_base = const_cast<void*>(buffers[i].data());
+    iov[i].iov_len = buffers[i].size();
+  }
+  msghdr message{};
+  message.msg_iov = iov;
+  message.msg_iovlen = count;
+  for (;;) {
+    const ssize_t n = ::sendmsg(socket.native_handle(), &message, MSG_DONTWAIT | MSG_NOSIGNAL);
+    if (n >= 0) return static_cast<std::size_t>(n);
+    if (errno == EINTR) continue;
+    if (errno != EAGAIN && errno != EWOULDBLOCK) error.assign(errno, boost::system::system_category());
+    return 0;
+  }
+}
+
+// One non-blocking recv: the bytes read, 0 with eof, or 0 with no error when nothing is there.
+std::size_t read_now(asio::ip::tcp::socket& socket, asio::mutable_buffer buffer, error_code& error) {
+  for (;;) {
+    const ssize_t n = ::recv(socket.native_handle(), buffer.data(), buffer.size(), MSG_DONTWAIT);
+    if (n > 0) return static_cast<std::size_t>(n);
+    if (n == 0) {
+      error = asio::error::eof;
+      return 0;
+    }
+    if (errno == EINTR) continue;
+    if (errno != EAGAIN && errno != EWOULDBLOCK) error.assign(errno, boost::system::system_category());
+    return 0;
+  }
+}
+
+template <bool isRequest>
+asio::awaitable<error_code> parse_step(Connection& connection, beast::flat_buffer& buffer,
+                                       beast::http::basic_parser<isRequest>& parser, std::size_t read_size) {
+  error_code error;
+  for (;;) {
+    if (buffer.size() != 0) {
+      const std::size_t used = parser.put(buffer.data(), error);
+      buffer.consume(used);
+      if (error != beast::http::error::need_more) co_return error;
+      error = {};
+    }
+    auto [read_error, n] = co_await read_some(connection, buffer.prepare(read_size));
+    buffer.commit(n);
+    if (read_error == asio::error::eof) {
+      // The end of a close-delimited body, or a peer that left (mid-message or before one started).
+      if (!parser.got_some()) co_return beast::http::error::end_of_stream;
+      parser.put_eof(error);
+      co_return error;
+    }
+    if (read_error) co_return read_error;
+  }
+}
+}  // namespace
+
+asio::awaitable<std::tuple<error_code, std::size_t>> read_some(Connection& connection, asio::mutable_buffer buffer) {
+  error_code error;
+  if (!connection.drained) {
+    const std::size_t n = read_now(connection.socket, buffer, error);
+    if (error || n > 0) {
+      connection.drained = n < buffer.size();
+      co_return std::tuple{error, n};
+    }
+  }
+  for (;;) {
+    auto [wait_error] = co_await async_wait_readable(connection.socket, kNoThrow);
+    if (wait_error) co_return std::tuple{wait_error, std::size_t{0}};
+    const std::size_t n = read_now(connection.socket, buffer, error);
+    // Nothing there: the readiness was from bytes an earlier read already took; the next edge is a new one.
+    if (!error && n == 0) continue;
+    connection.drained = n < buffer.size();
+    co_return std::tuple{error, n};
+  }
+}
+
+asio::awaitable<std::tuple<error_code, std::size_t>> write_all(Connection& connection,
+                                                               std::span<const asio::const_buffer> buffers) {
+  error_code error;
+  const std::size_t total = asio::buffer_size(buffers);
+  const std::size_t written = write_now(connection.socket, buffers, error);
+  if (error || written == total) co_return std::tuple{error, written};
+  beast::buffers_suffix<std::span<const asio::const_buffer>> rest(buffers);
+  rest.consume(written);
+  auto [wait_error, n] = co_await asio::async_write(connection.socket, rest, kNoThrow);
+  co_return std::tuple{wait_error, written + n};
+}
+
+asio::awaitable<std::tuple<error_code, std::size_t>> write_all(Connection& connection, asio::const_buffer buffer) {
+  // A coroutine of its own, so that the one-element sequence lives in this frame while the write waits.
+  co_return co_await write_all(connection, std::span<const asio::const_buffer>(&buffer, 1));
+}
+
+asio::awaitable<error_code> parse_some(Connection& connection, beast::flat_buffer& buffer,
+                                       beast::http::basic_parser<true>& parser, std::size_t read_size) {
+  return parse_step(connection, buffer, parser, read_size);
+}
+
+asio::awaitable<error_code> parse_some(Connection& connection, beast::flat_buffer& buffer,
+                                       beast::http::basic_parser<false>& parser, std::size_t read_size) {
+  return parse_step(connection, buffer, parser, read_size);
+}
+
+}  // namespace apigw::net
