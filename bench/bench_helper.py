@@ -279,7 +279,7 @@ def report(results_path, rss_path, header):
     print(hdr)
     print("-" * len(hdr))
     for key in order:
-        if key == "apigw2":
+        if key in ("apigw2", "apigwlog"):
             continue
         r = rows[key]
         print("%-30s %11.0f %9s %9s %8d %10d %8s" % (r["label"], r["rps"], fmt_ms(r["p50"]), fmt_ms(r["p99"]),
@@ -311,6 +311,15 @@ def report(results_path, rss_path, header):
                                                   w2["non2xx"], w2["sockerr"], w2["cpu"]))
         if a:
             print("  (%.2fx the req/s of workers: 1)" % (w2["rps"] / a["rps"]))
+
+    lg = rows.get("apigwlog")
+    if lg:
+        print("%-30s %11.0f %9s %9s %8d %10d %8s" % (lg["label"], lg["rps"], fmt_ms(lg["p50"]), fmt_ms(lg["p99"]),
+                                                  lg["non2xx"], lg["sockerr"], lg["cpu"]))
+        if a:
+            cost = 1.0 - lg["rps"] / a["rps"]
+            print("  access log cost: %.1f%% of the req/s of workers: 1   target <= 10%%  %s"
+                  % (100.0 * cost, "PASS" if cost <= 0.10 else "FAIL"))
 
     bad = [r for k in order for r in runs[k] if r["non2xx"] or r["sockerr"]]
     print()
@@ -347,6 +356,9 @@ def report(results_path, rss_path, header):
                  rss.get("fds")))
         if rss.get("fail_reasons", "-") != "-":
             print("  failures: %s" % rss["fail_reasons"])
+        if "access_lines" in rss:
+            print()
+            print("the access log run wrote %s lines" % rss["access_lines"])
     return 0
 
 

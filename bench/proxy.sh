@@ -242,9 +242,10 @@ cd "$TMP" || die "cannot enter $TMP"   # nothing this script runs may leave file
 APIGW_DESC="$APIGW ($(stat -c '%y' "$APIGW" | cut -d. -f1))"
 
 # ------------------------------------------------------------------------------------------------ configs
-mapfile -t PORTS < <("$PY" "$HELPER" free-ports 6)
-[ "${#PORTS[@]}" = 6 ] || die "could not find free ports"
+mapfile -t PORTS < <("$PY" "$HELPER" free-ports 7)
+[ "${#PORTS[@]}" = 7 ] || die "could not find free ports"
 P_UP=${PORTS[0]} P_APIGW1=${PORTS[1]} P_NGINX=${PORTS[2]} P_HAPROXY=${PORTS[3]} P_APIGW2=${PORTS[4]} P_RSS=${PORTS[5]}
+P_APIGWLOG=${PORTS[6]}
 
 BODY=$("$PY" -c '
 import sys
@@ -278,7 +279,7 @@ http {
 EOF
 }
 
-mkdir -p "$TMP/upstream/tmp" "$TMP/nginx/tmp" "$TMP/haproxy" "$TMP/apigw1" "$TMP/apigw2" "$TMP/apigw-rss"
+mkdir -p "$TMP/upstream/tmp" "$TMP/nginx/tmp" "$TMP/haproxy" "$TMP/apigw1" "$TMP/apigw2" "$TMP/apigw-rss" "$TMP/apigw-log"
 
 {
   nginx_head "$TMP/upstream"
@@ -337,13 +338,13 @@ backend upstream
   server up1 127.0.0.1:$P_UP
 EOF
 
-apigw_config() {  # $1 port, $2 workers
+apigw_config() {  # $1 port, $2 workers, $3 access log (off or a file)
   cat <<EOF
 server:
   listen: 127.0.0.1:$1
   workers: $2
   drain_timeout: 2s
-log: { access: off, level: warn }
+log: { access: ${3:-off}, level: warn }
 upstreams:
   backend:
     endpoints: [127.0.0.1:$P_UP]
@@ -357,6 +358,7 @@ EOF
 apigw_config "$P_APIGW1" 1 >"$TMP/apigw1/apigw.yaml"
 apigw_config "$P_APIGW2" 2 >"$TMP/apigw2/apigw.yaml"
 apigw_config "$P_RSS" 1 >"$TMP/apigw-rss/apigw.yaml"
+apigw_config "$P_APIGWLOG" 1 "$TMP/apigw-log/access.log" >"$TMP/apigw-log/apigw.yaml"
 
 # Validate every config before starting anything, so a mistake is reported clearly.
 for d in upstream nginx; do
@@ -365,7 +367,7 @@ for d in upstream nginx; do
 done
 timeout 20 haproxy -c -q -f "$TMP/haproxy/haproxy.cfg" >"$TMP/haproxy/test.log" 2>&1 ||
   { show_log "$TMP/haproxy/test.log"; die "haproxy rejects its configuration"; }
-for d in apigw1 apigw2 apigw-rss; do
+for d in apigw1 apigw2 apigw-rss apigw-log; do
   timeout 20 "$APIGW_BIN" -t -c "$TMP/$d/apigw.yaml" >"$TMP/$d/test.log" 2>&1 ||
     { show_log "$TMP/$d/test.log"; die "apigw rejects $TMP/$d/apigw.yaml"; }
 done
@@ -391,6 +393,10 @@ wait_up "HAProxy" "$PID_HAPROXY" "$P_HAPROXY" "$TMP/haproxy/haproxy.log"
 start apigw-w2 "$TMP/apigw2/apigw.log" "$APIGW_BIN" -c "$TMP/apigw2/apigw.yaml"
 PID_APIGW2=$LAST_PID
 wait_up "apigw (workers: 2)" "$PID_APIGW2" "$P_APIGW2" "$TMP/apigw2/apigw.log"
+
+start apigw-log "$TMP/apigw-log/apigw.log" "$APIGW_BIN" -c "$TMP/apigw-log/apigw.yaml"
+PID_APIGWLOG=$LAST_PID
+wait_up "apigw (workers: 1, access log)" "$PID_APIGWLOG" "$P_APIGWLOG" "$TMP/apigw-log/apigw.log"
 
 # ------------------------------------------------------------------------------------------------ throughput
 # How busy is the machine before we load it? Other work on these 2 cores skews every figure below.
@@ -459,11 +465,14 @@ for ((round = 1; round <= ROUNDS; round++)); do
   run_target nginx "NGINX proxy (1 worker)" "$P_NGINX" "$PID_NGINX" "$round"
   run_target haproxy "HAProxy (nbthread 1)" "$P_HAPROXY" "$PID_HAPROXY" "$round"
   run_target apigw2 "apigw (workers: 2)" "$P_APIGW2" "$PID_APIGW2" "$round"
+  run_target apigwlog "apigw (workers: 1, access log)" "$P_APIGWLOG" "$PID_APIGWLOG" "$round"
 done
+ACCESS_LINES=$(wc -l <"$TMP/apigw-log/access.log" 2>/dev/null || echo 0)
 
 # The proxies are no longer needed; the upstream stays for the memory test.
 stop_named "$PID_APIGW1"
 stop_named "$PID_APIGW2"
+stop_named "$PID_APIGWLOG"
 stop_named "$PID_NGINX"
 stop_named "$PID_HAPROXY"
 
@@ -490,6 +499,7 @@ AFTER_RSS=$(vm_kb "$PID_RSS" VmRSS)
   printf 'count\t%s\n' "$RSS_CONNS"
   printf 'base_rss_kb\t%s\n' "$BASE_RSS"
   printf 'after_close_rss_kb\t%s\n' "${AFTER_RSS:--1}"
+  printf 'access_lines\t%s\n' "$ACCESS_LINES"
 } >>"$RSS_FILE"
 stop_named "$PID_RSS"
 
@@ -505,7 +515,8 @@ $(cut -d' ' -f1-3 /proc/loadavg)"
 # Anything the servers logged (apigw at warn and above, NGINX at warn, HAProxy's stderr).
 logged=0
 for f in "$TMP"/upstream/error.log "$TMP"/upstream/stdout.log "$TMP"/nginx/error.log "$TMP"/nginx/stdout.log \
-  "$TMP"/haproxy/haproxy.log "$TMP"/apigw1/apigw.log "$TMP"/apigw2/apigw.log "$TMP"/apigw-rss/apigw.log; do
+  "$TMP"/haproxy/haproxy.log "$TMP"/apigw1/apigw.log "$TMP"/apigw2/apigw.log "$TMP"/apigw-rss/apigw.log \
+  "$TMP"/apigw-log/apigw.log; do
   if [ -s "$f" ]; then
     [ "$logged" = 0 ] && { echo; echo "server logs (last 10 lines each):"; }
     logged=1

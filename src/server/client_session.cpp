@@ -343,7 +343,7 @@ asio::awaitable<void> ClientSession::close_gracefully(bool drain_input) {
 }
 
 void ClientSession::log(const Exchange& exchange) {
-  core::AccessLog& access_log = worker_.access_log();
+  core::AccessLogBuffer& access_log = worker_.access_log();
   if (!access_log.enabled()) return;
   core::AccessRecord record;
   record.request_id = exchange.request_id;

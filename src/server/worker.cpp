@@ -104,6 +104,7 @@ void Worker::schedule_sweep() {
     const auto now = core::Deadline::Clock::now();
     // check_deadline may end a session's operation but never detaches synchronously, so iterating is safe.
     for (ClientSession* session : sessions_) session->check_deadline(now);
+    access_log_.flush();
     schedule_sweep();
   });
 }
@@ -131,6 +132,7 @@ void Worker::finish_if_drained() {
   if (!sessions_.empty()) return;
   sweep_timer_.cancel();
   drain_timer_.cancel();
+  access_log_.flush();
   for (auto& pool : pools_) pool->close_idle();
 }
 

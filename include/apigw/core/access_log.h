@@ -1,15 +1,18 @@
-// The access log: one line per request, written by spdlog's async logger so a worker never waits on disk.
+// The access log: one line per request. A worker formats its lines into a buffer of its own and hands full
+// buffers (or, every sweep, what it has) to one writer thread, so a worker never waits on the disk and takes a
+// lock once per batch, not once per line. When the writer falls behind by more than kMaxPendingBytes, whole
+// batches are dropped and counted rather than let memory grow.
 #pragma once
 
+#include <atomic>
 #include <chrono>
+#include <condition_variable>
 #include <cstdint>
-#include <memory>
+#include <deque>
+#include <mutex>
 #include <string>
 #include <string_view>
-
-namespace spdlog {
-class logger;
-}
+#include <thread>
 
 namespace apigw::core {
 
@@ -25,17 +28,65 @@ struct AccessRecord {
   std::string_view endpoint;  // upstream endpoint, "-" when none was used
 };
 
-class AccessLog {
+class AccessLog;
+
+// One worker's lines not yet handed to the writer. Worker thread only.
+class AccessLogBuffer {
  public:
-  // `target` is "stdout", "off" or a file path; throws std::runtime_error when the file cannot be opened.
-  explicit AccessLog(const std::string& target);
-  ~AccessLog();
-  bool enabled() const { return logger_ != nullptr; }
+  explicit AccessLogBuffer(AccessLog& log) : log_(log) {}
+  ~AccessLogBuffer() { flush(); }
+  AccessLogBuffer(const AccessLogBuffer&) = delete;
+  AccessLogBuffer& operator=(const AccessLogBuffer&) = delete;
+
+  bool enabled() const;
   void record(const AccessRecord& record);
+  // Hands the buffered lines to the writer (the worker's sweeper calls this, so a line waits at most ~100 ms).
   void flush();
 
  private:
-  std::shared_ptr<spdlog::logger> logger_;
+  AccessLog& log_;
+  std::string lines_;
+  std::size_t count_ = 0;
+  std::int64_t stamp_second_ = -1;  // the second `stamp_` was formatted for
+  char stamp_[32] = {};
+  std::size_t stamp_length_ = 0;
+  std::string zone_;
+};
+
+class AccessLog {
+ public:
+  static constexpr std::size_t kBatchBytes = 64 * 1024;
+  static constexpr std::size_t kMaxPendingBytes = 16 * 1024 * 1024;
+
+  // `target` is "stdout", "off" or a file path (appended to); throws std::runtime_error when the file cannot be
+  // opened.
+  explicit AccessLog(const std::string& target);
+  ~AccessLog();
+  AccessLog(const AccessLog&) = delete;
+  AccessLog& operator=(const AccessLog&) = delete;
+
+  bool enabled() const { return fd_ >= 0; }
+  // Waits until every batch handed over so far is written.
+  void flush();
+  // Lines lost because the writer fell behind or a write failed.
+  std::uint64_t dropped_lines() const { return dropped_lines_.load(std::memory_order_relaxed); }
+
+ private:
+  friend class AccessLogBuffer;
+  void submit(std::string&& lines, std::size_t count);
+  void write_loop();
+
+  int fd_ = -1;
+  bool owns_fd_ = false;
+  std::mutex mutex_;
+  std::condition_variable wake_;     // the writer: work or stop
+  std::condition_variable written_;  // flush(): the queue emptied
+  std::deque<std::pair<std::string, std::size_t>> queue_;
+  std::size_t pending_bytes_ = 0;
+  bool writing_ = false;
+  bool stopping_ = false;
+  std::atomic<std::uint64_t> dropped_lines_{0};
+  std::thread writer_;
 };
 
 // Sets up the process log (stderr) at `level` ("info", "debug", ...). Returns false on an unknown level.

@@ -40,7 +40,7 @@ class Worker {
   unsigned index() const { return index_; }
   const config::SnapshotPtr& snapshot() const { return snapshot_; }
   upstream::UpstreamPool& pool(std::uint32_t upstream) { return *pools_[upstream]; }
-  core::AccessLog& access_log() { return access_log_; }
+  core::AccessLogBuffer& access_log() { return access_log_; }
   bool draining() const { return draining_; }
   void attach(ClientSession* session);
   void detach(ClientSession* session);
@@ -52,7 +52,7 @@ class Worker {
   void finish_if_drained();
 
   unsigned index_;
-  core::AccessLog& access_log_;
+  core::AccessLogBuffer access_log_;
   boost::asio::io_context context_{1};
   std::vector<std::unique_ptr<boost::asio::ip::tcp::acceptor>> acceptors_;
   boost::asio::steady_timer sweep_timer_{context_};
