@@ -38,7 +38,7 @@ namespace {
 constexpr auto kNoThrow = asio::as_tuple(asio::use_awaitable);
 
 // One non-blocking sendmsg of as much of `buffers` as the socket takes now. A full socket is not an error.
-std::size_t write_now(asio::ip::tcp::socket& socket, std::span<const asio::const_buffer> buffers, error_code& error) {
+std::size_t send_now(asio::ip::tcp::socket& socket, std::span<const asio::const_buffer> buffers, error_code& error) {
   constexpr std::size_t kMaxIov = 8;
   iovec iov[kMaxIov];
   const std::size_t count = std::min(buffers.size(), kMaxIov);
@@ -117,12 +117,21 @@ asio::awaitable<std::tuple<error_code, std::size_t>> read_some(Connection& conne
   }
 }
 
+std::size_t write_now(Connection& connection, std::span<const asio::const_buffer> buffers, error_code& error) {
+  return send_now(connection.socket, buffers, error);
+}
+
 asio::awaitable<std::tuple<error_code, std::size_t>> write_all(Connection& connection,
                                                                std::span<const asio::const_buffer> buffers) {
   error_code error;
-  const std::size_t total = asio::buffer_size(buffers);
-  const std::size_t written = write_now(connection.socket, buffers, error);
-  if (error || written == total) co_return std::tuple{error, written};
+  const std::size_t written = write_now(connection, buffers, error);
+  if (error || written == asio::buffer_size(buffers)) co_return std::tuple{error, written};
+  co_return co_await write_rest(connection, buffers, written);
+}
+
+asio::awaitable<std::tuple<error_code, std::size_t>> write_rest(Connection& connection,
+                                                                std::span<const asio::const_buffer> buffers,
+                                                                std::size_t written) {
   beast::buffers_suffix<std::span<const asio::const_buffer>> rest(buffers);
   rest.consume(written);
   auto [wait_error, n] = co_await asio::async_write(connection.socket, rest, kNoThrow);

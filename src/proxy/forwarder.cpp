@@ -4,6 +4,7 @@
 #include <algorithm>
 #include <array>
 #include <span>
+#include <tuple>
 
 #include <boost/beast/core/string.hpp>
 #include <boost/beast/http/error.hpp>
@@ -109,7 +110,13 @@ asio::awaitable<ForwardResult> Forwarder::run() {
       local_reply(503, fmt::format("upstream '{}' has no endpoint", pool_.upstream().config.name));
       co_return result_;
     }
-    upstream::AcquireResult acquired = co_await pool_.acquire(endpoint, fresh);
+    upstream::AcquireResult acquired;
+    if (!fresh) acquired.connection = pool_.acquire_idle(endpoint);
+    if (acquired.connection) {
+      acquired.reused = true;
+    } else {
+      acquired = co_await pool_.acquire(endpoint, fresh);
+    }
     fresh = false;
     if (acquired.pool_full) {
       local_reply(503, fmt::format("upstream '{}' has no free connection", pool_.upstream().config.name));
@@ -293,7 +300,11 @@ asio::awaitable<Forwarder::Attempt> Forwarder::exchange(upstream::UpstreamConnec
     if (attempt.outcome != AttemptOutcome::kResponseHead) co_return attempt;
   } else {
     const std::array<asio::const_buffer, 2> buffers{asio::buffer(request_head_), asio::buffer(body_)};
-    auto [error, n] = co_await net::write_all(connection, buffers);
+    error_code error;
+    const std::size_t n = net::write_now(connection, buffers, error);
+    if (!error && n < request_head_.size() + body_.size()) {
+      std::tie(error, std::ignore) = co_await net::write_rest(connection, buffers, n);
+    }
     if (error) {
       attempt.error = upstream_error(error);
       co_return attempt;
@@ -424,7 +435,11 @@ asio::awaitable<void> Forwarder::relay_response(upstream::UpstreamConnectionPtr 
     const std::array<asio::const_buffer, 2> buffers{
         asio::buffer(head), asio::buffer(connection->buffer.data().data(), static_cast<std::size_t>(*length))};
     client_.deadline.arm(client_.io_timeout);
-    auto [error, n] = co_await net::write_all(client_.connection, buffers);
+    error_code error;
+    std::size_t n = net::write_now(client_.connection, buffers, error);
+    if (!error && n < head.size() + buffers[1].size()) {
+      std::tie(error, n) = co_await net::write_rest(client_.connection, buffers, n);
+    }
     result_.bytes += n;
     connection->buffer.consume(static_cast<std::size_t>(*length));
     const bool reusable = !error && response_->get().keep_alive() && connection->buffer.size() == 0;

@@ -139,6 +139,13 @@ void UpstreamPool::drop_idle(const UpstreamConnectionPtr& connection) {
   idle.erase(it);
 }
 
+UpstreamConnectionPtr UpstreamPool::acquire_idle(std::size_t index) {
+  EndpointState& endpoint = endpoints_[index];
+  UpstreamConnectionPtr connection = take_idle(endpoint);
+  if (connection) ++endpoint.active;
+  return connection;
+}
+
 asio::awaitable<AcquireResult> UpstreamPool::acquire(std::size_t index, bool fresh) {
   const auto deadline = std::chrono::steady_clock::now() + upstream_.config.connect_timeout;
   EndpointState& endpoint = endpoints_[index];

@@ -33,6 +33,14 @@ struct Connection {
 boost::asio::awaitable<std::tuple<boost::system::error_code, std::size_t>> read_some(
     Connection& connection, boost::asio::mutable_buffer buffer);
 
+// One non-blocking write of what the socket takes now; a full socket is not an error. With write_rest, the
+// coroutine-free fast path of write_all for the hot path: most writes complete here.
+std::size_t write_now(Connection& connection, std::span<const boost::asio::const_buffer> buffers,
+                      boost::system::error_code& error);
+// Writes what write_now left, `written` bytes into `buffers`, waiting for the socket as needed.
+boost::asio::awaitable<std::tuple<boost::system::error_code, std::size_t>> write_rest(
+    Connection& connection, std::span<const boost::asio::const_buffer> buffers, std::size_t written);
+
 // Writes all of `buffers`. Returns the error and the bytes written.
 boost::asio::awaitable<std::tuple<boost::system::error_code, std::size_t>> write_all(
     Connection& connection, std::span<const boost::asio::const_buffer> buffers);

@@ -47,6 +47,8 @@ class UpstreamPool {
   // is at max_connections it waits for a release until connect_timeout, then reports pool_full.
   // With `fresh`, never reuses an idle connection (a retry after a stale one).
   boost::asio::awaitable<AcquireResult> acquire(std::size_t endpoint, bool fresh = false);
+  // The common case of acquire() without a coroutine: an idle connection to `endpoint`, or null.
+  UpstreamConnectionPtr acquire_idle(std::size_t endpoint);
 
   // Ends a lease: `reusable` connections go back to the idle list, watched for the upstream closing them;
   // others are closed. Wakes one waiter.
