@@ -16,6 +16,10 @@ trap cleanup EXIT INT TERM
 
 /usr/bin/python3 scripts/demo_upstream.py 9001 demo >/dev/null 2>&1 &
 pids+=($!)
+for _ in $(seq 50); do
+  curl -s -o /dev/null http://127.0.0.1:9001/ && break
+  sleep 0.1
+done
 
 config=${APIGW_CONFIG:-config/apigw.example.yaml}
 build/apigw -t -c "$config"
