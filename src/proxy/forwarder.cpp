@@ -24,6 +24,7 @@ namespace {
 
 constexpr std::string_view kCrlf = "\r\n";
 constexpr std::string_view kLastChunk = "0\r\n\r\n";
+constexpr std::size_t kTypicalResponseFields = 16;
 
 bool is_idempotent(bhttp::verb method) {
   switch (method) {
@@ -313,8 +314,9 @@ asio::awaitable<Forwarder::Attempt> Forwarder::exchange(upstream::UpstreamConnec
 
   // The response deadline runs from the end of the request to the end of the response.
   client_.upstream.deadline.arm(timeout);
+  response_fields_.reserve(kTypicalResponseFields);
   for (;;) {
-    response_.emplace();
+    response_.emplace(response_fields_);
     response_->header_limit(kMaxResponseHeadBytes);
     response_->body_limit(boost::none);
     if (head_request_) response_->skip(true);
@@ -325,7 +327,7 @@ asio::awaitable<Forwarder::Attempt> Forwarder::exchange(upstream::UpstreamConnec
       attempt.error = error ? upstream_error(error) : error_code(bhttp::error::partial_message);
       co_return attempt;
     }
-    const unsigned status = response_->get().result_int();
+    const unsigned status = response_->status();
     if (status == 101) {
       attempt.error = bhttp::error::bad_status;  // apigw never forwards Upgrade, so 101 is a broken upstream
       co_return attempt;
@@ -380,10 +382,12 @@ asio::awaitable<Forwarder::Attempt> Forwarder::stream_request_body(upstream::Ups
 }
 
 std::string Forwarder::build_response_head(bool& keep_alive, bool& chunked, bool& has_body) {
-  const auto& response = response_->get();
-  const unsigned status = response.result_int();
+  const unsigned status = response_->status();
   has_body = !head_request_ && status != 204 && status != 304;
-  const HopByHopRules rules(response);
+  HopByHopRules rules;
+  for (const ResponseParser::Field& field : response_->fields()) {
+    if (field.name == bhttp::field::connection) rules.add_connection(field.value);
+  }
   const bool client_http11 = client_.parser.get().version() == 11;
   chunked = has_body && !response_->content_length() && client_http11;
   // Without a length and without chunked, the end of the body is the end of the connection.
@@ -391,17 +395,16 @@ std::string Forwarder::build_response_head(bool& keep_alive, bool& chunked, bool
 
   std::string out;
   out.reserve(512);
-  const std::string_view reason = response.reason();
+  const std::string_view reason = response_->reason();
   fmt::format_to(std::back_inserter(out), "HTTP/1.1 {} {}\r\n", status,
                  reason.empty() ? apigw::http::reason_phrase(status) : reason);
   bool has_date = false;
-  for (const auto& field : response) {
-    const std::string_view name = field.name_string();
-    if (rules.drop(field.name(), name)) continue;
-    const ForwardingHeader kind = classify(field.name(), name);
+  for (const ResponseParser::Field& field : response_->fields()) {
+    if (rules.drop(field.name, field.name_text)) continue;
+    const ForwardingHeader kind = classify(field.name, field.name_text);
     if (kind == ForwardingHeader::kRequestId || kind == ForwardingHeader::kApigw) continue;
-    has_date = has_date || field.name() == bhttp::field::date;
-    append_header(out, name, field.value());
+    has_date = has_date || field.name == bhttp::field::date;
+    append_header(out, field.name_text, field.value);
   }
   if (!has_date) append_header(out, "Date", apigw::http::http_date());
   append_header(out, "X-Request-Id", request_.request_id);
@@ -427,7 +430,7 @@ std::string Forwarder::build_response_head(bool& keep_alive, bool& chunked, bool
 asio::awaitable<void> Forwarder::relay_response(upstream::UpstreamConnectionPtr connection) {
   bool keep_alive = false, chunked = false, has_body = false;
   const std::string head = build_response_head(keep_alive, chunked, has_body);
-  result_.status = response_->get().result_int();
+  result_.status = response_->status();
   const auto length = response_->content_length();
 
   if (has_body && length && connection->buffer.size() >= *length) {
@@ -442,7 +445,7 @@ asio::awaitable<void> Forwarder::relay_response(upstream::UpstreamConnectionPtr 
     }
     result_.bytes += n;
     connection->buffer.consume(static_cast<std::size_t>(*length));
-    const bool reusable = !error && response_->get().keep_alive() && connection->buffer.size() == 0;
+    const bool reusable = !error && response_->keep_alive() && connection->buffer.size() == 0;
     ++connection->requests;
     end_lease(std::move(connection), reusable);
     result_.kind = error ? ForwardResult::Kind::kAbort : ForwardResult::Kind::kResponded;
@@ -488,7 +491,7 @@ asio::awaitable<void> Forwarder::relay_response(upstream::UpstreamConnectionPtr 
     }
     if (last) break;
   }
-  const bool reusable = response_->get().keep_alive() && response_->is_done() && connection->buffer.size() == 0;
+  const bool reusable = response_->keep_alive() && response_->is_done() && connection->buffer.size() == 0;
   ++connection->requests;
   end_lease(std::move(connection), reusable);
   result_.kind = ForwardResult::Kind::kResponded;
@@ -498,15 +501,13 @@ asio::awaitable<void> Forwarder::relay_response(upstream::UpstreamConnectionPtr 
 // Moves the next body bytes of the upstream response into relay_ (`got` of them, possibly none after a chunk
 // header), reading from the upstream only when nothing is buffered.
 asio::awaitable<error_code> Forwarder::read_response_body(upstream::UpstreamConnection& connection, std::size_t& got) {
-  auto& body = response_->get().body();
-  body.data = relay_.get();
-  body.size = relay_size_;
+  response_->set_body_buffer(relay_.get(), relay_size_);
   // A body that ends with the connection needs the end of stream, which may have come with the last bytes read
   // and so brings no new readiness: look at the socket itself.
   if (response_->need_eof()) connection.drained = false;
   error_code error = co_await net::parse_some(connection, connection.buffer, *response_, upstream::kUpstreamReadSize);
   if (error == bhttp::error::need_buffer) error = {};
-  got = relay_size_ - body.size;
+  got = relay_size_ - response_->body_space();
   co_return upstream_error(error);
 }
 

@@ -9,14 +9,16 @@ namespace http = boost::beast::http;
 
 HopByHopRules::HopByHopRules(const http::fields& fields) {
   const auto [first, last] = fields.equal_range(http::field::connection);
-  for (auto it = first; it != last; ++it) {
-    for (std::string_view token : http::token_list{it->value()}) {
-      if (boost::beast::iequals(token, "close")) close_ = true;
-      if (token_count_ < kMaxTokens) {
-        tokens_[token_count_++] = token;
-      } else {
-        overflow_ = true;
-      }
+  for (auto it = first; it != last; ++it) add_connection(it->value());
+}
+
+void HopByHopRules::add_connection(std::string_view value) {
+  for (std::string_view token : http::token_list{value}) {
+    if (boost::beast::iequals(token, "close")) close_ = true;
+    if (token_count_ < kMaxTokens) {
+      tokens_[token_count_++] = token;
+    } else {
+      overflow_ = true;
     }
   }
 }

@@ -100,7 +100,9 @@ asio::awaitable<void> Worker::accept_loop(asio::ip::tcp::acceptor& acceptor) {
 void Worker::schedule_sweep() {
   sweep_timer_.expires_after(kSweepInterval);
   sweep_timer_.async_wait([this](const boost::system::error_code& error) {
-    if (error) return;
+    // A sweep already due when the drain finished still runs: it must not schedule another one, or the loop
+    // would never run out of work.
+    if (error || drained_) return;
     const auto now = core::Deadline::Clock::now();
     // check_deadline may end a session's operation but never detaches synchronously, so iterating is safe.
     for (ClientSession* session : sessions_) session->check_deadline(now);
@@ -130,6 +132,7 @@ void Worker::begin_drain() {
 
 void Worker::finish_if_drained() {
   if (!sessions_.empty()) return;
+  drained_ = true;
   sweep_timer_.cancel();
   drain_timer_.cancel();
   access_log_.flush();

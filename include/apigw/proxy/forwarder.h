@@ -18,12 +18,12 @@
 #include "apigw/core/deadline.h"
 #include "apigw/core/units.h"
 #include "apigw/net/socket_io.h"
+#include "apigw/proxy/response_parser.h"
 #include "apigw/upstream/upstream_pool.h"
 
 namespace apigw::proxy {
 
 using RequestParser = boost::beast::http::request_parser<boost::beast::http::buffer_body>;
-using ResponseParser = boost::beast::http::response_parser<boost::beast::http::buffer_body>;
 
 // Request bodies up to this size (with a Content-Length) are read whole before an upstream is chosen, so a
 // failed attempt can be retried and a slow client never holds an upstream connection.
@@ -140,6 +140,7 @@ class Forwarder {
   std::string request_head_;  // the upstream request's head
   std::unique_ptr<char[]> relay_;  // body bytes in transit, either way
   std::size_t relay_size_ = 0;
+  std::vector<ResponseParser::Field> response_fields_;
   std::optional<ResponseParser> response_;
 };
 

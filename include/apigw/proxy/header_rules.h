@@ -16,6 +16,9 @@ class HopByHopRules {
  public:
   // Reads the Connection header(s) of `fields`; the views stay valid while `fields` lives.
   explicit HopByHopRules(const boost::beast::http::fields& fields);
+  // No Connection header yet: add each one's value with add_connection (the views must outlive the rules).
+  HopByHopRules() = default;
+  void add_connection(std::string_view value);
 
   // True for a header that must not be forwarded: hop-by-hop, named by Connection, Proxy-*, or framing.
   bool drop(boost::beast::http::field field, std::string_view name) const;

@@ -62,6 +62,7 @@ class Worker {
   std::vector<upstream::UpstreamPoolPtr> pools_;  // by snapshot upstream index
   std::unordered_set<ClientSession*> sessions_;
   bool draining_ = false;
+  bool drained_ = false;  // draining and no session left: nothing may schedule more work
 };
 
 }  // namespace apigw::server
