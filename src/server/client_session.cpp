@@ -1,8 +1,6 @@
 // A client connection's request loop (see client_session.h).
 #include "apigw/server/client_session.h"
 
-#include <boost/asio/as_tuple.hpp>
-#include <boost/asio/use_awaitable.hpp>
 #include <fmt/format.h>
 
 #include "apigw/http/request_head.h"
