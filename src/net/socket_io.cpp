@@ -37,27 +37,6 @@ adetail::reactor& reactor_of(asio::ip::tcp::socket& socket) {
 namespace {
 constexpr auto kNoThrow = asio::as_tuple(asio::use_awaitable);
 
-// One non-blocking sendmsg of as much of `buffers` as the socket takes now. A full socket is not an error.
-std::size_t send_now(asio::ip::tcp::socket& socket, std::span<const asio::const_buffer> buffers, error_code& error) {
-  constexpr std::size_t kMaxIov = 8;
-  iovec iov[kMaxIov];
-  const std::size_t count = std::min(buffers.size(), kMaxIov);
-  for (std::size_t i = 0; i < count; ++i) {
-    iov[i].iov_base = const_cast<void*>(buffers[i].data());
-    iov[i].iov_len = buffers[i].size();
-  }
-  msghdr message{};
-  message.msg_iov = iov;
-  message.msg_iovlen = count;
-  for (;;) {
-    const ssize_t n = ::sendmsg(socket.native_handle(), &message, MSG_DONTWAIT | MSG_NOSIGNAL);
-    if (n >= 0) return static_cast<std::size_t>(n);
-    if (errno == EINTR) continue;
-    if (errno != EAGAIN && errno != EWOULDBLOCK) error.assign(errno, boost::system::system_category());
-    return 0;
-  }
-}
-
 // One non-blocking recv: the bytes read, 0 with eof, or 0 with no error when nothing is there.
 std::size_t read_now(asio::ip::tcp::socket& socket, asio::mutable_buffer buffer, error_code& error) {
   for (;;) {
@@ -118,7 +97,23 @@ asio::awaitable<std::tuple<error_code, std::size_t>> read_some(Connection& conne
 }
 
 std::size_t write_now(Connection& connection, std::span<const asio::const_buffer> buffers, error_code& error) {
-  return send_now(connection.socket, buffers, error);
+  constexpr std::size_t kMaxIov = 8;
+  iovec iov[kMaxIov];
+  const std::size_t count = std::min(buffers.size(), kMaxIov);
+  for (std::size_t i = 0; i < count; ++i) {
+    iov[i].iov_base = const_cast<void*>(buffers[i].data());
+    iov[i].iov_len = buffers[i].size();
+  }
+  msghdr message{};
+  message.msg_iov = iov;
+  message.msg_iovlen = count;
+  for (;;) {
+    const ssize_t n = ::sendmsg(connection.socket.native_handle(), &message, MSG_DONTWAIT | MSG_NOSIGNAL);
+    if (n >= 0) return static_cast<std::size_t>(n);
+    if (errno == EINTR) continue;
+    if (errno != EAGAIN && errno != EWOULDBLOCK) error.assign(errno, boost::system::system_category());
+    return 0;
+  }
 }
 
 asio::awaitable<std::tuple<error_code, std::size_t>> write_all(Connection& connection,

@@ -303,7 +303,7 @@ asio::awaitable<Forwarder::Attempt> Forwarder::exchange(upstream::UpstreamConnec
     const std::array<asio::const_buffer, 2> buffers{asio::buffer(request_head_), asio::buffer(body_)};
     error_code error;
     const std::size_t n = net::write_now(connection, buffers, error);
-    if (!error && n < request_head_.size() + body_.size()) {
+    if (!error && n < asio::buffer_size(buffers)) {
       std::tie(error, std::ignore) = co_await net::write_rest(connection, buffers, n);
     }
     if (error) {
@@ -440,7 +440,7 @@ asio::awaitable<void> Forwarder::relay_response(upstream::UpstreamConnectionPtr 
     client_.deadline.arm(client_.io_timeout);
     error_code error;
     std::size_t n = net::write_now(client_.connection, buffers, error);
-    if (!error && n < head.size() + buffers[1].size()) {
+    if (!error && n < asio::buffer_size(buffers)) {
       std::tie(error, n) = co_await net::write_rest(client_.connection, buffers, n);
     }
     result_.bytes += n;
@@ -481,7 +481,8 @@ asio::awaitable<void> Forwarder::relay_response(upstream::UpstreamConnectionPtr 
     if (chunked && got > 0) buffers[count++] = asio::buffer(kCrlf);
     if (chunked && last) buffers[count++] = asio::buffer(kLastChunk);
     client_.deadline.arm(client_.io_timeout);
-    auto [error, n] = co_await net::write_all(client_.connection, std::span<const asio::const_buffer>(buffers.data(), count));
+    auto [error, n] =
+        co_await net::write_all(client_.connection, std::span<const asio::const_buffer>(buffers.data(), count));
     result_.bytes += n;
     head_sent = true;
     if (error) {

@@ -16,8 +16,8 @@ void ResponseParser::on_response_impl(int code, boost::beast::string_view reason
   reason_ = reason;
 }
 
-void ResponseParser::on_field_impl(bhttp::field name, boost::beast::string_view name_text, boost::beast::string_view value,
-                                   boost::system::error_code&) {
+void ResponseParser::on_field_impl(bhttp::field name, boost::beast::string_view name_text,
+                                   boost::beast::string_view value, boost::system::error_code&) {
   fields_.push_back(Field{name, name_text, value});
 }
 
@@ -25,7 +25,8 @@ std::size_t ResponseParser::on_body_impl(boost::beast::string_view body, boost::
   return store_body(body, ec);
 }
 
-std::size_t ResponseParser::on_chunk_body_impl(std::uint64_t, boost::beast::string_view body, boost::system::error_code& ec) {
+std::size_t ResponseParser::on_chunk_body_impl(std::uint64_t, boost::beast::string_view body,
+                                               boost::system::error_code& ec) {
   return store_body(body, ec);
 }
 

@@ -40,9 +40,10 @@ class ResponseParser : public boost::beast::http::basic_parser<false> {
  private:
   void on_request_impl(boost::beast::http::verb, boost::beast::string_view, boost::beast::string_view, int,
                        boost::system::error_code&) override {}
-  void on_response_impl(int code, boost::beast::string_view reason, int version, boost::system::error_code& ec) override;
-  void on_field_impl(boost::beast::http::field name, boost::beast::string_view name_text, boost::beast::string_view value,
-                     boost::system::error_code& ec) override;
+  void on_response_impl(int code, boost::beast::string_view reason, int version,
+                        boost::system::error_code& ec) override;
+  void on_field_impl(boost::beast::http::field name, boost::beast::string_view name_text,
+                     boost::beast::string_view value, boost::system::error_code& ec) override;
   void on_header_impl(boost::system::error_code&) override {}
   void on_body_init_impl(const boost::optional<std::uint64_t>&, boost::system::error_code&) override {}
   std::size_t on_body_impl(boost::beast::string_view body, boost::system::error_code& ec) override;
