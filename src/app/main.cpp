@@ -4,14 +4,10 @@
 #include <cstring>
 #include <string>
 
-#include <boost/asio/io_context.hpp>
-#include <boost/asio/signal_set.hpp>
 #include <spdlog/spdlog.h>
 
-#include "apigw/config/loader.h"
-#include "apigw/config/snapshot.h"
 #include "apigw/core/access_log.h"
-#include "apigw/server/gateway.h"
+#include "control.h"
 
 namespace {
 
@@ -26,7 +22,8 @@ constexpr const char* kUsage =
     "  -v, --version      print the version and exit\n"
     "  -h, --help         print this help and exit\n"
     "\n"
-    "Signals: SIGTERM or SIGINT drain in-flight requests and exit.\n";
+    "Signals: SIGHUP reloads the configuration (a bad one is rejected and the running one kept);\n"
+    "SIGTERM or SIGINT drain in-flight requests and exit; SIGUSR1 reopens the access log file.\n";
 
 struct Options {
   std::string config_path;
@@ -61,25 +58,6 @@ int parse_options(int argc, char** argv, Options& options) {
   return -1;
 }
 
-// Loads and checks the config, printing every error; returns nullptr when it is not usable.
-apigw::config::SnapshotPtr load(const std::string& path, std::uint64_t generation) {
-  apigw::config::LoadResult loaded = apigw::config::load_file(path);
-  std::vector<apigw::config::ConfigError> errors = std::move(loaded.errors);
-  apigw::config::SnapshotPtr snapshot;
-  if (loaded.config) {
-    apigw::config::SnapshotResult built = apigw::config::build_snapshot(*loaded.config, generation);
-    snapshot = std::move(built.snapshot);
-    for (auto& error : built.errors) errors.push_back(std::move(error));
-  }
-  for (const auto& error : errors) std::fprintf(stderr, "%s\n", error.text().c_str());
-  if (!errors.empty()) {
-    std::fprintf(stderr, "apigw: configuration %s has %zu error%s\n", path.c_str(), errors.size(),
-                 errors.size() == 1 ? "" : "s");
-    return nullptr;
-  }
-  return snapshot;
-}
-
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -89,31 +67,26 @@ int main(int argc, char** argv) {
   // Writes to a client that already left must fail with EPIPE, not kill the process.
   std::signal(SIGPIPE, SIG_IGN);
 
-  const apigw::config::SnapshotPtr snapshot = load(options.config_path, 1);
-  if (!snapshot) return 1;
+  const apigw::app::Loaded loaded = apigw::app::load_snapshot(options.config_path, 1);
+  for (const std::string& error : loaded.errors) std::fprintf(stderr, "%s\n", error.c_str());
+  if (!loaded.snapshot) {
+    std::fprintf(stderr, "apigw: configuration %s has %zu error%s\n", options.config_path.c_str(),
+                 loaded.errors.size(), loaded.errors.size() == 1 ? "" : "s");
+    return 1;
+  }
   if (options.test_only) {
     std::printf("apigw: configuration %s is valid\n", options.config_path.c_str());
     return 0;
   }
 
   try {
-    apigw::core::configure_process_log(snapshot->config.log.level);
+    apigw::core::configure_process_log(loaded.snapshot->config.log.level);
     spdlog::flush_every(std::chrono::seconds(1));
-    apigw::core::AccessLog access_log(snapshot->config.log.access);
-    apigw::server::Gateway gateway(snapshot, access_log);
-
-    boost::asio::io_context main_loop;
-    boost::asio::signal_set signals(main_loop, SIGINT, SIGTERM);
-    signals.async_wait([&](const boost::system::error_code& error, int signal) {
-      if (error) return;
-      spdlog::info("received {}, draining", signal == SIGINT ? "SIGINT" : "SIGTERM");
-    });
-    gateway.start();
-    spdlog::info("apigw {} listening on {} with {} worker{}, {} routes", APIGW_VERSION,
-                 snapshot->config.server.listen.text(), gateway.worker_count(),
-                 gateway.worker_count() == 1 ? "" : "s", snapshot->routes.size());
-    main_loop.run();
-    gateway.drain_and_join();
+    apigw::core::AccessLog access_log(loaded.snapshot->config.log.access);
+    {
+      apigw::app::Control control(options.config_path, loaded.snapshot, access_log);
+      control.run();
+    }
     access_log.flush();
     spdlog::info("apigw stopped");
   } catch (const std::exception& error) {

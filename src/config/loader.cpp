@@ -23,15 +23,23 @@ namespace {
 
 namespace fs = std::filesystem;
 
-constexpr std::array<std::string_view, 5> kMainKeys{"server", "log", "upstreams", "routes", "include"};
+constexpr std::array<std::string_view, 7> kMainKeys{"server", "log",    "admin",  "reload",
+                                                    "upstreams", "routes", "include"};
 constexpr std::array<std::string_view, 2> kIncludeKeys{"upstreams", "routes"};
 constexpr std::array<std::string_view, 6> kServerKeys{"listen",          "workers",       "trusted_proxies",
                                                       "limits",          "debug_headers", "drain_timeout"};
 constexpr std::array<std::string_view, 5> kLimitsKeys{"max_header_bytes", "max_uri_bytes", "max_body_bytes",
                                                       "header_timeout", "idle_timeout"};
 constexpr std::array<std::string_view, 2> kLogKeys{"access", "level"};
-constexpr std::array<std::string_view, 6> kUpstreamKeys{"endpoints", "balance",         "connect_timeout",
-                                                        "timeout",   "max_connections", "retries"};
+constexpr std::array<std::string_view, 1> kAdminKeys{"listen"};
+constexpr std::array<std::string_view, 2> kReloadKeys{"watch", "interval"};
+constexpr std::array<std::string_view, 8> kUpstreamKeys{"endpoints", "balance",         "connect_timeout",
+                                                        "timeout",   "max_connections", "retries",
+                                                        "health_check", "passive_health"};
+constexpr std::array<std::string_view, 5> kHealthCheckKeys{"path", "interval", "timeout", "unhealthy_after",
+                                                           "healthy_after"};
+constexpr std::array<std::string_view, 2> kPassiveHealthKeys{"unhealthy_after", "eject_for"};
+constexpr unsigned kMaxHealthThreshold = 1000;
 constexpr std::array<std::string_view, 1> kRetriesKeys{"attempts"};
 constexpr std::array<std::string_view, 4> kRouteKeys{"name", "match", "upstream", "rewrite"};
 constexpr std::array<std::string_view, 3> kMatchKeys{"path", "methods", "host"};
@@ -88,7 +96,41 @@ void read_log(YamlReader& reader, const Field& field, LogConfig& log) {
   });
 }
 
+void read_admin(YamlReader& reader, const Field& field, AdminConfig& admin) {
+  reader.for_each_field(field, kAdminKeys, [&](std::string_view, const Field& value) {
+    if (auto listen = reader.value(value, parse_optional_listen)) {
+      admin.enabled = listen->has_value();
+      if (*listen) admin.listen = **listen;
+    }
+  });
+}
+
+void read_reload(YamlReader& reader, const Field& field, ReloadConfig& reload) {
+  reader.for_each_field(field, kReloadKeys, [&](std::string_view key, const Field& value) {
+    if (key == "watch") return assign(reload.watch, reader.value(value, parse_bool));
+    assign(reload.interval, reader.value(value, parse_positive_duration));
+  });
+}
+
 // ---- upstreams --------------------------------------------------------------------------------------------
+
+void read_health_check(YamlReader& reader, const Field& field, HealthCheckConfig& check) {
+  check.enabled = true;
+  reader.for_each_field(field, kHealthCheckKeys, [&](std::string_view key, const Field& value) {
+    if (key == "path") return assign(check.path, reader.value(value, parse_health_path));
+    if (key == "interval") return assign(check.interval, reader.value(value, parse_positive_duration));
+    if (key == "timeout") return assign(check.timeout, reader.value(value, parse_positive_duration));
+    unsigned& target = key == "unhealthy_after" ? check.unhealthy_after : check.healthy_after;
+    assign(target, reader.value(value, whole_number(1, kMaxHealthThreshold)));
+  });
+}
+
+void read_passive_health(YamlReader& reader, const Field& field, PassiveHealthConfig& passive) {
+  reader.for_each_field(field, kPassiveHealthKeys, [&](std::string_view key, const Field& value) {
+    if (key == "eject_for") return assign(passive.eject_for, reader.value(value, parse_positive_duration));
+    assign(passive.unhealthy_after, reader.value(value, whole_number(0, kMaxHealthThreshold)));
+  });
+}
 
 UpstreamConfig read_upstream(YamlReader& reader, const std::string& name, const Field& field) {
   UpstreamConfig upstream;
@@ -112,6 +154,8 @@ UpstreamConfig read_upstream(YamlReader& reader, const std::string& name, const 
         assign(upstream.retry_attempts, reader.value(attempts, whole_number(0, kMaxRetryAttempts)));
       });
     }
+    if (key == "health_check") return read_health_check(reader, value, upstream.health_check);
+    if (key == "passive_health") return read_passive_health(reader, value, upstream.passive_health);
     endpoints_misshapen = !reader.is_null(value) && !value.node->IsSequence();
     reader.for_each_item(value, [&](std::size_t, const Field& item) {
       ++endpoints_given;
@@ -378,6 +422,8 @@ void read_main(LoadState& state, YamlReader& reader, const YAML::Node& root) {
   reader.for_each_field(reader.root(root), kMainKeys, [&](std::string_view key, const Field& value) {
     if (key == "server") return read_server(reader, value, state.config.server);
     if (key == "log") return read_log(reader, value, state.config.log);
+    if (key == "admin") return read_admin(reader, value, state.config.admin);
+    if (key == "reload") return read_reload(reader, value, state.config.reload);
     if (key == "upstreams") return read_upstreams(state, reader, value);
     if (key == "routes") return read_routes(state, reader, value);
     include_node = *value.node;

@@ -40,6 +40,15 @@ bool resolve(const Endpoint& endpoint, std::string& address, std::string& error)
 
 }  // namespace
 
+bool same_upstream(const Upstream& a, const Upstream& b) {
+  const UpstreamConfig& x = a.config;
+  const UpstreamConfig& y = b.config;
+  return a.endpoints == b.endpoints && x.name == y.name && x.endpoints == y.endpoints && x.balance == y.balance &&
+         x.connect_timeout == y.connect_timeout && x.timeout == y.timeout &&
+         x.max_connections == y.max_connections && x.retry_attempts == y.retry_attempts &&
+         x.health_check == y.health_check && x.passive_health == y.passive_health;
+}
+
 SnapshotResult build_snapshot(const Config& config, std::uint64_t generation) {
   SnapshotResult result;
   auto snapshot = std::make_shared<Snapshot>();

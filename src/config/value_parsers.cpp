@@ -170,6 +170,16 @@ std::optional<Endpoint> parse_listen(std::string_view text, std::string& why) {
   return parse_host_port(text, false, why);
 }
 
+std::optional<std::optional<Endpoint>> parse_optional_listen(std::string_view text, std::string& why) {
+  if (text == "off") return std::optional<Endpoint>();
+  auto endpoint = parse_host_port(text, false, why);
+  if (!endpoint) {
+    why += " (or off)";
+    return std::nullopt;
+  }
+  return endpoint;
+}
+
 std::optional<Endpoint> parse_endpoint(std::string_view text, std::string& why) {
   return parse_host_port(text, true, why);
 }
@@ -265,6 +275,15 @@ std::optional<std::string> parse_route_host(std::string_view text, std::string& 
 std::optional<std::string> parse_strip_prefix(std::string_view text, std::string& why) {
   if (!text.starts_with('/') || text.size() < 2 || text.ends_with('/') || text.find("//") != std::string_view::npos) {
     why = "bad prefix " + quoted(text) + ": must start with '/', not end with '/', e.g. /v1";
+    return std::nullopt;
+  }
+  return std::string(text);
+}
+
+std::optional<std::string> parse_health_path(std::string_view text, std::string& why) {
+  const bool visible = std::all_of(text.begin(), text.end(), [](char c) { return c > ' ' && c < 0x7f; });
+  if (!text.starts_with('/') || !visible) {
+    why = "bad path " + quoted(text) + ": must start with '/' and hold no spaces or control characters";
     return std::nullopt;
   }
   return std::string(text);

@@ -21,6 +21,8 @@ std::optional<bool> parse_bool(std::string_view text, std::string& why);
 
 // "127.0.0.1:8080" or "[::1]:8080"; the listen address must be an IP literal.
 std::optional<Endpoint> parse_listen(std::string_view text, std::string& why);
+// parse_listen, or "off" (nullopt inside).
+std::optional<std::optional<Endpoint>> parse_optional_listen(std::string_view text, std::string& why);
 // As parse_listen, but a host name ("users.internal:9001") is also accepted; it is not resolved here.
 std::optional<Endpoint> parse_endpoint(std::string_view text, std::string& why);
 // "10.0.0.0/8", "fd00::/8"; a bare address is a /32 or /128. Host bits are cleared, `text` keeps the input.
@@ -36,6 +38,8 @@ std::optional<std::string> parse_name(std::string_view text, std::string& why);
 std::optional<std::string> parse_method(std::string_view text, std::string& why);
 // "api.example.com" or "*.example.com", returned in lower case; no port.
 std::optional<std::string> parse_route_host(std::string_view text, std::string& why);
+// An origin-form path for health probes: starts with '/', visible ASCII only.
+std::optional<std::string> parse_health_path(std::string_view text, std::string& why);
 // "/v1": starts with '/', no trailing '/', no empty segments.
 std::optional<std::string> parse_strip_prefix(std::string_view text, std::string& why);
 

@@ -69,30 +69,46 @@ void AccessLogBuffer::flush() {
   count_ = 0;
 }
 
-AccessLog::AccessLog(const std::string& target) {
-  if (target == "off") return;
-  if (target == "stdout") {
-    fd_ = STDOUT_FILENO;
-  } else {
-    fd_ = ::open(target.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
-    if (fd_ < 0) {
-      throw std::runtime_error(fmt::format("cannot open access log {}: {}", target, std::strerror(errno)));
-    }
-    owns_fd_ = true;
-  }
+int AccessLog::open_target(const std::string& target) {
+  if (target == "off") return -1;
+  if (target == "stdout") return STDOUT_FILENO;
+  const int fd = ::open(target.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
+  if (fd < 0) throw std::runtime_error(fmt::format("cannot open access log {}: {}", target, std::strerror(errno)));
+  return fd;
+}
+
+AccessLog::AccessLog(const std::string& target) : fd_(open_target(target)) {
+  enabled_.store(fd_ >= 0, std::memory_order_relaxed);
   writer_ = std::thread([this] { write_loop(); });
 }
 
 AccessLog::~AccessLog() {
-  if (writer_.joinable()) {
-    {
-      std::lock_guard lock(mutex_);
-      stopping_ = true;
-    }
-    wake_.notify_one();
-    writer_.join();
+  {
+    std::lock_guard lock(mutex_);
+    stopping_ = true;
   }
-  if (owns_fd_) ::close(fd_);
+  wake_.notify_one();
+  writer_.join();
+  retired_.push_back(fd_);
+  close_retired();
+}
+
+void AccessLog::reopen(const std::string& target) {
+  const int fd = open_target(target);
+  {
+    std::lock_guard lock(mutex_);
+    retired_.push_back(fd_);
+    fd_ = fd;
+    enabled_.store(fd >= 0, std::memory_order_relaxed);
+    if (!writing_) close_retired();
+  }
+}
+
+void AccessLog::close_retired() {
+  for (const int fd : retired_) {
+    if (fd > STDERR_FILENO) ::close(fd);
+  }
+  retired_.clear();
 }
 
 void AccessLog::submit(std::string&& lines, std::size_t count) {
@@ -110,7 +126,7 @@ void AccessLog::submit(std::string&& lines, std::size_t count) {
 
 void AccessLog::flush() {
   std::unique_lock lock(mutex_);
-  written_.wait(lock, [this] { return (queue_.empty() && !writing_) || !writer_.joinable(); });
+  written_.wait(lock, [this] { return queue_.empty() && !writing_; });
 }
 
 void AccessLog::write_loop() {
@@ -122,8 +138,10 @@ void AccessLog::write_loop() {
     auto [lines, count] = std::move(queue_.front());
     queue_.pop_front();
     writing_ = true;
+    const int fd = fd_;
     lock.unlock();
-    const bool ok = write_fully(fd_, lines);
+    // Lines left over from before the log was turned off are not written anywhere.
+    const bool ok = fd < 0 || write_fully(fd, lines);
     if (!ok) {
       dropped_lines_.fetch_add(count, std::memory_order_relaxed);
       if (!warned) spdlog::error("access log: write failed: {}; lines are being dropped", std::strerror(errno));
@@ -131,6 +149,7 @@ void AccessLog::write_loop() {
     }
     lock.lock();
     writing_ = false;
+    close_retired();
     pending_bytes_ -= lines.size();
     if (queue_.empty()) written_.notify_all();
   }

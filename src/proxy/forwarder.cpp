@@ -108,7 +108,8 @@ asio::awaitable<ForwardResult> Forwarder::run() {
     const std::size_t endpoint = pool_.pick(avoid);
     if (endpoint != upstream::kNoEndpoint) result_.endpoint = pool_.endpoint_text(endpoint);
     if (endpoint == upstream::kNoEndpoint) {
-      local_reply(503, fmt::format("upstream '{}' has no endpoint", pool_.upstream().config.name));
+      local_reply(503, fmt::format("upstream '{}' has no {}endpoint", pool_.upstream().config.name,
+                                   pool_.endpoint_count() == 0 ? "" : "healthy "));
       co_return result_;
     }
     upstream::AcquireResult acquired;
@@ -120,10 +121,12 @@ asio::awaitable<ForwardResult> Forwarder::run() {
     }
     fresh = false;
     if (acquired.pool_full) {
+      pool_.stats().error(upstream::UpstreamError::kPoolFull);
       local_reply(503, fmt::format("upstream '{}' has no free connection", pool_.upstream().config.name));
       co_return result_;
     }
     if (acquired.error) {
+      pool_.stats().error(upstream::UpstreamError::kConnect);
       // Nothing reached the upstream, so any method may try another endpoint.
       if (retries_left > 0 && replayable()) {
         --retries_left;
@@ -146,6 +149,7 @@ asio::awaitable<ForwardResult> Forwarder::run() {
     }
     end_lease(std::move(connection), false);
     if (attempt.outcome == AttemptOutcome::kClientFailed) co_return result_;
+    count_failure(attempt.error);
 
     // A kept-alive connection the upstream closed while it sat idle fails before any response byte: the request
     // was most likely never processed, so an idempotent request gets one extra try on a fresh connection.
@@ -189,6 +193,17 @@ error_code Forwarder::upstream_error(const error_code& error) const {
   // The sweeper cancels a wait that outlived the upstream's timeout.
   if (error == asio::error::operation_aborted && client_.upstream.deadline.expired) return asio::error::timed_out;
   return error;
+}
+
+void Forwarder::count_failure(const error_code& error) {
+  upstream::UpstreamError kind = upstream::UpstreamError::kReset;
+  if (is_timeout(error)) {
+    kind = upstream::UpstreamError::kTimeout;
+  } else if (error.category() == make_error_code(bhttp::error::bad_method).category() &&
+             error != bhttp::error::partial_message && error != bhttp::error::end_of_stream) {
+    kind = upstream::UpstreamError::kBadResponse;
+  }
+  pool_.stats().error(kind);
 }
 
 void Forwarder::end_lease(upstream::UpstreamConnectionPtr connection, bool reusable) {
@@ -295,6 +310,7 @@ void Forwarder::build_request_head() {
 asio::awaitable<Forwarder::Attempt> Forwarder::exchange(upstream::UpstreamConnection& connection) {
   const auto timeout = pool_.upstream().config.timeout;
   Attempt attempt;
+  attempt_start_ = std::chrono::steady_clock::now();
   client_.upstream.watch(connection.socket, timeout);
   if (has_body_ && !buffered_) {
     attempt = co_await stream_request_body(connection);
@@ -431,6 +447,7 @@ asio::awaitable<void> Forwarder::relay_response(upstream::UpstreamConnectionPtr 
   bool keep_alive = false, chunked = false, has_body = false;
   const std::string head = build_response_head(keep_alive, chunked, has_body);
   result_.status = response_->status();
+  if (result_.status >= 500) pool_.stats().error(upstream::UpstreamError::k5xx);
   const auto length = response_->content_length();
 
   if (has_body && length && connection->buffer.size() >= *length) {
@@ -446,6 +463,7 @@ asio::awaitable<void> Forwarder::relay_response(upstream::UpstreamConnectionPtr 
     result_.bytes += n;
     connection->buffer.consume(static_cast<std::size_t>(*length));
     const bool reusable = !error && response_->keep_alive() && connection->buffer.size() == 0;
+    pool_.stats().duration.observe(std::chrono::steady_clock::now() - attempt_start_);
     ++connection->requests;
     end_lease(std::move(connection), reusable);
     result_.kind = error ? ForwardResult::Kind::kAbort : ForwardResult::Kind::kResponded;
@@ -464,6 +482,7 @@ asio::awaitable<void> Forwarder::relay_response(upstream::UpstreamConnectionPtr 
     if (has_body && !response_->is_done()) {
       if (const error_code error = co_await read_response_body(*connection, got)) {
         // The response was cut short; the client must not take a truncated body for a whole one.
+        count_failure(error);
         end_lease(std::move(connection), false);
         result_.kind = ForwardResult::Kind::kAbort;
         co_return;
@@ -493,6 +512,7 @@ asio::awaitable<void> Forwarder::relay_response(upstream::UpstreamConnectionPtr 
     if (last) break;
   }
   const bool reusable = response_->keep_alive() && response_->is_done() && connection->buffer.size() == 0;
+  pool_.stats().duration.observe(std::chrono::steady_clock::now() - attempt_start_);
   ++connection->requests;
   end_lease(std::move(connection), reusable);
   result_.kind = ForwardResult::Kind::kResponded;

@@ -30,7 +30,8 @@ std::size_t request_line_length(std::string_view data) {
 
 struct ClientSession::Exchange {
   Clock::time_point start = Clock::now();
-  config::SnapshotPtr snapshot;
+  GenerationPtr generation;  // what the request is served with, whatever reloads happen meanwhile
+  const config::Snapshot* snapshot = nullptr;
   std::string request_id;
   std::string_view method = "-";
   std::string_view target = "-";
@@ -38,6 +39,7 @@ struct ClientSession::Exchange {
   std::string target_storage;
   std::string_view host;
   const config::Route* route = nullptr;
+  std::uint32_t route_index = 0;
   std::string_view upstream;
   std::string_view endpoint;
   unsigned status = 0;
@@ -154,8 +156,10 @@ asio::awaitable<ClientSession::HeadResult> ClientSession::read_head() {
 
 asio::awaitable<bool> ClientSession::serve_request() {
   Exchange exchange;
-  exchange.snapshot = worker_.snapshot();
   const HeadResult head = co_await read_head();
+  // The request arrived with its head: it is served by the configuration current now.
+  exchange.generation = worker_.generation();
+  exchange.snapshot = exchange.generation->snapshot.get();
   if (head.kind == HeadResult::Kind::kClosed) co_return false;
   exchange.request_id = http::generate_request_id();
   if (head.kind == HeadResult::Kind::kReply) {
@@ -252,7 +256,8 @@ asio::awaitable<bool> ClientSession::route_and_forward(Exchange& exchange) {
   }
 
   exchange.route = &snapshot.routes[match.route];
-  upstream::UpstreamPool& pool = worker_.pool(exchange.route->upstream);
+  exchange.route_index = match.route;
+  upstream::UpstreamPool& pool = *exchange.generation->pools[exchange.route->upstream];
   exchange.upstream = pool.upstream().config.name;
   proxy::ForwardRequest forward;
   forward.route = exchange.route;
@@ -341,6 +346,12 @@ asio::awaitable<void> ClientSession::close_gracefully(bool drain_input) {
 }
 
 void ClientSession::log(const Exchange& exchange) {
+  const auto elapsed = Clock::now() - exchange.start;
+  if (exchange.generation) {
+    RouteStats* stats = exchange.route ? exchange.generation->route_stats[exchange.route_index]
+                                       : exchange.generation->unrouted;
+    stats->record(exchange.method, exchange.status, elapsed);
+  }
   core::AccessLogBuffer& access_log = worker_.access_log();
   if (!access_log.enabled()) return;
   core::AccessRecord record;
@@ -350,7 +361,7 @@ void ClientSession::log(const Exchange& exchange) {
   record.path = exchange.target;
   record.status = exchange.status;
   record.bytes = exchange.bytes;
-  record.duration = std::chrono::duration_cast<std::chrono::microseconds>(Clock::now() - exchange.start);
+  record.duration = std::chrono::duration_cast<std::chrono::microseconds>(elapsed);
   record.route = exchange.route ? std::string_view(exchange.route->name) : std::string_view();
   record.endpoint = exchange.endpoint;
   access_log.record(record);

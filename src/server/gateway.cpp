@@ -1,11 +1,15 @@
-// Starting and draining the workers (see gateway.h).
+// Starting, reloading and draining the workers (see gateway.h).
 #include "apigw/server/gateway.h"
 
+#include <unistd.h>
+
+#include <atomic>
 #include <stdexcept>
 #include <thread>
 
 #include <boost/asio/ip/address.hpp>
 #include <fmt/format.h>
+#include <spdlog/spdlog.h>
 
 namespace apigw::server {
 namespace asio = boost::asio;
@@ -16,35 +20,77 @@ unsigned effective_workers(unsigned configured) {
   return cores == 0 ? 1 : cores;
 }
 
-Gateway::Gateway(const config::SnapshotPtr& snapshot, core::AccessLog& access_log) : snapshot_(snapshot) {
-  const config::ServerConfig& server = snapshot_->config.server;
-  boost::system::error_code error;
-  std::string host = server.listen.host;
-  if (host.size() > 2 && host.front() == '[') host = host.substr(1, host.size() - 2);
-  const auto address = asio::ip::make_address(host, error);
-  if (error) throw std::runtime_error(fmt::format("server.listen: '{}' is not an IP address", server.listen.host));
-  const asio::ip::tcp::endpoint endpoint(address, server.listen.port);
-  const unsigned count = effective_workers(server.workers);
-  for (unsigned i = 0; i < count; ++i) {
-    auto worker = std::make_unique<Worker>(i, access_log);
-    try {
-      worker->listen(endpoint);
-    } catch (const boost::system::system_error& bind_error) {
-      throw std::runtime_error(
-          fmt::format("cannot listen on {}: {}", server.listen.text(), bind_error.code().message()));
-    }
+Gateway::Gateway(const config::SnapshotPtr& snapshot, core::AccessLog& access_log, upstream::HealthTable& health)
+    : snapshot_(snapshot), count_(effective_workers(snapshot->config.server.workers)) {
+  std::vector<ListenSocket> sockets = bind_all(snapshot_->config.server.listen);
+  for (std::size_t i = 0; i < count_; ++i) {
+    auto worker = std::make_unique<Worker>(static_cast<unsigned>(i), access_log, health);
+    worker->listen(sockets[i]);
     workers_.push_back(std::move(worker));
   }
 }
 
 Gateway::~Gateway() { drain_and_join(); }
 
+std::vector<ListenSocket> Gateway::bind_all(const config::Endpoint& listen) const {
+  boost::system::error_code error;
+  std::string host = listen.host;
+  if (host.size() > 2 && host.front() == '[') host = host.substr(1, host.size() - 2);
+  const auto address = asio::ip::make_address(host, error);
+  if (error) throw std::runtime_error(fmt::format("server.listen: '{}' is not an IP address", listen.host));
+  const asio::ip::tcp::endpoint endpoint(address, listen.port);
+  std::vector<ListenSocket> sockets;
+  try {
+    for (std::size_t i = 0; i < count_; ++i) sockets.push_back(open_listen_socket(endpoint));
+  } catch (const boost::system::system_error& bind_error) {
+    for (const ListenSocket& socket : sockets) ::close(socket.fd);
+    throw std::runtime_error(fmt::format("cannot listen on {}: {}", listen.text(), bind_error.code().message()));
+  }
+  return sockets;
+}
+
 void Gateway::start() {
   for (auto& worker : workers_) worker->start(snapshot_);
 }
 
+void Gateway::apply(const config::SnapshotPtr& snapshot, std::function<void()> applied) {
+  const config::ServerConfig& now = snapshot_->config.server;
+  const config::ServerConfig& next = snapshot->config.server;
+  std::vector<ListenSocket> sockets;
+  if (!(next.listen == now.listen)) sockets = bind_all(next.listen);
+  if (effective_workers(next.workers) != count_) {
+    spdlog::warn("server.workers changed to {}: a new worker count takes a restart; keeping {}", next.workers,
+                 count_);
+  }
+  snapshot_ = snapshot;
+  auto remaining = std::make_shared<std::atomic<std::size_t>>(workers_.size());
+  auto done = std::make_shared<std::function<void()>>(std::move(applied));
+  for (std::size_t i = 0; i < workers_.size(); ++i) {
+    std::vector<ListenSocket> own;
+    if (!sockets.empty()) own.push_back(sockets[i]);
+    workers_[i]->apply(snapshot, std::move(own), [remaining, done] {
+      if (remaining->fetch_sub(1) == 1 && *done) (*done)();
+    });
+  }
+}
+
 void Gateway::drain_and_join() {
+  drain();
+  join();
+}
+
+void Gateway::drain() {
   for (auto& worker : workers_) worker->drain();
+}
+
+bool Gateway::exited() const {
+  for (const auto& worker : workers_) {
+    if (!worker->exited()) return false;
+  }
+  return true;
+}
+
+void Gateway::join() {
   for (auto& worker : workers_) worker->join();
 }
 

@@ -3,6 +3,10 @@
 
 #include <sys/socket.h>
 
+#include <unistd.h>
+
+#include <algorithm>
+
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/detached.hpp>
@@ -22,30 +26,96 @@ constexpr auto kSweepInterval = std::chrono::milliseconds(100);
 constexpr int kListenBacklog = 4096;
 }  // namespace
 
-Worker::Worker(unsigned index, core::AccessLog& access_log) : index_(index), access_log_(access_log) {}
-
-Worker::~Worker() { join(); }
-
-void Worker::listen(const asio::ip::tcp::endpoint& endpoint) {
-  auto acceptor = std::make_unique<asio::ip::tcp::acceptor>(context_);
-  acceptor->open(endpoint.protocol());
-  acceptor->set_option(asio::socket_base::reuse_address(true));
+ListenSocket open_listen_socket(const asio::ip::tcp::endpoint& endpoint) {
+  // Opened on a throw-away context: only the descriptor is kept, and the worker adopts it on its own loop.
+  asio::io_context scratch;
+  asio::ip::tcp::acceptor acceptor(scratch);
+  acceptor.open(endpoint.protocol());
+  acceptor.set_option(asio::socket_base::reuse_address(true));
   // Every worker binds the same address; the kernel spreads new connections across them.
   const int one = 1;
-  if (::setsockopt(acceptor->native_handle(), SOL_SOCKET, SO_REUSEPORT, &one, sizeof one) != 0) {
+  if (::setsockopt(acceptor.native_handle(), SOL_SOCKET, SO_REUSEPORT, &one, sizeof one) != 0) {
     throw boost::system::system_error(errno, boost::system::system_category(), "SO_REUSEPORT");
   }
-  acceptor->bind(endpoint);
-  acceptor->listen(kListenBacklog);
-  acceptors_.push_back(std::move(acceptor));
+  acceptor.bind(endpoint);
+  acceptor.listen(kListenBacklog);
+  return ListenSocket{endpoint.protocol(), acceptor.release()};
+}
+
+Worker::Worker(unsigned index, core::AccessLog& access_log, upstream::HealthTable& health)
+    : index_(index),
+      access_log_(access_log),
+      health_(health),
+      client_connections_(metrics_.gauge("apigw_client_connections", "Open client connections")) {
+  heartbeat_.store(std::chrono::steady_clock::now().time_since_epoch().count());
+}
+
+Worker::~Worker() {
+  join();
+  for (const ListenSocket& socket : pending_listeners_) ::close(socket.fd);
+}
+
+void Worker::listen(ListenSocket socket) { pending_listeners_.push_back(socket); }
+
+GenerationPtr Worker::make_generation(config::SnapshotPtr snapshot, const Generation* previous) {
+  auto generation = std::make_shared<Generation>();
+  for (const config::Upstream& upstream : snapshot->upstreams) {
+    upstream::UpstreamPoolPtr pool;
+    if (previous) {
+      for (std::size_t i = 0; i < previous->snapshot->upstreams.size() && !pool; ++i) {
+        if (config::same_upstream(previous->snapshot->upstreams[i], upstream)) pool = previous->pools[i];
+      }
+    }
+    if (!pool) {
+      auto& stats = upstream_stats_[upstream.config.name];
+      if (!stats) stats = std::make_unique<upstream::UpstreamStats>(metrics_, upstream.config.name);
+      pool = std::make_shared<upstream::UpstreamPool>(context_.get_executor(), upstream, health_.entries(upstream),
+                                                      *stats);
+    }
+    generation->pools.push_back(std::move(pool));
+  }
+  const auto route_stats = [this](std::string_view name) {
+    auto found = route_stats_.find(name);
+    if (found == route_stats_.end()) {
+      found = route_stats_.emplace(std::string(name), std::make_unique<RouteStats>(metrics_, std::string(name))).first;
+    }
+    return found->second.get();
+  };
+  for (const config::Route& route : snapshot->routes) generation->route_stats.push_back(route_stats(route.name));
+  generation->unrouted = route_stats(kNoRoute);
+  if (previous) {
+    // Pools the new generation does not use stop taking connections back; requests still on them finish.
+    for (const upstream::UpstreamPoolPtr& old : previous->pools) {
+      if (std::find(generation->pools.begin(), generation->pools.end(), old) == generation->pools.end()) {
+        old->retire();
+      }
+    }
+  }
+  generation->snapshot = std::move(snapshot);
+  return generation;
+}
+
+void Worker::accept_on(std::vector<ListenSocket> listeners) {
+  for (auto& acceptor : acceptors_) {
+    boost::system::error_code ignored;
+    acceptor->close(ignored);
+  }
+  acceptors_.clear();
+  for (const ListenSocket& socket : listeners) {
+    auto acceptor = std::make_shared<asio::ip::tcp::acceptor>(context_, socket.protocol, socket.fd);
+    acceptors_.push_back(acceptor);
+    if (!draining_) asio::co_spawn(context_, accept_loop(std::move(acceptor)), asio::detached);
+  }
+  if (draining_) {
+    boost::system::error_code ignored;
+    for (auto& acceptor : acceptors_) acceptor->close(ignored);
+  }
 }
 
 void Worker::start(config::SnapshotPtr snapshot) {
-  snapshot_ = std::move(snapshot);
-  for (const config::Upstream& upstream : snapshot_->upstreams) {
-    pools_.push_back(std::make_shared<upstream::UpstreamPool>(context_.get_executor(), upstream));
-  }
-  for (auto& acceptor : acceptors_) asio::co_spawn(context_, accept_loop(*acceptor), asio::detached);
+  generation_ = make_generation(std::move(snapshot), nullptr);
+  accept_on(std::move(pending_listeners_));
+  pending_listeners_.clear();
   schedule_sweep();
   thread_ = std::thread([this] {
     try {
@@ -54,6 +124,16 @@ void Worker::start(config::SnapshotPtr snapshot) {
       spdlog::critical("worker {} stopped on an unexpected error: {}", index_, error.what());
       std::abort();
     }
+    exited_.store(true);
+  });
+}
+
+void Worker::apply(config::SnapshotPtr snapshot, std::vector<ListenSocket> listeners, std::function<void()> done) {
+  asio::post(context_, [this, snapshot = std::move(snapshot), listeners = std::move(listeners),
+                        done = std::move(done)]() mutable {
+    generation_ = make_generation(std::move(snapshot), generation_.get());
+    if (!listeners.empty()) accept_on(std::move(listeners));
+    done();
   });
 }
 
@@ -65,17 +145,21 @@ void Worker::join() {
   if (thread_.joinable()) thread_.join();
 }
 
-void Worker::attach(ClientSession* session) { sessions_.insert(session); }
+void Worker::attach(ClientSession* session) {
+  sessions_.insert(session);
+  client_connections_.add(1);
+}
 
 void Worker::detach(ClientSession* session) {
   sessions_.erase(session);
+  client_connections_.sub(1);
   if (draining_) finish_if_drained();
 }
 
-asio::awaitable<void> Worker::accept_loop(asio::ip::tcp::acceptor& acceptor) {
+asio::awaitable<void> Worker::accept_loop(std::shared_ptr<asio::ip::tcp::acceptor> acceptor) {
   for (;;) {
-    auto [error, socket] = co_await acceptor.async_accept(kNoThrow);
-    if (error == asio::error::operation_aborted || !acceptor.is_open()) co_return;
+    auto [error, socket] = co_await acceptor->async_accept(kNoThrow);
+    if (error == asio::error::operation_aborted || !acceptor->is_open()) co_return;
     if (error) {
       // Out of descriptors or memory: back off briefly instead of spinning on the same error.
       spdlog::warn("worker {}: accept failed: {}", index_, error.message());
@@ -104,6 +188,7 @@ void Worker::schedule_sweep() {
     // would never run out of work.
     if (error || drained_) return;
     const auto now = core::Deadline::Clock::now();
+    heartbeat_.store(std::chrono::steady_clock::now().time_since_epoch().count());
     // check_deadline may end a session's operation but never detaches synchronously, so iterating is safe.
     for (ClientSession* session : sessions_) session->check_deadline(now);
     access_log_.flush();
@@ -120,7 +205,7 @@ void Worker::begin_drain() {
   }
   std::vector<ClientSession*> sessions(sessions_.begin(), sessions_.end());
   for (ClientSession* session : sessions) session->on_drain();
-  drain_timer_.expires_after(snapshot_->config.server.drain_timeout);
+  drain_timer_.expires_after(generation_->snapshot->config.server.drain_timeout);
   drain_timer_.async_wait([this](const boost::system::error_code& error) {
     if (error) return;
     if (!sessions_.empty()) spdlog::warn("worker {}: drain timeout, closing {} connections", index_, sessions_.size());
@@ -136,7 +221,7 @@ void Worker::finish_if_drained() {
   sweep_timer_.cancel();
   drain_timer_.cancel();
   access_log_.flush();
-  for (auto& pool : pools_) pool->close_idle();
+  for (auto& pool : generation_->pools) pool->close_idle();
 }
 
 }  // namespace apigw::server

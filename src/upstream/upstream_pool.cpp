@@ -13,6 +13,8 @@
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/use_awaitable.hpp>
 
+#include <spdlog/spdlog.h>
+
 #include "apigw/net/readiness.h"
 
 namespace apigw::upstream {
@@ -35,8 +37,10 @@ bool idle_socket_is_quiet(asio::ip::tcp::socket& socket) {
 
 }  // namespace
 
-UpstreamPool::UpstreamPool(asio::any_io_executor executor, const config::Upstream& upstream)
-    : executor_(std::move(executor)), upstream_(upstream), random_(std::random_device{}()) {
+UpstreamPool::UpstreamPool(asio::any_io_executor executor, const config::Upstream& upstream,
+                           std::vector<EndpointHealthPtr> health, UpstreamStats& stats)
+    : executor_(std::move(executor)), upstream_(upstream), health_(std::move(health)), stats_(stats),
+      random_(std::random_device{}()) {
   for (const config::ResolvedEndpoint& endpoint : upstream_.endpoints) {
     EndpointState state;
     state.address = asio::ip::tcp::endpoint(asio::ip::make_address(endpoint.address), endpoint.port);
@@ -49,32 +53,38 @@ UpstreamPool::~UpstreamPool() { close_idle(); }
 
 std::size_t UpstreamPool::pick(std::size_t avoid) {
   const std::size_t count = endpoints_.size();
+  if (count == 1) return health_[0]->available() ? 0 : kNoEndpoint;
   if (count == 0) return kNoEndpoint;
-  if (count == 1) return 0;
+  const auto usable = [&](std::size_t candidate) { return candidate != avoid && health_[candidate]->available(); };
+  std::size_t best = kNoEndpoint;
   switch (upstream_.config.balance) {
-    case config::Balance::kRoundRobin: {
-      std::size_t chosen = next_++ % count;
-      if (chosen == avoid) chosen = next_++ % count;
-      return chosen;
-    }
+    case config::Balance::kRoundRobin:
+      for (std::size_t i = 0; i < count && best == kNoEndpoint; ++i) {
+        const std::size_t candidate = next_++ % count;
+        if (usable(candidate)) best = candidate;
+      }
+      break;
     case config::Balance::kRandom: {
-      std::size_t chosen = random_() % count;
-      if (chosen == avoid) chosen = (chosen + 1) % count;
-      return chosen;
+      const std::size_t start = random_() % count;
+      for (std::size_t i = 0; i < count && best == kNoEndpoint; ++i) {
+        if (usable((start + i) % count)) best = (start + i) % count;
+      }
+      break;
     }
     case config::Balance::kLeastRequest: {
       // Fewest requests in flight on this worker; ties rotate so equal endpoints share the load.
       const std::size_t start = next_++ % count;
-      std::size_t best = kNoEndpoint;
       for (std::size_t i = 0; i < count; ++i) {
         const std::size_t candidate = (start + i) % count;
-        if (candidate == avoid) continue;
+        if (!usable(candidate)) continue;
         if (best == kNoEndpoint || endpoints_[candidate].active < endpoints_[best].active) best = candidate;
       }
-      return best;
+      break;
     }
   }
-  return 0;
+  // The endpoint to avoid is still better than none.
+  if (best == kNoEndpoint && avoid < count && health_[avoid]->available()) best = avoid;
+  return best;
 }
 
 UpstreamConnectionPtr UpstreamPool::take_idle(EndpointState& endpoint) {
@@ -108,6 +118,7 @@ void UpstreamPool::close(UpstreamConnection& connection) {
   boost::system::error_code ignored;
   connection.socket.close(ignored);
   --open_;
+  stats_.connections.sub(1);
 }
 
 // An idle connection waits for readiness: the upstream closing it (or sending bytes nobody asked for) ends the
@@ -158,17 +169,28 @@ asio::awaitable<AcquireResult> UpstreamPool::acquire(std::size_t index, bool fre
     }
     if (open_ < upstream_.config.max_connections || close_one_idle()) {
       ++open_;
+      stats_.connections.add(1);
       ++endpoint.active;
       auto connection = std::make_shared<UpstreamConnection>(executor_, index);
       if (const boost::system::error_code error = co_await connect(*connection, deadline)) {
         --open_;
+        stats_.connections.sub(1);
         --endpoint.active;
         wake_one_waiter();
+        if (health_[index]->record_connect_failure(upstream_.config.passive_health)) {
+          spdlog::warn("upstream '{}' endpoint {} ejected for {} ms after {} consecutive connect failures",
+                       upstream_.config.name, endpoint_text(index),
+                       std::chrono::duration_cast<std::chrono::milliseconds>(
+                           upstream_.config.passive_health.eject_for).count(),
+                       upstream_.config.passive_health.unhealthy_after);
+        }
         co_return AcquireResult{nullptr, error, false, false};
       }
+      health_[index]->record_connect_success();
       co_return AcquireResult{std::move(connection), {}, false, false};
     }
     // Full: wait for a release (it cancels our timer) or for the deadline.
+    stats_.pool_waits.add();
     asio::steady_timer timer(executor_);
     timer.expires_at(deadline);
     waiters_.push_back(&timer);
@@ -198,7 +220,7 @@ asio::awaitable<boost::system::error_code> UpstreamPool::connect(UpstreamConnect
 void UpstreamPool::release(UpstreamConnectionPtr connection, bool reusable) {
   EndpointState& endpoint = endpoints_[connection->endpoint];
   --endpoint.active;
-  if (reusable) {
+  if (reusable && !retired_) {
     connection->idle_since = std::chrono::steady_clock::now();
     watch_idle(connection);
     endpoint.idle.push_back(std::move(connection));
@@ -213,6 +235,11 @@ void UpstreamPool::wake_one_waiter() {
   asio::steady_timer* waiter = waiters_.front();
   waiters_.pop_front();
   waiter->cancel();
+}
+
+void UpstreamPool::retire() {
+  retired_ = true;
+  close_idle();
 }
 
 void UpstreamPool::close_idle() {

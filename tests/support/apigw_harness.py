@@ -208,8 +208,17 @@ class Apigw:
                 server["listen"] = f"{HOST}:{port or free_port()}"
             server.setdefault("workers", 1)
             port = int(str(server["listen"]).rsplit(":", 1)[1])
+            # The admin listener defaults to a fixed port; tests running side by side each get their own.
+            admin = config.setdefault("admin", {})
+            admin.setdefault("listen", f"{HOST}:{free_port()}")
+            self.admin_port = None if admin["listen"] == "off" else int(str(admin["listen"]).rsplit(":", 1)[1])
         elif port is None:
             raise ValueError("YAML text config needs the port it listens on")
+        else:
+            self.admin_port = None
+            if not re.search(r"^admin:", config, re.M):
+                self.admin_port = free_port()
+                config = config.rstrip("\n") + f"\nadmin:\n  listen: {HOST}:{self.admin_port}\n"
         self.port = port
         self.config = config
         self.config_path = write_config(self.workdir / "apigw.yaml", config)
@@ -229,6 +238,10 @@ class Apigw:
 
     def url(self, path: str = "/") -> str:
         return f"http://{HOST}:{self.port}{path}"
+
+    def admin_url(self, path: str = "/") -> str:
+        assert self.admin_port is not None, "this apigw has no admin listener"
+        return f"http://{HOST}:{self.admin_port}{path}"
 
     def start(self) -> "Apigw":
         log = open(self.log_path, "ab")

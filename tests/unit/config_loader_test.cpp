@@ -496,7 +496,13 @@ TEST(ConfigLoader, UnknownKeysNameTheKeyAndTheAllowedOnes) {
   // Lines 1-4; the route's match comes next, on line 5.
   const std::string route = "upstreams: { u: { endpoints: [127.0.0.1:1] } }\nroutes:\n  - name: r\n    upstream: u\n";
   expect_each_alone({
-      {"serve: {}\n", 1, "unknown key 'serve' at the top level (allowed: server, log, upstreams, routes, include)"},
+      {"serve: {}\n", 1, "unknown key 'serve' at the top level (allowed: server, log, admin, reload, upstreams, routes, include)"},
+      {"admin: { port: 1 }\n", 1, "unknown key 'port' in admin (allowed: listen)"},
+      {"reload: { watch: true, every: 2s }\n", 1, "unknown key 'every' in reload (allowed: watch, interval)"},
+      {"upstreams:\n  u:\n    endpoints: [127.0.0.1:1]\n    health_check: { url: /h }\n", 4,
+       "unknown key 'url' in upstream 'u' health_check (allowed: path, interval, timeout, unhealthy_after,", false},
+      {"upstreams:\n  u:\n    endpoints: [127.0.0.1:1]\n    passive_health: { failures: 2 }\n", 4,
+       "unknown key 'failures' in upstream 'u' passive_health (allowed: unhealthy_after, eject_for)", false},
       {"server:\n  lisen: 1.2.3.4:80\n", 2,
        "unknown key 'lisen' in server (allowed: listen, workers, trusted_proxies, limits, debug_headers, "
        "drain_timeout)"},
@@ -515,6 +521,49 @@ TEST(ConfigLoader, UnknownKeysNameTheKeyAndTheAllowedOnes) {
   });
 }
 
+TEST(ConfigLoader, AdminReloadAndHealthKeys) {
+  const auto result = load(
+      "admin: { listen: '[::1]:9911' }\n"
+      "reload: { watch: true, interval: 500ms }\n"
+      "upstreams:\n"
+      "  u:\n"
+      "    endpoints: [127.0.0.1:1]\n"
+      "    health_check: { path: /ping, interval: 1s, timeout: 200ms, unhealthy_after: 2, healthy_after: 4 }\n"
+      "    passive_health: { unhealthy_after: 0, eject_for: 30s }\n"
+      "  v:\n"
+      "    endpoints: [127.0.0.1:2]\n"
+      "routes:\n"
+      "  - { name: r, match: { path: /r }, upstream: u }\n");
+  ASSERT_TRUE(result.config.has_value()) << (result.errors.empty() ? "" : result.errors[0].text());
+  const Config& config = *result.config;
+  EXPECT_TRUE(config.admin.enabled);
+  EXPECT_EQ(config.admin.listen.text(), "[::1]:9911");
+  EXPECT_TRUE(config.reload.watch);
+  EXPECT_EQ(config.reload.interval, std::chrono::milliseconds(500));
+  const UpstreamConfig& u = config.upstreams.at("u");
+  EXPECT_TRUE(u.health_check.enabled);
+  EXPECT_EQ(u.health_check.path, "/ping");
+  EXPECT_EQ(u.health_check.interval, std::chrono::seconds(1));
+  EXPECT_EQ(u.health_check.timeout, std::chrono::milliseconds(200));
+  EXPECT_EQ(u.health_check.unhealthy_after, 2u);
+  EXPECT_EQ(u.health_check.healthy_after, 4u);
+  EXPECT_EQ(u.passive_health.unhealthy_after, 0u);
+  EXPECT_EQ(u.passive_health.eject_for, std::chrono::seconds(30));
+  // Defaults: no active check, passive ejection after 5 connect failures for 10 s, admin on loopback 9901.
+  const UpstreamConfig& v = config.upstreams.at("v");
+  EXPECT_FALSE(v.health_check.enabled);
+  EXPECT_EQ(v.passive_health.unhealthy_after, 5u);
+  EXPECT_EQ(v.passive_health.eject_for, std::chrono::seconds(10));
+  const auto defaults = load("upstreams: { u: { endpoints: [127.0.0.1:1] } }\n");
+  ASSERT_TRUE(defaults.config.has_value());
+  EXPECT_EQ(defaults.config->admin.listen.text(), "127.0.0.1:9901");
+  EXPECT_FALSE(defaults.config->reload.watch);
+
+  const auto off = load("admin: { listen: off }\n");
+  ASSERT_TRUE(off.config.has_value());
+  EXPECT_FALSE(off.config->admin.enabled);
+}
+
 TEST(ConfigLoader, WrongTypesAreErrors) {
   expect_each_alone({
       {"server: 5\n", 1, "server: expected a map, got '5'"},
@@ -523,6 +572,13 @@ TEST(ConfigLoader, WrongTypesAreErrors) {
       {"server:\n  workers: abc\n", 2, "server.workers: expected a whole number from 0 to 1024, got 'abc'"},
       {"server:\n  workers: -1\n", 2, "expected a whole number from 0 to 1024, got '-1'"},
       {"server:\n  workers:\n", 2, "server.workers: needs a value"},
+      {"admin: { listen: localhost:9901 }\n", 1, "admin.listen: "},
+      {"reload: { watch: yes-please }\n", 1, "reload.watch: expected true or false"},
+      {"reload: { interval: 0 }\n", 1, "reload.interval: "},
+      {"upstreams:\n  u:\n    endpoints: [127.0.0.1:1]\n    health_check: { path: ping }\n", 4,
+       "bad path 'ping': must start with '/'", false},
+      {"upstreams:\n  u:\n    endpoints: [127.0.0.1:1]\n    health_check: { unhealthy_after: 0 }\n", 4,
+       "upstream 'u' health_check.unhealthy_after: must be from 1 to 1000, got 0", false},
       {"server:\n  debug_headers: yes\n", 2, "server.debug_headers: expected true or false, got 'yes'"},
       {"- a\n- b\n", 1, "the document: expected a map, got a list", false},
       {"routes: { a: 1 }\n", 1, "routes: expected a list, got a map", false},

@@ -24,6 +24,7 @@ struct Endpoint {
   std::string host;  // IPv4 or IPv6 literal, or a host name resolved at load time
   std::uint16_t port = 0;
   std::string text() const;  // "127.0.0.1:9001", "[::1]:9001"
+  bool operator==(const Endpoint&) const = default;
 };
 
 using Cidr = http::Cidr;
@@ -47,6 +48,24 @@ struct ServerConfig {
 
 enum class Balance { kRoundRobin, kLeastRequest, kRandom };
 
+// Active checks: one prober per process sends GET `path` to every endpoint each `interval`.
+struct HealthCheckConfig {
+  bool enabled = false;  // the key is present
+  std::string path = "/healthz";
+  core::Duration interval = std::chrono::seconds(5);
+  core::Duration timeout = std::chrono::seconds(1);  // connect + response; a 2xx or 3xx answer is healthy
+  unsigned unhealthy_after = 3;                      // consecutive failures that eject
+  unsigned healthy_after = 2;                        // consecutive successes that restore
+  bool operator==(const HealthCheckConfig&) const = default;
+};
+
+// Passive ejection: consecutive connect failures from real traffic eject an endpoint for `eject_for`.
+struct PassiveHealthConfig {
+  unsigned unhealthy_after = 5;  // 0 = off
+  core::Duration eject_for = std::chrono::seconds(10);
+  bool operator==(const PassiveHealthConfig&) const = default;
+};
+
 struct UpstreamConfig {
   std::string name;
   std::vector<Endpoint> endpoints;
@@ -55,6 +74,8 @@ struct UpstreamConfig {
   core::Duration timeout = std::chrono::seconds(5);  // from sending the request until the whole response is read
   unsigned max_connections = 256;                    // per worker
   unsigned retry_attempts = 1;                       // extra tries, idempotent methods only
+  HealthCheckConfig health_check;
+  PassiveHealthConfig passive_health;
   Position position;
 };
 
@@ -77,11 +98,23 @@ struct LogConfig {
   std::string level = "info";     // trace | debug | info | warn | error | critical | off
 };
 
+struct AdminConfig {
+  Endpoint listen{"127.0.0.1", 9901};
+  bool enabled = true;  // `admin: { listen: off }` turns it off
+};
+
+struct ReloadConfig {
+  bool watch = false;  // also reload when a config file changes on disk
+  core::Duration interval = std::chrono::seconds(2);
+};
+
 struct Config {
   std::string source_file;      // the main file, as given
   std::vector<std::string> files;  // every file read (main first, then includes), for reload watching
   ServerConfig server;
   LogConfig log;
+  AdminConfig admin;
+  ReloadConfig reload;
   std::map<std::string, UpstreamConfig> upstreams;
   std::vector<RouteConfig> routes;  // file order (main, then includes in order)
 };

@@ -19,6 +19,7 @@ struct ResolvedEndpoint {
   std::string address;  // numeric IPv4 or IPv6
   std::uint16_t port = 0;
   std::string text;     // as configured, for logs and headers
+  bool operator==(const ResolvedEndpoint&) const = default;
 };
 
 struct Upstream {
@@ -47,6 +48,9 @@ struct SnapshotResult {
   SnapshotPtr snapshot;
   std::vector<ConfigError> errors;
 };
+
+// Whether a pool built for `a` can serve `b` unchanged: everything but the position in the file is equal.
+bool same_upstream(const Upstream& a, const Upstream& b);
 
 // Builds the data-plane view of a validated config; resolves endpoint host names (blocking: main thread only).
 SnapshotResult build_snapshot(const Config& config, std::uint64_t generation);

@@ -13,6 +13,7 @@
 #include <string>
 #include <string_view>
 #include <thread>
+#include <vector>
 
 namespace apigw::core {
 
@@ -65,7 +66,11 @@ class AccessLog {
   AccessLog(const AccessLog&) = delete;
   AccessLog& operator=(const AccessLog&) = delete;
 
-  bool enabled() const { return fd_ >= 0; }
+  bool enabled() const { return enabled_.load(std::memory_order_relaxed); }
+  // Switches to `target` (a reload, or log rotation with the same path): the new file is opened here, and the
+  // old one closed by the writer once the batch it is writing is done. Throws std::runtime_error when the file
+  // cannot be opened; the log then goes on as it was.
+  void reopen(const std::string& target);
   // Waits until every batch handed over so far is written.
   void flush();
   // Lines lost because the writer fell behind or a write failed.
@@ -76,8 +81,12 @@ class AccessLog {
   void submit(std::string&& lines, std::size_t count);
   void write_loop();
 
-  int fd_ = -1;
-  bool owns_fd_ = false;
+  static int open_target(const std::string& target);  // -1 for "off"
+  void close_retired();  // under mutex_, by the writer or the destructor
+
+  int fd_ = -1;  // under mutex_
+  std::atomic<bool> enabled_{false};
+  std::vector<int> retired_;  // file descriptors to close, under mutex_
   std::mutex mutex_;
   std::condition_variable wake_;     // the writer: work or stop
   std::condition_variable written_;  // flush(): the queue emptied

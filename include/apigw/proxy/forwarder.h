@@ -3,6 +3,7 @@
 // Bodies stream through a bounded buffer; only small request bodies are held whole, so that they can be retried.
 #pragma once
 
+#include <chrono>
 #include <cstdint>
 #include <optional>
 #include <string>
@@ -117,6 +118,7 @@ class Forwarder {
   void build_request_head();
   boost::system::error_code upstream_error(const boost::system::error_code& error) const;
   void end_lease(upstream::UpstreamConnectionPtr connection, bool reusable);
+  void count_failure(const boost::system::error_code& error);  // an attempt's upstream error, in metrics
   boost::asio::awaitable<Attempt> exchange(upstream::UpstreamConnection& connection);
   boost::asio::awaitable<Attempt> stream_request_body(upstream::UpstreamConnection& connection);
   boost::asio::awaitable<void> relay_response(upstream::UpstreamConnectionPtr connection);
@@ -129,6 +131,7 @@ class Forwarder {
   const ForwardRequest& request_;
   upstream::UpstreamPool& pool_;
   ForwardResult result_;
+  std::chrono::steady_clock::time_point attempt_start_{};
 
   bool head_request_ = false;
   bool idempotent_ = false;

@@ -55,7 +55,7 @@ class ClientSession {
   boost::asio::awaitable<bool> route_and_forward(Exchange& exchange);
   boost::asio::awaitable<void> send_reply(Exchange& exchange, http::LocalReply reply);
   boost::asio::awaitable<void> close_gracefully(bool drain_input);
-  void log(const Exchange& exchange);
+  void log(const Exchange& exchange);  // metrics and the access log, once per request
 
   Worker& worker_;
   net::Connection client_;

@@ -1,12 +1,14 @@
-// The data plane as a whole: binds the listen address on every worker (SO_REUSEPORT), starts their threads with
-// a snapshot, and drains them. Owned and driven by the main thread.
+// The data plane as a whole: binds the listen address for every worker (SO_REUSEPORT), starts their threads
+// with a snapshot, hands them new snapshots on reload, and drains them. Owned and driven by the main thread.
 #pragma once
 
+#include <functional>
 #include <memory>
 #include <vector>
 
 #include "apigw/config/snapshot.h"
 #include "apigw/core/access_log.h"
+#include "apigw/upstream/health.h"
 #include "apigw/server/worker.h"
 
 namespace apigw::server {
@@ -14,16 +16,28 @@ namespace apigw::server {
 class Gateway {
  public:
   // Binds every worker's listener; throws std::runtime_error naming the address when binding fails.
-  Gateway(const config::SnapshotPtr& snapshot, core::AccessLog& access_log);
+  Gateway(const config::SnapshotPtr& snapshot, core::AccessLog& access_log, upstream::HealthTable& health);
   ~Gateway();
 
   void start();
+  // Main thread: every worker serves new requests with `snapshot` from now on; `applied` runs once all have
+  // switched (on a worker thread). When the listen address changed, the new one is bound first; a bind failure
+  // throws std::runtime_error and changes nothing. A changed worker count needs a restart: the count stays.
+  void apply(const config::SnapshotPtr& snapshot, std::function<void()> applied);
   // Stops accepting and lets in-flight requests finish (bounded by server.drain_timeout), then returns.
   void drain_and_join();
+  // drain_and_join in steps, for a caller that keeps its own loop running meanwhile.
+  void drain();
+  bool exited() const;
+  void join();
   std::size_t worker_count() const { return workers_.size(); }
+  const std::vector<std::unique_ptr<Worker>>& workers() const { return workers_; }
 
  private:
+  std::vector<ListenSocket> bind_all(const config::Endpoint& listen) const;
+
   config::SnapshotPtr snapshot_;
+  std::size_t count_ = 0;
   std::vector<std::unique_ptr<Worker>> workers_;
 };
 

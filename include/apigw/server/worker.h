@@ -3,6 +3,10 @@
 #pragma once
 
 #include <atomic>
+#include <chrono>
+#include <functional>
+#include <map>
+#include <string>
 #include <memory>
 #include <thread>
 #include <unordered_set>
@@ -15,51 +19,95 @@
 
 #include "apigw/config/snapshot.h"
 #include "apigw/core/access_log.h"
+#include "apigw/core/metrics.h"
+#include "apigw/server/request_stats.h"
+#include "apigw/upstream/health.h"
 #include "apigw/upstream/upstream_pool.h"
 
 namespace apigw::server {
 
 class ClientSession;
 
+// What one worker serves with: a snapshot and this worker's pools for its upstreams. A request holds the
+// generation it started with, so its routes and pools outlive a reload until it ends.
+struct Generation {
+  config::SnapshotPtr snapshot;
+  std::vector<upstream::UpstreamPoolPtr> pools;  // by snapshot upstream index
+  std::vector<RouteStats*> route_stats;          // by snapshot route index; owned by the worker
+  RouteStats* unrouted = nullptr;                // requests no route answered
+};
+using GenerationPtr = std::shared_ptr<const Generation>;
+
+// A listening socket bound and listening, opened by the main thread (so that failures are reported there) and
+// handed to a worker.
+struct ListenSocket {
+  boost::asio::ip::tcp protocol = boost::asio::ip::tcp::v4();
+  int fd = -1;
+};
+// Opens, binds (SO_REUSEPORT) and listens on `endpoint`; throws boost::system::system_error.
+ListenSocket open_listen_socket(const boost::asio::ip::tcp::endpoint& endpoint);
+
 class Worker {
  public:
-  Worker(unsigned index, core::AccessLog& access_log);
+  Worker(unsigned index, core::AccessLog& access_log, upstream::HealthTable& health);
   ~Worker();
   Worker(const Worker&) = delete;
   Worker& operator=(const Worker&) = delete;
 
-  // Main thread, before start(): binds a listening socket on this worker's loop. Throws on failure.
-  void listen(const boost::asio::ip::tcp::endpoint& endpoint);
+  // Main thread, before start(): accepts on `socket` (the worker owns it from now on).
+  void listen(ListenSocket socket);
   // Main thread: starts the thread with `snapshot`.
   void start(config::SnapshotPtr snapshot);
+  // Any thread: serve new requests with `snapshot`; pools of upstreams whose definition is unchanged are kept,
+  // others retire. With `listeners`, accepting moves to them and the old listeners close (their connections
+  // stay). Calls `done` on the worker thread once applied.
+  void apply(config::SnapshotPtr snapshot, std::vector<ListenSocket> listeners, std::function<void()> done);
   // Any thread: stop accepting, let in-flight requests finish within the snapshot's drain_timeout, then stop.
   void drain();
   void join();
+  // Any thread: the worker's loop has ended (it drained).
+  bool exited() const { return exited_.load(); }
+  // Any thread: when the worker's loop last ran its 100 ms sweep (steady clock), for the service watchdog.
+  std::chrono::steady_clock::time_point heartbeat() const {
+    return std::chrono::steady_clock::time_point(std::chrono::steady_clock::duration(heartbeat_.load()));
+  }
+  // Any thread may render it; only the worker writes to it.
+  const core::MetricsRegistry& metrics() const { return metrics_; }
 
   // Worker thread only.
   unsigned index() const { return index_; }
-  const config::SnapshotPtr& snapshot() const { return snapshot_; }
-  upstream::UpstreamPool& pool(std::uint32_t upstream) { return *pools_[upstream]; }
+  const config::SnapshotPtr& snapshot() const { return generation_->snapshot; }
+  const GenerationPtr& generation() const { return generation_; }
   core::AccessLogBuffer& access_log() { return access_log_; }
+  core::MetricsRegistry& metrics() { return metrics_; }
   bool draining() const { return draining_; }
   void attach(ClientSession* session);
   void detach(ClientSession* session);
 
  private:
-  boost::asio::awaitable<void> accept_loop(boost::asio::ip::tcp::acceptor& acceptor);
+  boost::asio::awaitable<void> accept_loop(std::shared_ptr<boost::asio::ip::tcp::acceptor> acceptor);
+  GenerationPtr make_generation(config::SnapshotPtr snapshot, const Generation* previous);
+  void accept_on(std::vector<ListenSocket> listeners);
   void schedule_sweep();
   void begin_drain();
   void finish_if_drained();
 
   unsigned index_;
   core::AccessLogBuffer access_log_;
+  upstream::HealthTable& health_;
+  core::MetricsRegistry metrics_;
+  core::Gauge& client_connections_;
+  std::map<std::string, std::unique_ptr<RouteStats>, std::less<>> route_stats_;
+  std::map<std::string, std::unique_ptr<upstream::UpstreamStats>, std::less<>> upstream_stats_;
+  std::atomic<bool> exited_{false};
+  std::atomic<std::chrono::steady_clock::rep> heartbeat_{0};
   boost::asio::io_context context_{1};
-  std::vector<std::unique_ptr<boost::asio::ip::tcp::acceptor>> acceptors_;
+  std::vector<ListenSocket> pending_listeners_;  // until start()
+  std::vector<std::shared_ptr<boost::asio::ip::tcp::acceptor>> acceptors_;
   boost::asio::steady_timer sweep_timer_{context_};
   boost::asio::steady_timer drain_timer_{context_};
   std::thread thread_;
-  config::SnapshotPtr snapshot_;
-  std::vector<upstream::UpstreamPoolPtr> pools_;  // by snapshot upstream index
+  GenerationPtr generation_;
   std::unordered_set<ClientSession*> sessions_;
   bool draining_ = false;
   bool drained_ = false;  // draining and no session left: nothing may schedule more work

@@ -16,7 +16,9 @@
 #include <boost/system/error_code.hpp>
 
 #include "apigw/config/snapshot.h"
+#include "apigw/upstream/health.h"
 #include "apigw/upstream/upstream_connection.h"
+#include "apigw/upstream/upstream_stats.h"
 
 namespace apigw::upstream {
 
@@ -31,7 +33,9 @@ struct AcquireResult {
 
 class UpstreamPool {
  public:
-  UpstreamPool(boost::asio::any_io_executor executor, const config::Upstream& upstream);
+  // `health` holds the shared health entry of each endpoint, index for index; `stats` outlives the pool.
+  UpstreamPool(boost::asio::any_io_executor executor, const config::Upstream& upstream,
+               std::vector<EndpointHealthPtr> health, UpstreamStats& stats);
   ~UpstreamPool();
   UpstreamPool(const UpstreamPool&) = delete;
   UpstreamPool& operator=(const UpstreamPool&) = delete;
@@ -40,8 +44,11 @@ class UpstreamPool {
   std::size_t endpoint_count() const { return endpoints_.size(); }
   const std::string& endpoint_text(std::size_t index) const { return upstream_.endpoints[index].text; }
 
-  // Chooses an endpoint by the balance policy, skipping `avoid` when another endpoint exists.
+  // Chooses an available endpoint (healthy, not ejected) by the balance policy, skipping `avoid` when another
+  // available endpoint exists; kNoEndpoint when none is available.
   std::size_t pick(std::size_t avoid = kNoEndpoint);
+  const EndpointHealth& health(std::size_t index) const { return *health_[index]; }
+  UpstreamStats& stats() { return stats_; }
 
   // Leases an idle keep-alive connection to `endpoint` or opens a new one within connect_timeout. When the pool
   // is at max_connections it waits for a release until connect_timeout, then reports pool_full.
@@ -56,6 +63,10 @@ class UpstreamPool {
 
   // Closes every idle connection (reload and shutdown).
   void close_idle();
+  // A reload replaced this pool: idle connections close now, leased ones when their request ends.
+  void retire();
+  // Connections open (leased + idle) and leased, for metrics.
+  unsigned open_connections() const { return open_; }
 
  private:
   struct EndpointState {
@@ -76,6 +87,9 @@ class UpstreamPool {
   boost::asio::any_io_executor executor_;
   config::Upstream upstream_;
   std::vector<EndpointState> endpoints_;
+  std::vector<EndpointHealthPtr> health_;
+  UpstreamStats& stats_;
+  bool retired_ = false;
   unsigned open_ = 0;  // leased + idle, capped by max_connections
   std::deque<boost::asio::steady_timer*> waiters_;
   std::size_t next_ = 0;

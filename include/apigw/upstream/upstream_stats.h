@@ -1,0 +1,34 @@
+// One upstream's metrics on one worker: what its pools and the forwarder count. Created per worker and upstream
+// name (a reload that keeps the name keeps the series), updated by that worker only.
+#pragma once
+
+#include <array>
+#include <cstddef>
+#include <string>
+
+#include "apigw/core/metrics.h"
+
+namespace apigw::upstream {
+
+enum class UpstreamError : std::size_t {
+  kConnect,      // refused, unreachable or connect timed out
+  kTimeout,      // no complete response within `timeout`
+  kReset,        // the connection failed while the request or response was in transit
+  kBadResponse,  // the response was not valid HTTP/1.1
+  k5xx,          // the upstream answered with a 5xx status
+  kPoolFull,     // no connection slot within connect_timeout
+};
+inline constexpr std::size_t kUpstreamErrorKinds = 6;
+
+struct UpstreamStats {
+  UpstreamStats(core::MetricsRegistry& registry, const std::string& upstream);
+
+  void error(UpstreamError kind) { errors[static_cast<std::size_t>(kind)]->add(); }
+
+  core::Histogram& duration;   // request sent → response read, per attempt that got a response
+  std::array<core::Counter*, kUpstreamErrorKinds> errors{};
+  core::Counter& pool_waits;   // acquisitions that had to wait for a free slot
+  core::Gauge& connections;    // open (leased + idle)
+};
+
+}  // namespace apigw::upstream

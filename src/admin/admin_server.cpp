@@ -1,0 +1,285 @@
+// The admin listener and its views (see admin_server.h).
+#include "apigw/admin/admin_server.h"
+
+#include <boost/asio/as_tuple.hpp>
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/detached.hpp>
+#include <boost/asio/ip/address.hpp>
+#include <boost/asio/use_awaitable.hpp>
+#include <boost/beast/core/flat_buffer.hpp>
+#include <boost/beast/core/tcp_stream.hpp>
+#include <boost/beast/http/read.hpp>
+#include <boost/beast/http/string_body.hpp>
+#include <boost/beast/http/write.hpp>
+#include <boost/json.hpp>
+#include <fmt/format.h>
+#include <spdlog/spdlog.h>
+
+#include "apigw/routing/route_order.h"
+
+namespace apigw::admin {
+namespace asio = boost::asio;
+namespace beast = boost::beast;
+namespace bhttp = boost::beast::http;
+namespace json = boost::json;
+
+namespace {
+
+constexpr auto kNoThrow = asio::as_tuple(asio::use_awaitable);
+constexpr auto kIdleTimeout = std::chrono::seconds(30);
+constexpr std::uint64_t kMaxRequestBytes = 64 * 1024;
+constexpr unsigned kMaxConnections = 64;
+constexpr std::string_view kJson = "application/json";
+
+std::string duration_text(core::Duration duration) {
+  const auto ms = duration.count();
+  if (ms != 0 && ms % 60'000 == 0) return fmt::format("{}m", ms / 60'000);
+  if (ms != 0 && ms % 1000 == 0) return fmt::format("{}s", ms / 1000);
+  return fmt::format("{}ms", ms);
+}
+
+std::string_view balance_text(config::Balance balance) {
+  switch (balance) {
+    case config::Balance::kRoundRobin: return "round_robin";
+    case config::Balance::kLeastRequest: return "least_request";
+    case config::Balance::kRandom: return "random";
+  }
+  return "round_robin";
+}
+
+json::array strings(const std::vector<std::string>& values) {
+  json::array out;
+  for (const auto& value : values) out.emplace_back(value);
+  return out;
+}
+
+json::object upstream_object(const config::UpstreamConfig& upstream) {
+  json::array endpoints;
+  for (const auto& endpoint : upstream.endpoints) endpoints.emplace_back(endpoint.text());
+  json::object out{{"endpoints", std::move(endpoints)},
+                   {"balance", balance_text(upstream.balance)},
+                   {"connect_timeout", duration_text(upstream.connect_timeout)},
+                   {"timeout", duration_text(upstream.timeout)},
+                   {"max_connections", upstream.max_connections},
+                   {"retries", json::object{{"attempts", upstream.retry_attempts}}},
+                   {"passive_health", json::object{{"unhealthy_after", upstream.passive_health.unhealthy_after},
+                                                   {"eject_for", duration_text(upstream.passive_health.eject_for)}}}};
+  const config::HealthCheckConfig& check = upstream.health_check;
+  if (check.enabled) {
+    out["health_check"] = json::object{{"path", check.path},
+                                       {"interval", duration_text(check.interval)},
+                                       {"timeout", duration_text(check.timeout)},
+                                       {"unhealthy_after", check.unhealthy_after},
+                                       {"healthy_after", check.healthy_after}};
+  } else {
+    out["health_check"] = nullptr;
+  }
+  return out;
+}
+
+json::object route_object(const config::RouteConfig& route) {
+  json::object match{{"path", route.match.path}, {"methods", strings(route.match.methods)}};
+  match["host"] = route.match.host.empty() ? json::value(nullptr) : json::value(route.match.host);
+  json::object out{{"name", route.name}, {"match", std::move(match)}, {"upstream", route.upstream}};
+  if (!route.strip_prefix.empty()) out["rewrite"] = json::object{{"strip_prefix", route.strip_prefix}};
+  out["source"] = fmt::format("{}:{}", route.position.file, route.position.line);
+  return out;
+}
+
+std::string pretty(const json::value& value) { return json::serialize(value) + "\n"; }
+
+std::string error_body(std::string_view message) {
+  return pretty(json::object{{"error", message}});
+}
+
+}  // namespace
+
+std::string config_json(const config::Snapshot& snapshot) {
+  const config::Config& config = snapshot.config;
+  const config::ServerConfig& server = config.server;
+  json::array trusted;
+  for (const auto& cidr : server.trusted_proxies) trusted.emplace_back(cidr.text);
+  json::object limits{{"max_header_bytes", server.limits.max_header_bytes},
+                      {"max_uri_bytes", server.limits.max_uri_bytes},
+                      {"max_body_bytes", server.limits.max_body_bytes},
+                      {"header_timeout", duration_text(server.limits.header_timeout)},
+                      {"idle_timeout", duration_text(server.limits.idle_timeout)}};
+  json::object upstreams;
+  for (const auto& [name, upstream] : config.upstreams) upstreams[name] = upstream_object(upstream);
+  json::array routes;
+  for (const auto& route : config.routes) routes.push_back(route_object(route));
+  json::object out{
+      {"generation", snapshot.generation},
+      {"files", strings(config.files)},
+      {"server", json::object{{"listen", server.listen.text()},
+                              {"workers", server.workers},
+                              {"trusted_proxies", std::move(trusted)},
+                              {"limits", std::move(limits)},
+                              {"debug_headers", server.debug_headers},
+                              {"drain_timeout", duration_text(server.drain_timeout)}}},
+      {"log", json::object{{"access", config.log.access}, {"level", config.log.level}}},
+      {"admin", json::object{{"listen", config.admin.enabled ? json::value(config.admin.listen.text())
+                                                              : json::value("off")}}},
+      {"reload", json::object{{"watch", config.reload.watch}, {"interval", duration_text(config.reload.interval)}}},
+      {"upstreams", std::move(upstreams)},
+      {"routes", std::move(routes)}};
+  return pretty(out);
+}
+
+std::string routes_json(const config::Snapshot& snapshot) {
+  std::vector<routing::RouteKey> keys;
+  for (const auto& route : snapshot.config.routes) {
+    keys.push_back({route.match.host, route.match.path, route.match.methods});
+  }
+  json::array routes;
+  for (const std::uint32_t index : routing::match_order(keys)) {
+    routes.push_back(route_object(snapshot.config.routes[index]));
+  }
+  return pretty(json::object{{"generation", snapshot.generation}, {"routes", std::move(routes)}});
+}
+
+std::string upstreams_json(const config::Snapshot& snapshot, const upstream::HealthTable* health) {
+  std::vector<upstream::EndpointHealthPtr> entries;
+  if (health) entries = health->all();
+  const auto find = [&](const std::string& upstream, const std::string& endpoint) -> upstream::EndpointHealth* {
+    for (const auto& entry : entries) {
+      if (entry->upstream == upstream && entry->endpoint == endpoint) return entry.get();
+    }
+    return nullptr;
+  };
+  const auto now = upstream::EndpointHealth::Clock::now();
+  json::object upstreams;
+  for (const config::Upstream& upstream : snapshot.upstreams) {
+    json::array endpoints;
+    std::size_t available = 0;
+    for (const config::ResolvedEndpoint& endpoint : upstream.endpoints) {
+      const upstream::EndpointHealth* state = find(upstream.config.name, endpoint.text);
+      const bool probe_ok = !state || state->probe_healthy.load();
+      const bool ejected = state && state->ejected(now);
+      json::object item{{"endpoint", endpoint.text},
+                        {"address", fmt::format("{}:{}", endpoint.address, endpoint.port)},
+                        {"healthy", probe_ok && !ejected},
+                        {"health_check", upstream.config.health_check.enabled
+                                             ? json::value(probe_ok ? "passing" : "failing")
+                                             : json::value("off")},
+                        {"ejected", ejected},
+                        {"consecutive_connect_failures", state ? state->connect_failures.load() : 0u},
+                        {"ejections", state ? state->ejections.load() : std::uint64_t{0}}};
+      if (probe_ok && !ejected) ++available;
+      endpoints.push_back(std::move(item));
+    }
+    upstreams[upstream.config.name] = json::object{{"balance", balance_text(upstream.config.balance)},
+                                                   {"healthy_endpoints", available},
+                                                   {"endpoints", std::move(endpoints)}};
+  }
+  return pretty(json::object{{"generation", snapshot.generation}, {"upstreams", std::move(upstreams)}});
+}
+
+struct AdminServer::Response {
+  unsigned status = 200;
+  std::string_view content_type = kJson;
+  std::string body;
+  std::string_view allow;
+};
+
+AdminServer::AdminServer(asio::any_io_executor executor, AdminSources sources)
+    : executor_(std::move(executor)), sources_(std::move(sources)) {}
+
+AdminServer::~AdminServer() { stop(); }
+
+void AdminServer::listen(const config::Endpoint& endpoint) {
+  boost::system::error_code error;
+  std::string host = endpoint.host;
+  if (host.size() > 2 && host.front() == '[') host = host.substr(1, host.size() - 2);
+  const auto address = asio::ip::make_address(host, error);
+  if (error) throw std::runtime_error(fmt::format("admin.listen: '{}' is not an IP address", endpoint.host));
+  auto acceptor = std::make_shared<asio::ip::tcp::acceptor>(executor_);
+  try {
+    const asio::ip::tcp::endpoint bound(address, endpoint.port);
+    acceptor->open(bound.protocol());
+    acceptor->set_option(asio::socket_base::reuse_address(true));
+    acceptor->bind(bound);
+    acceptor->listen();
+  } catch (const boost::system::system_error& bind_error) {
+    throw std::runtime_error(
+        fmt::format("cannot listen on {} (admin): {}", endpoint.text(), bind_error.code().message()));
+  }
+  if (acceptor_) acceptor_->close(error);
+  acceptor_ = acceptor;
+  address_ = endpoint;
+  asio::co_spawn(executor_, accept_loop(std::move(acceptor)), asio::detached);
+}
+
+void AdminServer::stop() {
+  stopped_->store(true);
+  if (acceptor_) {
+    boost::system::error_code ignored;
+    acceptor_->close(ignored);
+    acceptor_.reset();
+  }
+}
+
+asio::awaitable<void> AdminServer::accept_loop(std::shared_ptr<asio::ip::tcp::acceptor> acceptor) {
+  const auto stopped = stopped_;
+  for (;;) {
+    auto [error, socket] = co_await acceptor->async_accept(kNoThrow);
+    if (!acceptor->is_open() || stopped->load()) co_return;
+    if (error) continue;
+    if (connections_ >= kMaxConnections) continue;  // the socket closes as it goes out of scope
+    asio::co_spawn(executor_, serve(std::move(socket)), asio::detached);
+  }
+}
+
+asio::awaitable<void> AdminServer::serve(asio::ip::tcp::socket socket) {
+  const auto stopped = stopped_;
+  ++connections_;
+  beast::tcp_stream stream(std::move(socket));
+  beast::flat_buffer buffer;
+  for (;;) {
+    stream.expires_after(kIdleTimeout);
+    bhttp::request_parser<bhttp::string_body> parser;
+    parser.body_limit(kMaxRequestBytes);
+    auto [read_error, read] = co_await bhttp::async_read(stream, buffer, parser, kNoThrow);
+    if (read_error || stopped->load()) break;
+    const auto& request = parser.get();
+    const Response answer = handle(request.method_string(), request.target());
+    bhttp::response<bhttp::string_body> response(static_cast<bhttp::status>(answer.status), request.version());
+    response.set(bhttp::field::content_type, answer.content_type);
+    response.set(bhttp::field::cache_control, "no-store");
+    if (!answer.allow.empty()) response.set(bhttp::field::allow, answer.allow);
+    response.keep_alive(request.keep_alive());
+    if (request.method() != bhttp::verb::head) response.body() = answer.body;
+    response.prepare_payload();
+    if (request.method() == bhttp::verb::head) response.content_length(answer.body.size());
+    auto [write_error, written] = co_await bhttp::async_write(stream, response, kNoThrow);
+    if (write_error || !request.keep_alive()) break;
+  }
+  boost::system::error_code ignored;
+  stream.socket().shutdown(asio::ip::tcp::socket::shutdown_both, ignored);
+  --connections_;
+}
+
+AdminServer::Response AdminServer::handle(std::string_view method, std::string_view target) const {
+  const std::string_view path = target.substr(0, target.find('?'));
+  const bool known = path == "/healthz" || path == "/readyz" || path == "/metrics" || path == "/config" ||
+                     path == "/routes" || path == "/upstreams";
+  if (!known) return {404, kJson, error_body(fmt::format("no admin endpoint {}", path)), {}};
+  if (method != "GET" && method != "HEAD") {
+    return {405, kJson, error_body(fmt::format("{} allows GET and HEAD", path)), "GET, HEAD"};
+  }
+  if (path == "/healthz") return {200, kJson, pretty(json::object{{"status", "alive"}}), {}};
+  const config::SnapshotPtr snapshot = sources_.snapshot();
+  if (path == "/readyz") {
+    const std::string_view state = sources_.state();
+    json::object body{{"status", state}};
+    if (snapshot) body["generation"] = snapshot->generation;
+    return {state == "ready" ? 200u : 503u, kJson, pretty(body), {}};
+  }
+  if (path == "/metrics") return {200, "text/plain; version=0.0.4; charset=utf-8", sources_.metrics(), {}};
+  if (!snapshot) return {503, kJson, error_body("no configuration loaded yet"), {}};
+  if (path == "/config") return {200, kJson, config_json(*snapshot), {}};
+  if (path == "/routes") return {200, kJson, routes_json(*snapshot), {}};
+  return {200, kJson, upstreams_json(*snapshot, sources_.health), {}};
+}
+
+}  // namespace apigw::admin

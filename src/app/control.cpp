@@ -1,0 +1,315 @@
+// The main thread's loop (see control.h).
+#include "control.h"
+
+#include <boost/asio/post.hpp>
+#include <fmt/format.h>
+#include <spdlog/spdlog.h>
+
+#include "service_notify.h"
+
+namespace apigw::app {
+namespace asio = boost::asio;
+
+namespace {
+// How often a drain checks whether every worker is done.
+constexpr auto kExitPoll = std::chrono::milliseconds(20);
+
+std::string summary(const config::Snapshot& snapshot) {
+  return fmt::format("config generation {}: {} route{}, {} upstream{}", snapshot.generation, snapshot.routes.size(),
+                     snapshot.routes.size() == 1 ? "" : "s", snapshot.upstreams.size(),
+                     snapshot.upstreams.size() == 1 ? "" : "s");
+}
+}  // namespace
+
+Loaded load_snapshot(const std::string& path, std::uint64_t generation) {
+  Loaded loaded;
+  config::LoadResult result = config::load_file(path);
+  if (result.config) loaded.files = result.config->files;
+  std::vector<config::ConfigError> errors = std::move(result.errors);
+  if (result.config) {
+    config::SnapshotResult built = config::build_snapshot(*result.config, generation);
+    loaded.snapshot = std::move(built.snapshot);
+    for (auto& error : built.errors) errors.push_back(std::move(error));
+  }
+  for (const auto& error : errors) loaded.errors.push_back(error.text());
+  if (loaded.files.empty()) loaded.files.push_back(path);
+  return loaded;
+}
+
+bool Control::FileStamp::operator==(const FileStamp& other) const {
+  return path == other.path && exists == other.exists && device == other.device && inode == other.inode &&
+         size == other.size && modified.tv_sec == other.modified.tv_sec &&
+         modified.tv_nsec == other.modified.tv_nsec;
+}
+
+Control::Control(std::string config_path, config::SnapshotPtr snapshot, core::AccessLog& access_log)
+    : config_path_(std::move(config_path)),
+      snapshot_(std::move(snapshot)),
+      access_log_(access_log),
+      gateway_(snapshot_, access_log_, health_),
+      checker_(loop_.get_executor(), health_),
+      admin_(loop_.get_executor(),
+             admin::AdminSources{[this] { return state_text(); }, [this] { return snapshot_; },
+                                 [this] { return render_metrics(); }, &health_}),
+      reload_successes_(metrics_.counter("apigw_config_reloads_total", "Configuration reloads by result",
+                                         {{"result", "success"}})),
+      reload_failures_(metrics_.counter("apigw_config_reloads_total", "Configuration reloads by result",
+                                        {{"result", "failure"}})),
+      generation_gauge_(metrics_.gauge("apigw_config_generation", "Generation of the configuration being served")),
+      last_reload_ok_(metrics_.gauge("apigw_config_last_reload_successful",
+                                     "1 when the last reload was applied, 0 when it was rejected")) {
+  if (snapshot_->config.admin.enabled) admin_.listen(snapshot_->config.admin.listen);
+  stamps_ = stamp_files(snapshot_->config.files);
+  generation_gauge_.set(static_cast<std::int64_t>(snapshot_->generation));
+  last_reload_ok_.set(1);
+}
+
+Control::~Control() = default;
+
+void Control::run() {
+  checker_.update(snapshot_);
+  gateway_.start();
+  state_ = State::kReady;
+  wait_for_signal();
+  wait_for_rotation();
+  if (snapshot_->config.reload.watch) schedule_watch();
+  if (const auto interval = watchdog_interval()) schedule_watchdog(*interval);
+  const config::ServerConfig& server = snapshot_->config.server;
+  spdlog::info("apigw {} listening on {} with {} worker{}, {}{}", APIGW_VERSION, server.listen.text(),
+               gateway_.worker_count(), gateway_.worker_count() == 1 ? "" : "s", summary(*snapshot_),
+               snapshot_->config.admin.enabled ? fmt::format(", admin on {}", admin_.address().text()) : "");
+  notify_ready(fmt::format("serving {}", summary(*snapshot_)));
+  loop_.run();
+  gateway_.join();
+}
+
+void Control::wait_for_signal() {
+  signals_.async_wait([this](const boost::system::error_code& error, int signal) {
+    if (error) return;
+    if (signal == SIGHUP) {
+      reload("SIGHUP");
+    } else if (state_ != State::kDraining) {
+      begin_shutdown(signal == SIGINT ? "SIGINT" : "SIGTERM");
+    }
+    wait_for_signal();
+  });
+}
+
+// SIGUSR1: the access log file was rotated away; open it again under its configured path.
+void Control::wait_for_rotation() {
+  rotate_signal_.async_wait([this](const boost::system::error_code& error, int) {
+    if (error) return;
+    try {
+      access_log_.reopen(snapshot_->config.log.access);
+      spdlog::info("access log reopened (SIGUSR1)");
+    } catch (const std::exception& failure) {
+      spdlog::error("SIGUSR1: {}; the access log goes on to the file it had", failure.what());
+    }
+    wait_for_rotation();
+  });
+}
+
+std::string_view Control::state_text() const {
+  switch (state_) {
+    case State::kStarting: return "starting";
+    case State::kReady: return "ready";
+    case State::kDraining: return "draining";
+  }
+  return "starting";
+}
+
+void Control::reload(std::string_view reason) {
+  if (state_ == State::kDraining) return;
+  if (reloading_) {
+    reload_again_ = true;  // after the switch in progress
+    return;
+  }
+  spdlog::info("reloading {} ({})", config_path_, reason);
+  notify_reloading(fmt::format("reloading {}", config_path_));
+  Loaded loaded = load_snapshot(config_path_, next_generation_);
+  stamps_ = stamp_files(loaded.files);
+  if (!loaded.snapshot) {
+    for (const std::string& error : loaded.errors) spdlog::error("{}", error);
+    reload_failed(fmt::format("{} error{} in the new configuration", loaded.errors.size(),
+                              loaded.errors.size() == 1 ? "" : "s"));
+    return;
+  }
+  const config::SnapshotPtr next = std::move(loaded.snapshot);
+  const config::Config& now = snapshot_->config;
+  const config::Config& then = next->config;
+
+  // What can fail is tried first, and undone if a later step fails, so a rejected reload changes nothing.
+  const bool reopen_log = then.log.access != now.log.access;
+  const bool move_admin = then.admin.enabled != now.admin.enabled || !(then.admin.listen == now.admin.listen);
+  try {
+    if (reopen_log) access_log_.reopen(then.log.access);
+  } catch (const std::exception& error) {
+    reload_failed(error.what());
+    return;
+  }
+  try {
+    if (move_admin) {
+      if (then.admin.enabled) {
+        admin_.listen(then.admin.listen);
+      } else {
+        admin_.stop();
+      }
+    }
+    reloading_ = true;
+    gateway_.apply(next, [this, next] { asio::post(loop_, [this, next] { commit(next); }); });
+  } catch (const std::exception& error) {
+    reloading_ = false;
+    if (move_admin && now.admin.enabled) {
+      try {
+        admin_.listen(now.admin.listen);
+      } catch (const std::exception& again) {
+        spdlog::error("admin listener: {}", again.what());
+      }
+    }
+    if (reopen_log) {
+      try {
+        access_log_.reopen(now.log.access);
+      } catch (const std::exception& again) {
+        spdlog::error("access log: {}", again.what());
+      }
+    }
+    reload_failed(error.what());
+    return;
+  }
+  ++next_generation_;
+}
+
+void Control::reload_failed(const std::string& why) {
+  reload_failures_.add();
+  last_reload_ok_.set(0);
+  spdlog::error("reload rejected: {}; still serving config generation {}", why, snapshot_->generation);
+  notify_ready(fmt::format("serving {}; last reload rejected: {}", summary(*snapshot_), why));
+}
+
+// Every worker now serves new requests with `snapshot`.
+void Control::commit(const config::SnapshotPtr& snapshot) {
+  reloading_ = false;
+  const bool watch_was_on = snapshot_->config.reload.watch;
+  snapshot_ = snapshot;
+  health_.retain(*snapshot_);
+  checker_.update(snapshot_);
+  apply_process_settings(*snapshot_);
+  reload_successes_.add();
+  last_reload_ok_.set(1);
+  generation_gauge_.set(static_cast<std::int64_t>(snapshot_->generation));
+  spdlog::info("reloaded: serving {}", summary(*snapshot_));
+  notify_ready(fmt::format("serving {}", summary(*snapshot_)));
+  if (snapshot_->config.reload.watch && !watch_was_on) schedule_watch();
+  if (!snapshot_->config.reload.watch) watch_timer_.cancel();
+  if (reload_again_) {
+    reload_again_ = false;
+    reload("a reload asked for during the last one");
+  }
+}
+
+void Control::apply_process_settings(const config::Snapshot& snapshot) {
+  const auto level = spdlog::level::from_str(snapshot.config.log.level);
+  spdlog::default_logger()->set_level(level);
+}
+
+void Control::begin_shutdown(std::string_view signal) {
+  state_ = State::kDraining;
+  spdlog::info("received {}, draining (up to {} ms)", signal,
+               snapshot_->config.server.drain_timeout.count());
+  notify_stopping(fmt::format("draining after {}", signal));
+  watch_timer_.cancel();
+  checker_.stop();
+  gateway_.drain();
+  wait_for_workers();
+}
+
+void Control::wait_for_workers() {
+  if (gateway_.exited()) {
+    admin_.stop();
+    signals_.cancel();
+    rotate_signal_.cancel();
+    watchdog_timer_.cancel();
+    loop_.stop();
+    return;
+  }
+  exit_timer_.expires_after(kExitPoll);
+  exit_timer_.async_wait([this](const boost::system::error_code& error) {
+    if (!error) wait_for_workers();
+  });
+}
+
+std::vector<Control::FileStamp> Control::stamp_files(const std::vector<std::string>& files) const {
+  std::vector<FileStamp> stamps;
+  for (const std::string& file : files) {
+    FileStamp stamp;
+    stamp.path = file;
+    struct stat info {};
+    if (::stat(file.c_str(), &info) == 0) {
+      stamp.exists = true;
+      stamp.device = info.st_dev;
+      stamp.inode = info.st_ino;
+      stamp.size = info.st_size;
+      stamp.modified = info.st_mtim;
+    }
+    stamps.push_back(std::move(stamp));
+  }
+  return stamps;
+}
+
+void Control::schedule_watch() {
+  watch_timer_.expires_after(snapshot_->config.reload.interval);
+  watch_timer_.async_wait([this](const boost::system::error_code& error) {
+    if (error || state_ == State::kDraining || !snapshot_->config.reload.watch) return;
+    std::vector<std::string> files;
+    for (const FileStamp& stamp : stamps_) files.push_back(stamp.path);
+    // A change to any file the last load read (an include too) reloads; a bad file is tried once per change.
+    if (!reloading_ && stamp_files(files) != stamps_) reload("a config file changed");
+    schedule_watch();
+  });
+}
+
+void Control::schedule_watchdog(std::chrono::microseconds interval) {
+  watchdog_timer_.expires_after(interval / 2);
+  watchdog_timer_.async_wait([this, interval](const boost::system::error_code& error) {
+    if (error) return;
+    // A worker stuck for more than half the interval withholds the ping, so that systemd restarts apigw.
+    const auto now = std::chrono::steady_clock::now();
+    bool alive = true;
+    for (const auto& worker : gateway_.workers()) {
+      if (!worker->exited() && now - worker->heartbeat() > interval / 2) alive = false;
+    }
+    if (alive) {
+      notify_watchdog();
+    } else {
+      spdlog::error("a worker has not run its loop for over {} ms: withholding the watchdog ping",
+                    std::chrono::duration_cast<std::chrono::milliseconds>(interval / 2).count());
+    }
+    schedule_watchdog(interval);
+  });
+}
+
+std::string Control::render_metrics() {
+  // Values read from shared state at scrape time go in a registry of their own, so removed endpoints vanish.
+  core::MetricsRegistry scrape;
+  scrape.counter("apigw_access_log_dropped_lines_total", "Access log lines lost (writer behind or write failed)")
+      .add(access_log_.dropped_lines());
+  scrape.counter("apigw_health_checks_total", "Active health check probes run").add(checker_.probes());
+  scrape.counter("apigw_health_check_failures_total", "Active health check probes that failed")
+      .add(checker_.failures());
+  scrape.gauge("apigw_ready", "1 when ready to serve, 0 while starting or draining")
+      .set(state_ == State::kReady ? 1 : 0);
+  for (const upstream::EndpointHealthPtr& entry : health_.all()) {
+    const core::Labels labels{{"upstream", entry->upstream}, {"endpoint", entry->endpoint}};
+    scrape.gauge("apigw_upstream_endpoint_healthy", "1 when the endpoint gets traffic (checks pass, not ejected)",
+                 labels)
+        .set(entry->available() ? 1 : 0);
+    scrape.counter("apigw_upstream_ejections_total", "Passive ejections after consecutive connect failures",
+                   labels)
+        .add(entry->ejections.load());
+  }
+  std::vector<const core::MetricsRegistry*> shards{&metrics_, &scrape};
+  for (const auto& worker : gateway_.workers()) shards.push_back(&worker->metrics());
+  return core::render_prometheus(shards);
+}
+
+}  // namespace apigw::app

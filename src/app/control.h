@@ -1,0 +1,93 @@
+// The main thread's loop: signals, reloads, the admin listener, health probes, the config file watch and the
+// service manager's notifications around the gateway's workers.
+#pragma once
+
+#include <sys/stat.h>
+
+#include <memory>
+#include <string>
+#include <vector>
+
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/signal_set.hpp>
+#include <boost/asio/steady_timer.hpp>
+
+#include "apigw/admin/admin_server.h"
+#include "apigw/config/snapshot.h"
+#include "apigw/core/access_log.h"
+#include "apigw/core/metrics.h"
+#include "apigw/server/gateway.h"
+#include "apigw/upstream/health.h"
+#include "apigw/upstream/health_checker.h"
+
+namespace apigw::app {
+
+struct Loaded {
+  config::SnapshotPtr snapshot;     // null when the config has errors
+  std::vector<std::string> errors;  // "file:line:column: reason"
+  std::vector<std::string> files;   // every file read, for the watch (as far as reading got)
+};
+// Loads, validates and builds a snapshot; blocking (DNS): main thread only.
+Loaded load_snapshot(const std::string& path, std::uint64_t generation);
+
+class Control {
+ public:
+  // Binds the listeners and the admin address; throws std::runtime_error when one cannot be bound.
+  Control(std::string config_path, config::SnapshotPtr snapshot, core::AccessLog& access_log);
+  ~Control();
+
+  // Serves until SIGTERM or SIGINT has drained the workers.
+  void run();
+
+ private:
+  enum class State { kStarting, kReady, kDraining };
+  struct FileStamp {
+    std::string path;
+    dev_t device = 0;
+    ino_t inode = 0;
+    off_t size = 0;
+    timespec modified{};
+    bool exists = false;
+    bool operator==(const FileStamp& other) const;
+  };
+
+  void wait_for_signal();
+  void wait_for_rotation();
+  void reload(std::string_view reason);
+  void reload_failed(const std::string& why);
+  void commit(const config::SnapshotPtr& snapshot);
+  void apply_process_settings(const config::Snapshot& snapshot);
+  void begin_shutdown(std::string_view signal);
+  void wait_for_workers();
+  void schedule_watch();
+  void schedule_watchdog(std::chrono::microseconds interval);
+  std::vector<FileStamp> stamp_files(const std::vector<std::string>& files) const;
+  std::string render_metrics();
+  std::string_view state_text() const;
+
+  std::string config_path_;
+  config::SnapshotPtr snapshot_;  // what every worker serves with (after the last reload's switch-over)
+  core::AccessLog& access_log_;
+  boost::asio::io_context loop_{1};
+  upstream::HealthTable health_;
+  server::Gateway gateway_;
+  upstream::HealthChecker checker_;
+  admin::AdminServer admin_;
+  core::MetricsRegistry metrics_;  // written on this thread only
+  core::Counter& reload_successes_;
+  core::Counter& reload_failures_;
+  core::Gauge& generation_gauge_;
+  core::Gauge& last_reload_ok_;
+  boost::asio::signal_set signals_{loop_, SIGINT, SIGTERM, SIGHUP};
+  boost::asio::signal_set rotate_signal_{loop_, SIGUSR1};
+  boost::asio::steady_timer watch_timer_{loop_};
+  boost::asio::steady_timer watchdog_timer_{loop_};
+  boost::asio::steady_timer exit_timer_{loop_};
+  std::vector<FileStamp> stamps_;  // of the files the last load attempt read
+  State state_ = State::kStarting;
+  bool reloading_ = false;       // workers are switching to a new snapshot
+  bool reload_again_ = false;    // a reload was asked for meanwhile
+  std::uint64_t next_generation_ = 2;
+};
+
+}  // namespace apigw::app
