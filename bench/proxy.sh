@@ -345,6 +345,7 @@ server:
   workers: $2
   drain_timeout: 2s
 log: { access: ${3:-off}, level: warn }
+admin: { listen: off }
 upstreams:
   backend:
     endpoints: [127.0.0.1:$P_UP]

@@ -42,6 +42,15 @@ apigw is listening on http://127.0.0.1:8080 in front of a demo upstream on 127.0
   curl -i -X DELETE http://127.0.0.1:8080/users/42       # 405 with Allow
   curl -i -H 'X-Request-Id: trace-123' http://127.0.0.1:8080/health
 
+The admin listener (loopback only) on http://127.0.0.1:9901:
+
+  curl -s http://127.0.0.1:9901/readyz                   # ready, and the config generation served
+  curl -s http://127.0.0.1:9901/routes                   # the route table in match order
+  curl -s http://127.0.0.1:9901/upstreams                # endpoints and their health
+  curl -s http://127.0.0.1:9901/metrics | grep apigw_requests_total
+
 Ctrl-C stops apigw and the demo upstream.
 TRY
+echo "Edit $config and reload it with no request lost:  kill -HUP ${pids[-1]}"
+echo
 wait "${pids[-1]}"

@@ -8,7 +8,7 @@ packages=(
   libboost1.81-dev libyaml-cpp-dev libspdlog-dev libfmt-dev libgtest-dev libgmock-dev
   libhiredis-dev libmemcached-dev libsystemd-dev
   redis-server redis-tools memcached
-  nginx-light haproxy wrk curl python3 python3-pytest procps
+  nginx-light haproxy wrk curl python3 python3-pytest procps systemd
 )
 
 missing=()

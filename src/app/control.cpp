@@ -46,7 +46,7 @@ Control::Control(std::string config_path, config::SnapshotPtr snapshot, core::Ac
     : config_path_(std::move(config_path)),
       snapshot_(std::move(snapshot)),
       access_log_(access_log),
-      gateway_(snapshot_, access_log_, health_),
+      gateway_(snapshot_, access_log_, health_, inherited_sockets()),
       checker_(loop_.get_executor(), health_),
       admin_(loop_.get_executor(),
              admin::AdminSources{[this] { return state_text(); }, [this] { return snapshot_; },

@@ -1,6 +1,7 @@
 // sd_notify through libsystemd (see service_notify.h).
 #include "service_notify.h"
 
+#include <sys/socket.h>
 #include <time.h>
 
 #include <string>
@@ -32,6 +33,16 @@ void notify_stopping(std::string_view status) { send(fmt::format("STOPPING=1\nST
 void notify_status(std::string_view status) { send(fmt::format("STATUS={}", status)); }
 
 void notify_watchdog() { send("WATCHDOG=1"); }
+
+std::vector<int> inherited_sockets() {
+  std::vector<int> sockets;
+  const int count = sd_listen_fds(1);
+  for (int i = 0; i < count; ++i) {
+    const int fd = SD_LISTEN_FDS_START + i;
+    if (sd_is_socket(fd, AF_UNSPEC, SOCK_STREAM, 1) > 0) sockets.push_back(fd);
+  }
+  return sockets;
+}
 
 std::optional<std::chrono::microseconds> watchdog_interval() {
   std::uint64_t usec = 0;

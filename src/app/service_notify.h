@@ -5,6 +5,7 @@
 #include <chrono>
 #include <optional>
 #include <string_view>
+#include <vector>
 
 namespace apigw::app {
 
@@ -15,6 +16,9 @@ void notify_reloading(std::string_view status);
 void notify_stopping(std::string_view status);
 void notify_status(std::string_view status);
 void notify_watchdog();
+// Listening sockets passed by the service manager (socket activation, LISTEN_FDS), in the order it passed them;
+// empty when none were. The variables are removed from the environment.
+std::vector<int> inherited_sockets();
 // The watchdog interval systemd expects a ping within (WATCHDOG_USEC), when it is enabled for this process.
 std::optional<std::chrono::microseconds> watchdog_interval();
 

@@ -407,7 +407,8 @@ std::string Forwarder::build_response_head(bool& keep_alive, bool& chunked, bool
   const bool client_http11 = client_.parser.get().version() == 11;
   chunked = has_body && !response_->content_length() && client_http11;
   // Without a length and without chunked, the end of the body is the end of the connection.
-  keep_alive = request_.keep_alive && (!has_body || response_->content_length() || chunked);
+  // A drain that began while the request was in flight closes the connection after this response.
+  keep_alive = request_.keep_alive && !client_.draining && (!has_body || response_->content_length() || chunked);
 
   std::string out;
   out.reserve(512);

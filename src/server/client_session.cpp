@@ -81,13 +81,18 @@ void ClientSession::force_close() {
   error_code ignored;
   client_.socket.shutdown(asio::socket_base::shutdown_both, ignored);
   client_.socket.cancel(ignored);
+  // An upstream exchange in progress ends now too, as a timeout would end it: no retry, no waiting for the
+  // upstream to answer a client that is gone.
+  upstream_deadline_.check(Clock::time_point::max());
 }
 
 asio::awaitable<void> ClientSession::run() {
   for (bool first = true; !closed_; first = false) {
     if (!co_await wait_for_request(first)) break;
     if (!co_await serve_request()) break;
-    if (worker_.draining()) break;
+    // A response that went out just before a drain began said keep-alive: the client may already be sending its
+    // next request, which is answered (with Connection: close) if it comes within the drain's idle grace.
+    if (worker_.idle_grace_over()) break;
   }
   error_code ignored;
   client_.socket.close(ignored);
@@ -141,7 +146,9 @@ asio::awaitable<ClientSession::HeadResult> ClientSession::read_head() {
       }
       co_return HeadResult{HeadResult::Kind::kReply, 0, 431, "request head exceeds server.limits.max_header_bytes"};
     }
+    idle_ = buffer_.size() == 0;  // a new connection that has sent nothing yet is as idle as a kept-alive one
     auto [error, n] = co_await net::read_some(client_, buffer_.prepare(kReadChunk));
+    idle_ = false;
     buffer_.commit(n);
     if (error) {
       // A client that started a request but did not finish its head in time is told so; one that sent nothing
@@ -273,8 +280,9 @@ asio::awaitable<bool> ClientSession::route_and_forward(Exchange& exchange) {
   forward.keep_alive = request.keep_alive() && !worker_.draining();
 
   const auto& limits = snapshot.config.server.limits;
-  proxy::Forwarder forwarder({client_, buffer_, *parser_, deadline_, limits.idle_timeout, upstream_deadline_}, forward,
-                             pool);
+  proxy::Forwarder forwarder(
+      {client_, buffer_, *parser_, deadline_, limits.idle_timeout, upstream_deadline_, worker_.draining_flag()},
+      forward, pool);
   proxy::ForwardResult result = co_await forwarder.run();
   exchange.endpoint = result.endpoint;
   switch (result.kind) {
@@ -293,7 +301,8 @@ asio::awaitable<bool> ClientSession::route_and_forward(Exchange& exchange) {
       co_return !reply.close && !closed_;
     }
     case proxy::ForwardResult::Kind::kAbort:
-      exchange.status = result.status == 0 ? 499 : result.status;
+      // Nothing reached the client: logged as 499 (client closed), whatever the upstream said.
+      exchange.status = result.status == 0 || result.bytes == 0 ? 499 : result.status;
       exchange.bytes = result.bytes;
       log(exchange);
       co_return false;
@@ -315,7 +324,7 @@ asio::awaitable<void> ClientSession::send_reply(Exchange& exchange, http::LocalR
   http::write_local_reply(out, reply);
   deadline_.arm(exchange.snapshot->config.server.limits.idle_timeout);
   auto [error, n] = co_await net::write_all(client_, asio::buffer(out));
-  exchange.status = reply.status;
+  exchange.status = error && n == 0 ? 499 : reply.status;
   exchange.bytes = n;
   log(exchange);
   if (error) {

@@ -1,7 +1,10 @@
 // Starting, reloading and draining the workers (see gateway.h).
 #include "apigw/server/gateway.h"
 
+#include <fcntl.h>
 #include <unistd.h>
+
+#include <cstring>
 
 #include <atomic>
 #include <stdexcept>
@@ -20,8 +23,9 @@ unsigned effective_workers(unsigned configured) {
   return cores == 0 ? 1 : cores;
 }
 
-Gateway::Gateway(const config::SnapshotPtr& snapshot, core::AccessLog& access_log, upstream::HealthTable& health)
-    : snapshot_(snapshot), count_(effective_workers(snapshot->config.server.workers)) {
+Gateway::Gateway(const config::SnapshotPtr& snapshot, core::AccessLog& access_log, upstream::HealthTable& health,
+                 std::vector<int> inherited)
+    : snapshot_(snapshot), inherited_(std::move(inherited)), count_(effective_workers(snapshot->config.server.workers)) {
   std::vector<ListenSocket> sockets = bind_all(snapshot_->config.server.listen);
   for (std::size_t i = 0; i < count_; ++i) {
     auto worker = std::make_unique<Worker>(static_cast<unsigned>(i), access_log, health);
@@ -40,6 +44,20 @@ std::vector<ListenSocket> Gateway::bind_all(const config::Endpoint& listen) cons
   if (error) throw std::runtime_error(fmt::format("server.listen: '{}' is not an IP address", listen.host));
   const asio::ip::tcp::endpoint endpoint(address, listen.port);
   std::vector<ListenSocket> sockets;
+  for (const int fd : inherited_) {
+    if (listening_address(fd) != endpoint) continue;
+    // Every worker accepts from the one inherited socket, through a descriptor of its own.
+    spdlog::info("listening on {} through the socket passed by the service manager", listen.text());
+    for (std::size_t i = 0; i < count_; ++i) {
+      const int own = ::fcntl(fd, F_DUPFD_CLOEXEC, 3);
+      if (own < 0) {
+        for (const ListenSocket& socket : sockets) ::close(socket.fd);
+        throw std::runtime_error(fmt::format("cannot use the socket for {}: {}", listen.text(), std::strerror(errno)));
+      }
+      sockets.push_back(ListenSocket{endpoint.protocol(), own});
+    }
+    return sockets;
+  }
   try {
     for (std::size_t i = 0; i < count_; ++i) sockets.push_back(open_listen_socket(endpoint));
   } catch (const boost::system::system_error& bind_error) {

@@ -23,6 +23,9 @@ namespace {
 constexpr auto kNoThrow = asio::as_tuple(asio::use_awaitable);
 // How often deadlines are checked: the precision of every client-side timeout.
 constexpr auto kSweepInterval = std::chrono::milliseconds(100);
+// When a drain starts, idle keep-alive connections stay open this long (at most drain_timeout): a request that
+// was already on its way is answered, with Connection: close, instead of meeting a closed connection.
+constexpr auto kDrainIdleGrace = std::chrono::milliseconds(1000);
 constexpr int kListenBacklog = 4096;
 }  // namespace
 
@@ -40,6 +43,19 @@ ListenSocket open_listen_socket(const asio::ip::tcp::endpoint& endpoint) {
   acceptor.bind(endpoint);
   acceptor.listen(kListenBacklog);
   return ListenSocket{endpoint.protocol(), acceptor.release()};
+}
+
+std::optional<asio::ip::tcp::endpoint> listening_address(int fd) {
+  int listening = 0;
+  socklen_t size = sizeof listening;
+  if (::getsockopt(fd, SOL_SOCKET, SO_ACCEPTCONN, &listening, &size) != 0 || !listening) return std::nullopt;
+  asio::ip::tcp::endpoint endpoint;
+  socklen_t length = static_cast<socklen_t>(endpoint.capacity());
+  if (::getsockname(fd, endpoint.data(), &length) != 0) return std::nullopt;
+  endpoint.resize(length);
+  const int family = endpoint.data()->sa_family;
+  if (family != AF_INET && family != AF_INET6) return std::nullopt;
+  return endpoint;
 }
 
 Worker::Worker(unsigned index, core::AccessLog& access_log, upstream::HealthTable& health)
@@ -203,9 +219,15 @@ void Worker::begin_drain() {
     boost::system::error_code ignored;
     acceptor->close(ignored);
   }
-  std::vector<ClientSession*> sessions(sessions_.begin(), sessions_.end());
-  for (ClientSession* session : sessions) session->on_drain();
-  drain_timer_.expires_after(generation_->snapshot->config.server.drain_timeout);
+  const auto drain_timeout = generation_->snapshot->config.server.drain_timeout;
+  idle_grace_timer_.expires_after(std::min<core::Duration>(drain_timeout, kDrainIdleGrace));
+  idle_grace_timer_.async_wait([this](const boost::system::error_code& error) {
+    if (error) return;
+    idle_grace_over_ = true;
+    std::vector<ClientSession*> sessions(sessions_.begin(), sessions_.end());
+    for (ClientSession* session : sessions) session->on_drain();
+  });
+  drain_timer_.expires_after(drain_timeout);
   drain_timer_.async_wait([this](const boost::system::error_code& error) {
     if (error) return;
     if (!sessions_.empty()) spdlog::warn("worker {}: drain timeout, closing {} connections", index_, sessions_.size());
@@ -220,6 +242,7 @@ void Worker::finish_if_drained() {
   drained_ = true;
   sweep_timer_.cancel();
   drain_timer_.cancel();
+  idle_grace_timer_.cancel();
   access_log_.flush();
   for (auto& pool : generation_->pools) pool->close_idle();
 }

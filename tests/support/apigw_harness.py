@@ -12,11 +12,12 @@ import re
 import signal
 import socket
 import subprocess
+import sys
 import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Optional, Union
+from typing import Callable, Optional, Union
 
 from rawhttp import Client, request  # noqa: F401  (re-exported for tests)
 from recording_upstream import Upstream  # noqa: F401
@@ -46,20 +47,22 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def wait_for_port(port: int, timeout: float = START_TIMEOUT, proc: Optional[subprocess.Popen] = None) -> None:
-    """Waits until 127.0.0.1:port accepts a connection; raises TimeoutError, or RuntimeError if `proc`
-    exits first."""
+def wait_for_port(port: int, timeout: float = START_TIMEOUT, proc: Optional[subprocess.Popen] = None,
+                  probe: Optional[Callable[[socket.socket], bool]] = None) -> None:
+    """Waits until 127.0.0.1:port accepts a connection (and `probe`, given the connected socket, returns true);
+    raises TimeoutError, or RuntimeError if `proc` exits first."""
     deadline = time.monotonic() + timeout
     while True:
         if proc is not None and proc.poll() is not None:
             raise RuntimeError(f"process {proc.pid} exited with {proc.returncode} before listening on {port}")
         try:
-            with socket.create_connection((HOST, port), timeout=0.5):
-                return
+            with socket.create_connection((HOST, port), timeout=0.5) as s:
+                if probe is None or probe(s):
+                    return
         except OSError:
             pass
         if time.monotonic() > deadline:
-            raise TimeoutError(f"nothing accepted on {HOST}:{port} within {timeout}s")
+            raise TimeoutError(f"nothing {'ready' if probe else 'accepted'} on {HOST}:{port} within {timeout}s")
         time.sleep(0.02)
 
 
@@ -197,8 +200,11 @@ class Apigw:
 
     def __init__(self, config: Union[dict, str], workdir: Optional[Union[str, Path]] = None,
                  port: Optional[int] = None, name: str = "apigw", env: Optional[dict] = None, start: bool = True,
-                 start_timeout: float = START_TIMEOUT):
+                 start_timeout: float = START_TIMEOUT, listen_socket: Optional[socket.socket] = None):
+        """`listen_socket`: a listening socket handed to apigw as the service manager does (socket activation:
+        descriptor 3, LISTEN_FDS=1, LISTEN_PID)."""
         self.name = name
+        self.listen_socket = listen_socket
         self.workdir = Path(workdir or tempfile.mkdtemp(prefix="apigw-"))
         self.workdir.mkdir(parents=True, exist_ok=True)
         if isinstance(config, dict):
@@ -246,18 +252,36 @@ class Apigw:
     def start(self) -> "Apigw":
         log = open(self.log_path, "ab")
         try:
-            self.proc = subprocess.Popen([apigw_bin(), "-c", str(self.config_path)], stdout=log,
-                                         stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=self.env,
-                                         cwd=str(self.workdir))
+            args = [apigw_bin(), "-c", str(self.config_path)]
+            pass_fds = ()
+            if self.listen_socket is not None:
+                # The wrapper's PID is apigw's after exec, as LISTEN_PID must be.
+                fd = self.listen_socket.fileno()
+                launcher = ("import os, sys; os.dup2(%d, 3); os.environ['LISTEN_FDS'] = '1'; "
+                            "os.environ['LISTEN_PID'] = str(os.getpid()); os.execv(sys.argv[1], sys.argv[1:])" % fd)
+                args = [sys.executable, "-c", launcher] + args
+                pass_fds = (fd,)
+            self.proc = subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                                         env=self.env, cwd=str(self.workdir), pass_fds=pass_fds)
         finally:
             log.close()
         try:
-            wait_for_port(self.port, self.start_timeout, self.proc)
+            if self.listen_socket is not None and self.admin_port is not None:
+                self.wait_ready(self.start_timeout)  # the passed socket accepts whether apigw runs or not
+            else:
+                wait_for_port(self.port, self.start_timeout, self.proc)
         except Exception as e:
             self.stop()
             raise RuntimeError(f"apigw did not start: {e}\n--- config ---\n{self.config_text()}"
                                f"--- log ---\n{self.log()}") from None
         return self
+
+    def wait_ready(self, timeout: float = START_TIMEOUT) -> None:
+        """Waits until the admin listener's /readyz answers 200."""
+        def ready(s: socket.socket) -> bool:
+            s.sendall(b"GET /readyz HTTP/1.1\r\nHost: admin\r\nConnection: close\r\n\r\n")
+            return s.recv(64).startswith(b"HTTP/1.1 200")
+        wait_for_port(self.admin_port, timeout, self.proc, probe=ready)
 
     def config_text(self) -> str:
         return self.config_path.read_text()

@@ -66,6 +66,7 @@ struct ClientSide {
   core::Deadline& deadline;   // the session's; the worker's sweeper enforces it
   core::Duration io_timeout;  // bound on each body read or response write
   UpstreamDeadline& upstream; // the session's; the worker's sweeper enforces it
+  const bool& draining;       // the worker's: once set, responses say Connection: close
 };
 
 struct ForwardRequest {

@@ -33,7 +33,8 @@ class ClientSession {
 
   // Called by the worker's sweeper: cancels the pending operation once the deadline has passed.
   void check_deadline(core::Deadline::Clock::time_point now);
-  // Called when the worker starts draining: an idle connection is closed now, a busy one after its response.
+  // Called during a drain, after the idle grace: an idle connection is closed now (a busy one closes after its
+  // response, which says Connection: close).
   void on_drain();
   // Called when the drain timeout ends: the connection is closed whatever it is doing.
   void force_close();

@@ -16,7 +16,10 @@ namespace apigw::server {
 class Gateway {
  public:
   // Binds every worker's listener; throws std::runtime_error naming the address when binding fails.
-  Gateway(const config::SnapshotPtr& snapshot, core::AccessLog& access_log, upstream::HealthTable& health);
+  // `inherited` are listening sockets handed over by the service manager (socket activation): one bound to the
+  // listen address is used instead of binding, so connections wait in its queue across a restart.
+  Gateway(const config::SnapshotPtr& snapshot, core::AccessLog& access_log, upstream::HealthTable& health,
+          std::vector<int> inherited = {});
   ~Gateway();
 
   void start();
@@ -37,6 +40,7 @@ class Gateway {
   std::vector<ListenSocket> bind_all(const config::Endpoint& listen) const;
 
   config::SnapshotPtr snapshot_;
+  std::vector<int> inherited_;  // owned by the service manager's socket unit; never closed here
   std::size_t count_ = 0;
   std::vector<std::unique_ptr<Worker>> workers_;
 };

@@ -6,6 +6,7 @@
 #include <chrono>
 #include <functional>
 #include <map>
+#include <optional>
 #include <string>
 #include <memory>
 #include <thread>
@@ -46,6 +47,9 @@ struct ListenSocket {
 };
 // Opens, binds (SO_REUSEPORT) and listens on `endpoint`; throws boost::system::system_error.
 ListenSocket open_listen_socket(const boost::asio::ip::tcp::endpoint& endpoint);
+// The local address of a listening socket handed over by the service manager (socket activation), or nullopt
+// when `fd` is not a listening TCP socket.
+std::optional<boost::asio::ip::tcp::endpoint> listening_address(int fd);
 
 class Worker {
  public:
@@ -81,6 +85,9 @@ class Worker {
   core::AccessLogBuffer& access_log() { return access_log_; }
   core::MetricsRegistry& metrics() { return metrics_; }
   bool draining() const { return draining_; }
+  const bool& draining_flag() const { return draining_; }
+  // Draining, and idle keep-alive connections are being closed rather than waited on.
+  bool idle_grace_over() const { return idle_grace_over_; }
   void attach(ClientSession* session);
   void detach(ClientSession* session);
 
@@ -106,10 +113,12 @@ class Worker {
   std::vector<std::shared_ptr<boost::asio::ip::tcp::acceptor>> acceptors_;
   boost::asio::steady_timer sweep_timer_{context_};
   boost::asio::steady_timer drain_timer_{context_};
+  boost::asio::steady_timer idle_grace_timer_{context_};
   std::thread thread_;
   GenerationPtr generation_;
   std::unordered_set<ClientSession*> sessions_;
   bool draining_ = false;
+  bool idle_grace_over_ = false;
   bool drained_ = false;  // draining and no session left: nothing may schedule more work
 };
 
