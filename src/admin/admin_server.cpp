@@ -5,6 +5,7 @@
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/detached.hpp>
 #include <boost/asio/ip/address.hpp>
+#include <boost/asio/steady_timer.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/beast/core/flat_buffer.hpp>
 #include <boost/beast/core/tcp_stream.hpp>
@@ -205,6 +206,8 @@ void AdminServer::listen(const config::Endpoint& endpoint) {
         fmt::format("cannot listen on {} (admin): {}", endpoint.text(), bind_error.code().message()));
   }
   if (acceptor_) acceptor_->close(error);
+  stopped_->store(true);  // connections of the previous listener end after their current request
+  stopped_ = std::make_shared<std::atomic<bool>>(false);
   acceptor_ = acceptor;
   address_ = endpoint;
   asio::co_spawn(executor_, accept_loop(std::move(acceptor)), asio::detached);
@@ -224,7 +227,12 @@ asio::awaitable<void> AdminServer::accept_loop(std::shared_ptr<asio::ip::tcp::ac
   for (;;) {
     auto [error, socket] = co_await acceptor->async_accept(kNoThrow);
     if (!acceptor->is_open() || stopped->load()) co_return;
-    if (error) continue;
+    if (error) {
+      // Out of descriptors: back off instead of spinning the main loop on the same error.
+      asio::steady_timer pause(executor_, std::chrono::milliseconds(50));
+      co_await pause.async_wait(kNoThrow);
+      continue;
+    }
     if (connections_ >= kMaxConnections) continue;  // the socket closes as it goes out of scope
     asio::co_spawn(executor_, serve(std::move(socket)), asio::detached);
   }
@@ -233,6 +241,10 @@ asio::awaitable<void> AdminServer::accept_loop(std::shared_ptr<asio::ip::tcp::ac
 asio::awaitable<void> AdminServer::serve(asio::ip::tcp::socket socket) {
   const auto stopped = stopped_;
   ++connections_;
+  struct Slot {
+    unsigned& count;
+    ~Slot() { --count; }
+  } slot{connections_};
   beast::tcp_stream stream(std::move(socket));
   beast::flat_buffer buffer;
   for (;;) {
@@ -256,7 +268,6 @@ asio::awaitable<void> AdminServer::serve(asio::ip::tcp::socket socket) {
   }
   boost::system::error_code ignored;
   stream.socket().shutdown(asio::ip::tcp::socket::shutdown_both, ignored);
-  --connections_;
 }
 
 AdminServer::Response AdminServer::handle(std::string_view method, std::string_view target) const {

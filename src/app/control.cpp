@@ -46,6 +46,7 @@ Control::Control(std::string config_path, config::SnapshotPtr snapshot, core::Ac
     : config_path_(std::move(config_path)),
       snapshot_(std::move(snapshot)),
       access_log_(access_log),
+      access_target_(snapshot_->config.log.access),
       gateway_(snapshot_, access_log_, health_, inherited_sockets()),
       checker_(loop_.get_executor(), health_),
       admin_(loop_.get_executor(),
@@ -100,7 +101,7 @@ void Control::wait_for_rotation() {
   rotate_signal_.async_wait([this](const boost::system::error_code& error, int) {
     if (error) return;
     try {
-      access_log_.reopen(snapshot_->config.log.access);
+      access_log_.reopen(access_target_);
       spdlog::info("access log reopened (SIGUSR1)");
     } catch (const std::exception& failure) {
       spdlog::error("SIGUSR1: {}; the access log goes on to the file it had", failure.what());
@@ -119,6 +120,16 @@ std::string_view Control::state_text() const {
 }
 
 void Control::reload(std::string_view reason) {
+  try {
+    try_reload(reason);
+  } catch (const std::exception& error) {
+    // Whatever went wrong, the running configuration stays; the main loop must not end on it.
+    reloading_ = false;
+    reload_failed(fmt::format("unexpected error: {}", error.what()));
+  }
+}
+
+void Control::try_reload(std::string_view reason) {
   if (state_ == State::kDraining) return;
   if (reloading_) {
     reload_again_ = true;  // after the switch in progress
@@ -139,10 +150,11 @@ void Control::reload(std::string_view reason) {
   const config::Config& then = next->config;
 
   // What can fail is tried first, and undone if a later step fails, so a rejected reload changes nothing.
-  const bool reopen_log = then.log.access != now.log.access;
+  const bool reopen_log = then.log.access != access_target_;
   const bool move_admin = then.admin.enabled != now.admin.enabled || !(then.admin.listen == now.admin.listen);
   try {
     if (reopen_log) access_log_.reopen(then.log.access);
+    if (reopen_log) access_target_ = then.log.access;
   } catch (const std::exception& error) {
     reload_failed(error.what());
     return;
@@ -165,10 +177,12 @@ void Control::reload(std::string_view reason) {
       } catch (const std::exception& again) {
         spdlog::error("admin listener: {}", again.what());
       }
+    } else if (move_admin) {
+      admin_.stop();
     }
     if (reopen_log) {
       try {
-        access_log_.reopen(now.log.access);
+        access_log_.reopen(access_target_);
       } catch (const std::exception& again) {
         spdlog::error("access log: {}", again.what());
       }
@@ -189,6 +203,7 @@ void Control::reload_failed(const std::string& why) {
 // Every worker now serves new requests with `snapshot`.
 void Control::commit(const config::SnapshotPtr& snapshot) {
   reloading_ = false;
+  if (state_ == State::kDraining) return;  // the workers switched, but nothing may restart probes or say READY
   const bool watch_was_on = snapshot_->config.reload.watch;
   snapshot_ = snapshot;
   health_.retain(*snapshot_);

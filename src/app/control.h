@@ -54,6 +54,7 @@ class Control {
   void wait_for_signal();
   void wait_for_rotation();
   void reload(std::string_view reason);
+  void try_reload(std::string_view reason);
   void reload_failed(const std::string& why);
   void commit(const config::SnapshotPtr& snapshot);
   void apply_process_settings(const config::Snapshot& snapshot);
@@ -68,6 +69,7 @@ class Control {
   std::string config_path_;
   config::SnapshotPtr snapshot_;  // what every worker serves with (after the last reload's switch-over)
   core::AccessLog& access_log_;
+  std::string access_target_;  // what the access log writes to now (changes on reload, before the switch)
   boost::asio::io_context loop_{1};
   upstream::HealthTable health_;
   server::Gateway gateway_;

@@ -142,6 +142,12 @@ asio::awaitable<ForwardResult> Forwarder::run() {
     }
 
     upstream::UpstreamConnectionPtr connection = std::move(acquired.connection);
+    if (client_.closed) {
+      // The drain timeout closed the client while a connection was being found: send nothing upstream.
+      pool_.release(std::move(connection), true);
+      result_.kind = ForwardResult::Kind::kAbort;
+      co_return result_;
+    }
     const Attempt attempt = co_await exchange(*connection);
     if (attempt.outcome == AttemptOutcome::kResponseHead) {
       co_await relay_response(std::move(connection));

@@ -99,7 +99,8 @@ asio::awaitable<void> ClientSession::run() {
 }
 
 asio::awaitable<bool> ClientSession::wait_for_request(bool first) {
-  const auto& limits = worker_.snapshot()->config.server.limits;
+  // A copy: a reload during the wait below may free the snapshot.
+  const config::Limits limits = worker_.snapshot()->config.server.limits;
   if (first) {
     // A new connection has header_timeout to send its first request.
     deadline_.arm(limits.header_timeout);
@@ -121,7 +122,8 @@ asio::awaitable<bool> ClientSession::wait_for_request(bool first) {
 }
 
 asio::awaitable<ClientSession::HeadResult> ClientSession::read_head() {
-  const auto& limits = worker_.snapshot()->config.server.limits;
+  // A copy: a reload during the wait below may free the snapshot.
+  const config::Limits limits = worker_.snapshot()->config.server.limits;
   http::RequestHeadScanner scanner;
   for (;;) {
     std::string_view data(static_cast<const char*>(buffer_.data().data()), buffer_.size());
@@ -281,7 +283,8 @@ asio::awaitable<bool> ClientSession::route_and_forward(Exchange& exchange) {
 
   const auto& limits = snapshot.config.server.limits;
   proxy::Forwarder forwarder(
-      {client_, buffer_, *parser_, deadline_, limits.idle_timeout, upstream_deadline_, worker_.draining_flag()},
+      {client_, buffer_, *parser_, deadline_, limits.idle_timeout, upstream_deadline_, worker_.draining_flag(),
+       closed_},
       forward, pool);
   proxy::ForwardResult result = co_await forwarder.run();
   exchange.endpoint = result.endpoint;

@@ -118,7 +118,14 @@ void Worker::accept_on(std::vector<ListenSocket> listeners) {
   }
   acceptors_.clear();
   for (const ListenSocket& socket : listeners) {
-    auto acceptor = std::make_shared<asio::ip::tcp::acceptor>(context_, socket.protocol, socket.fd);
+    auto acceptor = std::make_shared<asio::ip::tcp::acceptor>(context_);
+    boost::system::error_code error;
+    acceptor->assign(socket.protocol, socket.fd, error);
+    if (error) {
+      spdlog::error("worker {}: cannot accept on a listening socket: {}", index_, error.message());
+      ::close(socket.fd);
+      continue;
+    }
     acceptors_.push_back(acceptor);
     if (!draining_) asio::co_spawn(context_, accept_loop(std::move(acceptor)), asio::detached);
   }

@@ -5,13 +5,13 @@
 
 namespace apigw::upstream {
 
-bool EndpointHealth::record_connect_failure(const config::PassiveHealthConfig& passive) {
+bool EndpointHealth::record_connect_failure(const config::PassiveHealthConfig& passive, bool may_eject) {
   const unsigned failures = connect_failures.fetch_add(1, std::memory_order_relaxed) + 1;
-  if (passive.unhealthy_after == 0 || failures < passive.unhealthy_after) return false;
+  if (passive.unhealthy_after == 0 || failures < passive.unhealthy_after || !may_eject) return false;
   const auto now = Clock::now();
-  if (ejected(now)) return false;
-  // Several workers may cross the threshold together; one of them records the ejection.
+  // Several workers may cross the threshold together; the one whose exchange succeeds records the ejection.
   std::int64_t seen = ejected_until.load(std::memory_order_relaxed);
+  if (seen != 0 && now.time_since_epoch().count() < seen) return false;
   const std::int64_t until = (now + passive.eject_for).time_since_epoch().count();
   if (!ejected_until.compare_exchange_strong(seen, until, std::memory_order_relaxed)) return false;
   connect_failures.store(0, std::memory_order_relaxed);

@@ -35,6 +35,14 @@ bool idle_socket_is_quiet(asio::ip::tcp::socket& socket) {
   return n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK);
 }
 
+// A connect error that says something about the endpoint (not about this process, such as running out of
+// descriptors or local ports).
+bool endpoint_failed(const boost::system::error_code& error) {
+  return error == asio::error::connection_refused || error == asio::error::timed_out ||
+         error == asio::error::host_unreachable || error == asio::error::network_unreachable ||
+         error == asio::error::connection_reset || error == asio::error::connection_aborted;
+}
+
 }  // namespace
 
 UpstreamPool::UpstreamPool(asio::any_io_executor executor, const config::Upstream& upstream,
@@ -172,12 +180,18 @@ asio::awaitable<AcquireResult> UpstreamPool::acquire(std::size_t index, bool fre
       stats_.connections.add(1);
       ++endpoint.active;
       auto connection = std::make_shared<UpstreamConnection>(executor_, index);
-      if (const boost::system::error_code error = co_await connect(*connection, deadline)) {
+      // Time spent waiting for a slot does not shorten the connect itself.
+      const auto connect_deadline = std::chrono::steady_clock::now() + upstream_.config.connect_timeout;
+      if (const boost::system::error_code error = co_await connect(*connection, connect_deadline)) {
         --open_;
         stats_.connections.sub(1);
         --endpoint.active;
         wake_one_waiter();
-        if (health_[index]->record_connect_failure(upstream_.config.passive_health)) {
+        // Ejecting the last available endpoint would only turn its 502s into 503s and hide its recovery.
+        bool others = false;
+        for (std::size_t i = 0; i < health_.size() && !others; ++i) others = i != index && health_[i]->available();
+        if (endpoint_failed(error) &&
+            health_[index]->record_connect_failure(upstream_.config.passive_health, others)) {
           spdlog::warn("upstream '{}' endpoint {} ejected for {} ms after {} consecutive connect failures",
                        upstream_.config.name, endpoint_text(index),
                        std::chrono::duration_cast<std::chrono::milliseconds>(

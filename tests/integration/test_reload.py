@@ -289,3 +289,18 @@ def test_client_connections_survive_a_reload(gateway, upstream):
     finally:
         for c in clients:
             c.close()
+
+
+def test_admin_listener_turned_off_and_on_again_by_reloads(gateway, upstream):
+    up = upstream("a", default=Fixed(200, b"A"))
+    gw = gateway(gateway_config([route("t1", "/r", "a")], {"a": up}))
+    reload(gw, with_routes(gw, [route("t1", "/r", "a")], admin={"listen": "off"}))
+    assert wait_until(lambda: "reloaded: serving config generation 2" in gw.log()), gw.log()
+    try:
+        connect(gw.admin_port, timeout=1).close()
+        raise AssertionError("admin: listen: off left the admin listener open")
+    except OSError:
+        pass
+    gw.admin_port = free_port()
+    reload_and_wait(gw, with_routes(gw, [route("t1", "/r", "a")], admin={"listen": f"127.0.0.1:{gw.admin_port}"}), 3)
+    assert json.loads(admin_get(gw, "/readyz"))["status"] == "ready"

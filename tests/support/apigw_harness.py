@@ -266,10 +266,12 @@ class Apigw:
         finally:
             log.close()
         try:
-            if self.listen_socket is not None and self.admin_port is not None:
-                self.wait_ready(self.start_timeout)  # the passed socket accepts whether apigw runs or not
-            else:
+            if self.listen_socket is None:
                 wait_for_port(self.port, self.start_timeout, self.proc)
+            if self.admin_port is not None:
+                # The listen socket accepts (into its queue) before apigw is ready, a passed one even before
+                # apigw runs: readiness is the admin listener's to tell.
+                self.wait_ready(self.start_timeout)
         except Exception as e:
             self.stop()
             raise RuntimeError(f"apigw did not start: {e}\n--- config ---\n{self.config_text()}"

@@ -41,7 +41,7 @@ class AdminServer {
   // the current listener then stays.
   void listen(const config::Endpoint& endpoint);
   const config::Endpoint& address() const { return address_; }
-  // Closes the listener and every admin connection.
+  // Closes the listener; open admin connections end after their current request (or their idle timeout).
   void stop();
 
  private:

@@ -67,6 +67,7 @@ struct ClientSide {
   core::Duration io_timeout;  // bound on each body read or response write
   UpstreamDeadline& upstream; // the session's; the worker's sweeper enforces it
   const bool& draining;       // the worker's: once set, responses say Connection: close
+  const bool& closed;         // the session's: the client connection was closed under the exchange (drain timeout)
 };
 
 struct ForwardRequest {

@@ -39,8 +39,9 @@ struct EndpointHealth {
     if (!probe_healthy.load(std::memory_order_relaxed)) return false;
     return ejected_until.load(std::memory_order_relaxed) == 0 || !ejected(Clock::now());
   }
-  // Real traffic could not connect; returns true when this failure ejected the endpoint.
-  bool record_connect_failure(const config::PassiveHealthConfig& passive);
+  // Real traffic could not connect; returns true when this failure ejected the endpoint. Without `may_eject`
+  // (no other endpoint is available) the failure is only counted.
+  bool record_connect_failure(const config::PassiveHealthConfig& passive, bool may_eject);
   void record_connect_success() {
     if (connect_failures.load(std::memory_order_relaxed) != 0) connect_failures.store(0, std::memory_order_relaxed);
   }
