@@ -1,0 +1,46 @@
+// Finding a request's bearer token and checking its shape before any lookup: where it may come from
+// (`auth.token_from`), what a well-formed token is, the Redis key it maps to, and the short fingerprint that logs
+// show instead of the token. Pure.
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+
+namespace apigw::auth {
+
+// One `auth.token_from` entry: "header:Authorization", "cookie:session_token", "query:access_token".
+struct TokenSource {
+  enum class Kind { kHeader, kCookie, kQuery };
+  Kind kind = Kind::kHeader;
+  std::string name;
+  bool operator==(const TokenSource&) const = default;
+};
+std::optional<TokenSource> parse_token_source(std::string_view text, std::string& why);
+
+inline constexpr std::size_t kMaxTokenBytes = 4096;
+
+enum class TokenShape { kValid, kEmpty, kTooLong, kBadCharacter };
+// A token is 1 to 4096 visible ASCII characters other than '{' and '}' (which would give a Redis key a hash tag
+// of the client's choosing); anything else is refused before Redis is asked.
+TokenShape check_token(std::string_view token);
+std::string_view token_shape_text(TokenShape shape);  // "empty token", ...
+
+// The token in an Authorization value: "Bearer <token>" (scheme case-insensitive, one or more spaces), else
+// nullopt. The token itself is returned as sent, for check_token to judge.
+std::optional<std::string_view> bearer_token(std::string_view authorization);
+// The value of cookie `name` in a Cookie header ("a=1; session_token=xyz"), optionally double-quoted.
+std::optional<std::string_view> cookie_value(std::string_view cookie_header, std::string_view name);
+// The percent-decoded value of parameter `name` in a query string ("a=1&access_token=xyz"); nullopt when absent
+// or when its encoding is malformed.
+std::optional<std::string> query_value(std::string_view query, std::string_view name);
+
+// `auth.key`: a template holding "{token}" exactly once, e.g. "session:{token}".
+std::optional<std::string> parse_key_template(std::string_view text, std::string& why);
+std::string expand_key(std::string_view key_template, std::string_view token);
+
+// 12 hex digits identifying a token in logs without revealing it (FNV-1a 64, truncated).
+std::string token_fingerprint(std::string_view token);
+
+}  // namespace apigw::auth

@@ -1,0 +1,168 @@
+// Token sources and shapes (see token.h).
+#include "apigw/auth/token.h"
+
+#include <fmt/format.h>
+
+namespace apigw::auth {
+namespace {
+
+constexpr std::string_view kPlaceholder = "{token}";
+
+bool iequals(std::string_view a, std::string_view b) {
+  if (a.size() != b.size()) return false;
+  for (std::size_t i = 0; i < a.size(); ++i) {
+    const auto lower = [](char c) { return c >= 'A' && c <= 'Z' ? static_cast<char>(c - 'A' + 'a') : c; };
+    if (lower(a[i]) != lower(b[i])) return false;
+  }
+  return true;
+}
+
+std::string_view trim(std::string_view text) {
+  while (!text.empty() && (text.front() == ' ' || text.front() == '\t')) text.remove_prefix(1);
+  while (!text.empty() && (text.back() == ' ' || text.back() == '\t')) text.remove_suffix(1);
+  return text;
+}
+
+int hex_digit(char c) {
+  if (c >= '0' && c <= '9') return c - '0';
+  if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+  if (c >= 'A' && c <= 'F') return c - 'A' + 10;
+  return -1;
+}
+
+bool valid_name(std::string_view name) {
+  if (name.empty()) return false;
+  for (const char c : name) {
+    const bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '-' ||
+                    c == '_' || c == '.';
+    if (!ok) return false;
+  }
+  return true;
+}
+
+}  // namespace
+
+std::optional<TokenSource> parse_token_source(std::string_view text, std::string& why) {
+  const std::size_t colon = text.find(':');
+  const std::string_view kind = text.substr(0, colon);
+  const std::string_view name = colon == std::string_view::npos ? std::string_view() : text.substr(colon + 1);
+  TokenSource source;
+  if (kind == "header") {
+    source.kind = TokenSource::Kind::kHeader;
+  } else if (kind == "cookie") {
+    source.kind = TokenSource::Kind::kCookie;
+  } else if (kind == "query") {
+    source.kind = TokenSource::Kind::kQuery;
+  } else {
+    why = fmt::format("bad token source '{}': expected header:NAME, cookie:NAME or query:NAME", text);
+    return std::nullopt;
+  }
+  if (!valid_name(name)) {
+    why = fmt::format("bad token source '{}': the name after ':' must be letters, digits, '-', '_' or '.'", text);
+    return std::nullopt;
+  }
+  source.name = std::string(name);
+  return source;
+}
+
+TokenShape check_token(std::string_view token) {
+  if (token.empty()) return TokenShape::kEmpty;
+  if (token.size() > kMaxTokenBytes) return TokenShape::kTooLong;
+  for (const char c : token) {
+    if (c <= ' ' || c >= 0x7f || c == '{' || c == '}') return TokenShape::kBadCharacter;
+  }
+  return TokenShape::kValid;
+}
+
+std::string_view token_shape_text(TokenShape shape) {
+  switch (shape) {
+    case TokenShape::kValid: return "valid token";
+    case TokenShape::kEmpty: return "empty token";
+    case TokenShape::kTooLong: return "token longer than 4096 bytes";
+    case TokenShape::kBadCharacter: return "token with a character outside visible ASCII, or a brace";
+  }
+  return "bad token";
+}
+
+std::optional<std::string_view> bearer_token(std::string_view authorization) {
+  authorization = trim(authorization);
+  constexpr std::string_view kScheme = "bearer";
+  if (authorization.size() < kScheme.size() || !iequals(authorization.substr(0, kScheme.size()), kScheme)) {
+    return std::nullopt;
+  }
+  std::string_view rest = authorization.substr(kScheme.size());
+  if (rest.empty()) return std::string_view();  // "Bearer" alone: an empty token
+  if (rest.front() != ' ') return std::nullopt;  // "Bearerx" is another scheme
+  return trim(rest);
+}
+
+std::optional<std::string_view> cookie_value(std::string_view cookie_header, std::string_view name) {
+  while (!cookie_header.empty()) {
+    const std::size_t end = cookie_header.find(';');
+    const std::string_view pair = trim(cookie_header.substr(0, end));
+    cookie_header = end == std::string_view::npos ? std::string_view() : cookie_header.substr(end + 1);
+    const std::size_t equals = pair.find('=');
+    if (equals == std::string_view::npos || trim(pair.substr(0, equals)) != name) continue;
+    std::string_view value = trim(pair.substr(equals + 1));
+    if (value.size() >= 2 && value.front() == '"' && value.back() == '"') value = value.substr(1, value.size() - 2);
+    return value;
+  }
+  return std::nullopt;
+}
+
+std::optional<std::string> query_value(std::string_view query, std::string_view name) {
+  while (!query.empty()) {
+    const std::size_t end = query.find('&');
+    const std::string_view pair = query.substr(0, end);
+    query = end == std::string_view::npos ? std::string_view() : query.substr(end + 1);
+    const std::size_t equals = pair.find('=');
+    if (pair.substr(0, equals) != name) continue;
+    const std::string_view raw = equals == std::string_view::npos ? std::string_view() : pair.substr(equals + 1);
+    std::string value;
+    for (std::size_t i = 0; i < raw.size(); ++i) {
+      if (raw[i] == '+') {
+        value.push_back(' ');
+      } else if (raw[i] == '%') {
+        const int high = i + 2 < raw.size() ? hex_digit(raw[i + 1]) : -1;
+        const int low = i + 2 < raw.size() ? hex_digit(raw[i + 2]) : -1;
+        if (high < 0 || low < 0) return std::nullopt;
+        value.push_back(static_cast<char>(high * 16 + low));
+        i += 2;
+      } else {
+        value.push_back(raw[i]);
+      }
+    }
+    return value;
+  }
+  return std::nullopt;
+}
+
+std::optional<std::string> parse_key_template(std::string_view text, std::string& why) {
+  const std::size_t at = text.find(kPlaceholder);
+  if (at == std::string_view::npos || text.find(kPlaceholder, at + 1) != std::string_view::npos) {
+    why = fmt::format("bad key template '{}': must contain {{token}} exactly once, e.g. session:{{token}}", text);
+    return std::nullopt;
+  }
+  return std::string(text);
+}
+
+std::string expand_key(std::string_view key_template, std::string_view token) {
+  const std::size_t at = key_template.find(kPlaceholder);
+  std::string key;
+  key.reserve(key_template.size() + token.size());
+  key.append(key_template.substr(0, at));
+  key.append(token);
+  key.append(key_template.substr(at + kPlaceholder.size()));
+  return key;
+}
+
+std::string token_fingerprint(std::string_view token) {
+  std::uint64_t hash = 0xcbf29ce484222325ULL;
+  for (const char c : token) {
+    hash ^= static_cast<std::uint8_t>(c);
+    hash *= 0x100000001b3ULL;
+  }
+  return fmt::format("{:012x}", hash >> 16);
+}
+
+}  // namespace apigw::auth

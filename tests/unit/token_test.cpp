@@ -1,0 +1,94 @@
+// Token sources, shapes, key templates and fingerprints.
+#include <gtest/gtest.h>
+
+#include <vector>
+
+#include "apigw/auth/token.h"
+#include "apigw/redis/key_slot.h"
+
+namespace apigw::auth {
+namespace {
+
+TEST(TokenSource, Parses) {
+  std::string why;
+  using Kind = TokenSource::Kind;
+  EXPECT_EQ(parse_token_source("header:Authorization", why), (TokenSource{Kind::kHeader, "Authorization"}));
+  EXPECT_EQ(parse_token_source("cookie:session_token", why), (TokenSource{Kind::kCookie, "session_token"}));
+  EXPECT_EQ(parse_token_source("query:access_token", why), (TokenSource{Kind::kQuery, "access_token"}));
+  for (const char* bad : {"Authorization", "body:token", "header:", "cookie:a b", "query:a=b", ""}) {
+    SCOPED_TRACE(bad);
+    why.clear();
+    EXPECT_FALSE(parse_token_source(bad, why));
+    EXPECT_NE(why.find("bad token source"), std::string::npos);
+  }
+}
+
+TEST(TokenShape, RefusesWhatCouldNotBeAToken) {
+  EXPECT_EQ(check_token("abc.DEF-123_~+/="), TokenShape::kValid);
+  EXPECT_EQ(check_token(std::string(kMaxTokenBytes, 'a')), TokenShape::kValid);
+  EXPECT_EQ(check_token(""), TokenShape::kEmpty);
+  EXPECT_EQ(check_token(std::string(kMaxTokenBytes + 1, 'a')), TokenShape::kTooLong);
+  for (const std::string& bad : std::vector<std::string>{"a b", "a\tb", std::string("a\0b", 3), "a\x7f",
+                                                         "caf\xc3\xa9", "{x}", "a}", "{"}) {
+    SCOPED_TRACE(bad);
+    EXPECT_EQ(check_token(bad), TokenShape::kBadCharacter);
+  }
+}
+
+TEST(TokenSource, BearerScheme) {
+  EXPECT_EQ(bearer_token("Bearer abc"), "abc");
+  EXPECT_EQ(bearer_token("bearer   abc  "), "abc");
+  EXPECT_EQ(bearer_token("BEARER abc"), "abc");
+  EXPECT_EQ(bearer_token("Bearer"), "");        // present but empty: refused as an empty token
+  EXPECT_EQ(bearer_token("Bearer a b"), "a b");  // refused later by its shape
+  EXPECT_FALSE(bearer_token("Basic dXNlcjpwYXNz"));
+  EXPECT_FALSE(bearer_token("Bearerabc"));
+  EXPECT_FALSE(bearer_token(""));
+}
+
+TEST(TokenSource, Cookies) {
+  EXPECT_EQ(cookie_value("session_token=xyz", "session_token"), "xyz");
+  EXPECT_EQ(cookie_value("a=1; session_token=xyz; b=2", "session_token"), "xyz");
+  EXPECT_EQ(cookie_value("a=1;session_token=\"xyz\"", "session_token"), "xyz");
+  EXPECT_EQ(cookie_value("session_token=", "session_token"), "");
+  EXPECT_FALSE(cookie_value("xsession_token=xyz; session_tokenx=1", "session_token"));
+  EXPECT_FALSE(cookie_value("", "session_token"));
+}
+
+TEST(TokenSource, QueryParameters) {
+  EXPECT_EQ(query_value("access_token=xyz", "access_token"), "xyz");
+  EXPECT_EQ(query_value("a=1&access_token=x%2Fy%3D&b=2", "access_token"), "x/y=");
+  EXPECT_EQ(query_value("access_token", "access_token"), "");
+  EXPECT_EQ(query_value("access_token=a+b", "access_token"), "a b");
+  EXPECT_FALSE(query_value("access_token=%zz", "access_token"));
+  EXPECT_FALSE(query_value("access_token=%2", "access_token"));
+  EXPECT_FALSE(query_value("xaccess_token=1", "access_token"));
+}
+
+TEST(KeyTemplate, ExpandsTheTokenOnce) {
+  std::string why;
+  EXPECT_TRUE(parse_key_template("session:{token}", why));
+  EXPECT_TRUE(parse_key_template("{token}", why));
+  EXPECT_FALSE(parse_key_template("session:token", why));
+  EXPECT_NE(why.find("exactly once"), std::string::npos);
+  EXPECT_FALSE(parse_key_template("{token}:{token}", why));
+  EXPECT_EQ(expand_key("session:{token}", "abc"), "session:abc");
+  EXPECT_EQ(expand_key("s:{token}:v1", "abc"), "s:abc:v1");
+}
+
+TEST(KeyTemplate, AValidTokenCannotChooseTheSlot) {
+  // Braces are refused, so a token never brings a hash tag of its own into the key.
+  EXPECT_EQ(check_token("{victim}"), TokenShape::kBadCharacter);
+  const std::string key = expand_key("session:{token}", "abc");
+  EXPECT_EQ(redis::hash_tag(key), key);
+}
+
+TEST(TokenFingerprint, StableShortAndDistinct) {
+  EXPECT_EQ(token_fingerprint("abc").size(), 12u);
+  EXPECT_EQ(token_fingerprint("abc"), token_fingerprint("abc"));
+  EXPECT_NE(token_fingerprint("abc"), token_fingerprint("abd"));
+  EXPECT_EQ(token_fingerprint("secret-token").find("secret"), std::string::npos);
+}
+
+}  // namespace
+}  // namespace apigw::auth
