@@ -156,6 +156,26 @@ std::string expand_key(std::string_view key_template, std::string_view token) {
   return key;
 }
 
+std::optional<UserIdField> parse_user_id_field(std::string_view text, std::string& why) {
+  if (text == "string") return UserIdField{};
+  for (const auto& [prefix, kind] : {std::pair{std::string_view("hash:"), UserIdField::Kind::kHash},
+                                     std::pair{std::string_view("json:"), UserIdField::Kind::kJson}}) {
+    if (text.starts_with(prefix) && valid_name(text.substr(prefix.size()))) {
+      return UserIdField{kind, std::string(text.substr(prefix.size()))};
+    }
+  }
+  why = fmt::format("bad user_id '{}': expected string, hash:FIELD or json:FIELD", text);
+  return std::nullopt;
+}
+
+bool forwardable_user_id(std::string_view user) {
+  if (user.empty() || user.size() > 256) return false;
+  for (const char c : user) {
+    if (c <= ' ' || c >= 0x7f) return false;
+  }
+  return true;
+}
+
 std::string token_fingerprint(std::string_view token) {
   std::uint64_t hash = 0xcbf29ce484222325ULL;
   for (const char c : token) {

@@ -3,23 +3,19 @@
 #include <gtest/gtest.h>
 
 #include <boost/asio/co_spawn.hpp>
-#include <boost/asio/io_context.hpp>
 #include <boost/asio/detached.hpp>
-#include <boost/asio/use_future.hpp>
 
 #include "apigw/redis/connection.h"
+#include "coroutine_test.h"
 #include "redis_server.h"
 
 namespace apigw::redis {
 namespace {
 namespace asio = boost::asio;
+using test_servers::cmd;
 using test_servers::RedisServer;
-
-// A command's arguments (g++ 12 mishandles braced lists of string literals inside coroutines).
-template <class... Args>
-std::vector<std::string> cmd(const Args&... args) {
-  return {std::string(args)...};
-}
+using test_servers::run;
+using test_servers::wait_until;
 
 ConnectionOptions options_for(std::uint16_t port) {
   ConnectionOptions options;
@@ -27,15 +23,6 @@ ConnectionOptions options_for(std::uint16_t port) {
   options.port = port;
   options.timeout = std::chrono::milliseconds(200);
   return options;
-}
-
-// Runs `body` as a coroutine on a fresh loop until it ends.
-template <class Body>
-void run(Body body) {
-  asio::io_context loop;
-  auto done = asio::co_spawn(loop, body(loop.get_executor()), asio::use_future);
-  loop.run();
-  done.get();
 }
 
 TEST(RedisConnection, CommandsAndReplies) {
@@ -88,12 +75,7 @@ TEST(RedisConnection, ConcurrentCommandsArePipelinedAndAnsweredInOrder) {
           },
           asio::detached);
     }
-    asio::steady_timer poll(executor);
-    for (int waited = 0; finished < 500 && waited < 500; ++waited) {
-      EXPECT_LE(redis->in_flight(), 500u);
-      poll.expires_after(std::chrono::milliseconds(10));
-      co_await poll.async_wait(asio::use_awaitable);
-    }
+    co_await wait_until(executor, [&] { return finished == 500; });
     EXPECT_EQ(finished, 500);
     for (int i = 0; i < 500; ++i) {
       EXPECT_FALSE(results[i].error) << i << ": " << results[i].error.message();

@@ -83,6 +83,28 @@ TEST(KeyTemplate, AValidTokenCannotChooseTheSlot) {
   EXPECT_EQ(redis::hash_tag(key), key);
 }
 
+TEST(UserIdField, Parses) {
+  std::string why;
+  using Kind = UserIdField::Kind;
+  EXPECT_EQ(parse_user_id_field("string", why), (UserIdField{Kind::kString, ""}));
+  EXPECT_EQ(parse_user_id_field("hash:user_id", why), (UserIdField{Kind::kHash, "user_id"}));
+  EXPECT_EQ(parse_user_id_field("json:uid", why), (UserIdField{Kind::kJson, "uid"}));
+  for (const char* bad : {"", "hash:", "json", "list:x", "hash:a b", "String"}) {
+    SCOPED_TRACE(bad);
+    EXPECT_FALSE(parse_user_id_field(bad, why));
+    EXPECT_NE(why.find("bad user_id"), std::string::npos);
+  }
+}
+
+TEST(UserIdField, OnlyHeaderSafeIdsAreForwarded) {
+  EXPECT_TRUE(forwardable_user_id("user-42"));
+  EXPECT_TRUE(forwardable_user_id(std::string(256, '7')));
+  EXPECT_FALSE(forwardable_user_id(""));
+  EXPECT_FALSE(forwardable_user_id(std::string(257, '7')));
+  EXPECT_FALSE(forwardable_user_id("42\r\nX-Admin: yes"));
+  EXPECT_FALSE(forwardable_user_id("a b"));
+}
+
 TEST(TokenFingerprint, StableShortAndDistinct) {
   EXPECT_EQ(token_fingerprint("abc").size(), 12u);
   EXPECT_EQ(token_fingerprint("abc"), token_fingerprint("abc"));

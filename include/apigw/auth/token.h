@@ -40,6 +40,19 @@ std::optional<std::string> query_value(std::string_view query, std::string_view 
 std::optional<std::string> parse_key_template(std::string_view text, std::string& why);
 std::string expand_key(std::string_view key_template, std::string_view token);
 
+// `auth.user_id`: where the user id is in Redis. "string" (GET: the value), "hash:<field>" (HGET), "json:<field>"
+// (GET, then that top-level field of a JSON object, a string or an integer).
+struct UserIdField {
+  enum class Kind { kString, kHash, kJson };
+  Kind kind = Kind::kString;
+  std::string field;
+  bool operator==(const UserIdField&) const = default;
+};
+std::optional<UserIdField> parse_user_id_field(std::string_view text, std::string& why);
+
+// A user id apigw will forward in a header: 1 to 256 visible ASCII characters.
+bool forwardable_user_id(std::string_view user);
+
 // 12 hex digits identifying a token in logs without revealing it (FNV-1a 64, truncated).
 std::string token_fingerprint(std::string_view token);
 
