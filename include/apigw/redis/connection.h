@@ -21,18 +21,11 @@
 #include <boost/system/error_code.hpp>
 
 #include "apigw/core/units.h"
+#include "apigw/redis/reply.h"
 
 struct redisReader;
 
 namespace apigw::redis {
-
-struct Reply {
-  enum class Type { kNil, kString, kStatus, kError, kInteger, kArray };
-  Type type = Type::kNil;
-  std::string text;          // kString, kStatus, kError
-  long long integer = 0;     // kInteger
-  std::vector<Reply> elements;  // kArray
-};
 
 struct Result {
   boost::system::error_code error;  // timed_out, not_connected, connection_reset, ...; then `reply` is kNil
