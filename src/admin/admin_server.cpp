@@ -4,7 +4,6 @@
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/detached.hpp>
-#include <boost/asio/ip/address.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/beast/core/flat_buffer.hpp>
@@ -16,6 +15,7 @@
 #include <fmt/format.h>
 #include <spdlog/spdlog.h>
 
+#include "apigw/net/endpoint.h"
 #include "apigw/routing/route_order.h"
 
 namespace apigw::admin {
@@ -189,14 +189,9 @@ AdminServer::AdminServer(asio::any_io_executor executor, AdminSources sources)
 AdminServer::~AdminServer() { stop(); }
 
 void AdminServer::listen(const config::Endpoint& endpoint) {
-  boost::system::error_code error;
-  std::string host = endpoint.host;
-  if (host.size() > 2 && host.front() == '[') host = host.substr(1, host.size() - 2);
-  const auto address = asio::ip::make_address(host, error);
-  if (error) throw std::runtime_error(fmt::format("admin.listen: '{}' is not an IP address", endpoint.host));
   auto acceptor = std::make_shared<asio::ip::tcp::acceptor>(executor_);
   try {
-    const asio::ip::tcp::endpoint bound(address, endpoint.port);
+    const asio::ip::tcp::endpoint bound = net::tcp_endpoint(endpoint);
     acceptor->open(bound.protocol());
     acceptor->set_option(asio::socket_base::reuse_address(true));
     acceptor->bind(bound);
@@ -205,7 +200,8 @@ void AdminServer::listen(const config::Endpoint& endpoint) {
     throw std::runtime_error(
         fmt::format("cannot listen on {} (admin): {}", endpoint.text(), bind_error.code().message()));
   }
-  if (acceptor_) acceptor_->close(error);
+  boost::system::error_code ignored;
+  if (acceptor_) acceptor_->close(ignored);
   stopped_->store(true);  // connections of the previous listener end after their current request
   stopped_ = std::make_shared<std::atomic<bool>>(false);
   acceptor_ = acceptor;

@@ -10,9 +10,10 @@
 #include <stdexcept>
 #include <thread>
 
-#include <boost/asio/ip/address.hpp>
 #include <fmt/format.h>
 #include <spdlog/spdlog.h>
+
+#include "apigw/net/endpoint.h"
 
 namespace apigw::server {
 namespace asio = boost::asio;
@@ -39,12 +40,7 @@ Gateway::Gateway(const config::SnapshotPtr& snapshot, core::AccessLog& access_lo
 Gateway::~Gateway() { drain_and_join(); }
 
 std::vector<ListenSocket> Gateway::bind_all(const config::Endpoint& listen) const {
-  boost::system::error_code error;
-  std::string host = listen.host;
-  if (host.size() > 2 && host.front() == '[') host = host.substr(1, host.size() - 2);
-  const auto address = asio::ip::make_address(host, error);
-  if (error) throw std::runtime_error(fmt::format("server.listen: '{}' is not an IP address", listen.host));
-  const asio::ip::tcp::endpoint endpoint(address, listen.port);
+  const asio::ip::tcp::endpoint endpoint = net::tcp_endpoint(listen);
   std::vector<ListenSocket> sockets;
   for (const int fd : inherited_) {
     if (listening_address(fd) != endpoint) continue;

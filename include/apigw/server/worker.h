@@ -83,7 +83,6 @@ class Worker {
   const config::SnapshotPtr& snapshot() const { return generation_->snapshot; }
   const GenerationPtr& generation() const { return generation_; }
   core::AccessLogBuffer& access_log() { return access_log_; }
-  core::MetricsRegistry& metrics() { return metrics_; }
   bool draining() const { return draining_; }
   const bool& draining_flag() const { return draining_; }
   // Draining, and idle keep-alive connections are being closed rather than waited on.

@@ -47,7 +47,6 @@ class UpstreamPool {
   // Chooses an available endpoint (healthy, not ejected) by the balance policy, skipping `avoid` when another
   // available endpoint exists; kNoEndpoint when none is available.
   std::size_t pick(std::size_t avoid = kNoEndpoint);
-  const EndpointHealth& health(std::size_t index) const { return *health_[index]; }
   UpstreamStats& stats() { return stats_; }
 
   // Leases an idle keep-alive connection to `endpoint` or opens a new one within connect_timeout. When the pool
@@ -65,8 +64,6 @@ class UpstreamPool {
   void close_idle();
   // A reload replaced this pool: idle connections close now, leased ones when their request ends.
   void retire();
-  // Connections open (leased + idle) and leased, for metrics.
-  unsigned open_connections() const { return open_; }
 
  private:
   struct EndpointState {
