@@ -1,4 +1,5 @@
-// A real redis-server for a test: started on a free loopback port with no persistence, stopped by its PID.
+// Real redis-servers for a test: one started on a free loopback port with no persistence, stopped by its PID; or a
+// Redis Cluster of such servers in a temporary directory (removed afterwards).
 #pragma once
 
 #include <signal.h>
@@ -8,8 +9,17 @@
 #include <netinet/in.h>
 #include <sys/socket.h>
 
+#include <algorithm>
+#include <array>
+#include <cerrno>
 #include <chrono>
 #include <cstdint>
+#include <cstdlib>
+#include <filesystem>
+#include <memory>
+#include <optional>
+#include <set>
+#include <sstream>
 #include <stdexcept>
 #include <string>
 #include <thread>
@@ -73,10 +83,222 @@ class RedisServer {
     pid_ = -1;
   }
 
+  bool running() const { return pid_ > 0; }
+
  private:
   std::uint16_t port_;
   std::vector<std::string> extra_;
   pid_t pid_ = -1;
+};
+
+// Runs `args` (a program on PATH and its arguments) to completion; returns its output. Throws when it
+// cannot be started or exits with a failure status.
+inline std::string run_program(const std::vector<std::string>& args) {
+  int out[2];
+  if (::pipe(out) != 0) throw std::runtime_error("pipe failed");
+  const pid_t pid = ::fork();
+  if (pid == 0) {
+    ::dup2(out[1], STDOUT_FILENO);
+    ::dup2(out[1], STDERR_FILENO);
+    ::close(out[0]);
+    ::close(out[1]);
+    std::vector<char*> argv;
+    for (const auto& arg : args) argv.push_back(const_cast<char*>(arg.c_str()));
+    argv.push_back(nullptr);
+    ::execvp(argv[0], argv.data());
+    ::_exit(127);
+  }
+  ::close(out[1]);
+  std::string text;
+  char buffer[4096];
+  for (ssize_t n; (n = ::read(out[0], buffer, sizeof buffer)) != 0;) {
+    if (n > 0) text.append(buffer, static_cast<std::size_t>(n));
+    else if (errno != EINTR) break;
+  }
+  ::close(out[0]);
+  int status = 0;
+  ::waitpid(pid, &status, 0);
+  if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) {
+    throw std::runtime_error(args[0] + " " + (args.size() > 1 ? args[1] : "") + " failed: " + text);
+  }
+  return text;
+}
+
+// `redis-cli -p port args...`, its output without the trailing newline.
+template <class... Args>
+std::string redis_cli(std::uint16_t port, const Args&... args) {
+  std::string text = run_program({"redis-cli", "-p", std::to_string(port), std::string(args)...});
+  while (!text.empty() && (text.back() == '\n' || text.back() == '\r')) text.pop_back();
+  return text;
+}
+
+// A Redis Cluster on loopback: `masters` masters with `replicas` replicas each, node timeout 1 s, node configs and
+// logs in a temporary directory. Construction returns once the cluster has settled (see wait_settled).
+class RedisCluster {
+ public:
+  using Owners = std::array<std::uint16_t, 16384>;  // slot -> master port (0: none)
+
+  explicit RedisCluster(int masters = 3, int replicas = 1) {
+    char dir[] = "/tmp/apigw-redis-cluster-XXXXXX";
+    if (::mkdtemp(dir) == nullptr) throw std::runtime_error("mkdtemp failed");
+    dir_ = dir;
+    try {
+      std::vector<std::string> create{"redis-cli", "--cluster", "create"};
+      std::set<std::uint16_t> taken;
+      for (int i = 0; i < masters * (1 + replicas); ++i) {
+        const std::uint16_t port = cluster_port(taken);
+        const std::string name = (dir_ / ("node-" + std::to_string(port))).string();
+        nodes_.push_back(std::make_unique<RedisServer>(
+            std::vector<std::string>{"--cluster-enabled", "yes", "--cluster-config-file", name + ".conf",
+                                     "--cluster-node-timeout", "1000", "--repl-diskless-sync-delay", "0",
+                                     "--dir", dir_.string(), "--logfile", name + ".log"},
+            port));
+        create.push_back("127.0.0.1:" + std::to_string(port));
+      }
+      create.insert(create.end(), {"--cluster-replicas", std::to_string(replicas), "--cluster-yes"});
+      run_program(create);
+      wait_settled();
+    } catch (...) {
+      remove();
+      throw;
+    }
+  }
+  ~RedisCluster() { remove(); }
+  RedisCluster(const RedisCluster&) = delete;
+  RedisCluster& operator=(const RedisCluster&) = delete;
+
+  std::vector<std::uint16_t> ports() const {
+    std::vector<std::uint16_t> ports;
+    for (const auto& node : nodes_) ports.push_back(node->port());
+    return ports;
+  }
+  RedisServer& node(std::uint16_t port) {
+    for (auto& node : nodes_) {
+      if (node->port() == port) return *node;
+    }
+    throw std::runtime_error("no cluster node on port " + std::to_string(port));
+  }
+  // Any running node.
+  std::uint16_t live_port() const {
+    for (const auto& node : nodes_) {
+      if (node->running()) return node->port();
+    }
+    throw std::runtime_error("no cluster node is running");
+  }
+
+  std::string node_id(std::uint16_t port) const { return redis_cli(port, "CLUSTER", "MYID"); }
+
+  // Slot owners as the node on `port` sees them (from CLUSTER NODES; failed masters serve nothing).
+  static Owners owners(std::uint16_t port) {
+    Owners owners{};
+    std::istringstream lines(redis_cli(port, "CLUSTER", "NODES"));
+    for (std::string line; std::getline(lines, line);) {
+      std::istringstream fields(line);
+      std::string id, address, flags, master, ping, pong, epoch, link;
+      fields >> id >> address >> flags >> master >> ping >> pong >> epoch >> link;
+      if (flags.find("master") == std::string::npos || flags.find("fail") != std::string::npos) continue;
+      const auto node_port = static_cast<std::uint16_t>(std::stoi(address.substr(address.find(':') + 1)));
+      for (std::string range; fields >> range;) {
+        if (range.front() == '[') continue;  // a migration in progress, not ownership
+        const std::size_t dash = range.find('-');
+        const int first = std::stoi(range.substr(0, dash));
+        const int last = dash == std::string::npos ? first : std::stoi(range.substr(dash + 1));
+        for (int slot = first; slot <= last; ++slot) owners[static_cast<std::size_t>(slot)] = node_port;
+      }
+    }
+    return owners;
+  }
+  // The master serving `slot`, as a live node sees it.
+  std::uint16_t master_of(std::uint16_t slot) const { return owners(live_port())[slot]; }
+  std::vector<std::uint16_t> masters() const {
+    const Owners all = owners(live_port());
+    const std::set<std::uint16_t> unique(all.begin(), all.end());
+    return {unique.begin(), unique.end()};
+  }
+
+  // Waits until every running node reports cluster_state:ok, sees no failed node, and all agree on the owner of
+  // every slot, and every replica is in sync with its master. Throws after `limit`.
+  void wait_settled(std::chrono::milliseconds limit = std::chrono::seconds(20)) const {
+    const auto deadline = std::chrono::steady_clock::now() + limit;
+    while (!settled()) {
+      if (std::chrono::steady_clock::now() > deadline) throw std::runtime_error("the cluster did not settle");
+      std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    }
+  }
+
+  // Resharding by hand: `slot` starts moving from the master on `from` to the one on `to`; `keys` move along;
+  // finish_migration() hands the slot to `to` on every master.
+  void begin_migration(std::uint16_t slot, std::uint16_t from, std::uint16_t to) const {
+    const std::string text = std::to_string(slot);
+    redis_cli(to, "CLUSTER", "SETSLOT", text, "IMPORTING", node_id(from));
+    redis_cli(from, "CLUSTER", "SETSLOT", text, "MIGRATING", node_id(to));
+  }
+  void migrate_keys(std::uint16_t from, std::uint16_t to, const std::vector<std::string>& keys) const {
+    std::vector<std::string> args{"redis-cli", "-p", std::to_string(from), "MIGRATE", "127.0.0.1",
+                                  std::to_string(to), "", "0", "5000", "KEYS"};
+    args.insert(args.end(), keys.begin(), keys.end());
+    const std::string reply = run_program(args);
+    if (reply.rfind("OK", 0) != 0) throw std::runtime_error("MIGRATE failed: " + reply);
+  }
+  void finish_migration(std::uint16_t slot, std::uint16_t to) const {
+    const std::string id = node_id(to);
+    redis_cli(to, "CLUSTER", "SETSLOT", std::to_string(slot), "NODE", id);
+    for (const std::uint16_t master : masters()) {
+      if (master != to) redis_cli(master, "CLUSTER", "SETSLOT", std::to_string(slot), "NODE", id);
+    }
+  }
+
+ private:
+  // A free port whose cluster bus port (port + 10000) is free too.
+  static std::uint16_t cluster_port(std::set<std::uint16_t>& taken) {
+    for (int attempt = 0; attempt < 1000; ++attempt) {
+      const std::uint16_t port = free_port();
+      if (port > 55535 || taken.contains(port) || taken.contains(port + 10000) || accepts(port + 10000)) continue;
+      const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+      sockaddr_in address{};
+      address.sin_family = AF_INET;
+      address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+      address.sin_port = htons(static_cast<std::uint16_t>(port + 10000));
+      const bool bus_free = ::bind(fd, reinterpret_cast<sockaddr*>(&address), sizeof address) == 0;
+      ::close(fd);
+      if (!bus_free) continue;
+      taken.insert(port);
+      taken.insert(static_cast<std::uint16_t>(port + 10000));
+      return port;
+    }
+    throw std::runtime_error("no free port pair for a cluster node");
+  }
+
+  bool settled() const {
+    try {
+      std::optional<Owners> agreed;
+      for (const auto& node : nodes_) {
+        if (!node->running()) continue;
+        if (redis_cli(node->port(), "CLUSTER", "INFO").find("cluster_state:ok") == std::string::npos) return false;
+        if (redis_cli(node->port(), "CLUSTER", "NODES").find("fail") != std::string::npos) return false;
+        const std::string replication = redis_cli(node->port(), "INFO", "replication");
+        const bool replica = replication.find("role:slave") != std::string::npos;
+        if (replica && replication.find("master_link_status:up") == std::string::npos) return false;
+        const Owners seen = owners(node->port());
+        if (std::find(seen.begin(), seen.end(), 0) != seen.end()) return false;
+        if (agreed && *agreed != seen) return false;
+        agreed = seen;
+      }
+      return agreed.has_value();
+    } catch (const std::runtime_error&) {
+      return false;  // a node still loading or restarting
+    }
+  }
+
+  void remove() {
+    for (auto& node : nodes_) node->stop();
+    nodes_.clear();
+    std::error_code ignored;
+    std::filesystem::remove_all(dir_, ignored);
+  }
+
+  std::filesystem::path dir_;
+  std::vector<std::unique_ptr<RedisServer>> nodes_;
 };
 
 }  // namespace apigw::test_servers

@@ -1,0 +1,304 @@
+"""Real redis-server processes for apigw's end-to-end tests: one server, or a Redis Cluster of them.
+
+Every server listens on a free 127.0.0.1 port, keeps nothing on disk (`--save "" --appendonly no`; a cluster node
+only writes its nodes.conf) and is stopped by its own PID (SIGKILL, then wait); nothing is ever stopped by name.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import tempfile
+import time
+from pathlib import Path
+from typing import Optional, Sequence, Union
+
+from apigw_harness import HOST, free_port, wait_for_port
+
+SLOTS = 16384
+CLI_TIMEOUT = 10.0
+
+
+def redis_cli(port: int, *args, cluster: bool = False, timeout: float = CLI_TIMEOUT) -> str:
+    """`redis-cli -p port [-c] args...` → its output without the trailing newline. Raises RuntimeError when
+    redis-cli fails (the server cannot be reached); a Redis error reply is returned as text ("ERR ...")."""
+    argv = ["redis-cli", "-h", HOST, "-p", str(port)] + (["-c"] if cluster else []) + [str(a) for a in args]
+    done = subprocess.run(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                          timeout=timeout)
+    text = done.stdout.decode("utf-8", "replace")
+    if done.returncode != 0:
+        raise RuntimeError(f"{' '.join(argv)}: exit {done.returncode}: {text.strip()}")
+    return text[:-1] if text.endswith("\n") else text
+
+
+class RedisServer:
+    """One redis-server on 127.0.0.1. `args` are extra redis-server options. Its working directory (and log file,
+    `.log_path`) is `workdir`, or else a temporary directory of its own, removed whenever the server stops (log()
+    still returns the last run's log)."""
+
+    def __init__(self, port: Optional[int] = None, args: Sequence[str] = (),
+                 workdir: Optional[Union[str, Path]] = None, start: bool = True, start_timeout: float = 10.0):
+        self.port = port or free_port()
+        self.args = [str(a) for a in args]
+        self._own_dir = workdir is None
+        self.workdir = Path(workdir) if workdir is not None else Path(tempfile.mkdtemp(prefix="apigw-redis-"))
+        self.log_path = self.workdir / f"redis-{self.port}.log"
+        self.start_timeout = start_timeout
+        self.proc: Optional[subprocess.Popen] = None
+        self._last_log = ""
+        if start:
+            self.start()
+
+    @property
+    def pid(self) -> int:
+        assert self.proc is not None, "not started"
+        return self.proc.pid
+
+    @property
+    def address(self) -> str:
+        return f"{HOST}:{self.port}"
+
+    def alive(self) -> bool:
+        return self.proc is not None and self.proc.poll() is None
+
+    def start(self) -> "RedisServer":
+        """Starts the server (again, on the same port and directory) and waits until it answers PING."""
+        if self.alive():
+            return self
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        argv = ["redis-server", "--port", str(self.port), "--bind", HOST, "--save", "", "--appendonly", "no",
+                "--daemonize", "no", "--loglevel", "notice", "--dir", str(self.workdir),
+                "--logfile", str(self.log_path)] + self.args
+        self.proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                                     stderr=subprocess.DEVNULL)
+
+        def answers(s: socket.socket) -> bool:
+            s.sendall(b"PING\r\n")
+            reply = s.recv(64)
+            return reply.startswith(b"+PONG") or reply.startswith(b"-NOAUTH")
+
+        try:
+            wait_for_port(self.port, self.start_timeout, self.proc, probe=answers)
+        except Exception as e:
+            self.stop()
+            raise RuntimeError(f"redis-server did not start on {self.port}: {e}\n{self.log()}") from None
+        return self
+
+    def stop(self) -> None:
+        """SIGKILL by PID (a paused server too), then wait: the server dies as a crashed one would. start()
+        brings it back on the same port."""
+        if self.proc is None:
+            return
+        if self.proc.poll() is None:
+            try:
+                os.kill(self.proc.pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+        self.proc.wait(timeout=10)
+        if self._own_dir and self.workdir.exists():
+            self._last_log = self.log()
+            shutil.rmtree(self.workdir, ignore_errors=True)
+
+    def pause(self) -> None:
+        """SIGSTOP: the server keeps its connections but answers nothing until resume()."""
+        os.kill(self.pid, signal.SIGSTOP)
+
+    def resume(self) -> None:
+        os.kill(self.pid, signal.SIGCONT)
+
+    def close(self) -> None:
+        """The same as stop(): for `with` and for symmetry with RedisCluster."""
+        self.stop()
+
+    def cli(self, *args, timeout: float = CLI_TIMEOUT) -> str:
+        return redis_cli(self.port, *args, timeout=timeout)
+
+    def log(self) -> str:
+        try:
+            return self.log_path.read_text(errors="replace")
+        except FileNotFoundError:
+            return self._last_log
+
+    def __enter__(self) -> "RedisServer":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return f"RedisServer({self.address}, pid={self.proc.pid if self.proc else None})"
+
+
+def _bindable(port: int) -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        try:
+            s.bind((HOST, port))
+            return True
+        except OSError:
+            return False
+
+
+def _cluster_port(taken: set[int]) -> int:
+    """A free port whose cluster bus port (port + 10000) is free too."""
+    for _ in range(1000):
+        port = free_port()
+        if port <= 65535 - 10000 and not {port, port + 10000} & taken and _bindable(port + 10000):
+            taken.update((port, port + 10000))
+            return port
+    raise RuntimeError("no free port pair for a cluster node")
+
+
+def _port_of(address: str) -> int:
+    """The port in CLUSTER NODES' "ip:port@cport[,hostname]"."""
+    return int(address.split("@")[0].rsplit(":", 1)[1])
+
+
+def slot_owners(port: int) -> list[int]:
+    """Slot → port of its master (0: none), as the node on `port` sees it in CLUSTER NODES. Failed masters
+    serve nothing; slots being migrated count for their current owner."""
+    owners = [0] * SLOTS
+    for line in redis_cli(port, "CLUSTER", "NODES").splitlines():
+        fields = line.split()
+        if len(fields) < 8 or "master" not in fields[2] or "fail" in fields[2]:
+            continue
+        node_port = _port_of(fields[1])
+        for item in fields[8:]:
+            if item.startswith("["):
+                continue
+            first, _, last = item.partition("-")
+            for slot in range(int(first), int(last or first) + 1):
+                owners[slot] = node_port
+    return owners
+
+
+class RedisCluster:
+    """A Redis Cluster on 127.0.0.1: `masters` masters with `replicas` replicas each (node timeout
+    `node_timeout_ms`), node files in `tmpdir` (a temporary directory removed by stop() when not given). Returns
+    once the cluster has settled (see wait_ok)."""
+
+    def __init__(self, masters: int = 3, replicas: int = 1, tmpdir: Optional[Union[str, Path]] = None,
+                 node_timeout_ms: int = 1000, start_timeout: float = 30.0):
+        self._own_dir = tmpdir is None
+        self.tmpdir = Path(tmpdir) if tmpdir is not None else Path(tempfile.mkdtemp(prefix="apigw-redis-cluster-"))
+        self.tmpdir.mkdir(parents=True, exist_ok=True)
+        self.nodes: list[RedisServer] = []
+        try:
+            taken: set[int] = set()
+            for _ in range(masters * (1 + replicas)):
+                port = _cluster_port(taken)
+                args = ["--cluster-enabled", "yes", "--cluster-config-file", str(self.tmpdir / f"nodes-{port}.conf"),
+                        "--cluster-node-timeout", str(node_timeout_ms), "--repl-diskless-sync-delay", "0"]
+                self.nodes.append(RedisServer(port, args, workdir=self.tmpdir))
+            create = subprocess.run(["redis-cli", "--cluster", "create"] + self.seed_addresses()
+                                    + ["--cluster-replicas", str(replicas), "--cluster-yes"],
+                                    stdout=subprocess.PIPE, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                                    timeout=start_timeout)
+            if create.returncode != 0:
+                raise RuntimeError("redis-cli --cluster create failed:\n" + create.stdout.decode(errors="replace"))
+            self.wait_ok(start_timeout)
+        except BaseException:
+            self.stop()
+            raise
+
+    def seed_addresses(self) -> list[str]:
+        """Every node as "127.0.0.1:port", the way apigw's config lists cluster seeds."""
+        return [n.address for n in self.nodes]
+
+    def live(self) -> RedisServer:
+        for n in self.nodes:
+            if n.alive():
+                return n
+        raise RuntimeError("no cluster node is running")
+
+    def node(self, port: int) -> RedisServer:
+        for n in self.nodes:
+            if n.port == port:
+                return n
+        raise KeyError(port)
+
+    def owners(self) -> list[int]:
+        return slot_owners(self.live().port)
+
+    def masters(self) -> list[RedisServer]:
+        return [self.node(p) for p in sorted(set(self.owners()) - {0})]
+
+    def keyslot(self, key: str) -> int:
+        return int(self.live().cli("CLUSTER", "KEYSLOT", key))
+
+    def master_for_key(self, key: str) -> RedisServer:
+        return self.node(self.owners()[self.keyslot(key)])
+
+    def cli_cluster(self, *args, timeout: float = CLI_TIMEOUT) -> str:
+        """A command through `redis-cli -c` (it follows MOVED and ASK), sent to a live node."""
+        return redis_cli(self.live().port, *args, cluster=True, timeout=timeout)
+
+    def kill(self, node: RedisServer) -> None:
+        """SIGKILL by PID: its replica takes over after the node timeout. node.start() brings it back (as a
+        replica of whoever took over); wait_ok() then waits for the cluster to agree again."""
+        node.stop()
+
+    def wait_failover(self, dead: RedisServer, timeout: float = 15.0) -> RedisServer:
+        """After kill(dead): waits until a replica serves its slots and the cluster has settled; returns one of
+        the masters now serving them."""
+        slots = [slot for slot, port in enumerate(self.owners()) if port == dead.port]
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                if self.settled():
+                    owners = self.owners()
+                    if dead.port not in owners and 0 not in owners:
+                        return self.node(owners[slots[0]]) if slots else self.live()
+            except RuntimeError:
+                pass
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"no replica took over from {dead.address} within {timeout}s")
+            time.sleep(0.05)
+
+    def settled(self) -> bool:
+        agreed = None
+        running = {n.port for n in self.nodes if n.alive()}
+        try:
+            for n in self.nodes:
+                if not n.alive():
+                    continue
+                if "cluster_state:ok" not in n.cli("CLUSTER", "INFO"):
+                    return False
+                replication = n.cli("INFO", "replication")
+                if "role:slave" in replication and "master_link_status:up" not in replication:
+                    return False
+                for line in n.cli("CLUSTER", "NODES").splitlines():
+                    fields = line.split()
+                    # A killed node stays flagged as failed; a running one must not be.
+                    if len(fields) > 2 and "fail" in fields[2] and _port_of(fields[1]) in running:
+                        return False
+                seen = slot_owners(n.port)
+                if 0 in seen or (agreed is not None and seen != agreed):
+                    return False
+                agreed = seen
+        except (RuntimeError, subprocess.TimeoutExpired):
+            return False  # a node still loading, or paused
+        return agreed is not None
+
+    def wait_ok(self, timeout: float = 20.0) -> None:
+        """Waits until every running node reports cluster_state:ok, sees no running node as failed, and all agree
+        on every slot's master, and every running replica is in sync with its master; raises TimeoutError."""
+        deadline = time.monotonic() + timeout
+        while not self.settled():
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"the cluster did not settle within {timeout}s")
+            time.sleep(0.05)
+
+    def stop(self) -> None:
+        for n in self.nodes:
+            n.close()
+        if self._own_dir:
+            shutil.rmtree(self.tmpdir, ignore_errors=True)
+
+    def __enter__(self) -> "RedisCluster":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.stop()
