@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Sets everything up, builds apigw, starts the local stack (a demo upstream on 127.0.0.1:9001) and apigw with
-# config/apigw.example.yaml in the foreground. Ctrl-C stops everything it started.
+# Sets everything up, builds apigw, starts the local stack (a demo upstream on 127.0.0.1:9001, Redis on
+# 127.0.0.1:6390 with demo sessions) and apigw with config/apigw.example.yaml in the foreground. Ctrl-C stops
+# everything it started.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -16,6 +17,14 @@ trap cleanup EXIT INT TERM
 
 /usr/bin/python3 scripts/demo_upstream.py 9001 demo >/dev/null 2>&1 &
 pids+=($!)
+redis-server --port 6390 --bind 127.0.0.1 --save '' --appendonly no --daemonize no --loglevel warning &
+pids+=($!)
+for _ in $(seq 50); do
+  redis-cli -p 6390 ping >/dev/null 2>&1 && break
+  sleep 0.1
+done
+redis-cli -p 6390 set session:demo-token-alice alice >/dev/null
+redis-cli -p 6390 set session:demo-token-bob 1002 >/dev/null
 for _ in $(seq 50); do
   curl -s -o /dev/null http://127.0.0.1:9001/ && break
   sleep 0.1
@@ -41,6 +50,9 @@ apigw is listening on http://127.0.0.1:8080 in front of a demo upstream on 127.0
   curl -i http://127.0.0.1:8080/nowhere                  # 404 as JSON with the request id
   curl -i -X DELETE http://127.0.0.1:8080/users/42       # 405 with Allow
   curl -i -H 'X-Request-Id: trace-123' http://127.0.0.1:8080/health
+  curl -i http://127.0.0.1:8080/account/orders           # auth: required, no token: 401
+  curl -i -H 'Authorization: Bearer demo-token-alice' http://127.0.0.1:8080/account/orders  # X-User-Id: alice
+  curl -i 'http://127.0.0.1:8080/users/42?access_token=demo-token-bob'   # auth: optional, token in the query
 
 The admin listener (loopback only) on http://127.0.0.1:9901:
 

@@ -5,6 +5,7 @@
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/json/parse.hpp>
 #include <boost/json/value.hpp>
+#include <fmt/format.h>
 #include <spdlog/spdlog.h>
 
 namespace apigw::auth {
@@ -21,25 +22,62 @@ Lookup error_lookup(boost::system::error_code error) {
 }  // namespace
 
 Authenticator::Authenticator(asio::any_io_executor executor, LookupSettings settings,
-                             std::vector<std::shared_ptr<redis::Connection>> connections)
+                             std::unique_ptr<redis::Client> redis, core::MetricsRegistry* metrics)
     : executor_(std::move(executor)),
       settings_(std::move(settings)),
-      connections_(std::move(connections)),
-      cache_(settings_.max_entries) {}
+      redis_(std::move(redis)),
+      cache_(settings_.max_entries) {
+  if (metrics == nullptr) return;
+  const auto lookups = [&](const char* result) {
+    return &metrics->counter("apigw_auth_lookups_total",
+                             "Token lookups sent to Redis, by result: hit (a user), miss (no such token), error, "
+                             "timeout",
+                             {{"result", result}});
+  };
+  series_.hit = lookups("hit");
+  series_.miss = lookups("miss");
+  series_.error = lookups("error");
+  series_.timeout = lookups("timeout");
+  series_.local_hits = &metrics->counter("apigw_auth_local_cache_hits_total",
+                                         "Token lookups answered by the worker's local token cache");
+  series_.duration = &metrics->histogram("apigw_auth_redis_duration_seconds",
+                                         "Time a token lookup waited for Redis");
+}
 
-Authenticator::~Authenticator() {
-  for (const auto& connection : connections_) connection->close();
+Authenticator::~Authenticator() { redis_->close(); }
+
+void Authenticator::count(const Lookup& lookup, std::chrono::steady_clock::duration took) {
+  if (series_.duration == nullptr) return;
+  series_.duration->observe(took);
+  switch (lookup.outcome) {
+    case Lookup::Outcome::kUser: return series_.hit->add();
+    case Lookup::Outcome::kInvalid: return series_.miss->add();
+    case Lookup::Outcome::kError:
+      return (lookup.error == asio::error::timed_out ? series_.timeout : series_.error)->add();
+  }
+}
+
+// Bad data in Redis fails every lookup of that token, and errors are not cached: one warning a second at most.
+void Authenticator::warn_bad_data(std::string_view what) {
+  const auto now = std::chrono::steady_clock::now();
+  if (now - last_warning_ < std::chrono::seconds(1)) return;
+  last_warning_ = now;
+  spdlog::warn("auth: {}", what);
+}
+
+std::optional<Lookup> Authenticator::cached(std::string_view token) {
+  const TokenCache::Entry* entry = cache_.find(token, TokenCache::Clock::now());
+  if (entry == nullptr) return std::nullopt;
+  Lookup found;
+  found.outcome = entry->user ? Lookup::Outcome::kUser : Lookup::Outcome::kInvalid;
+  if (entry->user) found.user = *entry->user;
+  found.cached = true;
+  if (series_.local_hits) series_.local_hits->add();
+  return found;
 }
 
 asio::awaitable<Lookup> Authenticator::lookup(std::string token) {
-  const auto now = TokenCache::Clock::now();
-  if (const TokenCache::Entry* entry = cache_.find(token, now)) {
-    Lookup cached;
-    cached.outcome = entry->user ? Lookup::Outcome::kUser : Lookup::Outcome::kInvalid;
-    if (entry->user) cached.user = *entry->user;
-    cached.cached = true;
-    co_return cached;
-  }
+  if (std::optional<Lookup> found = cached(token)) co_return std::move(*found);
   if (const auto found = flights_.find(token); found != flights_.end()) {
     // Another request is asking Redis about this token: wait for its answer (bounded by its timeout).
     const std::shared_ptr<Flight> flight = found->second;
@@ -64,19 +102,21 @@ asio::awaitable<Lookup> Authenticator::lookup(std::string token) {
 
 asio::awaitable<Lookup> Authenticator::ask_redis(const std::string& token) {
   ++redis_calls_;
-  const std::shared_ptr<redis::Connection> connection = connections_[next_++ % connections_.size()];
   std::vector<std::string> command;
-  const std::string key = expand_key(settings_.key_template, token);
+  std::string key = expand_key(settings_.key_template, token);
   if (settings_.user_id.kind == UserIdField::Kind::kHash) {
     command = {"HGET", key, settings_.user_id.field};
   } else {
     command = {"GET", key};
   }
-  const redis::Result result = co_await connection->command(std::move(command));
-  co_return interpret(result);
+  const auto start = std::chrono::steady_clock::now();
+  const redis::Result result = co_await redis_->command(std::move(command), key);
+  Lookup lookup = interpret(result);
+  count(lookup, std::chrono::steady_clock::now() - start);
+  co_return lookup;
 }
 
-Lookup Authenticator::interpret(const redis::Result& result) const {
+Lookup Authenticator::interpret(const redis::Result& result) {
   if (result.error) return error_lookup(result.error);
   const redis::Reply& reply = result.reply;
   Lookup lookup;
@@ -86,7 +126,7 @@ Lookup Authenticator::interpret(const redis::Result& result) const {
   }
   if (reply.type != redis::Reply::Type::kString) {
     // WRONGTYPE and the like: the data is not what the config says it is.
-    spdlog::warn("auth: unexpected Redis reply for a token key: {}", reply.text);
+    warn_bad_data(fmt::format("unexpected Redis reply for a token key: {}", reply.text));
     return error_lookup(make_error_code(boost::system::errc::bad_message));
   }
   std::string user = reply.text;
@@ -102,12 +142,13 @@ Lookup Authenticator::interpret(const redis::Result& result) const {
     } else if (field && field->is_uint64()) {
       user = std::to_string(field->as_uint64());
     } else {
-      spdlog::warn("auth: token value is not a JSON object with a string or integer '{}'", settings_.user_id.field);
+      warn_bad_data(fmt::format("a token's value is not a JSON object with a string or integer '{}'",
+                                settings_.user_id.field));
       return error_lookup(make_error_code(boost::system::errc::bad_message));
     }
   }
   if (!forwardable_user_id(user)) {
-    spdlog::warn("auth: a token's user id is empty, too long or not visible ASCII; refusing it");
+    warn_bad_data("a token's user id is empty, too long or not visible ASCII; refusing it");
     return error_lookup(make_error_code(boost::system::errc::bad_message));
   }
   lookup.outcome = Lookup::Outcome::kUser;

@@ -30,40 +30,7 @@ int hex_digit(char c) {
   return -1;
 }
 
-bool valid_name(std::string_view name) {
-  if (name.empty()) return false;
-  for (const char c : name) {
-    const bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '-' ||
-                    c == '_' || c == '.';
-    if (!ok) return false;
-  }
-  return true;
-}
-
 }  // namespace
-
-std::optional<TokenSource> parse_token_source(std::string_view text, std::string& why) {
-  const std::size_t colon = text.find(':');
-  const std::string_view kind = text.substr(0, colon);
-  const std::string_view name = colon == std::string_view::npos ? std::string_view() : text.substr(colon + 1);
-  TokenSource source;
-  if (kind == "header") {
-    source.kind = TokenSource::Kind::kHeader;
-  } else if (kind == "cookie") {
-    source.kind = TokenSource::Kind::kCookie;
-  } else if (kind == "query") {
-    source.kind = TokenSource::Kind::kQuery;
-  } else {
-    why = fmt::format("bad token source '{}': expected header:NAME, cookie:NAME or query:NAME", text);
-    return std::nullopt;
-  }
-  if (!valid_name(name)) {
-    why = fmt::format("bad token source '{}': the name after ':' must be letters, digits, '-', '_' or '.'", text);
-    return std::nullopt;
-  }
-  source.name = std::string(name);
-  return source;
-}
 
 TokenShape check_token(std::string_view token) {
   if (token.empty()) return TokenShape::kEmpty;
@@ -137,15 +104,6 @@ std::optional<std::string> query_value(std::string_view query, std::string_view 
   return std::nullopt;
 }
 
-std::optional<std::string> parse_key_template(std::string_view text, std::string& why) {
-  const std::size_t at = text.find(kPlaceholder);
-  if (at == std::string_view::npos || text.find(kPlaceholder, at + 1) != std::string_view::npos) {
-    why = fmt::format("bad key template '{}': must contain {{token}} exactly once, e.g. session:{{token}}", text);
-    return std::nullopt;
-  }
-  return std::string(text);
-}
-
 std::string expand_key(std::string_view key_template, std::string_view token) {
   const std::size_t at = key_template.find(kPlaceholder);
   std::string key;
@@ -154,18 +112,6 @@ std::string expand_key(std::string_view key_template, std::string_view token) {
   key.append(token);
   key.append(key_template.substr(at + kPlaceholder.size()));
   return key;
-}
-
-std::optional<UserIdField> parse_user_id_field(std::string_view text, std::string& why) {
-  if (text == "string") return UserIdField{};
-  for (const auto& [prefix, kind] : {std::pair{std::string_view("hash:"), UserIdField::Kind::kHash},
-                                     std::pair{std::string_view("json:"), UserIdField::Kind::kJson}}) {
-    if (text.starts_with(prefix) && valid_name(text.substr(prefix.size()))) {
-      return UserIdField{kind, std::string(text.substr(prefix.size()))};
-    }
-  }
-  why = fmt::format("bad user_id '{}': expected string, hash:FIELD or json:FIELD", text);
-  return std::nullopt;
 }
 
 bool forwardable_user_id(std::string_view user) {
@@ -182,6 +128,13 @@ std::string token_fingerprint(std::string_view token) {
     hash ^= static_cast<std::uint8_t>(c);
     hash *= 0x100000001b3ULL;
   }
+  // FNV-1a alone leaves tokens that differ in their last character with nearly equal high bits: the 64-bit
+  // finaliser of MurmurHash3 spreads every input bit over the whole value before it is cut to 48 bits.
+  hash ^= hash >> 33;
+  hash *= 0xff51afd7ed558ccdULL;
+  hash ^= hash >> 33;
+  hash *= 0xc4ceb9fe1a85ec53ULL;
+  hash ^= hash >> 33;
   return fmt::format("{:012x}", hash >> 16);
 }
 

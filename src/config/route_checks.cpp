@@ -79,8 +79,22 @@ void check_route_table(const Config& config, const std::vector<RouteSource>& sou
 
 }  // namespace
 
+// A route that asks for a token needs somewhere to check it.
+void check_auth_references(const Config& config, const std::vector<RouteSource>& sources,
+                           std::vector<ConfigError>& errors) {
+  if (config.auth.enabled) return;
+  for (std::size_t i = 0; i < config.routes.size(); ++i) {
+    const RouteAuth auth = config.routes[i].auth;
+    if (auth == RouteAuth::kNone) continue;
+    errors.push_back({sources[i].auth, route_label(config, i) + ": auth: " +
+                                           (auth == RouteAuth::kRequired ? "required" : "optional") +
+                                           " needs an auth section (auth.redis, auth.key, ...) in the main file"});
+  }
+}
+
 void check_routes(const Config& config, const std::vector<RouteSource>& sources, std::vector<ConfigError>& errors) {
   check_unique_names(config, sources, errors);
+  check_auth_references(config, sources, errors);
   check_upstream_references(config, sources, errors);
   check_route_table(config, sources, errors);
 }

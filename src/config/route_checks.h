@@ -13,6 +13,7 @@ struct RouteSource {
   Position name;          // of the name's value; line 0 when the route has no name
   Position path;          // of match.path's value
   Position upstream;      // of the upstream's value; line 0 when the route has no upstream
+  Position auth;          // of the auth value; line 0 when the route has none
   bool path_ok = false;   // match.path parsed, so its pattern can be checked on its own
   bool match_ok = false;  // path, methods and host all parsed, so the route can go into the shared RouteTrie
 };

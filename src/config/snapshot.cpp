@@ -86,7 +86,19 @@ SnapshotResult build_snapshot(const Config& config, std::uint64_t generation) {
                                                                   error->message)});
       continue;
     }
-    snapshot->routes.push_back({route_config.name, upstream->second, route_config.strip_prefix});
+    snapshot->routes.push_back({route_config.name, upstream->second, route_config.strip_prefix, route_config.auth});
+  }
+
+  if (config.auth.enabled) {
+    for (const Endpoint& node : config.auth.redis.nodes) {
+      ResolvedEndpoint resolved{{}, node.port, node.text()};
+      std::string error;
+      if (!resolve(node, resolved.address, error)) {
+        result.errors.push_back({Position{config.source_file, 0, 0}, fmt::format("auth.redis.nodes: {}", error)});
+        continue;
+      }
+      snapshot->redis_nodes.push_back(std::move(resolved));
+    }
   }
 
   if (result.errors.empty()) result.snapshot = std::move(snapshot);

@@ -305,4 +305,39 @@ std::optional<std::string> strip_prefix_mismatch(std::string_view prefix, std::s
   return std::nullopt;
 }
 
+std::optional<RouteAuth> parse_route_auth(std::string_view text, std::string& why) {
+  if (text == "required") return RouteAuth::kRequired;
+  if (text == "optional") return RouteAuth::kOptional;
+  if (text == "none") return RouteAuth::kNone;
+  why = "bad value " + quoted(text) + ": expected required, optional or none";
+  return std::nullopt;
+}
+
+std::optional<AuthOnError> parse_auth_on_error(std::string_view text, std::string& why) {
+  if (text == "reject") return AuthOnError::kReject;
+  if (text == "anonymous") return AuthOnError::kAnonymous;
+  why = "bad value " + quoted(text) + ": expected reject or anonymous";
+  return std::nullopt;
+}
+
+std::optional<std::string> parse_forward_header(std::string_view text, std::string& why) {
+  // Headers apigw writes or drops itself, and those that carry credentials or framing.
+  static constexpr std::array<std::string_view, 14> kManaged{
+      "host",           "content-length",  "transfer-encoding", "connection", "keep-alive", "upgrade", "te",
+      "trailer",        "x-forwarded-for", "x-forwarded-proto", "x-forwarded-host", "x-real-ip", "x-request-id",
+      "authorization"};
+  const auto token_char = [](char c) { return is_alnum(c) || std::strchr("!#$%&'*+-.^_`|~", c) != nullptr; };
+  if (text.empty() || !std::all_of(text.begin(), text.end(), token_char)) {
+    why = quoted(text) + " is not a header name";
+    return std::nullopt;
+  }
+  const std::string lower = lower_case(text);
+  if (std::find(kManaged.begin(), kManaged.end(), lower) != kManaged.end() || lower.starts_with("x-apigw-") ||
+      lower.starts_with("proxy-")) {
+    why = quoted(text) + " is a header apigw manages itself; choose another name";
+    return std::nullopt;
+  }
+  return std::string(text);
+}
+
 }  // namespace apigw::config

@@ -47,4 +47,11 @@ std::optional<std::string> parse_strip_prefix(std::string_view text, std::string
 // pattern is too short); nullopt when it may apply. Segments that are `:param` or `*rest` may match anything.
 std::optional<std::string> strip_prefix_mismatch(std::string_view prefix, std::string_view pattern);
 
+// `auth`: "required" | "optional" | "none".
+std::optional<RouteAuth> parse_route_auth(std::string_view text, std::string& why);
+// `auth.on_error`: "reject" | "anonymous".
+std::optional<AuthOnError> parse_auth_on_error(std::string_view text, std::string& why);
+// `auth.forward_header`: a header name apigw may set on upstream requests (not one it manages itself).
+std::optional<std::string> parse_forward_header(std::string_view text, std::string& why);
+
 }  // namespace apigw::config

@@ -102,7 +102,7 @@ void write_local_reply(std::string& out, const LocalReply& reply) {
   std::string body;
   body.reserve(96 + reply.message.size());
   body += R"({"error":")";
-  body += error_code(reply.status);
+  body += reply.error.empty() ? error_code(reply.status) : reply.error;
   body += R"(","message":")";
   append_json_escaped(body, reply.message);
   body += R"(","request_id":")";
@@ -113,6 +113,10 @@ void write_local_reply(std::string& out, const LocalReply& reply) {
                  "Content-Length: {}\r\nX-Request-Id: {}\r\n",
                  reply.status, reason_phrase(reply.status), http_date(), body.size(), reply.request_id);
   if (!reply.allow.empty()) fmt::format_to(std::back_inserter(out), "Allow: {}\r\n", reply.allow);
+  if (!reply.www_authenticate.empty()) {
+    fmt::format_to(std::back_inserter(out), "WWW-Authenticate: {}\r\n", reply.www_authenticate);
+  }
+  if (reply.no_store) out += "Cache-Control: no-store\r\n";
   if (!reply.route.empty()) fmt::format_to(std::back_inserter(out), "X-Apigw-Route: {}\r\n", reply.route);
   if (!reply.upstream.empty()) fmt::format_to(std::back_inserter(out), "X-Apigw-Upstream: {}\r\n", reply.upstream);
   if (reply.close) out += "Connection: close\r\n";

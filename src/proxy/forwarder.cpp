@@ -267,6 +267,7 @@ void Forwarder::build_request_head() {
   for (const auto& field : request) {
     const std::string_view name = field.name_string();
     if (rules.drop(field.name(), name) || field.name() == bhttp::field::expect) continue;
+    if (!request_.user_header.empty() && beast::iequals(name, request_.user_header)) continue;
     if (field.name() == bhttp::field::host) {
       if (!request_.authority.empty()) continue;  // absolute-form: the target's authority is the host
       has_host = true;
@@ -305,6 +306,7 @@ void Forwarder::build_request_head() {
   if (!has_proto) append_header(out, "X-Forwarded-Proto", "http");
   if (!has_forwarded_host && !request_.host.empty()) append_header(out, "X-Forwarded-Host", request_.host);
   append_header(out, "X-Request-Id", request_.request_id);
+  if (!request_.user_id.empty()) append_header(out, request_.user_header, request_.user_id);
   if (chunked_) {
     append_header(out, "Transfer-Encoding", "chunked");
   } else if (length_) {

@@ -91,7 +91,9 @@ asio::awaitable<Result> Connection::command(std::vector<std::string> args) {
       auth.push_back(options_.password);
       queue(auth, std::make_shared<Pending>(executor_, "AUTH"));
     }
-    if (options_.db != 0) queue({"SELECT", std::to_string(options_.db)}, std::make_shared<Pending>(executor_, "SELECT"));
+    if (options_.db != 0) {
+      queue({"SELECT", std::to_string(options_.db)}, std::make_shared<Pending>(executor_, "SELECT"));
+    }
     queue(args, pending);
     asio::co_spawn(executor_, connect_and_read(shared_from_this()), asio::detached);
   } else {

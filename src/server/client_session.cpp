@@ -3,6 +3,7 @@
 
 #include <fmt/format.h>
 
+#include "apigw/auth/request_token.h"
 #include "apigw/http/request_head.h"
 #include "apigw/http/request_id.h"
 #include "apigw/http/request_target.h"
@@ -44,6 +45,9 @@ struct ClientSession::Exchange {
   std::string_view endpoint;
   unsigned status = 0;
   std::uint64_t bytes = 0;
+  std::string user;            // the user id auth resolved; empty when anonymous
+  std::string token_id;        // the token's fingerprint, for the log
+  std::string reply_message;   // backs a LocalReply's message
 };
 
 ClientSession::ClientSession(Worker& worker, asio::ip::tcp::socket socket)
@@ -268,6 +272,12 @@ asio::awaitable<bool> ClientSession::route_and_forward(Exchange& exchange) {
   exchange.route_index = match.route;
   upstream::UpstreamPool& pool = *exchange.generation->pools[exchange.route->upstream];
   exchange.upstream = pool.upstream().config.name;
+  if (exchange.generation->authenticator && exchange.route->auth != config::RouteAuth::kNone) {
+    if (std::optional<http::LocalReply> reply = co_await authenticate(exchange)) {
+      co_await send_reply(exchange, *reply);
+      co_return !closed_ && parser_->is_done() && request.keep_alive() && !worker_.draining();
+    }
+  }
   proxy::ForwardRequest forward;
   forward.route = exchange.route;
   forward.request_id = exchange.request_id;
@@ -280,6 +290,11 @@ asio::awaitable<bool> ClientSession::route_and_forward(Exchange& exchange) {
   forward.trusted_peer = snapshot.trusted_proxies.contains(peer_ip_);
   forward.debug_headers = snapshot.config.server.debug_headers;
   forward.keep_alive = request.keep_alive() && !worker_.draining();
+  if (snapshot.config.auth.enabled) {
+    // On every route, so that no client can pass itself off as a user.
+    forward.user_header = snapshot.config.auth.forward_header;
+    forward.user_id = exchange.user;
+  }
 
   const auto& limits = snapshot.config.server.limits;
   proxy::Forwarder forwarder(
@@ -311,6 +326,90 @@ asio::awaitable<bool> ClientSession::route_and_forward(Exchange& exchange) {
       co_return false;
   }
   co_return false;
+}
+
+asio::awaitable<std::optional<http::LocalReply>> ClientSession::authenticate(Exchange& exchange) {
+  using Decision = AuthStats::Decision;
+  const config::AuthConfig& auth = exchange.snapshot->config.auth;
+  AuthStats& stats = worker_.auth_stats();
+  const bool required = exchange.route->auth == config::RouteAuth::kRequired;
+  http::LocalReply reply;
+  reply.status = 401;
+  reply.no_store = true;
+  reply.www_authenticate = R"(Bearer realm="apigw", error="invalid_token")";
+
+  auth::RequestToken token = auth::find_request_token(parser_->get(), exchange.parsed_target.query,
+                                                      exchange.parsed_target.has_query, auth.token_from);
+  if (token.found && token.shape != auth::TokenShape::kValid) {
+    // Refused before Redis is asked: such a token can name no session.
+    stats.record(Decision::kMalformed);
+    exchange.reply_message = fmt::format("malformed token: {}", auth::token_shape_text(token.shape));
+    reply.message = exchange.reply_message;
+    co_return reply;
+  }
+  if (!token.found) {
+    if (!required) {
+      stats.record(Decision::kAnonymous);
+      co_return std::nullopt;
+    }
+    stats.record(Decision::kMissing);
+    exchange.reply_message = "this route needs a token; none was found in";
+    for (const auth::TokenSource& source : auth.token_from) {
+      exchange.reply_message += source.kind == auth::TokenSource::Kind::kHeader   ? " header:"
+                                : source.kind == auth::TokenSource::Kind::kCookie ? " cookie:"
+                                                                                  : " query:";
+      exchange.reply_message += source.name;
+    }
+    reply.message = exchange.reply_message;
+    reply.www_authenticate = R"(Bearer realm="apigw")";
+    co_return reply;
+  }
+
+  exchange.token_id = auth::token_fingerprint(token.token);
+  // The generation (and with it the authenticator) outlives the lookup, whatever reloads happen meanwhile.
+  auth::Authenticator& authenticator = *exchange.generation->authenticator;
+  // (No co_await inside a conditional expression: g++ 12 miscompiles it.)
+  std::optional<auth::Lookup> cached = authenticator.cached(token.token);
+  auth::Lookup lookup;
+  if (cached) {
+    lookup = std::move(*cached);
+  } else {
+    lookup = co_await authenticator.lookup(std::move(token.token));
+  }
+  switch (lookup.outcome) {
+    case auth::Lookup::Outcome::kUser:
+      stats.record(Decision::kAuthenticated);
+      exchange.user = lookup.user;
+      co_return std::nullopt;
+    case auth::Lookup::Outcome::kInvalid:
+      stats.record(Decision::kInvalid);
+      reply.message = "invalid or expired token";
+      co_return reply;
+    case auth::Lookup::Outcome::kError:
+      break;
+  }
+  const std::string cause = lookup.error == asio::error::timed_out ? std::string("timed out")
+                                                                   : lookup.error.message();
+  if (auth.on_error == config::AuthOnError::kAnonymous && !required) {
+    stats.record(Decision::kAnonymous);
+    co_return std::nullopt;
+  }
+  stats.record(Decision::kUnavailable);
+  if (auth.on_error == config::AuthOnError::kAnonymous) {
+    // The token counts as absent, and this route needs one.
+    exchange.reply_message =
+        fmt::format("the token could not be checked ({}), so the request is anonymous; this route needs a user",
+                    cause);
+    reply.message = exchange.reply_message;
+    reply.www_authenticate = R"(Bearer realm="apigw")";
+    co_return reply;
+  }
+  exchange.reply_message = fmt::format("the token store is unavailable: {}", cause);
+  reply.status = 503;
+  reply.error = "auth_unavailable";
+  reply.message = exchange.reply_message;
+  reply.www_authenticate = {};
+  co_return reply;
 }
 
 asio::awaitable<void> ClientSession::send_reply(Exchange& exchange, http::LocalReply reply) {
@@ -370,12 +469,24 @@ void ClientSession::log(const Exchange& exchange) {
   record.request_id = exchange.request_id;
   record.client = peer_address_;
   record.method = exchange.method;
-  record.path = exchange.target;
+  // A token sent in the query string stays out of the log, whichever route the request took.
+  std::string redacted;
+  const config::Snapshot* snapshot = exchange.snapshot;
+  if (snapshot && snapshot->config.auth.enabled && exchange.target.find('?') != std::string_view::npos) {
+    for (const auth::TokenSource& source : snapshot->config.auth.token_from) {
+      if (source.kind != auth::TokenSource::Kind::kQuery) continue;
+      redacted = auth::redact_query_parameter(redacted.empty() ? exchange.target : std::string_view(redacted),
+                                              source.name);
+    }
+  }
+  record.path = redacted.empty() ? exchange.target : std::string_view(redacted);
   record.status = exchange.status;
   record.bytes = exchange.bytes;
   record.duration = std::chrono::duration_cast<std::chrono::microseconds>(elapsed);
   record.route = exchange.route ? std::string_view(exchange.route->name) : std::string_view();
   record.endpoint = exchange.endpoint;
+  record.user = exchange.user;
+  record.token = exchange.token_id;
   access_log.record(record);
 }
 

@@ -40,4 +40,14 @@ void RouteStats::record(std::string_view method, unsigned status, std::chrono::n
   duration_.observe(duration);
 }
 
+AuthStats::AuthStats(core::MetricsRegistry& registry) {
+  constexpr std::array<const char*, kDecisions> kNames{"authenticated", "anonymous", "missing",
+                                                       "malformed",     "invalid",   "unavailable"};
+  for (std::size_t i = 0; i < kDecisions; ++i) {
+    counters_[i] = &registry.counter("apigw_auth_requests_total",
+                                     "Requests on routes with auth, by the auth stage's decision",
+                                     {{"decision", kNames[i]}});
+  }
+}
+
 }  // namespace apigw::server

@@ -98,6 +98,7 @@ GenerationPtr Worker::make_generation(config::SnapshotPtr snapshot, const Genera
     return found->second.get();
   };
   for (const config::Route& route : snapshot->routes) generation->route_stats.push_back(route_stats(route.name));
+  generation->authenticator = make_authenticator(*snapshot, previous);
   generation->unrouted = route_stats(kNoRoute);
   if (previous) {
     // Pools the new generation does not use stop taking connections back; requests still on them finish.
@@ -109,6 +110,40 @@ GenerationPtr Worker::make_generation(config::SnapshotPtr snapshot, const Genera
   }
   generation->snapshot = std::move(snapshot);
   return generation;
+}
+
+std::shared_ptr<auth::Authenticator> Worker::make_authenticator(const config::Snapshot& snapshot,
+                                                                const Generation* previous) {
+  const config::AuthConfig& auth = snapshot.config.auth;
+  if (!auth.enabled) return nullptr;
+  // An unchanged auth section keeps its connections and its cache of recent tokens.
+  if (previous && previous->authenticator && previous->snapshot->config.auth == auth &&
+      previous->snapshot->redis_nodes == snapshot.redis_nodes) {
+    return previous->authenticator;
+  }
+  redis::ClientOptions options;
+  for (const config::ResolvedEndpoint& node : snapshot.redis_nodes) options.nodes.push_back({node.address, node.port});
+  options.cluster = auth.redis.cluster;
+  options.username = auth.redis.username;
+  options.password = auth.redis.password;
+  options.db = auth.redis.db;
+  options.timeout = auth.redis.timeout;
+  options.connections = auth.redis.connections;
+  redis::ClientMetrics client_metrics;
+  client_metrics.moved = &metrics_.counter("apigw_redis_redirects_total",
+                                           "Redis Cluster redirections followed, by kind", {{"kind", "moved"}});
+  client_metrics.ask = &metrics_.counter("apigw_redis_redirects_total", "", {{"kind", "ask"}});
+  client_metrics.map_refreshes = &metrics_.counter("apigw_redis_cluster_map_refreshes_total",
+                                                   "Redis Cluster slot maps fetched (CLUSTER SLOTS)");
+  auth::LookupSettings settings;
+  settings.key_template = auth.key;
+  settings.user_id = auth.user_id;
+  settings.ttl = std::chrono::duration_cast<std::chrono::milliseconds>(auth.cache.ttl);
+  settings.negative_ttl = std::chrono::duration_cast<std::chrono::milliseconds>(auth.cache.negative_ttl);
+  settings.max_entries = auth.cache.max_entries;
+  auto client = std::make_unique<redis::Client>(context_.get_executor(), std::move(options), client_metrics);
+  return std::make_shared<auth::Authenticator>(context_.get_executor(), std::move(settings), std::move(client),
+                                               &metrics_);
 }
 
 void Worker::accept_on(std::vector<ListenSocket> listeners) {
@@ -252,6 +287,8 @@ void Worker::finish_if_drained() {
   idle_grace_timer_.cancel();
   access_log_.flush();
   for (auto& pool : generation_->pools) pool->close_idle();
+  // Redis connections keep reading until closed, which would keep the loop from ending.
+  if (generation_->authenticator) generation_->authenticator->close();
 }
 
 }  // namespace apigw::server

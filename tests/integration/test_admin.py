@@ -238,6 +238,8 @@ def test_metrics_counters_are_exact_sums_over_two_workers(gateway, upstream):
     for t in threads:
         t.join(30)
     assert not errors, errors[:3]
+    # A request is counted once its response is written, which its client may see a moment before.
+    assert wait_until(lambda: sum(Metrics(gw).series("apigw_requests_total").values()) == len(plan), timeout=5)
 
     m = Metrics(gw)
     assert m.get("apigw_requests_total", route="r", method="GET", status="2xx") == 30

@@ -17,6 +17,16 @@ using test_servers::RedisServer;
 using test_servers::run;
 using test_servers::wait_until;
 
+// A standalone client of the server on `port`, with `connections` pipelined connections.
+std::unique_ptr<redis::Client> client_of(asio::any_io_executor executor, std::uint16_t port,
+                                         unsigned connections = 1) {
+  redis::ClientOptions options;
+  options.nodes = {{"127.0.0.1", port}};
+  options.timeout = std::chrono::milliseconds(500);
+  options.connections = connections;
+  return std::make_unique<redis::Client>(executor, options);
+}
+
 std::shared_ptr<redis::Connection> connect_to(asio::any_io_executor executor, std::uint16_t port) {
   redis::ConnectionOptions options;
   options.address = "127.0.0.1";
@@ -44,7 +54,7 @@ TEST(Authenticator, StringHashAndJsonLayouts) {
     co_await admin->command(cmd("SET", "j:j3", "not json"));
     co_await admin->command(cmd("SET", "session:evil", "42\r\nX-Admin: yes"));
 
-    Authenticator plain(executor, LookupSettings{}, {connect_to(executor, server.port())});
+    Authenticator plain(executor, LookupSettings{}, client_of(executor, server.port()));
     Lookup one = co_await plain.lookup("s1");
     EXPECT_EQ(one.outcome, Lookup::Outcome::kUser);
     EXPECT_EQ(one.user, "user-1");
@@ -56,7 +66,7 @@ TEST(Authenticator, StringHashAndJsonLayouts) {
     LookupSettings hash;
     hash.key_template = "sess:{token}";
     hash.user_id = UserIdField{UserIdField::Kind::kHash, "user_id"};
-    Authenticator hashed(executor, hash, {connect_to(executor, server.port())});
+    Authenticator hashed(executor, hash, client_of(executor, server.port()));
     Lookup two = co_await hashed.lookup("h1");
     EXPECT_EQ(two.user, "user-2");
     Lookup wrong_type = co_await hashed.lookup("s1");  // sess:s1 does not exist
@@ -65,7 +75,7 @@ TEST(Authenticator, StringHashAndJsonLayouts) {
     LookupSettings json;
     json.key_template = "j:{token}";
     json.user_id = UserIdField{UserIdField::Kind::kJson, "uid"};
-    Authenticator parsed(executor, json, {connect_to(executor, server.port())});
+    Authenticator parsed(executor, json, client_of(executor, server.port()));
     Lookup number = co_await parsed.lookup("j1");
     EXPECT_EQ(number.user, "42");
     Lookup text = co_await parsed.lookup("j2");
@@ -85,7 +95,7 @@ TEST(Authenticator, CachesAnswersButNotErrors) {
     co_await admin->command(cmd("CONFIG", "RESETSTAT"));
     LookupSettings settings;
     settings.negative_ttl = std::chrono::milliseconds(200);
-    Authenticator auth(executor, settings, {connect_to(executor, server.port())});
+    Authenticator auth(executor, settings, client_of(executor, server.port()));
     for (int i = 0; i < 5; ++i) {
       Lookup hit = co_await auth.lookup("t");
       EXPECT_EQ(hit.user, "user-1");
@@ -119,8 +129,7 @@ TEST(Authenticator, ConcurrentLookupsOfOneTokenShareOneRedisCall) {
     auto admin = connect_to(executor, server.port());
     co_await admin->command(cmd("SET", "session:shared", "user-5"));
     co_await admin->command(cmd("CONFIG", "RESETSTAT"));
-    Authenticator auth(executor, LookupSettings{},
-                       {connect_to(executor, server.port()), connect_to(executor, server.port())});
+    Authenticator auth(executor, LookupSettings{}, client_of(executor, server.port(), 2));
     std::vector<Lookup> results(50);
     int finished = 0;
     for (int i = 0; i < 50; ++i) {

@@ -285,6 +285,15 @@ class Apigw:
             return s.recv(64).startswith(b"HTTP/1.1 200")
         wait_for_port(self.admin_port, timeout, self.proc, probe=ready)
 
+    def metric(self, series: str) -> float:
+        """The value of one series from the admin listener's /metrics, written exactly as exposed (labels in
+        their documented order), e.g. 'apigw_auth_lookups_total{result="hit"}'; 0 when it is not there."""
+        text = request(self.admin_port, "GET", "/metrics", timeout=5).body.decode()
+        for line in text.splitlines():
+            if line.startswith(series + " "):
+                return float(line.rsplit(" ", 1)[1])
+        return 0.0
+
     def config_text(self) -> str:
         return self.config_path.read_text()
 

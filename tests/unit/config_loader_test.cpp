@@ -1,6 +1,7 @@
 // Tests for config::load_string / load_file: typed values, defaults, ${VAR} expansion, includes, and every
 // error the loader must report with its exact line and reason.
 #include "apigw/config/loader.h"
+#include "config_test_support.h"
 
 #include <gtest/gtest.h>
 #include <stdlib.h>
@@ -15,42 +16,6 @@ namespace {
 
 namespace fs = std::filesystem;
 using std::chrono::milliseconds;
-
-// Raw strings in this file start with a newline so that the YAML's first line is written on its own line;
-// dropping it keeps line 1 of the YAML equal to its first written line.
-std::string yaml(std::string_view text) {
-  if (!text.empty() && text.front() == '\n') text.remove_prefix(1);
-  return std::string(text);
-}
-
-LoadResult load(std::string_view text) { return load_string(yaml(text), "test.yaml"); }
-
-std::string all_errors(const LoadResult& result) {
-  std::string out;
-  for (const auto& error : result.errors) out += "\n  " + error.text();
-  return out.empty() ? " (none)" : out;
-}
-
-// Passes when some error sits on `line` of `file` and its message contains `fragment`.
-::testing::AssertionResult has_error(const LoadResult& result, int line, std::string_view fragment,
-                                     std::string_view file = "test.yaml") {
-  for (const auto& error : result.errors) {
-    if (error.position.file == file && error.position.line == line &&
-        error.message.find(fragment) != std::string::npos) {
-      return ::testing::AssertionSuccess();
-    }
-  }
-  return ::testing::AssertionFailure() << "no error at " << file << ":" << line << " containing '" << fragment
-                                       << "'; errors:" << all_errors(result);
-}
-
-// As has_error, and that error is the only one.
-::testing::AssertionResult only_error(const LoadResult& result, int line, std::string_view fragment) {
-  if (result.errors.size() != 1) {
-    return ::testing::AssertionFailure() << "expected exactly one error; errors:" << all_errors(result);
-  }
-  return has_error(result, line, fragment);
-}
 
 // A minimal valid tail: one upstream, one route. Tests that break one thing add it in front of this.
 constexpr std::string_view kValidTail = R"(
@@ -258,15 +223,21 @@ TEST(ConfigLoader, ExampleConfigLoads) {
   EXPECT_EQ(config.server.workers, 0u);
   ASSERT_EQ(config.upstreams.size(), 1u);
   EXPECT_EQ(config.upstreams.at("demo").endpoints.at(0).text(), "127.0.0.1:9001");
-  ASSERT_EQ(config.routes.size(), 4u);
+  ASSERT_EQ(config.routes.size(), 5u);
   EXPECT_EQ(config.routes[0].name, "users");
   EXPECT_EQ(config.routes[0].match.methods, (std::vector<std::string>{"GET", "HEAD"}));
+  EXPECT_EQ(config.routes[0].auth, RouteAuth::kOptional);
   EXPECT_EQ(config.routes[1].name, "orders");
   EXPECT_TRUE(config.routes[1].match.methods.empty());
   EXPECT_EQ(config.routes[1].strip_prefix, "");
   EXPECT_EQ(config.routes[2].match.path, "/health");
-  EXPECT_EQ(config.routes[3].name, "v1-users");
-  EXPECT_EQ(config.routes[3].strip_prefix, "/v1");
+  EXPECT_EQ(config.routes[3].name, "account");
+  EXPECT_EQ(config.routes[3].auth, RouteAuth::kRequired);
+  EXPECT_EQ(config.routes[4].name, "v1-users");
+  EXPECT_EQ(config.routes[4].strip_prefix, "/v1");
+  EXPECT_TRUE(config.auth.enabled);
+  EXPECT_EQ(config.auth.redis.nodes.at(0).text(), "127.0.0.1:6390");
+  EXPECT_EQ(config.auth.token_from.size(), 3u);
 }
 
 TEST(ConfigLoader, RoutesOnDifferentHostsOrMethodsDoNotConflict) {
@@ -496,7 +467,8 @@ TEST(ConfigLoader, UnknownKeysNameTheKeyAndTheAllowedOnes) {
   // Lines 1-4; the route's match comes next, on line 5.
   const std::string route = "upstreams: { u: { endpoints: [127.0.0.1:1] } }\nroutes:\n  - name: r\n    upstream: u\n";
   expect_each_alone({
-      {"serve: {}\n", 1, "unknown key 'serve' at the top level (allowed: server, log, admin, reload, upstreams, routes, include)"},
+      {"serve: {}\n", 1,
+       "unknown key 'serve' at the top level (allowed: server, log, admin, reload, auth, upstreams, routes, include)"},
       {"admin: { port: 1 }\n", 1, "unknown key 'port' in admin (allowed: listen)"},
       {"reload: { watch: true, every: 2s }\n", 1, "unknown key 'every' in reload (allowed: watch, interval)"},
       {"upstreams:\n  u:\n    endpoints: [127.0.0.1:1]\n    health_check: { url: /h }\n", 4,
@@ -517,7 +489,7 @@ TEST(ConfigLoader, UnknownKeysNameTheKeyAndTheAllowedOnes) {
       {route + "    match: { path: /r }\n    rewrite: { strip: /v1 }\n", 6,
        "unknown key 'strip' in route 'r' rewrite (allowed: strip_prefix)", false},
       {route + "    match: { path: /r }\n    timeout: 5s\n", 6,
-       "unknown key 'timeout' in route 'r' (allowed: name, match, upstream, rewrite)", false},
+       "unknown key 'timeout' in route 'r' (allowed: name, match, upstream, rewrite, auth)", false},
   });
 }
 

@@ -1,4 +1,4 @@
-// Token sources, shapes, key templates and fingerprints.
+// Token shapes, sources in header, cookie and query values, key expansion and fingerprints.
 #include <gtest/gtest.h>
 
 #include <vector>
@@ -8,20 +8,6 @@
 
 namespace apigw::auth {
 namespace {
-
-TEST(TokenSource, Parses) {
-  std::string why;
-  using Kind = TokenSource::Kind;
-  EXPECT_EQ(parse_token_source("header:Authorization", why), (TokenSource{Kind::kHeader, "Authorization"}));
-  EXPECT_EQ(parse_token_source("cookie:session_token", why), (TokenSource{Kind::kCookie, "session_token"}));
-  EXPECT_EQ(parse_token_source("query:access_token", why), (TokenSource{Kind::kQuery, "access_token"}));
-  for (const char* bad : {"Authorization", "body:token", "header:", "cookie:a b", "query:a=b", ""}) {
-    SCOPED_TRACE(bad);
-    why.clear();
-    EXPECT_FALSE(parse_token_source(bad, why));
-    EXPECT_NE(why.find("bad token source"), std::string::npos);
-  }
-}
 
 TEST(TokenShape, RefusesWhatCouldNotBeAToken) {
   EXPECT_EQ(check_token("abc.DEF-123_~+/="), TokenShape::kValid);
@@ -65,13 +51,8 @@ TEST(TokenSource, QueryParameters) {
   EXPECT_FALSE(query_value("xaccess_token=1", "access_token"));
 }
 
-TEST(KeyTemplate, ExpandsTheTokenOnce) {
-  std::string why;
-  EXPECT_TRUE(parse_key_template("session:{token}", why));
-  EXPECT_TRUE(parse_key_template("{token}", why));
-  EXPECT_FALSE(parse_key_template("session:token", why));
-  EXPECT_NE(why.find("exactly once"), std::string::npos);
-  EXPECT_FALSE(parse_key_template("{token}:{token}", why));
+TEST(KeyTemplate, ExpandsTheToken) {
+  EXPECT_EQ(expand_key("{token}", "abc"), "abc");
   EXPECT_EQ(expand_key("session:{token}", "abc"), "session:abc");
   EXPECT_EQ(expand_key("s:{token}:v1", "abc"), "s:abc:v1");
 }
@@ -81,19 +62,6 @@ TEST(KeyTemplate, AValidTokenCannotChooseTheSlot) {
   EXPECT_EQ(check_token("{victim}"), TokenShape::kBadCharacter);
   const std::string key = expand_key("session:{token}", "abc");
   EXPECT_EQ(redis::hash_tag(key), key);
-}
-
-TEST(UserIdField, Parses) {
-  std::string why;
-  using Kind = UserIdField::Kind;
-  EXPECT_EQ(parse_user_id_field("string", why), (UserIdField{Kind::kString, ""}));
-  EXPECT_EQ(parse_user_id_field("hash:user_id", why), (UserIdField{Kind::kHash, "user_id"}));
-  EXPECT_EQ(parse_user_id_field("json:uid", why), (UserIdField{Kind::kJson, "uid"}));
-  for (const char* bad : {"", "hash:", "json", "list:x", "hash:a b", "String"}) {
-    SCOPED_TRACE(bad);
-    EXPECT_FALSE(parse_user_id_field(bad, why));
-    EXPECT_NE(why.find("bad user_id"), std::string::npos);
-  }
 }
 
 TEST(UserIdField, OnlyHeaderSafeIdsAreForwarded) {
@@ -108,7 +76,12 @@ TEST(UserIdField, OnlyHeaderSafeIdsAreForwarded) {
 TEST(TokenFingerprint, StableShortAndDistinct) {
   EXPECT_EQ(token_fingerprint("abc").size(), 12u);
   EXPECT_EQ(token_fingerprint("abc"), token_fingerprint("abc"));
-  EXPECT_NE(token_fingerprint("abc"), token_fingerprint("abd"));
+  // Tokens one character apart share no long run of fingerprint digits.
+  const std::string a = token_fingerprint("token-1");
+  const std::string b = token_fingerprint("token-2");
+  std::size_t same = 0;
+  for (std::size_t i = 0; i < a.size(); ++i) same += a[i] == b[i];
+  EXPECT_LT(same, 6u) << a << " " << b;
   EXPECT_EQ(token_fingerprint("secret-token").find("secret"), std::string::npos);
 }
 

@@ -1,10 +1,11 @@
-// One worker's token lookups: the local TokenCache first, then Redis over the worker's connections (round robin,
-// each pipelined), with concurrent lookups of one token sharing one Redis call (single flight). Answers are
-// cached (valid for `ttl`, invalid for `negative_ttl`); errors never are. Worker thread only.
+// One worker's token lookups: the local TokenCache first, then Redis through the worker's redis::Client
+// (standalone or cluster, pipelined), with concurrent lookups of one token sharing one Redis call (single flight).
+// Answers are cached (valid for `ttl`, invalid for `negative_ttl`); errors never are. Worker thread only.
 #pragma once
 
 #include <chrono>
 #include <memory>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <unordered_map>
@@ -17,7 +18,8 @@
 
 #include "apigw/auth/token.h"
 #include "apigw/auth/token_cache.h"
-#include "apigw/redis/connection.h"
+#include "apigw/core/metrics.h"
+#include "apigw/redis/client.h"
 
 namespace apigw::auth {
 
@@ -39,16 +41,22 @@ struct Lookup {
 
 class Authenticator {
  public:
-  // `connections` are this worker's, at least one.
-  Authenticator(boost::asio::any_io_executor executor, LookupSettings settings,
-                std::vector<std::shared_ptr<redis::Connection>> connections);
+  // `redis` is this worker's client; with `metrics`, lookups are counted in the worker's series:
+  // apigw_auth_lookups_total{result=hit|miss|error|timeout} (Redis lookups), apigw_auth_local_cache_hits_total
+  // and apigw_auth_redis_duration_seconds.
+  Authenticator(boost::asio::any_io_executor executor, LookupSettings settings, std::unique_ptr<redis::Client> redis,
+                core::MetricsRegistry* metrics = nullptr);
   ~Authenticator();
   Authenticator(const Authenticator&) = delete;
   Authenticator& operator=(const Authenticator&) = delete;
 
   // The user `token` belongs to. The token must have passed check_token().
   boost::asio::awaitable<Lookup> lookup(std::string token);
+  // The local cache's answer for `token`, without suspending (no coroutine frame): what most requests need.
+  std::optional<Lookup> cached(std::string_view token);
   std::size_t cached_entries() const { return cache_.size(); }
+  // Closes the Redis connections (lookups in flight fail); the next lookup reconnects.
+  void close() { redis_->close(); }
   // Lookups that went to Redis (not the cache, not another lookup's flight).
   std::uint64_t redis_calls() const { return redis_calls_; }
 
@@ -59,13 +67,25 @@ class Authenticator {
   };
 
   boost::asio::awaitable<Lookup> ask_redis(const std::string& token);
-  Lookup interpret(const redis::Result& result) const;
+  Lookup interpret(const redis::Result& result);
+
+  struct Series {
+    core::Counter* hit = nullptr;
+    core::Counter* miss = nullptr;
+    core::Counter* error = nullptr;
+    core::Counter* timeout = nullptr;
+    core::Counter* local_hits = nullptr;
+    core::Histogram* duration = nullptr;
+  };
+  void count(const Lookup& lookup, std::chrono::steady_clock::duration took);
+  void warn_bad_data(std::string_view what);
 
   boost::asio::any_io_executor executor_;
   LookupSettings settings_;
-  std::vector<std::shared_ptr<redis::Connection>> connections_;
-  std::size_t next_ = 0;
+  std::unique_ptr<redis::Client> redis_;
+  Series series_;
   TokenCache cache_;
+  std::chrono::steady_clock::time_point last_warning_{};
   std::unordered_map<std::string, std::shared_ptr<Flight>> flights_;
   std::uint64_t redis_calls_ = 0;
 };

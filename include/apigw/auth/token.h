@@ -8,16 +8,12 @@
 #include <string>
 #include <string_view>
 
+#include "apigw/config/config.h"
+
 namespace apigw::auth {
 
-// One `auth.token_from` entry: "header:Authorization", "cookie:session_token", "query:access_token".
-struct TokenSource {
-  enum class Kind { kHeader, kCookie, kQuery };
-  Kind kind = Kind::kHeader;
-  std::string name;
-  bool operator==(const TokenSource&) const = default;
-};
-std::optional<TokenSource> parse_token_source(std::string_view text, std::string& why);
+using TokenSource = config::TokenSource;
+using UserIdField = config::UserIdField;
 
 inline constexpr std::size_t kMaxTokenBytes = 4096;
 
@@ -36,24 +32,13 @@ std::optional<std::string_view> cookie_value(std::string_view cookie_header, std
 // or when its encoding is malformed.
 std::optional<std::string> query_value(std::string_view query, std::string_view name);
 
-// `auth.key`: a template holding "{token}" exactly once, e.g. "session:{token}".
-std::optional<std::string> parse_key_template(std::string_view text, std::string& why);
+// `auth.key` (a template holding "{token}" once, e.g. "session:{token}") for `token`.
 std::string expand_key(std::string_view key_template, std::string_view token);
-
-// `auth.user_id`: where the user id is in Redis. "string" (GET: the value), "hash:<field>" (HGET), "json:<field>"
-// (GET, then that top-level field of a JSON object, a string or an integer).
-struct UserIdField {
-  enum class Kind { kString, kHash, kJson };
-  Kind kind = Kind::kString;
-  std::string field;
-  bool operator==(const UserIdField&) const = default;
-};
-std::optional<UserIdField> parse_user_id_field(std::string_view text, std::string& why);
 
 // A user id apigw will forward in a header: 1 to 256 visible ASCII characters.
 bool forwardable_user_id(std::string_view user);
 
-// 12 hex digits identifying a token in logs without revealing it (FNV-1a 64, truncated).
+// 12 hex digits identifying a token in logs without revealing it (FNV-1a 64, mixed, truncated).
 std::string token_fingerprint(std::string_view token);
 
 }  // namespace apigw::auth

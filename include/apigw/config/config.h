@@ -79,6 +79,26 @@ struct UpstreamConfig {
   Position position;
 };
 
+// One `auth.token_from` entry: "header:Authorization", "cookie:session_token", "query:access_token".
+struct TokenSource {
+  enum class Kind { kHeader, kCookie, kQuery };
+  Kind kind = Kind::kHeader;
+  std::string name;
+  bool operator==(const TokenSource&) const = default;
+};
+
+// `auth.user_id`: where the user id is in Redis. "string" (GET: the value), "hash:<field>" (HGET), "json:<field>"
+// (GET, then that top-level field of a JSON object, a string or an integer).
+struct UserIdField {
+  enum class Kind { kString, kHash, kJson };
+  Kind kind = Kind::kString;
+  std::string field;
+  bool operator==(const UserIdField&) const = default;
+};
+
+// Whether a route needs a token (see AuthConfig).
+enum class RouteAuth { kNone, kOptional, kRequired };
+
 struct RouteMatch {
   std::string path;                  // pattern: "/users/:id", "/static/*rest"
   std::vector<std::string> methods;  // upper case; empty = any method
@@ -90,7 +110,42 @@ struct RouteConfig {
   RouteMatch match;
   std::string upstream;
   std::string strip_prefix;  // empty = no rewrite
+  RouteAuth auth = RouteAuth::kNone;
   Position position;
+};
+
+// The Redis that holds the sessions: one server, or the seed nodes of a Redis Cluster.
+struct RedisConfig {
+  std::vector<Endpoint> nodes{{"127.0.0.1", 6379}};
+  bool cluster = false;
+  std::string username;  // ACL user; needs a password
+  std::string password;
+  unsigned db = 0;  // standalone only
+  core::Duration timeout = std::chrono::milliseconds(50);  // bounds each Redis round trip
+  unsigned connections = 2;                                  // per worker (per master for a cluster), pipelined
+  bool operator==(const RedisConfig&) const = default;
+};
+
+struct AuthCacheConfig {
+  core::Duration ttl = std::chrono::seconds(5);           // a valid token is trusted this long; 0 = not cached
+  core::Duration negative_ttl = std::chrono::seconds(1);  // an unknown token is refused this long; 0 = not cached
+  unsigned max_entries = 100000;                           // per worker; 0 = no local cache
+  bool operator==(const AuthCacheConfig&) const = default;
+};
+
+enum class AuthOnError { kReject, kAnonymous };
+
+// `auth`: bearer tokens looked up in Redis for routes with `auth: required` or `auth: optional`.
+struct AuthConfig {
+  bool enabled = false;  // the section is present
+  RedisConfig redis;
+  std::vector<TokenSource> token_from{{TokenSource::Kind::kHeader, "Authorization"}};
+  std::string key = "session:{token}";
+  UserIdField user_id;
+  std::string forward_header = "X-User-Id";
+  AuthCacheConfig cache;
+  AuthOnError on_error = AuthOnError::kReject;
+  bool operator==(const AuthConfig&) const = default;
 };
 
 struct LogConfig {
@@ -115,6 +170,7 @@ struct Config {
   LogConfig log;
   AdminConfig admin;
   ReloadConfig reload;
+  AuthConfig auth;
   std::map<std::string, UpstreamConfig> upstreams;
   std::vector<RouteConfig> routes;  // file order (main, then includes in order)
 };

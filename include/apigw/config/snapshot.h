@@ -31,6 +31,7 @@ struct Route {
   std::string name;
   std::uint32_t upstream = 0;  // index into Snapshot::upstreams
   std::string strip_prefix;
+  RouteAuth auth = RouteAuth::kNone;
 };
 
 struct Snapshot {
@@ -40,6 +41,7 @@ struct Snapshot {
   std::vector<Upstream> upstreams;   // sorted by name
   routing::RouteTrie trie;
   http::TrustedProxies trusted_proxies;
+  std::vector<ResolvedEndpoint> redis_nodes;  // auth.redis.nodes, resolved; empty without an auth section
 };
 
 using SnapshotPtr = std::shared_ptr<const Snapshot>;

@@ -27,6 +27,8 @@ struct AccessRecord {
   std::chrono::microseconds duration{0};
   std::string_view route;     // "-" when none matched
   std::string_view endpoint;  // upstream endpoint, "-" when none was used
+  std::string_view user;      // the authenticated user id, "-" when none
+  std::string_view token;     // the token's fingerprint (never the token), "-" when none was checked
 };
 
 class AccessLog;

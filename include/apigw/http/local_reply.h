@@ -21,11 +21,14 @@ void append_json_escaped(std::string& out, std::string_view text);
 
 struct LocalReply {
   unsigned status = 500;
+  std::string_view error;  // the "error" code; empty = error_code(status)
   std::string_view message;
   std::string_view request_id;
   std::string_view route;     // debug header X-Apigw-Route, when not empty
   std::string_view upstream;  // debug header X-Apigw-Upstream, when not empty
   std::string_view allow;     // Allow header (405), when not empty
+  std::string_view www_authenticate;  // WWW-Authenticate header (401), when not empty
+  bool no_store = false;      // adds Cache-Control: no-store
   bool close = false;         // adds Connection: close
   bool head = false;          // answer to HEAD: headers only
 };

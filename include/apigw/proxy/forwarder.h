@@ -82,6 +82,8 @@ struct ForwardRequest {
   bool trusted_peer = false;      // the peer may set X-Forwarded-* and X-Real-IP
   bool debug_headers = true;
   bool keep_alive = true;         // the client asked to keep the connection
+  std::string_view user_header;   // auth.forward_header: the client's copies are dropped; empty without auth
+  std::string_view user_id;       // sent in user_header when not empty
 };
 
 struct ForwardResult {

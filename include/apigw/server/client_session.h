@@ -54,6 +54,8 @@ class ClientSession {
   boost::asio::awaitable<bool> serve_request();
   std::optional<http::LocalReply> check_request(Exchange& exchange);
   boost::asio::awaitable<bool> route_and_forward(Exchange& exchange);
+  // The route's auth stage: sets the exchange's user, or returns the reply that refuses the request.
+  boost::asio::awaitable<std::optional<http::LocalReply>> authenticate(Exchange& exchange);
   boost::asio::awaitable<void> send_reply(Exchange& exchange, http::LocalReply reply);
   boost::asio::awaitable<void> close_gracefully(bool drain_input);
   void log(const Exchange& exchange);  // metrics and the access log, once per request

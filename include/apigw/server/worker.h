@@ -18,6 +18,7 @@
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/steady_timer.hpp>
 
+#include "apigw/auth/authenticator.h"
 #include "apigw/config/snapshot.h"
 #include "apigw/core/access_log.h"
 #include "apigw/core/metrics.h"
@@ -29,13 +30,15 @@ namespace apigw::server {
 
 class ClientSession;
 
-// What one worker serves with: a snapshot and this worker's pools for its upstreams. A request holds the
-// generation it started with, so its routes and pools outlive a reload until it ends.
+// What one worker serves with: a snapshot, this worker's pools for its upstreams and its token authenticator. A
+// request holds the generation it started with, so its routes, pools and authenticator outlive a reload until it
+// ends.
 struct Generation {
   config::SnapshotPtr snapshot;
-  std::vector<upstream::UpstreamPoolPtr> pools;  // by snapshot upstream index
-  std::vector<RouteStats*> route_stats;          // by snapshot route index; owned by the worker
-  RouteStats* unrouted = nullptr;                // requests no route answered
+  std::vector<upstream::UpstreamPoolPtr> pools;        // by snapshot upstream index
+  std::shared_ptr<auth::Authenticator> authenticator;  // null without an auth section
+  std::vector<RouteStats*> route_stats;                // by snapshot route index; owned by the worker
+  RouteStats* unrouted = nullptr;                      // requests no route answered
 };
 using GenerationPtr = std::shared_ptr<const Generation>;
 
@@ -77,6 +80,8 @@ class Worker {
   }
   // Any thread may render it; only the worker writes to it.
   const core::MetricsRegistry& metrics() const { return metrics_; }
+  // Worker thread only: requests on routes with auth, by decision.
+  AuthStats& auth_stats() { return auth_stats_; }
 
   // Worker thread only.
   unsigned index() const { return index_; }
@@ -93,6 +98,8 @@ class Worker {
  private:
   boost::asio::awaitable<void> accept_loop(std::shared_ptr<boost::asio::ip::tcp::acceptor> acceptor);
   GenerationPtr make_generation(config::SnapshotPtr snapshot, const Generation* previous);
+  std::shared_ptr<auth::Authenticator> make_authenticator(const config::Snapshot& snapshot,
+                                                          const Generation* previous);
   void accept_on(std::vector<ListenSocket> listeners);
   void schedule_sweep();
   void begin_drain();
@@ -103,6 +110,7 @@ class Worker {
   upstream::HealthTable& health_;
   core::MetricsRegistry metrics_;
   core::Gauge& client_connections_;
+  AuthStats auth_stats_{metrics_};
   std::map<std::string, std::unique_ptr<RouteStats>, std::less<>> route_stats_;
   std::map<std::string, std::unique_ptr<upstream::UpstreamStats>, std::less<>> upstream_stats_;
   std::atomic<bool> exited_{false};

@@ -1,0 +1,34 @@
+// Finding a request's token among the configured `auth.token_from` sources, and keeping it out of the access
+// log. Pure (reads the parsed request only).
+#pragma once
+
+#include <span>
+#include <string>
+#include <string_view>
+
+#include <boost/beast/http/fields.hpp>
+
+#include "apigw/auth/token.h"
+
+namespace apigw::auth {
+
+struct RequestToken {
+  bool found = false;  // a source was present, even with an empty or malformed value
+  std::string token;   // as sent (a query value percent-decoded)
+  TokenShape shape = TokenShape::kEmpty;
+  TokenSource::Kind kind = TokenSource::Kind::kHeader;
+};
+
+// The first source the request carries wins:
+// - header:Authorization takes "Bearer <token>" only; another scheme (Basic, ...) counts as absent, so it
+//   passes through to the upstream untouched. Other headers take "Bearer <token>" or the whole value.
+// - cookie:NAME looks in every Cookie header.
+// - query:NAME takes the first parameter of that name; bad percent-encoding makes a malformed token.
+RequestToken find_request_token(const boost::beast::http::fields& headers, std::string_view query, bool has_query,
+                                std::span<const TokenSource> sources);
+
+// `target` with the value of every query parameter `name` replaced by "REDACTED", for the access log; the
+// target itself when it has no such parameter.
+std::string redact_query_parameter(std::string_view target, std::string_view name);
+
+}  // namespace apigw::auth
