@@ -1,16 +1,22 @@
 #!/usr/bin/python3
-"""Helpers for bench/proxy.sh (Python standard library only).
+"""Helpers for bench/proxy.sh and bench/auth.sh (Python standard library only).
 
 Subcommands:
   free-ports N                 print N distinct free TCP ports on 127.0.0.1, one per line
-  check-get PORT PATH LEN      one GET; exit 0 if the answer is 200 with a LEN-byte body, else print why and exit 1
+  check-get PORT PATH LEN [--status N] [--header "NAME: VALUE"]... [--contains TEXT]
+                               one GET (with those extra request headers); exit 0 if the answer has status N
+                               (default 200), a LEN-byte body (LEN "-": any) containing TEXT, else print why, exit 1
+  metrics PORT FILE            GET /metrics from apigw's admin listener; write its samples (no histogram buckets,
+                               no comments) to FILE
   parse-wrk FILE               print one tab-separated line parsed from a wrk --latency output:
                                rps  p50_us  p99_us  requests  non2xx  sockerr_total  sockerr_text
   hold --port P --pid PID --count N --window W --hold S --out FILE
                                open N keep-alive connections to P, send one GET on each and read its response,
                                keep them all open and idle, read /proc/PID/status, write the figures to FILE
   report RESULTS_TSV RSS_FILE HEADER
-                               print the final table
+                               print the final table of proxy.sh
+  auth-report RESULTS_TSV SIDE_TSV METRICS_DIR HEADER
+                               print the final tables of auth.sh (reads WARMUP from the environment)
 """
 
 import errno
@@ -66,20 +72,73 @@ def read_response(sock, deadline):
     return status, headers, rest[:length]
 
 
-def check_get(port, path, want_len):
+def http_get(port, path, headers=()):
+    """One GET on a fresh connection. Returns (status, headers dict, body)."""
+    extra = "".join("%s\r\n" % h for h in headers)
+    with socket.create_connection(("127.0.0.1", port), timeout=5) as s:
+        s.sendall(("GET %s HTTP/1.1\r\nHost: 127.0.0.1:%d\r\nUser-Agent: apigw-bench\r\n%s\r\n"
+                   % (path, port, extra)).encode())
+        return read_response(s, time.monotonic() + 5)
+
+
+def check_get(port, path, want_len, want_status=200, headers=(), contains=None):
     try:
-        with socket.create_connection(("127.0.0.1", port), timeout=5) as s:
-            s.sendall(("GET %s HTTP/1.1\r\nHost: 127.0.0.1:%d\r\nUser-Agent: apigw-bench\r\n\r\n"
-                       % (path, port)).encode())
-            status, headers, body = read_response(s, time.monotonic() + 5)
+        status, _, body = http_get(port, path, headers)
     except Exception as e:  # noqa: BLE001 - any failure is reported the same way
         print("GET http://127.0.0.1:%d%s failed: %s" % (port, path, e))
         return 1
-    if status != 200 or len(body) != want_len:
-        print("GET http://127.0.0.1:%d%s: status %d, body %d bytes (want 200, %d bytes): %r"
-              % (port, path, status, len(body), want_len, body[:200]))
+    if (status != want_status or (want_len is not None and len(body) != want_len)
+            or (contains is not None and contains.encode() not in body)):
+        want = "%d, %s" % (want_status, "%d bytes" % want_len if want_len is not None else "a body of any length")
+        if contains is not None:
+            want += " containing %r" % contains
+        print("GET http://127.0.0.1:%d%s: status %d, body %d bytes (want %s): %r"
+              % (port, path, status, len(body), want, body[:200]))
         return 1
     return 0
+
+
+def check_get_main(args):
+    import argparse
+    p = argparse.ArgumentParser(prog="bench_helper.py check-get")
+    p.add_argument("port", type=int)
+    p.add_argument("path")
+    p.add_argument("length")
+    p.add_argument("--status", type=int, default=200)
+    p.add_argument("--header", action="append", default=[])
+    p.add_argument("--contains")
+    a = p.parse_args(args)
+    return check_get(a.port, a.path, None if a.length == "-" else int(a.length), a.status, a.header, a.contains)
+
+
+# ---------------------------------------------------------------------------------------------------- metrics
+def metrics(port, out_path):
+    try:
+        status, _, body = http_get(port, "/metrics")
+    except Exception as e:  # noqa: BLE001
+        print("metrics: GET http://127.0.0.1:%d/metrics failed: %s" % (port, e), file=sys.stderr)
+        return 1
+    if status != 200:
+        print("metrics: GET http://127.0.0.1:%d/metrics answered %d" % (port, status), file=sys.stderr)
+        return 1
+    with open(out_path, "w") as f:
+        for line in body.decode("utf-8", "replace").splitlines():
+            if line and not line.startswith("#") and "_bucket{" not in line:
+                f.write(line + "\n")
+    return 0
+
+
+def read_metrics(path):
+    """{sample name with labels: value} from a file written by metrics(); {} when it is missing."""
+    out = {}
+    if os.path.exists(path):
+        for line in open(path):
+            name, _, value = line.rstrip("\n").rpartition(" ")
+            try:
+                out[name] = float(value)
+            except ValueError:
+                pass
+    return out
 
 
 # ---------------------------------------------------------------------------------------------------- parse-wrk
@@ -249,7 +308,8 @@ def fmt_ms(us):
     return "%.2f" % (us / 1000.0)
 
 
-def report(results_path, rss_path, header):
+def load_results(results_path):
+    """Rows written by run_target. Returns (order of keys, {key: every run}, {key: median run}, rounds)."""
     runs = {}  # key -> every run of that target, in order
     order = []
     for line in open(results_path):
@@ -270,26 +330,64 @@ def report(results_path, rss_path, header):
         by_rps = sorted(runs[key], key=lambda r: r["rps"])
         rows[key] = by_rps[(len(by_rps) - 1) // 2]
     rounds = max(len(v) for v in runs.values()) if runs else 0
+    return order, runs, rows, rounds
 
-    print()
-    print(header)
-    print()
-    hdr = "%-30s %11s %9s %9s %8s %10s %8s" % ("target", "req/s", "p50 ms", "p99 ms", "non-2xx", "sock err",
-                                               "cpu %")
-    print(hdr)
-    print("-" * len(hdr))
-    for key in order:
-        if key in ("apigw2", "apigwlog"):
-            continue
-        r = rows[key]
-        print("%-30s %11.0f %9s %9s %8d %10d %8s" % (r["label"], r["rps"], fmt_ms(r["p50"]), fmt_ms(r["p99"]),
-                                                  r["non2xx"], r["sockerr"], r["cpu"]))
 
+def table_head(first="target", extra=""):
+    return "%-30s %11s %9s %9s %8s %10s %8s%s" % (first, "req/s", "p50 ms", "p99 ms", "non-2xx", "sock err",
+                                                 "cpu %", extra)
+
+
+def table_row(r, extra=""):
+    return "%-30s %11.0f %9s %9s %8d %10d %8s%s" % (r["label"], r["rps"], fmt_ms(r["p50"]), fmt_ms(r["p99"]),
+                                                   r["non2xx"], r["sockerr"], r["cpu"], extra)
+
+
+def print_rounds(order, runs, rows, rounds):
     if rounds > 1:
         print()
         print("%d rounds; each line is the run with the median req/s. req/s of every round:" % rounds)
         for key in order:
             print("  %-28s %s" % (rows[key]["label"], "  ".join("%.0f" % r["rps"] for r in runs[key])))
+
+
+def print_wrk_errors(order, runs, all_non2xx=()):
+    """wrk's error counts. A key in all_non2xx is meant to answer non-2xx to every request: only a run where
+    some answers were 2xx, or with socket errors, is listed."""
+    def bad(key, r):
+        if key in all_non2xx:
+            return r["sockerr"] or r["non2xx"] != r["reqs"]
+        return r["non2xx"] or r["sockerr"]
+
+    bad_runs = [r for k in order for r in runs[k] if bad(k, r)]
+    print()
+    if bad_runs:
+        print("wrk reported errors (measured runs):")
+        for r in bad_runs:
+            print("  %-28s round %d: Non-2xx or 3xx responses: %d; %s"
+                  % (r["label"], r["round"], r["non2xx"], r["socktext"]))
+    elif all_non2xx:
+        print("wrk reported no socket errors and no unexpected non-2xx responses in any measured run\n"
+              "(%s: every answer non-2xx, as meant)" % ", ".join(runs[k][0]["label"] for k in order if k in all_non2xx))
+    else:
+        print("wrk reported no non-2xx responses and no socket errors in any measured run.")
+
+
+def report(results_path, rss_path, header):
+    order, runs, rows, rounds = load_results(results_path)
+
+    print()
+    print(header)
+    print()
+    hdr = table_head()
+    print(hdr)
+    print("-" * len(hdr))
+    for key in order:
+        if key in ("apigw2", "apigwlog"):
+            continue
+        print(table_row(rows[key]))
+
+    print_rounds(order, runs, rows, rounds)
 
     a, h, n = rows.get("apigw1"), rows.get("haproxy"), rows.get("nginx")
     if a and h and n:
@@ -306,30 +404,20 @@ def report(results_path, rss_path, header):
     w2 = rows.get("apigw2")
     if w2:
         print()
-        print("%-30s %11s %9s %9s %8s %10s %8s" % ("", "req/s", "p50 ms", "p99 ms", "non-2xx", "sock err", "cpu %"))
-        print("%-30s %11.0f %9s %9s %8d %10d %8s" % (w2["label"], w2["rps"], fmt_ms(w2["p50"]), fmt_ms(w2["p99"]),
-                                                  w2["non2xx"], w2["sockerr"], w2["cpu"]))
+        print(table_head(""))
+        print(table_row(w2))
         if a:
             print("  (%.2fx the req/s of workers: 1)" % (w2["rps"] / a["rps"]))
 
     lg = rows.get("apigwlog")
     if lg:
-        print("%-30s %11.0f %9s %9s %8d %10d %8s" % (lg["label"], lg["rps"], fmt_ms(lg["p50"]), fmt_ms(lg["p99"]),
-                                                  lg["non2xx"], lg["sockerr"], lg["cpu"]))
+        print(table_row(lg))
         if a:
             cost = 1.0 - lg["rps"] / a["rps"]
             print("  access log cost: %.1f%% of the req/s of workers: 1   target <= 10%%  %s"
                   % (100.0 * cost, "PASS" if cost <= 0.10 else "FAIL"))
 
-    bad = [r for k in order for r in runs[k] if r["non2xx"] or r["sockerr"]]
-    print()
-    if bad:
-        print("wrk reported errors (measured runs):")
-        for r in bad:
-            print("  %-28s round %d: Non-2xx or 3xx responses: %d; %s"
-                  % (r["label"], r["round"], r["non2xx"], r["socktext"]))
-    else:
-        print("wrk reported no non-2xx responses and no socket errors in any measured run.")
+    print_wrk_errors(order, runs)
 
     if rss_path and os.path.exists(rss_path):
         rss = {}
@@ -362,6 +450,104 @@ def report(results_path, rss_path, header):
     return 0
 
 
+# ---------------------------------------------------------------------------------------------------- auth-report
+AUTH_TTL_S = 5  # cache.ttl in auth.sh's configs
+
+
+def metric_delta(metrics_dir, key, rnd, name):
+    before = read_metrics(os.path.join(metrics_dir, "%s-r%d-before.txt" % (key, rnd)))
+    after = read_metrics(os.path.join(metrics_dir, "%s-r%d-after.txt" % (key, rnd)))
+    return after.get(name, 0.0) - before.get(name, 0.0)
+
+
+def auth_report(results_path, side_path, metrics_dir, header):
+    order, runs, rows, rounds = load_results(results_path)
+    redis_cpu = {}  # (key, round) -> Redis's cpu % during that measured run
+    for line in open(side_path):
+        parts = line.rstrip("\n").split("\t")
+        if len(parts) >= 3:
+            redis_cpu[(parts[0], int(parts[1]))] = parts[2]
+
+    print()
+    print(header)
+    print()
+    hdr = table_head(extra=" %11s" % "redis cpu %")
+    print(hdr)
+    print("-" * len(hdr))
+    for key in order:
+        r = rows[key]
+        print(table_row(r, " %11s" % redis_cpu.get((key, r["round"]), "-")))
+    print_rounds(order, runs, rows, rounds)
+
+    print()
+    print("ratios of req/s, same run, apigw workers: 1 in every variant (of the median runs%s)"
+          % ("; in parentheses round by round" if rounds > 1 else ""))
+    checks = [
+        ("auth + proxy (cache) / apigw plain", "auth", "plain", 0.95),
+        ("auth + proxy (cache off) / apigw plain", "nocache", "plain", 0.60),
+        ("invalid token / apigw plain", "invalid", "plain", None),
+        ("apigw plain / NGINX", "plain", "nginx", None),
+        ("apigw plain / HAProxy", "plain", "haproxy", None),
+        ("auth + proxy (cache) / NGINX", "auth", "nginx", None),
+        ("auth + proxy (cache) / HAProxy", "auth", "haproxy", None),
+    ]
+    for name, num, den, target in checks:
+        if num not in rows or den not in rows:
+            continue
+        ratio = rows[num]["rps"] / rows[den]["rps"]
+        verdict = "report only" if target is None else "target >= %.2fx  %s" % (
+            target, "PASS" if ratio >= target else "FAIL")
+        per_round = ""
+        if rounds > 1:
+            den_by_round = {r["round"]: r["rps"] for r in runs[den]}
+            per_round = "   (%s)" % " ".join("%.2f" % (r["rps"] / den_by_round[r["round"]])
+                                            for r in runs[num] if den_by_round.get(r["round"]))
+        print("  %-40s %6.2fx   %-24s%s" % (name, ratio, verdict, per_round))
+
+    names = {
+        "auth": 'apigw_auth_requests_total{decision="authenticated"}',
+        "invalid": 'apigw_auth_requests_total{decision="invalid"}',
+        "hit": 'apigw_auth_lookups_total{result="hit"}',
+        "miss": 'apigw_auth_lookups_total{result="miss"}',
+        "error": 'apigw_auth_lookups_total{result="error"}',
+        "timeout": 'apigw_auth_lookups_total{result="timeout"}',
+        "cache": "apigw_auth_local_cache_hits_total",
+    }
+    print()
+    print("Redis lookups and local cache hits, from apigw's /metrics (sums over the measured runs)")
+    mhdr = "  %-28s %10s %10s %10s %9s %9s %7s %10s %9s" % (
+        "variant", "wrk reqs", "auth ok", "invalid", "Redis hit", "miss", "err/to", "cache hit", "Redis/req")
+    print(mhdr)
+    for key in ("plain", "auth", "nocache", "invalid"):
+        if key not in runs:
+            continue
+        tot = dict.fromkeys(names, 0.0)
+        for r in runs[key]:
+            for short, name in names.items():
+                tot[short] += metric_delta(metrics_dir, key, r["round"], name)
+        wrk_reqs = sum(r["reqs"] for r in runs[key])
+        lookups = tot["hit"] + tot["miss"] + tot["error"] + tot["timeout"]
+        decided = tot["auth"] + tot["invalid"]
+        print("  %-28s %10d %10d %10d %9d %9d %7d %10d %9s" % (
+            runs[key][0]["label"][6:], wrk_reqs, tot["auth"], tot["invalid"], tot["hit"], tot["miss"],
+            tot["error"] + tot["timeout"], tot["cache"], "%.3f" % (lookups / decided) if decided else "-"))
+
+    # In its first warm-up the cached variant's cache holds none of the rotating tokens (the startup check uses its
+    # own) and no entry expires yet: it asks Redis once per distinct token, so this counts the tokens wrk really sent.
+    start = read_metrics(os.path.join(metrics_dir, "auth-start.txt"))
+    first = read_metrics(os.path.join(metrics_dir, "auth-r1-before.txt"))
+    warmup_s = float(os.environ.get("WARMUP", "0"))
+    if start and first and 0 < warmup_s < AUTH_TTL_S:
+        hits = first.get(names["hit"], 0) - start.get(names["hit"], 0)
+        reqs = first.get(names["auth"], 0) - start.get(names["auth"], 0)
+        print("  tokens: in its first %gs warm-up (empty cache, nothing expires yet) the cached variant answered %d "
+              "requests\n  and asked Redis %d times: that many distinct tokens"
+              % (warmup_s, reqs, hits))
+
+    print_wrk_errors(order, runs, all_non2xx=("invalid",))
+    return 0
+
+
 # ---------------------------------------------------------------------------------------------------- main
 def main(argv):
     if len(argv) < 2:
@@ -372,7 +558,9 @@ def main(argv):
         free_ports(int(argv[2]))
         return 0
     if cmd == "check-get":
-        return check_get(int(argv[2]), argv[3], int(argv[4]))
+        return check_get_main(argv[2:])
+    if cmd == "metrics":
+        return metrics(int(argv[2]), argv[3])
     if cmd == "parse-wrk":
         return parse_wrk(argv[2])
     if cmd == "hold":
@@ -389,6 +577,8 @@ def main(argv):
         return hold(a.port, a.pid, a.count, a.window, a.hold, a.out, a.timeout)
     if cmd == "report":
         return report(argv[2], argv[3], argv[4])
+    if cmd == "auth-report":
+        return auth_report(argv[2], argv[3], argv[4], argv[5])
     print("unknown subcommand %r" % cmd, file=sys.stderr)
     return 2
 
