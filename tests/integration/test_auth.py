@@ -229,7 +229,8 @@ def test_local_cache_spares_redis_and_expires(gateway, upstream, redis):
     server = redis()
     seed(server)
     up = upstream(default=Fixed(200, b"ok"))
-    gw = gateway(config(up, server, cache={"ttl": "400ms", "negative_ttl": "400ms", "max_entries": 1000}))
+    # Lifetimes long enough for a loaded machine (and the sanitizer build) to finish each step within them.
+    gw = gateway(config(up, server, cache={"ttl": "3s", "negative_ttl": "3s", "max_entries": 1000}))
     before = gets(server)
     for _ in range(20):
         assert request(gw.port, "GET", "/me", bearer("tok-alice")).status == 200
@@ -243,7 +244,8 @@ def test_local_cache_spares_redis_and_expires(gateway, upstream, redis):
     server.cli("DEL", "session:tok-alice")
     server.cli("SET", "session:tok-nobody", "dave")
     assert request(gw.port, "GET", "/me", bearer("tok-alice")).status == 200
-    time.sleep(0.5)
+    assert request(gw.port, "GET", "/me", bearer("tok-nobody")).status == 401
+    time.sleep(3.2)
     assert request(gw.port, "GET", "/me", bearer("tok-alice")).status == 401
     assert request(gw.port, "GET", "/me", bearer("tok-nobody")).status == 200
 
@@ -310,7 +312,7 @@ def test_slow_redis_times_out_within_the_timeout_and_recovers(gateway, upstream,
         r, took = timed(lambda: request(gw.port, "GET", "/me", bearer("tok-alice")))
         doc = assert_json_error(r, 503, "auth_unavailable")
         assert "timed out" in doc["message"], doc
-        assert took < 0.6, f"a 100ms timeout answered after {took:.3f}s"
+        assert took < 1.0, f"a 100ms timeout answered after {took:.3f}s"
     finally:
         server.resume()
     assert wait_until(lambda: request(gw.port, "GET", "/me", bearer("tok-alice")).status == 200, timeout=5)
