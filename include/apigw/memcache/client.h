@@ -1,0 +1,70 @@
+// A pool of memcached servers as one worker sees it: each key lives on one server, chosen exactly as libmemcached
+// chooses it with MEMCACHED_BEHAVIOR_KETAMA for the same server list in the same order, so apigw shares a pool
+// with libmemcached-based clients. libmemcached only computes that placement here; every byte goes through
+// `connections` pipelined memcache::Connections per server, used round robin. Never blocks the worker thread.
+//
+// Worker thread only. Destruction closes every connection (their reading coroutines hold them otherwise).
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include <boost/asio/any_io_executor.hpp>
+#include <boost/asio/awaitable.hpp>
+#include <boost/system/error_code.hpp>
+
+#include "apigw/core/units.h"
+#include "apigw/memcache/connection.h"
+
+struct memcached_st;
+
+namespace apigw::memcache {
+
+struct Server {
+  std::string address;  // numeric IPv4 or IPv6, written as the pool's other clients write it (it is hashed)
+  std::uint16_t port = 11211;
+};
+
+struct ClientOptions {
+  std::vector<Server> servers;  // the order matters: it is part of the placement
+  core::Duration timeout = std::chrono::milliseconds(50);  // each command, connecting included
+  unsigned connections = 2;                                  // per server, at least 1
+};
+
+class Client {
+ public:
+  // Throws std::invalid_argument when `options.servers` is empty or an address is not numeric (start-up only).
+  Client(boost::asio::any_io_executor executor, ClientOptions options);
+  ~Client();
+  Client(const Client&) = delete;
+  Client& operator=(const Client&) = delete;
+
+  // As Connection's (errors listed in connection.h); the key's server answers.
+  boost::asio::awaitable<GetResult> get(std::string key);
+  boost::asio::awaitable<boost::system::error_code> set(std::string key, std::string value, std::uint32_t flags,
+                                                        std::chrono::seconds ttl);
+  boost::asio::awaitable<boost::system::error_code> remove(std::string key);
+
+  // The index in `servers` of the server holding `key` (libmemcached's ketama), for tests and diagnostics.
+  std::size_t server_index(std::string_view key) const;
+
+  // Fails everything in flight and closes every connection; the client may still be used afterwards.
+  void close();
+
+ private:
+  struct Node {
+    std::vector<std::shared_ptr<Connection>> connections;
+    std::size_t next = 0;
+  };
+
+  std::shared_ptr<Connection> connection_for(std::string_view key);
+
+  std::unique_ptr<memcached_st, void (*)(memcached_st*)> placement_;
+  std::vector<Node> nodes_;  // as options.servers
+};
+
+}  // namespace apigw::memcache

@@ -1,0 +1,106 @@
+// One connection to one memcached server (>= 1.6), owned by one worker, speaking the meta protocol: commands are
+// pipelined (written as soon as they are issued) and answered in order, each reply checked against the opaque
+// token its request carried. Each command is bounded by the timeout. A failed or timed-out connection fails
+// everything in flight, then reconnects on the next command after a backoff (100 ms doubling to 2 s); while
+// backing off, commands fail at once with not_connected rather than wait. Never blocks the worker thread.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <deque>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+
+#include <boost/asio/any_io_executor.hpp>
+#include <boost/asio/awaitable.hpp>
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/system/error_code.hpp>
+
+#include "apigw/core/units.h"
+#include "apigw/memcache/meta_protocol.h"
+
+namespace apigw::memcache {
+
+struct Item {
+  std::string value;  // binary-safe
+  std::uint32_t flags = 0;
+  std::optional<std::chrono::seconds> ttl_left;  // nullopt: the item never expires
+};
+
+// No error and no item: a miss.
+struct GetResult {
+  boost::system::error_code error;
+  std::optional<Item> item;
+};
+
+struct ConnectionOptions {
+  std::string address;  // numeric IPv4 or IPv6
+  std::uint16_t port = 11211;
+  core::Duration timeout = std::chrono::milliseconds(50);  // each command, connecting included
+};
+
+// Errors of get/set/remove:
+//   invalid_argument   a key valid_key() refuses (nothing is sent), a negative ttl
+//   not_connected      backing off after a failure
+//   timed_out          no reply within the timeout (the connection is dropped)
+//   connection_refused, connection_reset, eof, ...   the socket's own errors
+//   message_size       memcached refused the item as too large (the connection stays)
+//   not_enough_memory  memcached had no memory for the item (the connection stays)
+//   io_error           another SERVER_ERROR, or NS (not stored)
+//   bad_message        a reply that makes no sense (the connection is dropped)
+//   operation_aborted  close() or destruction
+// Used from its executor's thread only (one worker's loop).
+class Connection : public std::enable_shared_from_this<Connection> {
+ public:
+  Connection(boost::asio::any_io_executor executor, ConnectionOptions options);
+  ~Connection();
+  Connection(const Connection&) = delete;
+  Connection& operator=(const Connection&) = delete;
+
+  boost::asio::awaitable<GetResult> get(std::string key);
+  // `ttl` 0 stores without expiry; more than 30 days is sent as an absolute time, as memcached requires.
+  boost::asio::awaitable<boost::system::error_code> set(std::string key, std::string value, std::uint32_t flags,
+                                                        std::chrono::seconds ttl);
+  // A missing key is not an error.
+  boost::asio::awaitable<boost::system::error_code> remove(std::string key);
+
+  // Commands waiting for their reply.
+  std::size_t in_flight() const { return pending_.size(); }
+  bool connected() const { return state_ == State::kReady; }
+  // Fails what is in flight and closes; the next command reconnects (without backoff). The reading coroutine
+  // holds the connection alive while it is open: the owner closes it before letting go.
+  void close();
+
+ private:
+  enum class State { kIdle, kConnecting, kReady, kBackoff };
+  struct Pending;
+  struct Outcome {
+    boost::system::error_code error;
+    Reply reply;
+  };
+
+  bool accepting();
+  std::uint32_t next_opaque() { return ++opaque_; }
+  boost::asio::awaitable<Outcome> exchange(std::uint32_t opaque);
+  boost::asio::awaitable<void> connect_and_read(std::shared_ptr<Connection> self);
+  boost::asio::awaitable<void> write_loop(std::shared_ptr<Connection> self);
+  bool parse_replies();
+  void fail(const boost::system::error_code& error, bool backoff);
+
+  boost::asio::any_io_executor executor_;
+  ConnectionOptions options_;
+  boost::asio::ip::tcp::socket socket_;
+  State state_ = State::kIdle;
+  std::uint64_t epoch_ = 0;  // a new one per connection, so that stale coroutines of an old one stop
+  std::deque<std::shared_ptr<Pending>> pending_;  // in send order
+  std::string out_;                               // encoded requests not yet written
+  std::string in_;                                // bytes read and not yet parsed
+  bool writing_ = false;
+  std::uint32_t opaque_ = 0;
+  std::chrono::steady_clock::time_point retry_at_{};
+  std::chrono::milliseconds backoff_{0};
+};
+
+}  // namespace apigw::memcache

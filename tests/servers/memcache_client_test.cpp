@@ -1,0 +1,409 @@
+// memcache::Connection and memcache::Client against real memcached processes: commands and binary values, flags
+// and expiry, pipelining, items over the size limit, keys refused before sending, a server killed or paused and
+// back, and key placement checked against libmemcached's own client.
+#include <gtest/gtest.h>
+
+#include <libmemcached/memcached.h>
+
+#include <cstdlib>
+#include <memory>
+
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/detached.hpp>
+#include <boost/asio/steady_timer.hpp>
+
+#include "apigw/memcache/client.h"
+#include "coroutine_test.h"
+#include "memcached_server.h"
+
+namespace apigw::memcache {
+namespace {
+namespace asio = boost::asio;
+using std::chrono::milliseconds;
+using std::chrono::seconds;
+using test_servers::MemcachedServer;
+using test_servers::run;
+using test_servers::wait_until;
+
+ClientOptions pool(const std::vector<std::uint16_t>& ports, milliseconds timeout = milliseconds(500)) {
+  ClientOptions options;
+  for (const std::uint16_t port : ports) options.servers.push_back(Server{"127.0.0.1", port});
+  options.timeout = timeout;
+  return options;
+}
+
+ConnectionOptions one(std::uint16_t port, milliseconds timeout = milliseconds(500)) {
+  ConnectionOptions options;
+  options.address = "127.0.0.1";
+  options.port = port;
+  options.timeout = timeout;
+  return options;
+}
+
+asio::awaitable<void> sleep(asio::any_io_executor executor, milliseconds duration) {
+  asio::steady_timer timer(executor, duration);
+  co_await timer.async_wait(asio::use_awaitable);
+}
+
+milliseconds since(std::chrono::steady_clock::time_point start) {
+  return std::chrono::duration_cast<milliseconds>(std::chrono::steady_clock::now() - start);
+}
+
+// libmemcached's own (blocking) client, configured as the gateway's placement is: the same servers in the same
+// order, MEMCACHED_BEHAVIOR_KETAMA.
+std::unique_ptr<memcached_st, void (*)(memcached_st*)> libmemcached_client(const ClientOptions& options) {
+  std::unique_ptr<memcached_st, void (*)(memcached_st*)> client(memcached_create(nullptr), memcached_free);
+  for (const Server& server : options.servers) memcached_server_add(client.get(), server.address.c_str(), server.port);
+  memcached_behavior_set(client.get(), MEMCACHED_BEHAVIOR_KETAMA, 1);
+  return client;
+}
+
+TEST(MemcacheClient, SetGetRemove) {
+  MemcachedServer server;
+  run([&](asio::any_io_executor executor) -> asio::awaitable<void> {
+    Client client(executor, pool({server.port()}));
+    EXPECT_FALSE(co_await client.set("page:/a", "first", 0, seconds(0)));
+    EXPECT_FALSE(co_await client.set("page:/a", "hello", 3, seconds(0)));  // the last write wins
+    const GetResult hit = co_await client.get("page:/a");
+    EXPECT_FALSE(hit.error) << hit.error.message();
+    EXPECT_TRUE(hit.item.has_value());
+    if (hit.item) {
+      EXPECT_EQ(hit.item->value, "hello");
+      EXPECT_EQ(hit.item->flags, 3u);
+      EXPECT_FALSE(hit.item->ttl_left.has_value());
+    }
+    EXPECT_EQ(server.peek("page:/a"), "hello");  // stored under the key as given
+
+    const GetResult miss = co_await client.get("page:/none");
+    EXPECT_FALSE(miss.error) << miss.error.message();
+    EXPECT_FALSE(miss.item.has_value());
+
+    EXPECT_FALSE(co_await client.remove("page:/a"));
+    EXPECT_EQ(server.peek("page:/a"), std::nullopt);
+    const GetResult removed = co_await client.get("page:/a");
+    EXPECT_FALSE(removed.error);
+    EXPECT_FALSE(removed.item.has_value());
+    const boost::system::error_code again = co_await client.remove("page:/a");  // already gone: not an error
+    EXPECT_FALSE(again) << again.message();
+  });
+}
+
+TEST(MemcacheClient, ValuesAreBinarySafe) {
+  MemcachedServer server;
+  std::vector<std::string> values;
+  values.push_back(std::string("a\0b\r\nc", 6));
+  values.push_back("VA 3 O1\r\nabc\r\nEN\r\n");  // looks like replies
+  values.push_back("\r\n");
+  values.push_back("");
+  std::string every_byte;
+  for (int i = 0; i < 256; ++i) every_byte.push_back(static_cast<char>(i));
+  values.push_back(every_byte);
+  std::string large;
+  for (std::size_t i = 0; i < 300000; ++i) large.push_back(static_cast<char>(i * 7919 % 251));  // several reads
+  values.push_back(large);
+  run([&](asio::any_io_executor executor) -> asio::awaitable<void> {
+    Client client(executor, pool({server.port()}));
+    for (std::size_t i = 0; i < values.size(); ++i) {
+      const std::string key = "binary:" + std::to_string(i);
+      EXPECT_FALSE(co_await client.set(key, values[i], 0, seconds(0))) << i;
+      const GetResult read = co_await client.get(key);
+      EXPECT_FALSE(read.error) << i << ": " << read.error.message();
+      EXPECT_TRUE(read.item && read.item->value == values[i]) << i;
+      EXPECT_EQ(server.peek(key), values[i]) << i;
+    }
+  });
+}
+
+TEST(MemcacheClient, FlagsAndExpiry) {
+  MemcachedServer server;
+  run([&](asio::any_io_executor executor) -> asio::awaitable<void> {
+    Client client(executor, pool({server.port()}));
+    EXPECT_FALSE(co_await client.set("flags", "v", 0xFFFFFFFFu, seconds(0)));
+    const GetResult all_ones = co_await client.get("flags");
+    EXPECT_TRUE(all_ones.item && all_ones.item->flags == 0xFFFFFFFFu && !all_ones.item->ttl_left);
+
+    EXPECT_FALSE(co_await client.set("ttl:100", "v", 0, seconds(100)));
+    const GetResult hundred = co_await client.get("ttl:100");
+    EXPECT_TRUE(hundred.item && hundred.item->ttl_left && hundred.item->ttl_left->count() >= 99 &&
+                hundred.item->ttl_left->count() <= 100);
+
+    // Over 30 days memcached reads the expiry as a Unix time: the client converts it.
+    const seconds sixty_days(60 * 24 * 3600);
+    EXPECT_FALSE(co_await client.set("ttl:60d", "v", 0, sixty_days));
+    const GetResult long_lived = co_await client.get("ttl:60d");
+    EXPECT_TRUE(long_lived.item && long_lived.item->ttl_left &&
+                std::abs(long_lived.item->ttl_left->count() - sixty_days.count()) <= 2)
+        << (long_lived.item && long_lived.item->ttl_left ? long_lived.item->ttl_left->count() : -1);
+
+    // memcached's clock ticks once a second: an item stored for 2 s goes between 1 and 2 s later.
+    EXPECT_FALSE(co_await client.set("ttl:2", "short", 0, seconds(2)));
+    const auto stored = std::chrono::steady_clock::now();
+    const GetResult fresh = co_await client.get("ttl:2");
+    EXPECT_TRUE(fresh.item && fresh.item->value == "short" && fresh.item->ttl_left &&
+                fresh.item->ttl_left->count() >= 1);
+    bool gone = false;
+    while (!gone && since(stored) < milliseconds(3500)) {
+      co_await sleep(executor, milliseconds(100));
+      const GetResult later = co_await client.get("ttl:2");
+      EXPECT_FALSE(later.error);
+      gone = !later.item;
+    }
+    EXPECT_TRUE(gone);
+    EXPECT_GE(since(stored), milliseconds(500));
+  });
+}
+
+TEST(MemcacheConnection, ConcurrentCommandsArePipelinedOnOneConnection) {
+  MemcachedServer server;
+  run([&](asio::any_io_executor executor) -> asio::awaitable<void> {
+    auto connection = std::make_shared<Connection>(executor, one(server.port(), milliseconds(3000)));
+    constexpr int kCommands = 500;
+    std::size_t most_in_flight = 0;
+    int finished = 0;
+    std::vector<boost::system::error_code> stored(kCommands);
+    for (int i = 0; i < kCommands; ++i) {
+      asio::co_spawn(
+          executor,
+          [&, i]() -> asio::awaitable<void> {
+            stored[i] = co_await connection->set("k" + std::to_string(i), std::string(i % 50, 'x') + std::to_string(i),
+                                                 0, seconds(0));
+            most_in_flight = std::max(most_in_flight, connection->in_flight());
+            ++finished;
+          },
+          asio::detached);
+    }
+    co_await wait_until(executor, [&] { return finished == kCommands; });
+    EXPECT_EQ(finished, kCommands);
+    for (int i = 0; i < kCommands; ++i) EXPECT_FALSE(stored[i]) << i << ": " << stored[i].message();
+
+    // Lookups, every third one a miss, issued at once; each gets its own answer.
+    std::vector<GetResult> results(kCommands);
+    finished = 0;
+    for (int i = 0; i < kCommands; ++i) {
+      asio::co_spawn(
+          executor,
+          [&, i]() -> asio::awaitable<void> {
+            results[i] = co_await connection->get((i % 3 == 0 ? "missing" : "k") + std::to_string(i));
+            most_in_flight = std::max(most_in_flight, connection->in_flight());
+            ++finished;
+          },
+          asio::detached);
+    }
+    co_await wait_until(executor, [&] { return finished == kCommands; });
+    EXPECT_EQ(finished, kCommands);
+    for (int i = 0; i < kCommands; ++i) {
+      EXPECT_FALSE(results[i].error) << i << ": " << results[i].error.message();
+      if (i % 3 == 0) {
+        EXPECT_FALSE(results[i].item.has_value()) << i;
+      } else {
+        EXPECT_TRUE(results[i].item && results[i].item->value == std::string(i % 50, 'x') + std::to_string(i)) << i;
+      }
+    }
+    EXPECT_GT(most_in_flight, 100u);  // many commands waited on the one connection at the same time
+    connection->close();
+  });
+}
+
+TEST(MemcacheConnection, AnItemOverTheSizeLimitIsRefusedAndTheConnectionStaysUsable) {
+  MemcachedServer server({"-I", "1m"});
+  run([&](asio::any_io_executor executor) -> asio::awaitable<void> {
+    auto connection = std::make_shared<Connection>(executor, one(server.port(), milliseconds(2000)));
+    EXPECT_FALSE(co_await connection->set("small", "kept", 0, seconds(0)));
+    const std::string under(512 * 1024, 'u');
+    EXPECT_FALSE(co_await connection->set("half", under, 0, seconds(0)));
+
+    // The 2 MiB item and a lookup pipelined right behind it.
+    boost::system::error_code big_error;
+    GetResult behind;
+    int finished = 0;
+    asio::co_spawn(
+        executor,
+        [&]() -> asio::awaitable<void> {
+          big_error = co_await connection->set("big", std::string(2 * 1024 * 1024, 'b'), 0, seconds(0));
+          ++finished;
+        },
+        asio::detached);
+    asio::co_spawn(
+        executor,
+        [&]() -> asio::awaitable<void> {
+          behind = co_await connection->get("small");
+          ++finished;
+        },
+        asio::detached);
+    co_await wait_until(executor, [&] { return finished == 2; });
+    EXPECT_EQ(big_error, asio::error::message_size) << big_error.message();
+    EXPECT_FALSE(behind.error) << behind.error.message();
+    EXPECT_TRUE(behind.item && behind.item->value == "kept");
+    EXPECT_TRUE(connection->connected());
+    EXPECT_EQ(server.peek("big"), std::nullopt);
+
+    const GetResult half = co_await connection->get("half");
+    EXPECT_TRUE(half.item && half.item->value == under);
+    EXPECT_FALSE(co_await connection->set("after", "ok", 0, seconds(0)));
+    EXPECT_EQ(server.peek("after"), "ok");
+    connection->close();
+  });
+}
+
+TEST(MemcacheClient, BadKeysAreRefusedWithoutBeingSent) {
+  const std::vector<std::string> bad{"",       std::string(251, 'k'), "a b",      "a\r\nb", "tab\there",
+                                     "ctl\x01", "del\x7f",              "end\n",    "nul" + std::string(1, '\0')};
+  const std::vector<std::string> good{std::string(250, 'k'), "caf\xc3\xa9"};  // the longest; bytes beyond ASCII
+  MemcachedServer server;
+  run([&](asio::any_io_executor executor) -> asio::awaitable<void> {
+    // No server on this port: a key that were sent would fail with connection_refused instead.
+    Client nowhere(executor, pool({test_servers::free_port()}));
+    for (const std::string& key : bad) {
+      EXPECT_EQ((co_await nowhere.get(key)).error, asio::error::invalid_argument) << key;
+      EXPECT_EQ(co_await nowhere.set(key, "v", 0, seconds(0)), asio::error::invalid_argument) << key;
+      EXPECT_EQ(co_await nowhere.remove(key), asio::error::invalid_argument) << key;
+    }
+    EXPECT_EQ(co_await nowhere.set("good", "v", 0, seconds(-1)), asio::error::invalid_argument);
+    EXPECT_EQ((co_await nowhere.get("good")).error, asio::error::connection_refused);
+
+    Client client(executor, pool({server.port()}));
+    for (const std::string& key : good) {
+      EXPECT_FALSE(co_await client.set(key, "v:" + key, 0, seconds(0)));
+      EXPECT_EQ(server.peek(key), "v:" + key);
+    }
+  });
+}
+
+TEST(MemcacheClient, AServerKilledFailsFastThenRecoversWhenRestarted) {
+  MemcachedServer server;
+  run([&](asio::any_io_executor executor) -> asio::awaitable<void> {
+    Client client(executor, pool({server.port()}, milliseconds(300)));
+    EXPECT_FALSE(co_await client.set("k", "before", 0, seconds(0)));
+    EXPECT_FALSE(co_await client.set("k", "before", 0, seconds(0)));  // both connections open
+    server.stop();
+    // Every command fails at once (reset, refused or backing off), well within the timeout.
+    for (int i = 0; i < 6; ++i) {
+      const auto start = std::chrono::steady_clock::now();
+      const GetResult down = co_await client.get("k");
+      EXPECT_TRUE(down.error) << i;
+      EXPECT_LT(since(start), milliseconds(100)) << i << ": " << down.error.message();
+    }
+    server.start();
+    const auto restarted = std::chrono::steady_clock::now();
+    // Backoff stays short while the outage is: every connection of the pool is soon back, the same client.
+    int in_a_row = 0;
+    while (in_a_row < 4 && since(restarted) < milliseconds(4000)) {
+      const GetResult back = co_await client.get("k");
+      if (back.error) {
+        in_a_row = 0;
+        co_await sleep(executor, milliseconds(50));
+      } else {
+        ++in_a_row;
+        EXPECT_FALSE(back.item.has_value());  // the restarted server kept nothing
+      }
+    }
+    EXPECT_EQ(in_a_row, 4);
+    EXPECT_FALSE(co_await client.set("k", "after", 0, seconds(0)));
+    EXPECT_EQ(server.peek("k"), "after");
+  });
+}
+
+TEST(MemcacheClient, AServerThatDoesNotAnswerTimesOutThenRecovers) {
+  MemcachedServer server;
+  run([&](asio::any_io_executor executor) -> asio::awaitable<void> {
+    ClientOptions options = pool({server.port()}, milliseconds(200));
+    options.connections = 1;
+    Client client(executor, options);
+    EXPECT_FALSE(co_await client.set("k", "v", 0, seconds(0)));
+    server.pause();
+    const auto start = std::chrono::steady_clock::now();
+    const GetResult stuck = co_await client.get("k");
+    const milliseconds took = since(start);
+    EXPECT_EQ(stuck.error, asio::error::timed_out) << stuck.error.message();
+    EXPECT_GE(took, milliseconds(190));
+    EXPECT_LT(took, milliseconds(450));
+    const auto early_start = std::chrono::steady_clock::now();
+    const GetResult early = co_await client.get("k");  // backing off: no wait at all
+    EXPECT_EQ(early.error, asio::error::not_connected);
+    EXPECT_LT(since(early_start), milliseconds(20));
+    server.resume();
+    co_await sleep(executor, milliseconds(150));  // past the first backoff
+    const GetResult back = co_await client.get("k");
+    EXPECT_FALSE(back.error) << back.error.message();
+    EXPECT_TRUE(back.item && back.item->value == "v");
+  });
+}
+
+TEST(MemcacheClient, KeyPlacementAgreesWithLibmemcachedKetama) {
+  MemcachedServer first, second, third;
+  const std::vector<MemcachedServer*> servers{&first, &second, &third};
+  const ClientOptions options = pool({first.port(), second.port(), third.port()});
+  auto reference = libmemcached_client(options);
+  constexpr int kKeys = 200;
+  run([&](asio::any_io_executor executor) -> asio::awaitable<void> {
+    Client client(executor, options);
+    std::vector<int> per_server(servers.size());
+    // Where a key is, asking each server directly: only on the server server_index() names.
+    auto expect_only_on = [&](const std::string& key, const std::string& value) {
+      const std::size_t index = client.server_index(key);
+      ++per_server.at(index);
+      for (std::size_t i = 0; i < servers.size(); ++i) {
+        EXPECT_EQ(servers[i]->peek(key), i == index ? std::optional<std::string>(value) : std::nullopt) << key;
+      }
+    };
+
+    // Written by libmemcached, read by apigw.
+    for (int i = 0; i < kKeys; ++i) {
+      const std::string key = "lib:" + std::to_string(i);
+      const std::string value = "from libmemcached " + std::to_string(i);
+      const memcached_return_t stored = memcached_set(reference.get(), key.data(), key.size(), value.data(),
+                                                      value.size(), 0, static_cast<std::uint32_t>(i));
+      EXPECT_EQ(stored, MEMCACHED_SUCCESS) << memcached_strerror(reference.get(), stored);
+      const GetResult read = co_await client.get(key);
+      EXPECT_FALSE(read.error) << key << ": " << read.error.message();
+      EXPECT_TRUE(read.item && read.item->value == value && read.item->flags == static_cast<std::uint32_t>(i)) << key;
+      expect_only_on(key, value);
+    }
+    // Written by apigw, read by libmemcached.
+    for (int i = 0; i < kKeys; ++i) {
+      const std::string key = "apigw:" + std::to_string(i);
+      const std::string value = "from apigw " + std::to_string(i);
+      EXPECT_FALSE(co_await client.set(key, value, static_cast<std::uint32_t>(i), seconds(0))) << key;
+      std::size_t length = 0;
+      std::uint32_t flags = 0;
+      memcached_return_t status = MEMCACHED_SUCCESS;
+      char* found = memcached_get(reference.get(), key.data(), key.size(), &length, &flags, &status);
+      EXPECT_EQ(status, MEMCACHED_SUCCESS) << key << ": " << memcached_strerror(reference.get(), status);
+      EXPECT_TRUE(found != nullptr && std::string(found, length) == value && flags == static_cast<std::uint32_t>(i))
+          << key;
+      std::free(found);
+      expect_only_on(key, value);
+    }
+    // The keys are spread: every server holds a fair share, so a wrong placement could not pass unnoticed.
+    for (std::size_t i = 0; i < servers.size(); ++i) EXPECT_GT(per_server[i], 2 * kKeys / 10) << i;
+  });
+}
+
+TEST(MemcacheClient, PlacementNeedsNoServerAndMatchesLibmemcached) {
+  // Documentation addresses nobody answers; the default port takes another path in libmemcached's continuum.
+  ClientOptions options;
+  options.servers = {{"192.0.2.1", 11211}, {"192.0.2.2", 11211}, {"198.51.100.7", 11311}, {"2001:db8::1", 11211}};
+  auto reference = libmemcached_client(options);
+  asio::io_context loop;
+  Client client(loop.get_executor(), options);
+  std::vector<int> per_server(options.servers.size());
+  const auto start = std::chrono::steady_clock::now();
+  for (int i = 0; i < 2000; ++i) {
+    const std::string key = "GET:/api/items/" + std::to_string(i);
+    const std::size_t index = client.server_index(key);
+    ASSERT_LT(index, options.servers.size());
+    ++per_server[index];
+    EXPECT_EQ(index, memcached_generate_hash(reference.get(), key.data(), key.size())) << key;
+  }
+  EXPECT_LT(since(start), milliseconds(200));  // hashing only: no connection, no name lookup
+  for (const int count : per_server) EXPECT_GT(count, 200);
+
+  ClientOptions empty;
+  EXPECT_THROW(Client(loop.get_executor(), empty), std::invalid_argument);
+  ClientOptions named;
+  named.servers = {{"localhost", 11211}};
+  EXPECT_THROW(Client(loop.get_executor(), named), std::invalid_argument);
+}
+
+}  // namespace
+}  // namespace apigw::memcache

@@ -1,0 +1,106 @@
+// Real memcached processes for a test: each on a free loopback port, TCP only, stopped (or paused) by its PID; and a
+// blocking text-protocol peek at one server, to see where a key really lives.
+#pragma once
+
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <sys/time.h>
+
+#include <chrono>
+#include <cstdint>
+#include <optional>
+#include <stdexcept>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "redis_server.h"  // free_port, accepts
+
+namespace apigw::test_servers {
+
+class MemcachedServer {
+ public:
+  explicit MemcachedServer(std::vector<std::string> extra = {}, std::uint16_t port = 0)
+      : port_(port ? port : free_port()), extra_(std::move(extra)) {
+    start();
+  }
+  ~MemcachedServer() { stop(); }
+  MemcachedServer(const MemcachedServer&) = delete;
+  MemcachedServer& operator=(const MemcachedServer&) = delete;
+
+  std::uint16_t port() const { return port_; }
+
+  void start() {
+    std::vector<std::string> args{"memcached", "-l", "127.0.0.1", "-p", std::to_string(port_), "-U", "0",
+                                  "-t", "1", "-m", "64"};
+    if (::geteuid() == 0) args.insert(args.end(), {"-u", "root"});  // memcached refuses root without -u
+    args.insert(args.end(), extra_.begin(), extra_.end());
+    pid_ = ::fork();
+    if (pid_ == 0) {
+      std::vector<char*> argv;
+      for (auto& arg : args) argv.push_back(arg.data());
+      argv.push_back(nullptr);
+      ::execvp("memcached", argv.data());
+      ::_exit(127);
+    }
+    for (int i = 0; i < 200 && !accepts(port_); ++i) std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    if (!accepts(port_)) throw std::runtime_error("memcached did not start on port " + std::to_string(port_));
+  }
+
+  // SIGKILL by PID, then reap: the server dies as a crashed one would, with all its items.
+  void stop() {
+    if (pid_ <= 0) return;
+    ::kill(pid_, SIGKILL);
+    ::waitpid(pid_, nullptr, 0);
+    pid_ = -1;
+  }
+
+  // SIGSTOP: connections stay open (and new ones complete in the kernel) but nothing is answered until resume().
+  void pause() { ::kill(pid_, SIGSTOP); }
+  void resume() { ::kill(pid_, SIGCONT); }
+
+  // `get <key>` over a fresh blocking connection (1 s limit): the value, or nullopt on a miss. Throws when the
+  // server cannot be asked.
+  std::optional<std::string> peek(const std::string& key) const {
+    const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+    timeval limit{1, 0};
+    ::setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &limit, sizeof limit);
+    sockaddr_in address{};
+    address.sin_family = AF_INET;
+    address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    address.sin_port = htons(port_);
+    const std::string request = "get " + key + "\r\n";
+    if (::connect(fd, reinterpret_cast<sockaddr*>(&address), sizeof address) != 0 ||
+        ::send(fd, request.data(), request.size(), MSG_NOSIGNAL) != static_cast<ssize_t>(request.size())) {
+      ::close(fd);
+      throw std::runtime_error("cannot ask memcached on port " + std::to_string(port_));
+    }
+    std::string reply;
+    char buffer[4096];
+    while (!reply.ends_with("END\r\n")) {
+      const ssize_t n = ::recv(fd, buffer, sizeof buffer, 0);
+      if (n <= 0) break;
+      reply.append(buffer, static_cast<std::size_t>(n));
+    }
+    ::close(fd);
+    if (reply == "END\r\n") return std::nullopt;
+    // VALUE <key> <flags> <bytes>\r\n<data>\r\nEND\r\n
+    const std::size_t line_end = reply.find("\r\n");
+    if (!reply.starts_with("VALUE ") || line_end == std::string::npos || !reply.ends_with("\r\nEND\r\n")) {
+      throw std::runtime_error("unexpected reply from memcached: " + reply.substr(0, 80));
+    }
+    return reply.substr(line_end + 2, reply.size() - line_end - 2 - 7);
+  }
+
+ private:
+  std::uint16_t port_;
+  std::vector<std::string> extra_;
+  pid_t pid_ = -1;
+};
+
+}  // namespace apigw::test_servers

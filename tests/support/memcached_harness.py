@@ -1,0 +1,184 @@
+"""Real memcached processes for apigw's end-to-end tests, and a small text-protocol client to look inside them.
+
+Every server listens on a free 127.0.0.1 port, TCP only (`-U 0`), and is stopped by its own PID (SIGKILL, then
+wait); nothing is ever stopped by name.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+from typing import Optional, Sequence
+
+from apigw_harness import HOST, free_port, wait_for_port
+
+IO_TIMEOUT = 5.0
+
+
+class MemcachedError(RuntimeError):
+    """memcached answered ERROR, CLIENT_ERROR or SERVER_ERROR, or something this client does not understand."""
+
+
+class MemcachedServer:
+    """One memcached on 127.0.0.1. `args` are extra memcached options (e.g. ["-I", "1m"] for a 1 MiB item limit).
+    get/set/delete/stats open a short connection per call, so they work across stop()/start()."""
+
+    def __init__(self, port: Optional[int] = None, args: Sequence[str] = (), start: bool = True,
+                 start_timeout: float = 10.0):
+        self.port = port or free_port()
+        self.args = [str(a) for a in args]
+        self.start_timeout = start_timeout
+        self.proc: Optional[subprocess.Popen] = None
+        if start:
+            self.start()
+
+    @property
+    def pid(self) -> int:
+        assert self.proc is not None, "not started"
+        return self.proc.pid
+
+    @property
+    def address(self) -> str:
+        """"127.0.0.1:port", the way apigw's config lists memcached servers."""
+        return f"{HOST}:{self.port}"
+
+    def alive(self) -> bool:
+        return self.proc is not None and self.proc.poll() is None
+
+    def start(self) -> "MemcachedServer":
+        """Starts the server (again, on the same port, empty) and waits until it answers `version`."""
+        if self.alive():
+            return self
+        argv = ["memcached", "-l", HOST, "-p", str(self.port), "-U", "0", "-t", "1", "-m", "64"]
+        if os.geteuid() == 0:
+            argv += ["-u", "root"]  # memcached refuses to run as root without -u
+        argv += self.args
+        self.proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                                     stderr=subprocess.PIPE)
+
+        def answers(s: socket.socket) -> bool:
+            s.sendall(b"version\r\n")
+            return s.recv(64).startswith(b"VERSION")
+
+        try:
+            wait_for_port(self.port, self.start_timeout, self.proc, probe=answers)
+        except Exception as e:
+            errors = b""
+            if self.proc.poll() is not None and self.proc.stderr is not None:
+                errors = self.proc.stderr.read()
+            self.stop()
+            raise RuntimeError(f"memcached did not start on {self.port}: {e}\n"
+                               f"{errors.decode(errors='replace')}") from None
+        return self
+
+    def stop(self) -> None:
+        """SIGKILL by PID (a paused server too), then wait: the server dies as a crashed one would, with every
+        item. start() brings it back on the same port."""
+        if self.proc is None:
+            return
+        if self.proc.poll() is None:
+            try:
+                os.kill(self.proc.pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+        self.proc.wait(timeout=10)
+        if self.proc.stderr is not None:
+            self.proc.stderr.close()
+
+    def pause(self) -> None:
+        """SIGSTOP: connections stay open (new ones still complete in the kernel) but nothing is answered until
+        resume()."""
+        os.kill(self.pid, signal.SIGSTOP)
+
+    def resume(self) -> None:
+        os.kill(self.pid, signal.SIGCONT)
+
+    def close(self) -> None:
+        """The same as stop(): for `with`."""
+        self.stop()
+
+    # --- the text protocol ----------------------------------------------------------------------------------
+
+    def _exchange(self, request: bytes, done) -> bytes:
+        """Sends `request` on a fresh connection and reads until `done(reply so far)` holds."""
+        with socket.create_connection((HOST, self.port), timeout=IO_TIMEOUT) as s:
+            s.sendall(request)
+            reply = b""
+            while not done(reply):
+                chunk = s.recv(65536)
+                if not chunk:
+                    raise MemcachedError(f"{self.address} closed the connection after {reply[:80]!r}")
+                reply += chunk
+            if reply.startswith((b"ERROR", b"CLIENT_ERROR", b"SERVER_ERROR")):
+                raise MemcachedError(f"{self.address}: {reply.strip().decode(errors='replace')}")
+            return reply
+
+    @staticmethod
+    def _line_done(reply: bytes) -> bool:
+        return reply.endswith(b"\r\n")
+
+    @staticmethod
+    def _check_key(key: str) -> bytes:
+        raw = key.encode()
+        if not 0 < len(raw) <= 250 or any(b <= 0x20 or b == 0x7F for b in raw):
+            raise ValueError(f"not a memcached key: {key!r}")
+        return raw
+
+    def get(self, key: str) -> Optional[bytes]:
+        """The value stored under `key`, or None."""
+        def done(reply: bytes) -> bool:
+            if reply.startswith((b"ERROR", b"CLIENT_ERROR", b"SERVER_ERROR")):
+                return reply.endswith(b"\r\n")
+            return reply.endswith(b"END\r\n") and (reply == b"END\r\n" or len(reply) >= _value_end(reply))
+
+        reply = self._exchange(b"get " + self._check_key(key) + b"\r\n", done)
+        if reply == b"END\r\n":
+            return None
+        header, _, rest = reply.partition(b"\r\n")
+        size = int(header.split()[3])
+        return rest[:size]
+
+    def set(self, key: str, value: bytes, ttl: int = 0, flags: int = 0) -> None:
+        """Stores `value` (bytes) under `key`; `ttl` seconds (0: no expiry), client `flags`."""
+        request = b"set %s %d %d %d\r\n%s\r\n" % (self._check_key(key), flags, ttl, len(value), value)
+        reply = self._exchange(request, self._line_done)
+        if reply != b"STORED\r\n":
+            raise MemcachedError(f"{self.address}: set {key}: {reply.strip().decode(errors='replace')}")
+
+    def delete(self, key: str) -> bool:
+        """True when the key existed."""
+        reply = self._exchange(b"delete " + self._check_key(key) + b"\r\n", self._line_done)
+        if reply not in (b"DELETED\r\n", b"NOT_FOUND\r\n"):
+            raise MemcachedError(f"{self.address}: delete {key}: {reply.strip().decode(errors='replace')}")
+        return reply == b"DELETED\r\n"
+
+    def stats(self, group: str = "") -> dict[str, str]:
+        """`stats [group]` as a dict of strings (e.g. stats()["curr_items"], stats("settings")["item_size_max"])."""
+        request = b"stats" + (b" " + group.encode() if group else b"") + b"\r\n"
+        reply = self._exchange(request, lambda r: r.endswith(b"END\r\n") or r.startswith(b"ERROR"))
+        result = {}
+        for line in reply.decode(errors="replace").split("\r\n"):
+            fields = line.split(" ", 2)
+            if len(fields) == 3 and fields[0] == "STAT":
+                result[fields[1]] = fields[2]
+        return result
+
+    def __enter__(self) -> "MemcachedServer":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return f"MemcachedServer({self.address}, pid={self.proc.pid if self.proc else None})"
+
+
+def _value_end(reply: bytes) -> int:
+    """The length of a complete `VALUE <key> <flags> <bytes>\\r\\n<data>\\r\\nEND\\r\\n` reply, from its header."""
+    header, sep, _ = reply.partition(b"\r\n")
+    if not sep:
+        return len(reply) + 1
+    size = int(header.split()[3])
+    return len(header) + 2 + size + 2 + 5
