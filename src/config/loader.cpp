@@ -14,6 +14,7 @@
 #include <sstream>
 
 #include "auth_section.h"
+#include "cache_section.h"
 #include "position_text.h"
 #include "route_checks.h"
 #include "value_parsers.h"
@@ -24,8 +25,8 @@ namespace {
 
 namespace fs = std::filesystem;
 
-constexpr std::array<std::string_view, 8> kMainKeys{"server",    "log",    "admin",   "reload",
-                                                    "auth", "upstreams", "routes", "include"};
+constexpr std::array<std::string_view, 9> kMainKeys{"server", "log",       "admin",  "reload", "auth",
+                                                    "cache",  "upstreams", "routes", "include"};
 constexpr std::array<std::string_view, 2> kIncludeKeys{"upstreams", "routes"};
 constexpr std::array<std::string_view, 6> kServerKeys{"listen",          "workers",       "trusted_proxies",
                                                       "limits",          "debug_headers", "drain_timeout"};
@@ -42,7 +43,7 @@ constexpr std::array<std::string_view, 5> kHealthCheckKeys{"path", "interval", "
 constexpr std::array<std::string_view, 2> kPassiveHealthKeys{"unhealthy_after", "eject_for"};
 constexpr unsigned kMaxHealthThreshold = 1000;
 constexpr std::array<std::string_view, 1> kRetriesKeys{"attempts"};
-constexpr std::array<std::string_view, 5> kRouteKeys{"name", "match", "upstream", "rewrite", "auth"};
+constexpr std::array<std::string_view, 6> kRouteKeys{"name", "match", "upstream", "rewrite", "auth", "cache"};
 constexpr std::array<std::string_view, 3> kMatchKeys{"path", "methods", "host"};
 constexpr std::array<std::string_view, 1> kRewriteKeys{"strip_prefix"};
 constexpr unsigned kMaxConnections = 1'000'000;
@@ -279,6 +280,7 @@ void read_route(LoadState& state, YamlReader& reader, std::size_t index, const F
       source.auth = value.position;
       return assign(route.auth, reader.value(value, parse_route_auth));
     }
+    if (key == "cache") return read_route_cache(reader, value, route.cache, source);
     reader.for_each_field(value, kRewriteKeys, [&](std::string_view, const Field& prefix) {
       prefix_at = prefix.position;
       assign(route.strip_prefix, reader.value(prefix, parse_strip_prefix));
@@ -430,6 +432,7 @@ void read_main(LoadState& state, YamlReader& reader, const YAML::Node& root) {
     if (key == "admin") return read_admin(reader, value, state.config.admin);
     if (key == "reload") return read_reload(reader, value, state.config.reload);
     if (key == "auth") return read_auth(reader, value, state.config.auth);
+    if (key == "cache") return read_cache_section(reader, value, state.config.cache);
     if (key == "upstreams") return read_upstreams(state, reader, value);
     if (key == "routes") return read_routes(state, reader, value);
     include_node = *value.node;

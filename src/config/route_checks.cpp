@@ -2,6 +2,7 @@
 // snapshot will, so anything the router would refuse at runtime is refused here, with positions.
 #include "route_checks.h"
 
+#include <algorithm>
 #include <map>
 #include <optional>
 #include <string_view>
@@ -92,9 +93,40 @@ void check_auth_references(const Config& config, const std::vector<RouteSource>&
   }
 }
 
+// A cached route needs the cache section, a user to key on when its scope is user, GET or HEAD among its
+// methods, and a name short enough for the Memcached key.
+void check_cache_references(const Config& config, const std::vector<RouteSource>& sources,
+                            std::vector<ConfigError>& errors) {
+  for (std::size_t i = 0; i < config.routes.size(); ++i) {
+    const RouteConfig& route = config.routes[i];
+    if (!route.cache.enabled) continue;
+    if (!config.cache.enabled) {
+      errors.push_back({sources[i].cache, route_label(config, i) +
+                                              ": cache needs a cache section (cache.primary, ...) in the main file"});
+    }
+    if (route.cache.scope == CacheScope::kUser && route.auth == RouteAuth::kNone) {
+      errors.push_back({sources[i].cache_scope, route_label(config, i) +
+                                                    " cache.scope: user needs auth: required or optional "
+                                                    "(without auth there is no user to key on)"});
+    }
+    const auto& methods = route.match.methods;
+    if (!methods.empty() && std::find(methods.begin(), methods.end(), "GET") == methods.end() &&
+        std::find(methods.begin(), methods.end(), "HEAD") == methods.end()) {
+      errors.push_back({sources[i].cache, route_label(config, i) +
+                                              ": cache applies to GET and HEAD only, and the route matches neither"});
+    }
+    if (route.name.size() > kMaxCachedRouteNameBytes) {
+      errors.push_back({sources[i].name, route_label(config, i) + ": a cached route's name may have at most " +
+                                             std::to_string(kMaxCachedRouteNameBytes) +
+                                             " characters (it is part of the Memcached key)"});
+    }
+  }
+}
+
 void check_routes(const Config& config, const std::vector<RouteSource>& sources, std::vector<ConfigError>& errors) {
   check_unique_names(config, sources, errors);
   check_auth_references(config, sources, errors);
+  check_cache_references(config, sources, errors);
   check_upstream_references(config, sources, errors);
   check_route_table(config, sources, errors);
 }

@@ -14,6 +14,8 @@ struct RouteSource {
   Position path;          // of match.path's value
   Position upstream;      // of the upstream's value; line 0 when the route has no upstream
   Position auth;          // of the auth value; line 0 when the route has none
+  Position cache;         // of the cache value; line 0 when the route has none
+  Position cache_scope;   // of cache.scope's value; the cache value's when it has none
   bool path_ok = false;   // match.path parsed, so its pattern can be checked on its own
   bool match_ok = false;  // path, methods and host all parsed, so the route can go into the shared RouteTrie
 };

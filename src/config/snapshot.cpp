@@ -86,7 +86,8 @@ SnapshotResult build_snapshot(const Config& config, std::uint64_t generation) {
                                                                   error->message)});
       continue;
     }
-    snapshot->routes.push_back({route_config.name, upstream->second, route_config.strip_prefix, route_config.auth});
+    snapshot->routes.push_back({route_config.name, upstream->second, route_config.strip_prefix, route_config.auth,
+                                route_config.cache});
   }
 
   if (config.auth.enabled) {

@@ -2,6 +2,8 @@
 // The hot path never reads YAML; it reads a Snapshot built from this.
 #pragma once
 
+#include <chrono>
+#include <cstddef>
 #include <cstdint>
 #include <map>
 #include <optional>
@@ -105,12 +107,30 @@ struct RouteMatch {
   std::string host;                  // lower case, no port; empty = any host
 };
 
+// Whose response a route's cache entry is: one for everybody, or one per authenticated user.
+enum class CacheScope { kShared, kUser };
+
+// Limits that keep every response-cache key within Memcached's 250 bytes (see cache/cache_key.h).
+inline constexpr std::size_t kMaxCacheKeyPrefixBytes = 64;
+inline constexpr std::size_t kMaxCachedRouteNameBytes = 118;
+
+// A route's `cache`: which of its GET and HEAD responses are stored in the response cache, and for how long.
+struct RouteCacheConfig {
+  bool enabled = false;                 // the key is present
+  std::chrono::seconds ttl{0};          // upper bound of an entry's life; a shorter max-age or s-maxage wins
+  std::vector<std::string> vary;        // request header names (as written) whose values are part of the key
+  CacheScope scope = CacheScope::kShared;
+  std::vector<unsigned> statuses{200};  // response statuses that may be stored
+  bool operator==(const RouteCacheConfig&) const = default;
+};
+
 struct RouteConfig {
   std::string name;
   RouteMatch match;
   std::string upstream;
   std::string strip_prefix;  // empty = no rewrite
   RouteAuth auth = RouteAuth::kNone;
+  RouteCacheConfig cache;
   Position position;
 };
 
@@ -148,6 +168,40 @@ struct AuthConfig {
   bool operator==(const AuthConfig&) const = default;
 };
 
+// `cache.primary`: the Memcached servers responses are read from and written to.
+struct CachePrimaryConfig {
+  std::vector<Endpoint> servers{{"127.0.0.1", 11211}};
+  core::Duration timeout = std::chrono::milliseconds(50);  // bounds each Memcached round trip
+  unsigned connections = 2;                                  // per worker and server
+  bool operator==(const CachePrimaryConfig&) const = default;
+};
+
+// `cache.secondary`: Memcached servers that receive a copy of every write and are never read.
+struct CacheSecondaryConfig {
+  std::vector<Endpoint> servers;
+  core::Duration timeout = std::chrono::milliseconds(200);
+  unsigned queue = 10000;  // writes waiting to be sent; beyond it new ones are dropped
+  bool operator==(const CacheSecondaryConfig&) const = default;
+};
+
+// `cache.api`: the `/_cache` endpoints on the admin listener, guarded by a bearer token.
+struct CacheApiConfig {
+  bool enabled = false;  // the key is present
+  std::string token;     // never logged
+  bool operator==(const CacheApiConfig&) const = default;
+};
+
+// `cache`: the response cache in Memcached, for routes with a `cache` key.
+struct CacheConfig {
+  bool enabled = false;  // the section is present
+  CachePrimaryConfig primary;
+  std::optional<CacheSecondaryConfig> secondary;
+  std::string key_prefix = "apigw:";
+  std::uint64_t max_item_bytes = 1024 * 1024;  // an encoded record larger than this is not stored
+  CacheApiConfig api;
+  bool operator==(const CacheConfig&) const = default;
+};
+
 struct LogConfig {
   std::string access = "stdout";  // "stdout" | "off" | a file path
   std::string level = "info";     // trace | debug | info | warn | error | critical | off
@@ -171,6 +225,7 @@ struct Config {
   AdminConfig admin;
   ReloadConfig reload;
   AuthConfig auth;
+  CacheConfig cache;
   std::map<std::string, UpstreamConfig> upstreams;
   std::vector<RouteConfig> routes;  // file order (main, then includes in order)
 };

@@ -32,6 +32,7 @@ struct Route {
   std::uint32_t upstream = 0;  // index into Snapshot::upstreams
   std::string strip_prefix;
   RouteAuth auth = RouteAuth::kNone;
+  RouteCacheConfig cache;
 };
 
 struct Snapshot {

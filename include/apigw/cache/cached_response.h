@@ -1,0 +1,87 @@
+// The record a cached response is stored as in Memcached: status, end-to-end headers and body, when it was
+// stored and for how long, behind a magic, a version and a checksum. Pure. Decoding never trusts its input:
+// whatever Memcached returns (another program's value, a truncated or corrupted one) is a record or nothing.
+//
+// Layout (integers big-endian):
+//   0   4  magic "AGWC"
+//   4   1  version, 1
+//   5   8  checksum: the first 8 bytes of SHA-256 over every byte from offset 13 to the end
+//   13  8  stored_at, signed Unix seconds
+//   21  4  ttl, seconds
+//   25  2  status
+//   27  2  header count
+//   29  4  body length
+//   33     per header: name length (2), name, value length (4), value; then the body, which ends the record
+#pragma once
+
+#include <chrono>
+#include <cstddef>
+#include <cstdint>
+#include <limits>
+#include <optional>
+#include <span>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace apigw::cache {
+
+inline constexpr std::string_view kRecordMagic = "AGWC";
+inline constexpr std::uint8_t kRecordVersion = 1;
+inline constexpr std::size_t kRecordHeadBytes = 33;
+inline constexpr std::size_t kMaxRecordHeaders = 256;
+
+// One header as read from a response; views that must outlive the call they are passed to.
+struct HeaderView {
+  std::string_view name;
+  std::string_view value;
+};
+
+struct StoredHeader {
+  std::string name;
+  std::string value;
+  bool operator==(const StoredHeader&) const = default;
+};
+
+// What encode_record stores. Headers that describe one transfer rather than the resource are left out by
+// encode_record itself (see stored_header), so the caller may pass the upstream's headers as they came.
+struct ResponseToStore {
+  unsigned status = 200;
+  std::span<const HeaderView> headers;
+  std::string_view body;
+  std::int64_t stored_at = 0;  // Unix seconds
+  std::chrono::seconds ttl{0};
+};
+
+// A decoded record.
+struct CachedResponse {
+  unsigned status = 0;
+  std::vector<StoredHeader> headers;  // in the order they were stored, repeated names kept
+  std::string body;
+  std::int64_t stored_at = 0;
+  std::chrono::seconds ttl{0};
+
+  // Seconds since it was stored, never negative (the clocks of two gateways may differ): the `Age` value.
+  std::chrono::seconds age(std::int64_t now) const;
+  // Whether it is younger than its ttl; Memcached expires entries itself, this guards against clock skew.
+  bool fresh(std::int64_t now) const { return age(now) < ttl; }
+};
+
+// Whether a header of an upstream response belongs in the record. Not stored: hop-by-hop headers (Connection,
+// Keep-Alive, Proxy-Connection, TE, Trailer, Transfer-Encoding, Upgrade), framing (Content-Length: the body's
+// size is regenerated), and what belongs to one answer rather than to the resource: Date, Age, Set-Cookie,
+// Set-Cookie2, X-Cache, X-Request-Id and X-Apigw-*. Headers that a Connection header names are also left out by
+// encode_record.
+bool stored_header(std::string_view name);
+
+// The record's bytes; nullopt when they would exceed `max_bytes` (checked before anything is copied) or the
+// response cannot be represented: a status outside 200-599, more than kMaxRecordHeaders stored headers, a name
+// that is not an HTTP token, a value with CR, LF or NUL, or a body of 4 GiB or more.
+std::optional<std::string> encode_record(const ResponseToStore& response,
+                                         std::size_t max_bytes = std::numeric_limits<std::size_t>::max());
+
+// The record in `bytes`, or nullopt when they are not exactly one well-formed record of this version with a
+// matching checksum. Reads nothing outside `bytes`.
+std::optional<CachedResponse> decode_record(std::string_view bytes);
+
+}  // namespace apigw::cache

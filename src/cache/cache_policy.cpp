@@ -1,0 +1,176 @@
+// Request and response cacheability (see cache_policy.h). Parsing never fails: a directive it cannot read is
+// either ignored or, when it limits a response's lifetime, makes the response not storable.
+#include "apigw/cache/cache_policy.h"
+
+#include <algorithm>
+#include <array>
+#include <cstdint>
+
+namespace apigw::cache {
+namespace {
+
+namespace bhttp = boost::beast::http;
+
+constexpr std::int64_t kMaxDeltaSeconds = std::int64_t{1} << 31;
+constexpr std::array<unsigned, 4> kNeverStored{206, 304, 401, 407};
+
+char lower(char c) { return c >= 'A' && c <= 'Z' ? static_cast<char>(c - 'A' + 'a') : c; }
+
+bool iequals(std::string_view a, std::string_view b) {
+  return a.size() == b.size() &&
+         std::equal(a.begin(), a.end(), b.begin(), [](char x, char y) { return lower(x) == lower(y); });
+}
+
+bool ows(char c) { return c == ' ' || c == '\t'; }
+
+std::string_view trim(std::string_view text) {
+  while (!text.empty() && ows(text.front())) text.remove_prefix(1);
+  while (!text.empty() && ows(text.back())) text.remove_suffix(1);
+  return text;
+}
+
+// Calls `visit` with each trimmed, non-empty element of a comma-separated list.
+template <typename Visit>
+void for_each_token(std::string_view list, Visit&& visit) {
+  while (!list.empty()) {
+    const std::size_t comma = list.find(',');
+    const std::string_view token = trim(list.substr(0, comma));
+    if (!token.empty()) visit(token);
+    if (comma == std::string_view::npos) break;
+    list.remove_prefix(comma + 1);
+  }
+}
+
+// delta-seconds: one or more digits, saturating at 2^31.
+std::optional<std::chrono::seconds> parse_delta_seconds(std::string_view text) {
+  if (text.empty()) return std::nullopt;
+  std::int64_t value = 0;
+  for (const char c : text) {
+    if (c < '0' || c > '9') return std::nullopt;
+    value = std::min(value * 10 + (c - '0'), kMaxDeltaSeconds);
+  }
+  return std::chrono::seconds(value);
+}
+
+void keep_smallest(std::optional<std::chrono::seconds>& target, std::chrono::seconds value) {
+  if (!target || value < *target) target = value;
+}
+
+struct Directive {
+  std::string_view name;
+  std::string argument;  // unquoted
+  bool has_argument = false;
+  bool well_formed = true;  // false for an unterminated quoted string or bytes after its closing quote
+};
+
+// Reads the directive at or after `at` in a Cache-Control value and moves `at` past it; false at the end.
+bool next_directive(std::string_view value, std::size_t& at, Directive& directive) {
+  while (at < value.size() && (value[at] == ',' || ows(value[at]))) ++at;
+  if (at >= value.size()) return false;
+  const std::size_t name_end = std::min(value.find_first_of(",=", at), value.size());
+  directive = Directive{trim(value.substr(at, name_end - at)), {}, false, true};
+  at = name_end;
+  if (at >= value.size() || value[at] != '=') return true;
+  directive.has_argument = true;
+  ++at;
+  while (at < value.size() && ows(value[at])) ++at;
+  if (at >= value.size() || value[at] != '"') {
+    const std::size_t end = std::min(value.find(',', at), value.size());
+    directive.argument = std::string(trim(value.substr(at, end - at)));
+    at = end;
+    return true;
+  }
+  // quoted-string: a backslash quotes the next character; an unterminated one runs to the end.
+  ++at;
+  directive.well_formed = false;
+  while (at < value.size()) {
+    const char c = value[at++];
+    if (c == '"') {
+      directive.well_formed = true;
+      break;
+    }
+    directive.argument += c == '\\' && at < value.size() ? value[at++] : c;
+  }
+  for (; at < value.size() && value[at] != ','; ++at) {
+    if (!ows(value[at])) directive.well_formed = false;
+  }
+  return true;
+}
+
+}  // namespace
+
+void CacheControl::add(std::string_view value) {
+  std::size_t at = 0;
+  Directive directive;
+  while (next_directive(value, at, directive)) {
+    const auto age = [&](std::optional<std::chrono::seconds>& target) {
+      const auto seconds =
+          directive.well_formed && directive.has_argument ? parse_delta_seconds(directive.argument) : std::nullopt;
+      if (seconds) {
+        keep_smallest(target, *seconds);
+      } else {
+        bad_age = true;
+      }
+    };
+    if (iequals(directive.name, "no-store")) {
+      no_store = true;
+    } else if (iequals(directive.name, "no-cache")) {
+      no_cache = true;
+    } else if (iequals(directive.name, "private")) {
+      is_private = true;
+    } else if (iequals(directive.name, "max-age")) {
+      age(max_age);
+    } else if (iequals(directive.name, "s-maxage")) {
+      age(s_maxage);
+    }
+  }
+}
+
+RequestCacheability classify_request(std::string_view method, const bhttp::fields& headers) {
+  if (method != "GET" && method != "HEAD") return RequestCacheability::kBypass;
+  CacheControl control;
+  const auto [control_begin, control_end] = headers.equal_range(bhttp::field::cache_control);
+  for (auto it = control_begin; it != control_end; ++it) control.add(it->value());
+  if (control.no_store) return RequestCacheability::kBypass;
+  bool pragma_no_cache = false;
+  const auto [pragma_begin, pragma_end] = headers.equal_range(bhttp::field::pragma);
+  for (auto it = pragma_begin; it != pragma_end; ++it) {
+    for_each_token(it->value(), [&](std::string_view token) { pragma_no_cache |= iequals(token, "no-cache"); });
+  }
+  if (control.no_cache || pragma_no_cache || (control.max_age && control.max_age->count() == 0)) {
+    return RequestCacheability::kRevalidate;
+  }
+  return RequestCacheability::kLookup;
+}
+
+std::optional<std::chrono::seconds> storable_for(unsigned status, std::span<const HeaderView> headers,
+                                                 const config::RouteCacheConfig& route) {
+  if (!route.enabled || route.ttl.count() <= 0) return std::nullopt;
+  if (std::find(kNeverStored.begin(), kNeverStored.end(), status) != kNeverStored.end()) return std::nullopt;
+  if (std::find(route.statuses.begin(), route.statuses.end(), status) == route.statuses.end()) return std::nullopt;
+
+  CacheControl control;
+  bool varies_elsewhere = false;
+  for (const HeaderView& header : headers) {
+    if (iequals(header.name, "set-cookie") || iequals(header.name, "set-cookie2")) return std::nullopt;
+    if (iequals(header.name, "cache-control")) {
+      control.add(header.value);
+    } else if (iequals(header.name, "vary")) {
+      for_each_token(header.value, [&](std::string_view name) {
+        const auto keyed = [&](const std::string& vary) { return iequals(vary, name); };
+        if (std::none_of(route.vary.begin(), route.vary.end(), keyed)) varies_elsewhere = true;
+      });
+    }
+  }
+  // "Vary: *" lands here too: no request header is called "*".
+  if (varies_elsewhere || control.no_store || control.no_cache || control.bad_age) return std::nullopt;
+  if (control.is_private && route.scope != config::CacheScope::kUser) return std::nullopt;
+
+  std::chrono::seconds ttl = route.ttl;
+  const auto& limit = control.s_maxage ? control.s_maxage : control.max_age;
+  if (limit && *limit < ttl) ttl = *limit;
+  if (ttl.count() <= 0) return std::nullopt;
+  return ttl;
+}
+
+}  // namespace apigw::cache

@@ -1,0 +1,240 @@
+// The `cache` section and a route's `cache` key (see cache_section.h).
+#include "cache_section.h"
+
+#include <yaml-cpp/yaml.h>
+
+#include <algorithm>
+#include <array>
+#include <cstring>
+
+#include "value_parsers.h"
+
+namespace apigw::config {
+namespace {
+
+constexpr std::array<std::string_view, 5> kCacheKeys{"primary", "secondary", "key_prefix", "max_item_bytes", "api"};
+constexpr std::array<std::string_view, 3> kPrimaryKeys{"servers", "timeout", "connections"};
+constexpr std::array<std::string_view, 3> kSecondaryKeys{"servers", "timeout", "queue"};
+constexpr std::array<std::string_view, 1> kApiKeys{"token"};
+constexpr std::array<std::string_view, 4> kRouteCacheKeys{"ttl", "vary", "scope", "statuses"};
+constexpr unsigned kMaxCacheConnections = 64;
+constexpr unsigned kMaxSecondaryQueue = 1'000'000;
+constexpr std::uint64_t kMinItemBytes = 1024;
+constexpr std::uint64_t kMaxItemBytes = 128 * 1024 * 1024;
+constexpr std::size_t kMinApiTokenBytes = 16;
+constexpr std::size_t kMaxVaryHeaders = 16;
+// Memcached reads an expiration time above 30 days as an absolute Unix time, so a ttl may not exceed it.
+constexpr std::chrono::seconds kMaxTtl = std::chrono::hours(24 * 30);
+// Statuses that are never stored, whatever a route lists: partial and conditional answers (the key holds
+// neither Range nor the validators) and authentication failures.
+constexpr std::array<unsigned, 4> kNeverStored{206, 304, 401, 407};
+
+template <typename T, typename U>
+void assign(T& target, std::optional<U> value) {
+  if (value) target = std::move(*value);
+}
+
+auto whole_number(unsigned min, unsigned max) {
+  return [min, max](std::string_view text, std::string& why) { return parse_whole_number(text, min, max, why); };
+}
+
+bool visible_ascii(std::string_view text) {
+  return std::all_of(text.begin(), text.end(), [](char c) { return c > ' ' && c < 0x7f; });
+}
+
+char lower(char c) { return c >= 'A' && c <= 'Z' ? static_cast<char>(c - 'A' + 'a') : c; }
+
+bool iequals(std::string_view a, std::string_view b) {
+  return a.size() == b.size() && std::equal(a.begin(), a.end(), b.begin(), [](char x, char y) {
+           return lower(x) == lower(y);
+         });
+}
+
+std::optional<std::string> parse_key_prefix(std::string_view text, std::string& why) {
+  if (text.size() > kMaxCacheKeyPrefixBytes || !visible_ascii(text)) {
+    why = "must be at most " + std::to_string(kMaxCacheKeyPrefixBytes) +
+          " visible ASCII characters without spaces (Memcached keys hold no spaces or control characters)";
+    return std::nullopt;
+  }
+  return std::string(text);
+}
+
+std::optional<std::uint64_t> parse_item_bytes(std::string_view text, std::string& why) {
+  const auto size = parse_positive_size(text, why);
+  if (size && (*size < kMinItemBytes || *size > kMaxItemBytes)) {
+    why = "must be from 1KiB to 128MiB, got " + std::string(text);
+    return std::nullopt;
+  }
+  return size;
+}
+
+// The token itself never appears in a message.
+std::optional<std::string> parse_api_token(std::string_view text, std::string& why) {
+  if (text.size() < kMinApiTokenBytes || !visible_ascii(text)) {
+    why = "must be at least " + std::to_string(kMinApiTokenBytes) +
+          " visible ASCII characters without spaces (use ${VAR} to keep it out of the file)";
+    return std::nullopt;
+  }
+  return std::string(text);
+}
+
+std::optional<std::chrono::seconds> parse_ttl(std::string_view text, std::string& why) {
+  const auto duration = parse_positive_duration(text, why);
+  if (!duration) return std::nullopt;
+  if (duration->count() % 1000 != 0) {
+    why = "must be a whole number of seconds (Memcached expiration times are in seconds), got " + std::string(text);
+    return std::nullopt;
+  }
+  const auto seconds = std::chrono::duration_cast<std::chrono::seconds>(*duration);
+  if (seconds > kMaxTtl) {
+    why = "must be at most 30 days (720h), got " + std::string(text);
+    return std::nullopt;
+  }
+  return seconds;
+}
+
+std::optional<CacheScope> parse_scope(std::string_view text, std::string& why) {
+  if (text == "shared") return CacheScope::kShared;
+  if (text == "user") return CacheScope::kUser;
+  why = "bad value '" + std::string(text) + "': expected shared or user";
+  return std::nullopt;
+}
+
+std::optional<std::string> parse_header_name(std::string_view text, std::string& why) {
+  const auto token_char = [](char c) {
+    return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
+           std::strchr("!#$%&'*+-.^_`|~", c) != nullptr;
+  };
+  if (text.empty() || text == "*" || !std::all_of(text.begin(), text.end(), token_char)) {
+    why = "'" + std::string(text) + "' is not a header name";
+    return std::nullopt;
+  }
+  return std::string(text);
+}
+
+std::optional<unsigned> parse_status(std::string_view text, std::string& why) {
+  const auto status = parse_whole_number(text, 200, 599, why);
+  if (status && std::find(kNeverStored.begin(), kNeverStored.end(), *status) != kNeverStored.end()) {
+    why = std::to_string(*status) + " responses are never cached (206, 304, 401 and 407 cannot be listed)";
+    return std::nullopt;
+  }
+  return status;
+}
+
+// A non-empty list of host:port, each once.
+void read_servers(YamlReader& reader, const Field& field, std::vector<Endpoint>& servers) {
+  servers.clear();
+  if (reader.is_null(field)) return reader.error(field.position, field.label + ": needs at least one server");
+  if (!reader.expect_list(field)) return;
+  reader.for_each_item(field, [&](std::size_t, const Field& item) {
+    auto server = reader.value(item, parse_endpoint);
+    if (!server) return;
+    if (std::find(servers.begin(), servers.end(), *server) != servers.end()) {
+      return reader.error(item.position, field.label + ": '" + server->text() + "' is listed twice");
+    }
+    servers.push_back(std::move(*server));
+  });
+  if (field.node->size() == 0) reader.error(field.position, field.label + ": needs at least one server");
+}
+
+void read_primary(YamlReader& reader, const Field& field, CachePrimaryConfig& primary) {
+  reader.for_each_field(field, kPrimaryKeys, [&](std::string_view key, const Field& value) {
+    if (key == "servers") return read_servers(reader, value, primary.servers);
+    if (key == "timeout") return assign(primary.timeout, reader.value(value, parse_positive_duration));
+    assign(primary.connections, reader.value(value, whole_number(1, kMaxCacheConnections)));
+  });
+}
+
+void read_secondary(YamlReader& reader, const Field& field, CacheSecondaryConfig& secondary) {
+  bool has_servers = false;
+  reader.for_each_field(field, kSecondaryKeys, [&](std::string_view key, const Field& value) {
+    if (key == "servers") {
+      has_servers = true;
+      return read_servers(reader, value, secondary.servers);
+    }
+    if (key == "timeout") return assign(secondary.timeout, reader.value(value, parse_positive_duration));
+    assign(secondary.queue, reader.value(value, whole_number(1, kMaxSecondaryQueue)));
+  });
+  if (!has_servers && (reader.is_null(field) || field.node->IsMap())) {
+    reader.error(field.position, field.label + ": needs servers (the Memcached servers that receive a copy)");
+  }
+}
+
+void read_api(YamlReader& reader, const Field& field, CacheApiConfig& api) {
+  api.enabled = true;
+  bool has_token = false;
+  reader.for_each_field(field, kApiKeys, [&](std::string_view, const Field& value) {
+    has_token = true;
+    assign(api.token, reader.value(value, parse_api_token));
+  });
+  if (!has_token && (reader.is_null(field) || field.node->IsMap())) {
+    reader.error(field.position, field.label + ": needs a token");
+  }
+}
+
+void read_vary(YamlReader& reader, const Field& field, std::vector<std::string>& vary) {
+  reader.for_each_item(field, [&](std::size_t, const Field& item) {
+    auto name = reader.value(item, parse_header_name);
+    if (!name) return;
+    const auto same = [&](const std::string& other) { return iequals(other, *name); };
+    if (std::find_if(vary.begin(), vary.end(), same) != vary.end()) {
+      return reader.error(item.position, field.label + ": '" + *name + "' is listed twice");
+    }
+    vary.push_back(std::move(*name));
+  });
+  if (vary.size() > kMaxVaryHeaders) {
+    reader.error(field.position, field.label + ": at most " + std::to_string(kMaxVaryHeaders) + " headers");
+  }
+}
+
+void read_statuses(YamlReader& reader, const Field& field, std::vector<unsigned>& statuses) {
+  statuses.clear();
+  if (reader.is_null(field)) return reader.error(field.position, field.label + ": needs at least one status");
+  if (!reader.expect_list(field)) return;
+  reader.for_each_item(field, [&](std::size_t, const Field& item) {
+    const auto status = reader.value(item, parse_status);
+    if (!status) return;
+    if (std::find(statuses.begin(), statuses.end(), *status) != statuses.end()) {
+      return reader.error(item.position, field.label + ": " + std::to_string(*status) + " is listed twice");
+    }
+    statuses.push_back(*status);
+  });
+  if (field.node->size() == 0) reader.error(field.position, field.label + ": needs at least one status");
+}
+
+}  // namespace
+
+void read_cache_section(YamlReader& reader, const Field& field, CacheConfig& cache) {
+  cache.enabled = true;
+  reader.for_each_field(field, kCacheKeys, [&](std::string_view key, const Field& value) {
+    if (key == "primary") return read_primary(reader, value, cache.primary);
+    if (key == "secondary") return read_secondary(reader, value, cache.secondary.emplace());
+    if (key == "key_prefix") return assign(cache.key_prefix, reader.value(value, parse_key_prefix));
+    if (key == "max_item_bytes") return assign(cache.max_item_bytes, reader.value(value, parse_item_bytes));
+    read_api(reader, value, cache.api);
+  });
+}
+
+void read_route_cache(YamlReader& reader, const Field& field, RouteCacheConfig& cache, RouteSource& source) {
+  cache.enabled = true;
+  source.cache = field.position;
+  source.cache_scope = field.position;
+  bool has_ttl = false;
+  reader.for_each_field(field, kRouteCacheKeys, [&](std::string_view key, const Field& value) {
+    if (key == "ttl") {
+      has_ttl = true;
+      return assign(cache.ttl, reader.value(value, parse_ttl));
+    }
+    if (key == "vary") return read_vary(reader, value, cache.vary);
+    if (key == "scope") {
+      source.cache_scope = value.position;
+      return assign(cache.scope, reader.value(value, parse_scope));
+    }
+    read_statuses(reader, value, cache.statuses);
+  });
+  if (!has_ttl && (reader.is_null(field) || field.node->IsMap())) {
+    reader.error(field.position, field.label + ": needs a ttl (e.g. ttl: 30s)");
+  }
+}
+
+}  // namespace apigw::config
