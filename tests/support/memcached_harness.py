@@ -7,12 +7,12 @@ wait); nothing is ever stopped by name.
 from __future__ import annotations
 
 import os
-import signal
 import socket
 import subprocess
 from typing import Optional, Sequence
 
-from apigw_harness import HOST, free_port, wait_for_port
+from apigw_harness import HOST
+from server_process import ServerProcess
 
 IO_TIMEOUT = 5.0
 
@@ -21,83 +21,40 @@ class MemcachedError(RuntimeError):
     """memcached answered ERROR, CLIENT_ERROR or SERVER_ERROR, or something this client does not understand."""
 
 
-class MemcachedServer:
+class MemcachedServer(ServerProcess):
     """One memcached on 127.0.0.1. `args` are extra memcached options (e.g. ["-I", "1m"] for a 1 MiB item limit).
-    get/set/delete/stats open a short connection per call, so they work across stop()/start()."""
+    get/set/delete/stats open a short connection per call, so they work across stop()/start(). A stop loses every
+    item, as a crash would."""
+
+    name = "memcached"
 
     def __init__(self, port: Optional[int] = None, args: Sequence[str] = (), start: bool = True,
                  start_timeout: float = 10.0):
-        self.port = port or free_port()
-        self.args = [str(a) for a in args]
-        self.start_timeout = start_timeout
-        self.proc: Optional[subprocess.Popen] = None
+        super().__init__(port, args, start_timeout)
         if start:
             self.start()
 
-    @property
-    def pid(self) -> int:
-        assert self.proc is not None, "not started"
-        return self.proc.pid
-
-    @property
-    def address(self) -> str:
-        """"127.0.0.1:port", the way apigw's config lists memcached servers."""
-        return f"{HOST}:{self.port}"
-
-    def alive(self) -> bool:
-        return self.proc is not None and self.proc.poll() is None
-
-    def start(self) -> "MemcachedServer":
-        """Starts the server (again, on the same port, empty) and waits until it answers `version`."""
-        if self.alive():
-            return self
+    def command(self) -> list[str]:
         argv = ["memcached", "-l", HOST, "-p", str(self.port), "-U", "0", "-t", "1", "-m", "64"]
         if os.geteuid() == 0:
             argv += ["-u", "root"]  # memcached refuses to run as root without -u
-        argv += self.args
-        self.proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                                     stderr=subprocess.PIPE)
+        return argv + self.args
 
-        def answers(s: socket.socket) -> bool:
-            s.sendall(b"version\r\n")
-            return s.recv(64).startswith(b"VERSION")
+    def answers(self, s: socket.socket) -> bool:
+        s.sendall(b"version\r\n")
+        return s.recv(64).startswith(b"VERSION")
 
-        try:
-            wait_for_port(self.port, self.start_timeout, self.proc, probe=answers)
-        except Exception as e:
-            errors = b""
-            if self.proc.poll() is not None and self.proc.stderr is not None:
-                errors = self.proc.stderr.read()
-            self.stop()
-            raise RuntimeError(f"memcached did not start on {self.port}: {e}\n"
-                               f"{errors.decode(errors='replace')}") from None
-        return self
+    def start(self, stderr=subprocess.PIPE) -> "MemcachedServer":
+        return super().start(stderr)
 
-    def stop(self) -> None:
-        """SIGKILL by PID (a paused server too), then wait: the server dies as a crashed one would, with every
-        item. start() brings it back on the same port."""
-        if self.proc is None:
-            return
-        if self.proc.poll() is None:
-            try:
-                os.kill(self.proc.pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
-        self.proc.wait(timeout=10)
-        if self.proc.stderr is not None:
+    def startup_report(self) -> str:
+        if self.proc is None or self.proc.poll() is None or self.proc.stderr is None:
+            return ""
+        return self.proc.stderr.read().decode(errors="replace")
+
+    def stopped(self) -> None:
+        if self.proc is not None and self.proc.stderr is not None:
             self.proc.stderr.close()
-
-    def pause(self) -> None:
-        """SIGSTOP: connections stay open (new ones still complete in the kernel) but nothing is answered until
-        resume()."""
-        os.kill(self.pid, signal.SIGSTOP)
-
-    def resume(self) -> None:
-        os.kill(self.pid, signal.SIGCONT)
-
-    def close(self) -> None:
-        """The same as stop(): for `with`."""
-        self.stop()
 
     # --- the text protocol ----------------------------------------------------------------------------------
 
@@ -164,15 +121,6 @@ class MemcachedServer:
             if len(fields) == 3 and fields[0] == "STAT":
                 result[fields[1]] = fields[2]
         return result
-
-    def __enter__(self) -> "MemcachedServer":
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.close()
-
-    def __repr__(self) -> str:
-        return f"MemcachedServer({self.address}, pid={self.proc.pid if self.proc else None})"
 
 
 def _value_end(reply: bytes) -> int:

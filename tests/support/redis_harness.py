@@ -6,9 +6,7 @@ only writes its nodes.conf) and is stopped by its own PID (SIGKILL, then wait); 
 
 from __future__ import annotations
 
-import os
 import shutil
-import signal
 import socket
 import subprocess
 import tempfile
@@ -16,7 +14,8 @@ import time
 from pathlib import Path
 from typing import Optional, Sequence, Union
 
-from apigw_harness import HOST, free_port, wait_for_port
+from apigw_harness import HOST, free_port
+from server_process import ServerProcess
 
 SLOTS = 16384
 CLI_TIMEOUT = 10.0
@@ -34,84 +33,43 @@ def redis_cli(port: int, *args, cluster: bool = False, timeout: float = CLI_TIME
     return text[:-1] if text.endswith("\n") else text
 
 
-class RedisServer:
+class RedisServer(ServerProcess):
     """One redis-server on 127.0.0.1. `args` are extra redis-server options. Its working directory (and log file,
     `.log_path`) is `workdir`, or else a temporary directory of its own, removed whenever the server stops (log()
     still returns the last run's log)."""
 
+    name = "redis-server"
+
     def __init__(self, port: Optional[int] = None, args: Sequence[str] = (),
                  workdir: Optional[Union[str, Path]] = None, start: bool = True, start_timeout: float = 10.0):
-        self.port = port or free_port()
-        self.args = [str(a) for a in args]
+        super().__init__(port, args, start_timeout)
         self._own_dir = workdir is None
         self.workdir = Path(workdir) if workdir is not None else Path(tempfile.mkdtemp(prefix="apigw-redis-"))
         self.log_path = self.workdir / f"redis-{self.port}.log"
-        self.start_timeout = start_timeout
-        self.proc: Optional[subprocess.Popen] = None
         self._last_log = ""
         if start:
             self.start()
 
-    @property
-    def pid(self) -> int:
-        assert self.proc is not None, "not started"
-        return self.proc.pid
-
-    @property
-    def address(self) -> str:
-        return f"{HOST}:{self.port}"
-
-    def alive(self) -> bool:
-        return self.proc is not None and self.proc.poll() is None
-
-    def start(self) -> "RedisServer":
-        """Starts the server (again, on the same port and directory) and waits until it answers PING."""
-        if self.alive():
-            return self
-        self.workdir.mkdir(parents=True, exist_ok=True)
-        argv = ["redis-server", "--port", str(self.port), "--bind", HOST, "--save", "", "--appendonly", "no",
+    def command(self) -> list[str]:
+        return ["redis-server", "--port", str(self.port), "--bind", HOST, "--save", "", "--appendonly", "no",
                 "--daemonize", "no", "--loglevel", "notice", "--dir", str(self.workdir),
                 "--logfile", str(self.log_path)] + self.args
-        self.proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                                     stderr=subprocess.DEVNULL)
 
-        def answers(s: socket.socket) -> bool:
-            s.sendall(b"PING\r\n")
-            reply = s.recv(64)
-            return reply.startswith(b"+PONG") or reply.startswith(b"-NOAUTH")
+    def answers(self, s: socket.socket) -> bool:
+        s.sendall(b"PING\r\n")
+        reply = s.recv(64)
+        return reply.startswith(b"+PONG") or reply.startswith(b"-NOAUTH")
 
-        try:
-            wait_for_port(self.port, self.start_timeout, self.proc, probe=answers)
-        except Exception as e:
-            self.stop()
-            raise RuntimeError(f"redis-server did not start on {self.port}: {e}\n{self.log()}") from None
-        return self
+    def prepare(self) -> None:
+        self.workdir.mkdir(parents=True, exist_ok=True)
 
-    def stop(self) -> None:
-        """SIGKILL by PID (a paused server too), then wait: the server dies as a crashed one would. start()
-        brings it back on the same port."""
-        if self.proc is None:
-            return
-        if self.proc.poll() is None:
-            try:
-                os.kill(self.proc.pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
-        self.proc.wait(timeout=10)
+    def stopped(self) -> None:
         if self._own_dir and self.workdir.exists():
             self._last_log = self.log()
             shutil.rmtree(self.workdir, ignore_errors=True)
 
-    def pause(self) -> None:
-        """SIGSTOP: the server keeps its connections but answers nothing until resume()."""
-        os.kill(self.pid, signal.SIGSTOP)
-
-    def resume(self) -> None:
-        os.kill(self.pid, signal.SIGCONT)
-
-    def close(self) -> None:
-        """The same as stop(): for `with` and for symmetry with RedisCluster."""
-        self.stop()
+    def startup_report(self) -> str:
+        return self.log()
 
     def cli(self, *args, timeout: float = CLI_TIMEOUT) -> str:
         return redis_cli(self.port, *args, timeout=timeout)
@@ -121,15 +79,6 @@ class RedisServer:
             return self.log_path.read_text(errors="replace")
         except FileNotFoundError:
             return self._last_log
-
-    def __enter__(self) -> "RedisServer":
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.close()
-
-    def __repr__(self) -> str:
-        return f"RedisServer({self.address}, pid={self.proc.pid if self.proc else None})"
 
 
 def _bindable(port: int) -> bool:
