@@ -7,6 +7,7 @@
 #include <optional>
 #include <set>
 #include <stdexcept>
+#include <tuple>
 
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/co_spawn.hpp>
@@ -43,6 +44,13 @@ bool cluster_unsettled(const Reply& reply) {
   return reply.type == Reply::Type::kError &&
          (reply.text.starts_with("CLUSTERDOWN") || reply.text.starts_with("TRYAGAIN"));
 }
+
+// Orders nodes by host, then port: a map lookup per command with no text formatted.
+struct AddressLess {
+  bool operator()(const NodeAddress& a, const NodeAddress& b) const {
+    return std::tie(a.host, a.port) < std::tie(b.host, b.port);
+  }
+};
 
 void count(core::Counter* counter) {
   if (counter != nullptr) counter->add();
@@ -93,7 +101,7 @@ struct Client::State : std::enable_shared_from_this<State> {
   const ClientMetrics metrics;
   bool alive = true;                  // false once the Client is destroyed
   std::uint64_t epoch = 0;            // bumped by close(): background work of an older epoch stops
-  std::map<std::string, Node> nodes;  // by NodeAddress::text(), made on first use
+  std::map<NodeAddress, Node, AddressLess> nodes;  // made on first use
   std::optional<ClusterMap> map;
 
   bool refreshing = false;     // a refresh coroutine runs (single flight)
@@ -105,7 +113,7 @@ struct Client::State : std::enable_shared_from_this<State> {
 };
 
 std::shared_ptr<Connection> Client::State::connection_to(const NodeAddress& address) {
-  auto [found, made] = nodes.try_emplace(address.text());
+  auto [found, made] = nodes.try_emplace(address);
   if (made) {
     ConnectionOptions connection;
     connection.address = address.host;
@@ -237,8 +245,7 @@ void Client::State::install(ClusterMap fresh) {
   map = std::move(fresh);
   refresh_failing = false;
   count(metrics.map_refreshes);
-  std::set<std::string> serving;
-  for (const NodeAddress& master : map->masters()) serving.insert(master.text());
+  const std::set<NodeAddress, AddressLess> serving(map->masters().begin(), map->masters().end());
   if (changed) spdlog::info("redis cluster: slot map with {} masters", serving.size());
   // A node out of the map is closed; one still answering commands goes at a later refresh.
   for (auto node = nodes.begin(); node != nodes.end();) {
