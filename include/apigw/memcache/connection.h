@@ -7,19 +7,16 @@
 
 #include <chrono>
 #include <cstdint>
-#include <deque>
-#include <memory>
 #include <optional>
 #include <string>
-#include <string_view>
 
 #include <boost/asio/any_io_executor.hpp>
 #include <boost/asio/awaitable.hpp>
-#include <boost/asio/ip/tcp.hpp>
 #include <boost/system/error_code.hpp>
 
 #include "apigw/core/units.h"
 #include "apigw/memcache/meta_protocol.h"
+#include "apigw/net/pipelined_connection.h"
 
 namespace apigw::memcache {
 
@@ -51,13 +48,10 @@ struct ConnectionOptions {
 //   io_error           another SERVER_ERROR, or NS (not stored)
 //   bad_message        a reply that makes no sense (the connection is dropped)
 //   operation_aborted  close() or destruction
-// Used from its executor's thread only (one worker's loop).
-class Connection : public std::enable_shared_from_this<Connection> {
+// Used from its executor's thread only (one worker's loop). in_flight(), connected() and close() are the base's.
+class Connection : public net::PipelinedConnection {
  public:
   Connection(boost::asio::any_io_executor executor, ConnectionOptions options);
-  ~Connection();
-  Connection(const Connection&) = delete;
-  Connection& operator=(const Connection&) = delete;
 
   boost::asio::awaitable<GetResult> get(std::string key);
   // `ttl` 0 stores without expiry; more than 30 days is sent as an absolute time, as memcached requires.
@@ -66,41 +60,20 @@ class Connection : public std::enable_shared_from_this<Connection> {
   // A missing key is not an error.
   boost::asio::awaitable<boost::system::error_code> remove(std::string key);
 
-  // Commands waiting for their reply.
-  std::size_t in_flight() const { return pending_.size(); }
-  bool connected() const { return state_ == State::kReady; }
-  // Fails what is in flight and closes; the next command reconnects (without backoff). The reading coroutine
-  // holds the connection alive while it is open: the owner closes it before letting go.
-  void close();
-
  private:
-  enum class State { kIdle, kConnecting, kReady, kBackoff };
   struct Pending;
   struct Outcome {
     boost::system::error_code error;
     Reply reply;
   };
 
-  bool accepting();
   std::uint32_t next_opaque() { return ++opaque_; }
   boost::asio::awaitable<Outcome> exchange(std::uint32_t opaque);
-  boost::asio::awaitable<void> connect_and_read(std::shared_ptr<Connection> self);
-  boost::asio::awaitable<void> write_loop(std::shared_ptr<Connection> self);
-  bool parse_replies();
-  void fail(const boost::system::error_code& error, bool backoff);
+  bool consume(const char* data, std::size_t n) override;
+  void reset_parser() override { in_.clear(); }
 
-  boost::asio::any_io_executor executor_;
-  ConnectionOptions options_;
-  boost::asio::ip::tcp::socket socket_;
-  State state_ = State::kIdle;
-  std::uint64_t epoch_ = 0;  // a new one per connection, so that stale coroutines of an old one stop
-  std::deque<std::shared_ptr<Pending>> pending_;  // in send order
-  std::string out_;                               // encoded requests not yet written
-  std::string in_;                                // bytes read and not yet parsed
-  bool writing_ = false;
+  std::string in_;  // bytes read and not yet parsed
   std::uint32_t opaque_ = 0;
-  std::chrono::steady_clock::time_point retry_at_{};
-  std::chrono::milliseconds backoff_{0};
 };
 
 }  // namespace apigw::memcache

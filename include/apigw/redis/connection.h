@@ -7,20 +7,16 @@
 
 #include <chrono>
 #include <cstdint>
-#include <deque>
 #include <memory>
-#include <span>
 #include <string>
-#include <string_view>
 #include <vector>
 
 #include <boost/asio/any_io_executor.hpp>
 #include <boost/asio/awaitable.hpp>
-#include <boost/asio/ip/tcp.hpp>
-#include <boost/asio/steady_timer.hpp>
 #include <boost/system/error_code.hpp>
 
 #include "apigw/core/units.h"
+#include "apigw/net/pipelined_connection.h"
 #include "apigw/redis/reply.h"
 
 struct redisReader;
@@ -41,44 +37,23 @@ struct ConnectionOptions {
   core::Duration timeout = std::chrono::milliseconds(50);
 };
 
-// Used from its executor's thread only (one worker's loop).
-class Connection : public std::enable_shared_from_this<Connection> {
+// Used from its executor's thread only (one worker's loop). in_flight(), connected() and close() are the base's.
+class Connection : public net::PipelinedConnection {
  public:
   Connection(boost::asio::any_io_executor executor, ConnectionOptions options);
-  ~Connection();
-  Connection(const Connection&) = delete;
-  Connection& operator=(const Connection&) = delete;
 
   // Sends `args` as one command and waits for its reply, at most the timeout.
   boost::asio::awaitable<Result> command(std::vector<std::string> args);
-  // Commands waiting for their reply.
-  std::size_t in_flight() const { return pending_.size(); }
-  bool connected() const { return state_ == State::kReady; }
-  // Fails what is in flight and closes; the next command reconnects (without backoff). The reading coroutine
-  // holds the connection alive while it is open: the owner closes it before letting go.
-  void close();
 
  private:
-  enum class State { kIdle, kConnecting, kReady, kBackoff };
   struct Pending;
 
-  void queue(const std::vector<std::string>& args, const std::shared_ptr<Pending>& pending);
-  boost::asio::awaitable<void> connect_and_read(std::shared_ptr<Connection> self);
-  boost::asio::awaitable<void> write_loop(std::shared_ptr<Connection> self);
-  void fail(const boost::system::error_code& error, bool backoff);
-  void complete(Reply reply);
+  void encode(const std::vector<std::string>& args);
+  bool consume(const char* data, std::size_t n) override;
+  void reset_parser() override;
 
-  boost::asio::any_io_executor executor_;
   ConnectionOptions options_;
-  boost::asio::ip::tcp::socket socket_;
-  std::unique_ptr<redisReader, void (*)(redisReader*)> reader_;
-  State state_ = State::kIdle;
-  std::uint64_t epoch_ = 0;  // a new one per connection, so that stale coroutines of an old one stop
-  std::deque<std::shared_ptr<Pending>> pending_;  // in send order
-  std::string out_;          // encoded commands not yet written
-  bool writing_ = false;
-  std::chrono::steady_clock::time_point retry_at_{};
-  std::chrono::milliseconds backoff_{0};
+  std::unique_ptr<redisReader, void (*)(redisReader*)> reader_;  // a new one per connection
 };
 
 }  // namespace apigw::redis
