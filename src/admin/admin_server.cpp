@@ -1,6 +1,8 @@
 // The admin listener and its views (see admin_server.h).
 #include "apigw/admin/admin_server.h"
 
+#include <algorithm>
+
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/detached.hpp>
@@ -15,6 +17,7 @@
 #include <fmt/format.h>
 #include <spdlog/spdlog.h>
 
+#include "apigw/admin/cache_api.h"
 #include "apigw/net/endpoint.h"
 #include "apigw/routing/route_order.h"
 
@@ -30,6 +33,9 @@ constexpr auto kNoThrow = asio::as_tuple(asio::use_awaitable);
 constexpr auto kIdleTimeout = std::chrono::seconds(30);
 constexpr std::uint64_t kMaxRequestBytes = 64 * 1024;
 constexpr unsigned kMaxConnections = 64;
+// After a 413, the unread body is read and dropped this long (at most this much) before the connection closes.
+constexpr auto kLingerTime = std::chrono::seconds(1);
+constexpr std::size_t kLingerBytes = 256 * 1024 * 1024;
 constexpr std::string_view kJson = "application/json";
 
 std::string duration_text(core::Duration duration) {
@@ -181,6 +187,7 @@ struct AdminServer::Response {
   std::string_view content_type = kJson;
   std::string body;
   std::string_view allow;
+  std::vector<std::pair<std::string, std::string>> headers;
 };
 
 AdminServer::AdminServer(asio::any_io_executor executor, AdminSources sources)
@@ -243,26 +250,75 @@ asio::awaitable<void> AdminServer::serve(asio::ip::tcp::socket socket) {
   } slot{connections_};
   beast::tcp_stream stream(std::move(socket));
   beast::flat_buffer buffer;
+  bool unread_body = false;
   for (;;) {
     stream.expires_after(kIdleTimeout);
     bhttp::request_parser<bhttp::string_body> parser;
-    parser.body_limit(kMaxRequestBytes);
-    auto [read_error, read] = co_await bhttp::async_read(stream, buffer, parser, kNoThrow);
-    if (read_error || stopped->load()) break;
+    parser.body_limit(boost::none);  // the limit depends on the endpoint, set once the head is read
+    auto [head_error, head_read] = co_await bhttp::async_read_header(stream, buffer, parser, kNoThrow);
+    if (head_error || stopped->load()) break;
+    const std::string_view target = parser.get().target();
+    const bool cache_api = is_cache_api_path(target.substr(0, target.find('?')));
+    std::uint64_t body_limit = kMaxRequestBytes;
+    if (const config::SnapshotPtr snapshot = sources_.snapshot(); cache_api && snapshot) {
+      // A value may be as large as an entry may be (plus room to tell a value just over it).
+      body_limit = std::max(body_limit, snapshot->config.cache.max_item_bytes + 1);
+    }
+    const std::string too_large =
+        cache_api ? fmt::format("the value exceeds cache.max_item_bytes ({} bytes)", body_limit - 1)
+                  : fmt::format("the request body exceeds {} bytes", body_limit);
+    Response answer;
+    bool keep_alive = true;
+    if (parser.content_length() && *parser.content_length() > body_limit) {
+      answer = {413, kJson, error_body(too_large), {}, {}};
+      keep_alive = false;  // the body is not read
+      unread_body = true;
+    } else {
+      parser.body_limit(body_limit);
+      auto [read_error, read] = co_await bhttp::async_read(stream, buffer, parser, kNoThrow);
+      if (read_error == bhttp::error::body_limit) {
+        answer = {413, kJson, error_body(too_large), {}, {}};
+        keep_alive = false;
+        unread_body = true;
+      } else if (read_error || stopped->load()) {
+        break;
+      } else if (cache_api) {
+        // Locals, not temporaries of the co_await expression (g++ 12 may destroy those twice).
+        std::shared_ptr<cache::ResponseCache> cache;
+        if (sources_.cache) cache = sources_.cache();
+        config::SnapshotPtr snapshot = sources_.snapshot();
+        ApiResponse api = co_await serve_cache_api(std::move(cache), std::move(snapshot), parser.get());
+        answer = {api.status, api.content_type, std::move(api.body), {}, std::move(api.headers)};
+      } else {
+        answer = handle(parser.get().method_string(), target);
+      }
+    }
     const auto& request = parser.get();
-    const Response answer = handle(request.method_string(), request.target());
+    keep_alive = keep_alive && request.keep_alive();
     bhttp::response<bhttp::string_body> response(static_cast<bhttp::status>(answer.status), request.version());
-    response.set(bhttp::field::content_type, answer.content_type);
+    if (answer.status != 204) response.set(bhttp::field::content_type, answer.content_type);
     response.set(bhttp::field::cache_control, "no-store");
     if (!answer.allow.empty()) response.set(bhttp::field::allow, answer.allow);
-    response.keep_alive(request.keep_alive());
+    for (const auto& [name, value] : answer.headers) response.set(name, value);
+    response.keep_alive(keep_alive);
     if (request.method() != bhttp::verb::head) response.body() = answer.body;
     response.prepare_payload();
     if (request.method() == bhttp::verb::head) response.content_length(answer.body.size());
     auto [write_error, written] = co_await bhttp::async_write(stream, response, kNoThrow);
-    if (write_error || !request.keep_alive()) break;
+    if (write_error || !keep_alive) break;
   }
   boost::system::error_code ignored;
+  if (unread_body) {
+    // Closing with the body unread would reset the connection, and the reset may destroy the 413 in flight.
+    stream.socket().shutdown(asio::ip::tcp::socket::shutdown_send, ignored);
+    stream.expires_after(kLingerTime);
+    char sink[16 * 1024];
+    for (std::size_t drained = 0; drained < kLingerBytes;) {
+      auto [error, n] = co_await stream.async_read_some(asio::buffer(sink), kNoThrow);
+      if (error) break;
+      drained += n;
+    }
+  }
   stream.socket().shutdown(asio::ip::tcp::socket::shutdown_both, ignored);
 }
 
@@ -270,23 +326,23 @@ AdminServer::Response AdminServer::handle(std::string_view method, std::string_v
   const std::string_view path = target.substr(0, target.find('?'));
   const bool known = path == "/healthz" || path == "/readyz" || path == "/metrics" || path == "/config" ||
                      path == "/routes" || path == "/upstreams";
-  if (!known) return {404, kJson, error_body(fmt::format("no admin endpoint {}", path)), {}};
+  if (!known) return {404, kJson, error_body(fmt::format("no admin endpoint {}", path)), {}, {}};
   if (method != "GET" && method != "HEAD") {
-    return {405, kJson, error_body(fmt::format("{} allows GET and HEAD", path)), "GET, HEAD"};
+    return {405, kJson, error_body(fmt::format("{} allows GET and HEAD", path)), "GET, HEAD", {}};
   }
-  if (path == "/healthz") return {200, kJson, pretty(json::object{{"status", "alive"}}), {}};
+  if (path == "/healthz") return {200, kJson, pretty(json::object{{"status", "alive"}}), {}, {}};
   const config::SnapshotPtr snapshot = sources_.snapshot();
   if (path == "/readyz") {
     const std::string_view state = sources_.state();
     json::object body{{"status", state}};
     if (snapshot) body["generation"] = snapshot->generation;
-    return {state == "ready" ? 200u : 503u, kJson, pretty(body), {}};
+    return {state == "ready" ? 200u : 503u, kJson, pretty(body), {}, {}};
   }
-  if (path == "/metrics") return {200, "text/plain; version=0.0.4; charset=utf-8", sources_.metrics(), {}};
-  if (!snapshot) return {503, kJson, error_body("no configuration loaded yet"), {}};
-  if (path == "/config") return {200, kJson, config_json(*snapshot), {}};
-  if (path == "/routes") return {200, kJson, routes_json(*snapshot), {}};
-  return {200, kJson, upstreams_json(*snapshot, sources_.health), {}};
+  if (path == "/metrics") return {200, "text/plain; version=0.0.4; charset=utf-8", sources_.metrics(), {}, {}};
+  if (!snapshot) return {503, kJson, error_body("no configuration loaded yet"), {}, {}};
+  if (path == "/config") return {200, kJson, config_json(*snapshot), {}, {}};
+  if (path == "/routes") return {200, kJson, routes_json(*snapshot), {}, {}};
+  return {200, kJson, upstreams_json(*snapshot, sources_.health), {}, {}};
 }
 
 }  // namespace apigw::admin

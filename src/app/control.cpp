@@ -25,10 +25,6 @@ Loaded load_snapshot(const std::string& path, std::uint64_t generation) {
   Loaded loaded;
   config::LoadResult result = config::load_file(path);
   if (result.config) loaded.files = result.config->files;
-  if (result.config && result.config->cache.enabled) {
-    spdlog::warn("{}: the cache section is checked, but this version does not serve responses from Memcached yet",
-                 path);
-  }
   std::vector<config::ConfigError> errors = std::move(result.errors);
   if (result.config) {
     config::SnapshotResult built = config::build_snapshot(*result.config, generation);
@@ -55,7 +51,7 @@ Control::Control(std::string config_path, config::SnapshotPtr snapshot, core::Ac
       checker_(loop_.get_executor(), health_),
       admin_(loop_.get_executor(),
              admin::AdminSources{[this] { return state_text(); }, [this] { return snapshot_; },
-                                 [this] { return render_metrics(); }, &health_}),
+                                 [this] { return render_metrics(); }, &health_, [this] { return admin_cache(); }}),
       reload_successes_(metrics_.counter("apigw_config_reloads_total", "Configuration reloads by result",
                                          {{"result", "success"}})),
       reload_failures_(metrics_.counter("apigw_config_reloads_total", "Configuration reloads by result",
@@ -224,6 +220,26 @@ void Control::commit(const config::SnapshotPtr& snapshot) {
     reload_again_ = false;
     reload("a reload asked for during the last one");
   }
+}
+
+std::shared_ptr<cache::ResponseCache> Control::admin_cache() {
+  const config::CacheConfig& cache = snapshot_->config.cache;
+  if (!cache.enabled) {
+    admin_cache_.reset();
+    return nullptr;
+  }
+  const bool same = admin_cache_ && admin_cache_source_->config.cache == cache &&
+                    admin_cache_source_->cache_primary == snapshot_->cache_primary &&
+                    admin_cache_source_->cache_secondary == snapshot_->cache_secondary;
+  if (!same) {
+    // Calls in flight keep the previous client until they end.
+    admin_cache_ = std::make_shared<cache::ResponseCache>(loop_.get_executor(), cache,
+                                                          cache::memcache_servers(snapshot_->cache_primary),
+                                                          cache::memcache_servers(snapshot_->cache_secondary),
+                                                          cache_stats_);
+    admin_cache_source_ = snapshot_;
+  }
+  return admin_cache_;
 }
 
 void Control::apply_process_settings(const config::Snapshot& snapshot) {

@@ -65,6 +65,8 @@ class Control {
   std::vector<FileStamp> stamp_files(const std::vector<std::string>& files) const;
   std::string render_metrics();
   std::string_view state_text() const;
+  // The admin loop's client of the running config's cache pools (for the cache API), rebuilt when they change.
+  std::shared_ptr<cache::ResponseCache> admin_cache();
 
   std::string config_path_;
   config::SnapshotPtr snapshot_;  // what every worker serves with (after the last reload's switch-over)
@@ -80,6 +82,9 @@ class Control {
   core::Counter& reload_failures_;
   core::Gauge& generation_gauge_;
   core::Gauge& last_reload_ok_;
+  cache::CacheStats cache_stats_{metrics_};
+  std::shared_ptr<cache::ResponseCache> admin_cache_;
+  config::SnapshotPtr admin_cache_source_;  // the snapshot admin_cache_ was built from
   boost::asio::signal_set signals_{loop_, SIGINT, SIGTERM, SIGHUP};
   boost::asio::signal_set rotate_signal_{loop_, SIGUSR1};
   boost::asio::steady_timer watch_timer_{loop_};

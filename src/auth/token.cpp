@@ -3,6 +3,8 @@
 
 #include <fmt/format.h>
 
+#include "apigw/http/request_target.h"
+
 namespace apigw::auth {
 namespace {
 
@@ -21,13 +23,6 @@ std::string_view trim(std::string_view text) {
   while (!text.empty() && (text.front() == ' ' || text.front() == '\t')) text.remove_prefix(1);
   while (!text.empty() && (text.back() == ' ' || text.back() == '\t')) text.remove_suffix(1);
   return text;
-}
-
-int hex_digit(char c) {
-  if (c >= '0' && c <= '9') return c - '0';
-  if (c >= 'a' && c <= 'f') return c - 'a' + 10;
-  if (c >= 'A' && c <= 'F') return c - 'A' + 10;
-  return -1;
 }
 
 }  // namespace
@@ -85,21 +80,7 @@ std::optional<std::string> query_value(std::string_view query, std::string_view 
     const std::size_t equals = pair.find('=');
     if (pair.substr(0, equals) != name) continue;
     const std::string_view raw = equals == std::string_view::npos ? std::string_view() : pair.substr(equals + 1);
-    std::string value;
-    for (std::size_t i = 0; i < raw.size(); ++i) {
-      if (raw[i] == '+') {
-        value.push_back(' ');
-      } else if (raw[i] == '%') {
-        const int high = i + 2 < raw.size() ? hex_digit(raw[i + 1]) : -1;
-        const int low = i + 2 < raw.size() ? hex_digit(raw[i + 2]) : -1;
-        if (high < 0 || low < 0) return std::nullopt;
-        value.push_back(static_cast<char>(high * 16 + low));
-        i += 2;
-      } else {
-        value.push_back(raw[i]);
-      }
-    }
-    return value;
+    return http::percent_decode(raw, true);
   }
   return std::nullopt;
 }

@@ -90,15 +90,25 @@ SnapshotResult build_snapshot(const Config& config, std::uint64_t generation) {
                                 route_config.cache});
   }
 
-  if (config.auth.enabled) {
-    for (const Endpoint& node : config.auth.redis.nodes) {
-      ResolvedEndpoint resolved{{}, node.port, node.text()};
+  // Dependencies' servers are resolved here too, so that workers never block on DNS.
+  const auto resolve_all = [&](const std::vector<Endpoint>& endpoints, std::string_view key,
+                               std::vector<ResolvedEndpoint>& into) {
+    for (const Endpoint& endpoint : endpoints) {
+      ResolvedEndpoint resolved{{}, endpoint.port, endpoint.text(), endpoint.host};
+      if (resolved.host.starts_with('[')) resolved.host = resolved.host.substr(1, resolved.host.size() - 2);
       std::string error;
-      if (!resolve(node, resolved.address, error)) {
-        result.errors.push_back({Position{config.source_file, 0, 0}, fmt::format("auth.redis.nodes: {}", error)});
+      if (!resolve(endpoint, resolved.address, error)) {
+        result.errors.push_back({Position{config.source_file, 0, 0}, fmt::format("{}: {}", key, error)});
         continue;
       }
-      snapshot->redis_nodes.push_back(std::move(resolved));
+      into.push_back(std::move(resolved));
+    }
+  };
+  if (config.auth.enabled) resolve_all(config.auth.redis.nodes, "auth.redis.nodes", snapshot->redis_nodes);
+  if (config.cache.enabled) {
+    resolve_all(config.cache.primary.servers, "cache.primary.servers", snapshot->cache_primary);
+    if (config.cache.secondary) {
+      resolve_all(config.cache.secondary->servers, "cache.secondary.servers", snapshot->cache_secondary);
     }
   }
 

@@ -31,7 +31,8 @@ Client::Client(asio::any_io_executor executor, ClientOptions options)
     if (error || server.port == 0) {
       throw std::invalid_argument("memcached: " + describe(server) + " is not a numeric address and port");
     }
-    if (memcached_server_add(placement_.get(), server.address.c_str(), server.port) != MEMCACHED_SUCCESS) {
+    const std::string& name = server.name.empty() ? server.address : server.name;
+    if (memcached_server_add(placement_.get(), name.c_str(), server.port) != MEMCACHED_SUCCESS) {
       throw std::invalid_argument("memcached: cannot add " + describe(server));
     }
   }

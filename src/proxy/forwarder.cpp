@@ -428,6 +428,7 @@ std::string Forwarder::build_response_head(bool& keep_alive, bool& chunked, bool
     if (rules.drop(field.name, field.name_text)) continue;
     const ForwardingHeader kind = classify(field.name, field.name_text);
     if (kind == ForwardingHeader::kRequestId || kind == ForwardingHeader::kApigw) continue;
+    if (!request_.cache_status.empty() && beast::iequals(field.name_text, "X-Cache")) continue;
     has_date = has_date || field.name == bhttp::field::date;
     append_header(out, field.name_text, field.value);
   }
@@ -443,6 +444,7 @@ std::string Forwarder::build_response_head(bool& keep_alive, bool& chunked, bool
     // A HEAD or 304 answer carries the length the full response would have.
     append_header(out, "Content-Length", fmt::format_int(*response_->content_length()).str());
   }
+  if (!request_.cache_status.empty()) append_header(out, "X-Cache", request_.cache_status);
   if (!keep_alive) {
     append_header(out, "Connection", "close");
   } else if (!client_http11) {
@@ -458,6 +460,8 @@ asio::awaitable<void> Forwarder::relay_response(upstream::UpstreamConnectionPtr 
   result_.status = response_->status();
   if (result_.status >= 500) pool_.stats().error(upstream::UpstreamError::k5xx);
   const auto length = response_->content_length();
+  ResponseObserver* const observer = request_.observer;
+  if (observer) observer->on_head(result_.status, response_->fields());
 
   if (has_body && length && connection->buffer.size() >= *length) {
     // The whole body came with the head (most API responses): it goes out from the read buffer as it is.
@@ -470,6 +474,11 @@ asio::awaitable<void> Forwarder::relay_response(upstream::UpstreamConnectionPtr 
       std::tie(error, n) = co_await net::write_rest(client_.connection, buffers, n);
     }
     result_.bytes += n;
+    if (observer && !error) {
+      observer->on_body({static_cast<const char*>(connection->buffer.data().data()),
+                         static_cast<std::size_t>(*length)});
+      observer->on_complete();
+    }
     connection->buffer.consume(static_cast<std::size_t>(*length));
     const bool reusable = !error && response_->keep_alive() && connection->buffer.size() == 0;
     pool_.stats().duration.observe(std::chrono::steady_clock::now() - attempt_start_);
@@ -499,6 +508,7 @@ asio::awaitable<void> Forwarder::relay_response(upstream::UpstreamConnectionPtr 
     }
     const bool last = !has_body || response_->is_done();
     if (head_sent && got == 0 && !last) continue;  // a chunk header, nothing to pass on yet
+    if (observer && got > 0) observer->on_body({relay_.get(), got});
     char size_line[24];
     const auto size_end = fmt::format_to(size_line, "{:x}\r\n", got);
     std::array<asio::const_buffer, 5> buffers{};
@@ -524,6 +534,7 @@ asio::awaitable<void> Forwarder::relay_response(upstream::UpstreamConnectionPtr 
   pool_.stats().duration.observe(std::chrono::steady_clock::now() - attempt_start_);
   ++connection->requests;
   end_lease(std::move(connection), reusable);
+  if (observer) observer->on_complete();
   result_.kind = ForwardResult::Kind::kResponded;
   result_.keep_alive = keep_alive;
 }

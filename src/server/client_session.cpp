@@ -1,14 +1,21 @@
 // A client connection's request loop (see client_session.h).
 #include "apigw/server/client_session.h"
 
+#include <boost/asio/as_tuple.hpp>
+#include <boost/asio/experimental/awaitable_operators.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/use_awaitable.hpp>
 #include <fmt/format.h>
 
 #include "apigw/auth/request_token.h"
+#include "apigw/cache/cache_key.h"
+#include "apigw/cache/cache_policy.h"
 #include "apigw/http/request_head.h"
 #include "apigw/http/request_id.h"
 #include "apigw/http/request_target.h"
 #include "apigw/net/socket_io.h"
 #include "apigw/server/worker.h"
+#include "cache_stage.h"
 
 namespace apigw::server {
 namespace asio = boost::asio;
@@ -278,6 +285,11 @@ asio::awaitable<bool> ClientSession::route_and_forward(Exchange& exchange) {
       co_return !closed_ && parser_->is_done() && request.keep_alive() && !worker_.draining();
     }
   }
+  CacheState cache;
+  if (exchange.generation->cache && exchange.route->cache.enabled) {
+    const std::shared_ptr<const cache::CachedResponse> hit = co_await look_up_cache(exchange, cache);
+    if (hit) co_return co_await send_cached(exchange, *hit);
+  }
   proxy::ForwardRequest forward;
   forward.route = exchange.route;
   forward.request_id = exchange.request_id;
@@ -295,6 +307,8 @@ asio::awaitable<bool> ClientSession::route_and_forward(Exchange& exchange) {
     forward.user_header = snapshot.config.auth.forward_header;
     forward.user_id = exchange.user;
   }
+  forward.cache_status = cache.status;
+  if (cache.observer) forward.observer = &*cache.observer;
 
   const auto& limits = snapshot.config.server.limits;
   proxy::Forwarder forwarder(
@@ -302,6 +316,7 @@ asio::awaitable<bool> ClientSession::route_and_forward(Exchange& exchange) {
        closed_},
       forward, pool);
   proxy::ForwardResult result = co_await forwarder.run();
+  if (cache.observer) finish_fill(cache);
   exchange.endpoint = result.endpoint;
   switch (result.kind) {
     case proxy::ForwardResult::Kind::kResponded:
@@ -410,6 +425,149 @@ asio::awaitable<std::optional<http::LocalReply>> ClientSession::authenticate(Exc
   reply.message = exchange.reply_message;
   reply.www_authenticate = {};
   co_return reply;
+}
+
+asio::awaitable<std::shared_ptr<const cache::CachedResponse>> ClientSession::look_up_cache(Exchange& exchange,
+                                                                                           CacheState& state) {
+  using namespace asio::experimental::awaitable_operators;
+  cache::CacheStats& stats = exchange.generation->cache->stats();
+  const config::RouteCacheConfig& rule = exchange.route->cache;
+  const auto& request = parser_->get();
+  state.status = "BYPASS";
+  const cache::RequestCacheability cacheability = cache::classify_request(exchange.method, request);
+  // A request with a body is not one the cache can answer: the body would have to be read for nothing.
+  const bool has_body = parser_->chunked() || (parser_->content_length() && *parser_->content_length() > 0);
+  if (cacheability == cache::RequestCacheability::kBypass || has_body) {
+    stats.bypasses.add();
+    co_return nullptr;
+  }
+  state.cache = exchange.generation->cache;
+  // HEAD is answered from the GET entry (and never fills it: its response has no body).
+  const bool head = exchange.method == "HEAD";
+  cache::KeyRequest key_request{"GET", exchange.host, exchange.parsed_target.path, exchange.parsed_target.query,
+                                &request, {}};
+  if (!exchange.user.empty()) key_request.user_id = exchange.user;
+  std::optional<std::string> key =
+      cache::build_cache_key(state.cache->config().key_prefix, exchange.route->name, rule, key_request);
+  if (!key) {
+    stats.bypasses.add();
+    co_return nullptr;
+  }
+  state.key = std::move(*key);
+  const auto max_bytes = static_cast<std::size_t>(state.cache->config().max_item_bytes);
+  if (cacheability == cache::RequestCacheability::kRevalidate) {
+    // Fetched from upstream whatever is stored, and stored afresh.
+    state.status = "MISS";
+    stats.misses.add();
+    if (!head) state.observer.emplace(rule, max_bytes);
+    co_return nullptr;
+  }
+
+  cache::ResponseCache::Joined joined = state.cache->join(state.key, !head);
+  if (!joined.fill || joined.is_leader) {
+    const memcache::GetResult got = co_await state.cache->get(state.key);
+    if (got.error) {
+      // The primary is down or slow: served from upstream, and nothing is stored.
+      if (joined.fill) {
+        joined.fill->unavailable = true;
+        state.cache->finish(state.key, joined.fill, nullptr);
+      }
+      stats.bypasses.add();
+      co_return nullptr;
+    }
+    if (got.item) {
+      std::optional<cache::CachedResponse> stored = cache::decode_record(got.item->value);
+      const std::int64_t now = std::chrono::duration_cast<std::chrono::seconds>(
+                                   std::chrono::system_clock::now().time_since_epoch()).count();
+      // A value that is not a record (corrupt, or another program's) or is past its ttl is a miss.
+      if (stored && stored->fresh(now)) {
+        auto response = std::make_shared<const cache::CachedResponse>(std::move(*stored));
+        if (joined.fill) state.cache->finish(state.key, joined.fill, response);
+        stats.hits.add();
+        state.status = "HIT";
+        co_return response;
+      }
+    }
+    state.status = "MISS";
+    stats.misses.add();
+    if (joined.fill) {
+      state.fill = std::move(joined.fill);
+      state.observer.emplace(rule, max_bytes);
+    }
+    co_return nullptr;
+  }
+
+  // Another request is looking this key up or fetching it: its outcome is this request's too, unless it takes
+  // longer than the upstream's timeout.
+  const std::shared_ptr<cache::Fill> fill = std::move(joined.fill);
+  if (!fill->done) {
+    asio::steady_timer limit(client_.socket.get_executor());
+    limit.expires_after(exchange.generation->pools[exchange.route->upstream]->upstream().config.timeout);
+    co_await (fill->done_signal.async_wait(asio::as_tuple(asio::use_awaitable)) ||
+              limit.async_wait(asio::as_tuple(asio::use_awaitable)));
+  }
+  if (fill->done && fill->response) {
+    stats.hits.add();
+    stats.coalesced.add();
+    state.status = "HIT";
+    co_return fill->response;
+  }
+  if (fill->unavailable) {
+    stats.bypasses.add();
+    co_return nullptr;
+  }
+  state.status = "MISS";
+  stats.misses.add();
+  co_return nullptr;
+}
+
+void ClientSession::finish_fill(CacheState& state) {
+  const std::int64_t now =
+      std::chrono::duration_cast<std::chrono::seconds>(std::chrono::system_clock::now().time_since_epoch()).count();
+  std::optional<std::string> record = state.observer->record(now);
+  std::shared_ptr<const cache::CachedResponse> response;
+  if (record) {
+    if (std::optional<cache::CachedResponse> decoded = cache::decode_record(*record)) {
+      response = std::make_shared<const cache::CachedResponse>(std::move(*decoded));
+    }
+    state.cache->store(state.key, std::move(*record), state.observer->ttl());
+  }
+  if (state.fill) {
+    state.cache->finish(state.key, state.fill, std::move(response));
+    state.fill.reset();
+  }
+}
+
+asio::awaitable<bool> ClientSession::send_cached(Exchange& exchange, const cache::CachedResponse& response) {
+  const auto& request = parser_->get();
+  const bool keep_alive = request.keep_alive() && !worker_.draining();
+  CachedHead head;
+  head.request_id = exchange.request_id;
+  if (exchange.snapshot->config.server.debug_headers) {
+    head.route = exchange.route->name;
+    head.upstream = exchange.upstream;
+  }
+  const std::int64_t now =
+      std::chrono::duration_cast<std::chrono::seconds>(std::chrono::system_clock::now().time_since_epoch()).count();
+  head.age = response.age(now);
+  head.keep_alive = keep_alive;
+  head.http10 = request.version() == 10;
+  const std::string out = cached_response_head(response, head);
+  const bool with_body = exchange.method != "HEAD" && response.status != 204 && response.status != 304;
+  const std::array<asio::const_buffer, 2> buffers{asio::buffer(out),
+                                                  asio::buffer(response.body.data(), with_body ? response.body.size()
+                                                                                               : 0)};
+  deadline_.arm(exchange.snapshot->config.server.limits.idle_timeout);
+  auto [error, n] = co_await net::write_all(client_, buffers);
+  exchange.status = error && n == 0 ? 499 : response.status;
+  exchange.bytes = n;
+  log(exchange);
+  if (error) {
+    closed_ = true;
+    co_return false;
+  }
+  if (!keep_alive) co_await close_gracefully(false);
+  co_return keep_alive && !closed_;
 }
 
 asio::awaitable<void> ClientSession::send_reply(Exchange& exchange, http::LocalReply reply) {

@@ -99,6 +99,7 @@ GenerationPtr Worker::make_generation(config::SnapshotPtr snapshot, const Genera
   };
   for (const config::Route& route : snapshot->routes) generation->route_stats.push_back(route_stats(route.name));
   generation->authenticator = make_authenticator(*snapshot, previous);
+  generation->cache = make_cache(*snapshot, previous);
   generation->unrouted = route_stats(kNoRoute);
   if (previous) {
     // Pools the new generation does not use stop taking connections back; requests still on them finish.
@@ -144,6 +145,21 @@ std::shared_ptr<auth::Authenticator> Worker::make_authenticator(const config::Sn
   auto client = std::make_unique<redis::Client>(context_.get_executor(), std::move(options), client_metrics);
   return std::make_shared<auth::Authenticator>(context_.get_executor(), std::move(settings), std::move(client),
                                                &metrics_);
+}
+
+std::shared_ptr<cache::ResponseCache> Worker::make_cache(const config::Snapshot& snapshot,
+                                                         const Generation* previous) {
+  const config::CacheConfig& cache = snapshot.config.cache;
+  if (!cache.enabled) return nullptr;
+  // An unchanged cache section keeps its connections, its double-write queue and the fills in flight.
+  if (previous && previous->cache && previous->snapshot->config.cache == cache &&
+      previous->snapshot->cache_primary == snapshot.cache_primary &&
+      previous->snapshot->cache_secondary == snapshot.cache_secondary) {
+    return previous->cache;
+  }
+  return std::make_shared<cache::ResponseCache>(context_.get_executor(), cache,
+                                                cache::memcache_servers(snapshot.cache_primary),
+                                                cache::memcache_servers(snapshot.cache_secondary), cache_stats_);
 }
 
 void Worker::accept_on(std::vector<ListenSocket> listeners) {
@@ -287,8 +303,9 @@ void Worker::finish_if_drained() {
   idle_grace_timer_.cancel();
   access_log_.flush();
   for (auto& pool : generation_->pools) pool->close_idle();
-  // Redis connections keep reading until closed, which would keep the loop from ending.
+  // Redis and Memcached connections keep reading until closed, which would keep the loop from ending.
   if (generation_->authenticator) generation_->authenticator->close();
+  if (generation_->cache) generation_->cache->close();
 }
 
 }  // namespace apigw::server

@@ -27,7 +27,7 @@ using test_servers::wait_until;
 
 ClientOptions pool(const std::vector<std::uint16_t>& ports, milliseconds timeout = milliseconds(500)) {
   ClientOptions options;
-  for (const std::uint16_t port : ports) options.servers.push_back(Server{"127.0.0.1", port});
+  for (const std::uint16_t port : ports) options.servers.push_back(Server{"127.0.0.1", port, {}});
   options.timeout = timeout;
   return options;
 }
@@ -53,7 +53,10 @@ milliseconds since(std::chrono::steady_clock::time_point start) {
 // order, MEMCACHED_BEHAVIOR_KETAMA.
 std::unique_ptr<memcached_st, void (*)(memcached_st*)> libmemcached_client(const ClientOptions& options) {
   std::unique_ptr<memcached_st, void (*)(memcached_st*)> client(memcached_create(nullptr), memcached_free);
-  for (const Server& server : options.servers) memcached_server_add(client.get(), server.address.c_str(), server.port);
+  for (const Server& server : options.servers) {
+    const std::string& host = server.name.empty() ? server.address : server.name;
+    memcached_server_add(client.get(), host.c_str(), server.port);
+  }
   memcached_behavior_set(client.get(), MEMCACHED_BEHAVIOR_KETAMA, 1);
   return client;
 }
@@ -382,7 +385,8 @@ TEST(MemcacheClient, KeyPlacementAgreesWithLibmemcachedKetama) {
 TEST(MemcacheClient, PlacementNeedsNoServerAndMatchesLibmemcached) {
   // Documentation addresses nobody answers; the default port takes another path in libmemcached's continuum.
   ClientOptions options;
-  options.servers = {{"192.0.2.1", 11211}, {"192.0.2.2", 11211}, {"198.51.100.7", 11311}, {"2001:db8::1", 11211}};
+  options.servers = {{"192.0.2.1", 11211, {}}, {"192.0.2.2", 11211, {}}, {"198.51.100.7", 11311, {}},
+                     {"2001:db8::1", 11211, {}}};
   auto reference = libmemcached_client(options);
   asio::io_context loop;
   Client client(loop.get_executor(), options);
@@ -400,9 +404,31 @@ TEST(MemcacheClient, PlacementNeedsNoServerAndMatchesLibmemcached) {
 
   ClientOptions empty;
   EXPECT_THROW(Client(loop.get_executor(), empty), std::invalid_argument);
+  ClientOptions unresolved;
+  unresolved.servers = {{"localhost", 11211, {}}};
+  EXPECT_THROW(Client(loop.get_executor(), unresolved), std::invalid_argument);
+}
+
+TEST(MemcacheClient, PlacementHashesServersAsNamed) {
+  // A pool written with host names elsewhere: apigw connects to the resolved addresses but places keys by the
+  // names, as the other clients of the pool do.
   ClientOptions named;
-  named.servers = {{"localhost", 11211}};
-  EXPECT_THROW(Client(loop.get_executor(), named), std::invalid_argument);
+  named.servers = {{"192.0.2.1", 11211, "cache-a.internal"}, {"192.0.2.2", 11211, "cache-b.internal"},
+                   {"192.0.2.3", 11211, "cache-c.internal"}};
+  auto by_name = libmemcached_client(named);
+  ClientOptions by_address = named;
+  for (Server& server : by_address.servers) server.name.clear();
+  auto by_address_reference = libmemcached_client(by_address);
+  asio::io_context loop;
+  Client client(loop.get_executor(), named);
+  int differs = 0;
+  for (int i = 0; i < 500; ++i) {
+    const std::string key = "k" + std::to_string(i);
+    const std::size_t index = client.server_index(key);
+    EXPECT_EQ(index, memcached_generate_hash(by_name.get(), key.data(), key.size())) << key;
+    differs += index != memcached_generate_hash(by_address_reference.get(), key.data(), key.size());
+  }
+  EXPECT_GT(differs, 50) << "names and addresses place keys differently, so the names must be what is hashed";
 }
 
 }  // namespace

@@ -223,7 +223,7 @@ TEST(ConfigLoader, ExampleConfigLoads) {
   EXPECT_EQ(config.server.workers, 0u);
   ASSERT_EQ(config.upstreams.size(), 1u);
   EXPECT_EQ(config.upstreams.at("demo").endpoints.at(0).text(), "127.0.0.1:9001");
-  ASSERT_EQ(config.routes.size(), 5u);
+  ASSERT_EQ(config.routes.size(), 6u);
   EXPECT_EQ(config.routes[0].name, "users");
   EXPECT_EQ(config.routes[0].match.methods, (std::vector<std::string>{"GET", "HEAD"}));
   EXPECT_EQ(config.routes[0].auth, RouteAuth::kOptional);
@@ -233,11 +233,18 @@ TEST(ConfigLoader, ExampleConfigLoads) {
   EXPECT_EQ(config.routes[2].match.path, "/health");
   EXPECT_EQ(config.routes[3].name, "account");
   EXPECT_EQ(config.routes[3].auth, RouteAuth::kRequired);
-  EXPECT_EQ(config.routes[4].name, "v1-users");
-  EXPECT_EQ(config.routes[4].strip_prefix, "/v1");
+  EXPECT_EQ(config.routes[3].cache.scope, CacheScope::kUser);
+  EXPECT_EQ(config.routes[4].name, "catalog");
+  EXPECT_EQ(config.routes[4].cache.vary, (std::vector<std::string>{"Accept-Language"}));
+  EXPECT_EQ(config.routes[5].name, "v1-users");
+  EXPECT_EQ(config.routes[5].strip_prefix, "/v1");
   EXPECT_TRUE(config.auth.enabled);
   EXPECT_EQ(config.auth.redis.nodes.at(0).text(), "127.0.0.1:6390");
   EXPECT_EQ(config.auth.token_from.size(), 3u);
+  EXPECT_TRUE(config.cache.enabled);
+  EXPECT_EQ(config.cache.primary.servers.size(), 2u);
+  ASSERT_TRUE(config.cache.secondary);
+  EXPECT_TRUE(config.cache.api.enabled);
 }
 
 TEST(ConfigLoader, RoutesOnDifferentHostsOrMethodsDoNotConflict) {

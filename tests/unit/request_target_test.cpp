@@ -77,5 +77,21 @@ TEST(RequestTarget, StripPrefixOnlyAtSegmentBoundary) {
   EXPECT_EQ(strip_path_prefix("/users", ""), "/users");
 }
 
+TEST(PercentDecode, DecodesEscapesAndOptionallyPlus) {
+  EXPECT_EQ(percent_decode("user%3A42%2Fa", false), "user:42/a");
+  EXPECT_EQ(percent_decode("a+b%20c", false), "a+b c");
+  EXPECT_EQ(percent_decode("a+b%20c", true), "a b c");
+  EXPECT_EQ(percent_decode("%e2%82%AC", false), "\xe2\x82\xac");
+  EXPECT_EQ(percent_decode("%00", false), std::string(1, '\0'));
+  EXPECT_EQ(percent_decode("", false), "");
+}
+
+TEST(PercentDecode, RefusesBrokenEscapes) {
+  EXPECT_FALSE(percent_decode("%", false));
+  EXPECT_FALSE(percent_decode("a%2", false));
+  EXPECT_FALSE(percent_decode("%zz", false));
+  EXPECT_FALSE(percent_decode("%%41", false));
+}
+
 }  // namespace
 }  // namespace apigw::http

@@ -6,6 +6,7 @@
 //   GET /config     the effective configuration as JSON
 //   GET /routes     the route table in match order
 //   GET /upstreams  upstreams, their endpoints and each endpoint's health
+//   /_cache/...     the cache API, when configured (see cache_api.h)
 #pragma once
 
 #include <atomic>
@@ -18,6 +19,7 @@
 #include <boost/asio/awaitable.hpp>
 #include <boost/asio/ip/tcp.hpp>
 
+#include "apigw/cache/response_cache.h"
 #include "apigw/config/snapshot.h"
 #include "apigw/upstream/health.h"
 
@@ -28,6 +30,8 @@ struct AdminSources {
   std::function<config::SnapshotPtr()> snapshot;   // the configuration every worker serves with
   std::function<std::string()> metrics;            // the Prometheus text
   const upstream::HealthTable* health = nullptr;
+  // This loop's client of the running config's cache pools, for the cache API; null without a cache section.
+  std::function<std::shared_ptr<cache::ResponseCache>()> cache;
 };
 
 class AdminServer {

@@ -19,6 +19,7 @@ struct ResolvedEndpoint {
   std::string address;  // numeric IPv4 or IPv6
   std::uint16_t port = 0;
   std::string text;     // as configured, for logs and headers
+  std::string host;     // as configured: a name or a literal (without brackets)
   bool operator==(const ResolvedEndpoint&) const = default;
 };
 
@@ -43,6 +44,8 @@ struct Snapshot {
   routing::RouteTrie trie;
   http::TrustedProxies trusted_proxies;
   std::vector<ResolvedEndpoint> redis_nodes;  // auth.redis.nodes, resolved; empty without an auth section
+  std::vector<ResolvedEndpoint> cache_primary;    // cache.primary.servers, resolved; empty without a cache section
+  std::vector<ResolvedEndpoint> cache_secondary;  // cache.secondary.servers, resolved; empty without one
 };
 
 using SnapshotPtr = std::shared_ptr<const Snapshot>;

@@ -3,6 +3,7 @@
 // through a `/public/*` route.
 #pragma once
 
+#include <optional>
 #include <string>
 #include <string_view>
 
@@ -18,6 +19,10 @@ struct RequestTarget {
 // Splits and normalises `raw`. `storage` is used only when the path must change (dot segments), so the common
 // case does not allocate. Returns an error reason, or an empty view on success.
 std::string_view parse_request_target(std::string_view raw, RequestTarget& out, std::string& storage);
+
+// `text` with each %XX replaced by its byte (and '+' by a space when `plus_is_space`, as in a query); nullopt
+// when a '%' is not followed by two hex digits.
+std::optional<std::string> percent_decode(std::string_view text, bool plus_is_space);
 
 // Removes `prefix` (starts with '/', no trailing '/') from `path` when it stands at a segment boundary:
 // "/v1/users" → "/users", "/v1" → "/", "/v10" unchanged.

@@ -25,8 +25,11 @@ struct memcached_st;
 namespace apigw::memcache {
 
 struct Server {
-  std::string address;  // numeric IPv4 or IPv6, written as the pool's other clients write it (it is hashed)
+  std::string address;  // numeric IPv4 or IPv6: where to connect
   std::uint16_t port = 11211;
+  // What placement hashes: the host as the pool's other clients write it (a name or an address); when empty,
+  // the address.
+  std::string name;
 };
 
 struct ClientOptions {

@@ -6,6 +6,7 @@
 #include <chrono>
 #include <cstdint>
 #include <optional>
+#include <span>
 #include <string>
 #include <string_view>
 
@@ -70,6 +71,20 @@ struct ClientSide {
   const bool& closed;         // the session's: the client connection was closed under the exchange (drain timeout)
 };
 
+// Sees a forwarded response as it is relayed to the client: the response cache's fill.
+class ResponseObserver {
+ public:
+  // The final response's head; `fields` are valid during the call only.
+  virtual void on_head(unsigned status, std::span<const ResponseParser::Field> fields) = 0;
+  // Body bytes as they are relayed (without chunk framing); valid during the call only.
+  virtual void on_body(std::string_view bytes) = 0;
+  // The whole response reached the client.
+  virtual void on_complete() = 0;
+
+ protected:
+  ~ResponseObserver() = default;
+};
+
 struct ForwardRequest {
   const config::Route* route = nullptr;
   std::string_view request_id;
@@ -84,6 +99,8 @@ struct ForwardRequest {
   bool keep_alive = true;         // the client asked to keep the connection
   std::string_view user_header;   // auth.forward_header: the client's copies are dropped; empty without auth
   std::string_view user_id;       // sent in user_header when not empty
+  std::string_view cache_status;  // sent as X-Cache (replacing the upstream's) when not empty
+  ResponseObserver* observer = nullptr;
 };
 
 struct ForwardResult {

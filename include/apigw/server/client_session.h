@@ -11,6 +11,7 @@
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/beast/core/flat_buffer.hpp>
 
+#include "apigw/cache/cached_response.h"
 #include "apigw/core/deadline.h"
 #include "apigw/http/client_address.h"
 #include "apigw/http/local_reply.h"
@@ -20,6 +21,7 @@
 namespace apigw::server {
 
 class Worker;
+struct CacheState;
 
 class ClientSession {
  public:
@@ -56,6 +58,13 @@ class ClientSession {
   boost::asio::awaitable<bool> route_and_forward(Exchange& exchange);
   // The route's auth stage: sets the exchange's user, or returns the reply that refuses the request.
   boost::asio::awaitable<std::optional<http::LocalReply>> authenticate(Exchange& exchange);
+  // The route's cache stage: the stored response to answer with, or null (then `state` says how the request goes
+  // on: MISS, possibly leading a fill, or BYPASS).
+  boost::asio::awaitable<std::shared_ptr<const cache::CachedResponse>> look_up_cache(Exchange& exchange,
+                                                                                     CacheState& state);
+  boost::asio::awaitable<bool> send_cached(Exchange& exchange, const cache::CachedResponse& response);
+  // After the forward: stores what the fill collected and hands it to the requests waiting for it.
+  void finish_fill(CacheState& state);
   boost::asio::awaitable<void> send_reply(Exchange& exchange, http::LocalReply reply);
   boost::asio::awaitable<void> close_gracefully(bool drain_input);
   void log(const Exchange& exchange);  // metrics and the access log, once per request

@@ -19,6 +19,7 @@
 #include <boost/asio/steady_timer.hpp>
 
 #include "apigw/auth/authenticator.h"
+#include "apigw/cache/response_cache.h"
 #include "apigw/config/snapshot.h"
 #include "apigw/core/access_log.h"
 #include "apigw/core/metrics.h"
@@ -30,13 +31,13 @@ namespace apigw::server {
 
 class ClientSession;
 
-// What one worker serves with: a snapshot, this worker's pools for its upstreams and its token authenticator. A
-// request holds the generation it started with, so its routes, pools and authenticator outlive a reload until it
-// ends.
+// What one worker serves with: a snapshot, this worker's pools for its upstreams, its token authenticator and its
+// response cache. A request holds the generation it started with, so all of these outlive a reload until it ends.
 struct Generation {
   config::SnapshotPtr snapshot;
   std::vector<upstream::UpstreamPoolPtr> pools;        // by snapshot upstream index
   std::shared_ptr<auth::Authenticator> authenticator;  // null without an auth section
+  std::shared_ptr<cache::ResponseCache> cache;         // null without a cache section
   std::vector<RouteStats*> route_stats;                // by snapshot route index; owned by the worker
   RouteStats* unrouted = nullptr;                      // requests no route answered
 };
@@ -100,6 +101,7 @@ class Worker {
   GenerationPtr make_generation(config::SnapshotPtr snapshot, const Generation* previous);
   std::shared_ptr<auth::Authenticator> make_authenticator(const config::Snapshot& snapshot,
                                                           const Generation* previous);
+  std::shared_ptr<cache::ResponseCache> make_cache(const config::Snapshot& snapshot, const Generation* previous);
   void accept_on(std::vector<ListenSocket> listeners);
   void schedule_sweep();
   void begin_drain();
@@ -111,6 +113,7 @@ class Worker {
   core::MetricsRegistry metrics_;
   core::Gauge& client_connections_;
   AuthStats auth_stats_{metrics_};
+  cache::CacheStats cache_stats_{metrics_};
   std::map<std::string, std::unique_ptr<RouteStats>, std::less<>> route_stats_;
   std::map<std::string, std::unique_ptr<upstream::UpstreamStats>, std::less<>> upstream_stats_;
   std::atomic<bool> exited_{false};

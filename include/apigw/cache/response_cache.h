@@ -1,0 +1,129 @@
+// The response cache as one event loop (a worker's, or the admin listener's) sees it: the primary Memcached pool,
+// read and written; the secondary pool, which receives a copy of every write in the background and is never read;
+// and the requests in flight to fill an entry, so that concurrent misses on one key fetch it once.
+//
+// Loop thread only. Nothing here blocks the loop: every Memcached round trip is bounded by its pool's timeout,
+// and a pool that is down fails commands at once while it backs off (see memcache/connection.h).
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <deque>
+#include <memory>
+#include <optional>
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+#include <boost/asio/any_io_executor.hpp>
+#include <boost/asio/awaitable.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/system/error_code.hpp>
+
+#include "apigw/cache/cached_response.h"
+#include "apigw/config/snapshot.h"
+#include "apigw/core/metrics.h"
+#include "apigw/memcache/client.h"
+
+namespace apigw::cache {
+
+// The cache's series in one registry (shard). Created once per registry; they outlive reloads.
+struct CacheStats {
+  explicit CacheStats(core::MetricsRegistry& registry);
+  CacheStats(const CacheStats&) = delete;
+  CacheStats& operator=(const CacheStats&) = delete;
+
+  core::Counter& hits;
+  core::Counter& misses;
+  core::Counter& bypasses;
+  core::Counter& coalesced;  // requests answered by another request's fill
+  core::Counter& stores_ok;
+  core::Counter& stores_failed;
+  core::Counter& secondary_ok;
+  core::Counter& secondary_failed;
+  core::Counter& secondary_dropped;
+  core::Gauge& secondary_queue;
+  core::Histogram& primary_duration;
+  core::Histogram& secondary_duration;
+};
+
+// One request filling an entry, which later requests for the same key wait on (see ResponseCache::join).
+struct Fill {
+  explicit Fill(const boost::asio::any_io_executor& executor) : done_signal(executor) {}
+  boost::asio::steady_timer done_signal;          // cancelled when the fill ends
+  std::shared_ptr<const CachedResponse> response;  // what was stored; null when the response was not storable
+  bool done = false;
+  bool unavailable = false;  // the primary pool failed the lookup: the waiting requests bypass the cache too
+};
+
+class ResponseCache : public std::enable_shared_from_this<ResponseCache> {
+ public:
+  // `primary` must not be empty; `secondary` may be (no double-write). Throws std::invalid_argument on a server
+  // address that is not numeric.
+  ResponseCache(boost::asio::any_io_executor executor, const config::CacheConfig& config,
+                std::vector<memcache::Server> primary, std::vector<memcache::Server> secondary, CacheStats& stats);
+  ~ResponseCache();
+  ResponseCache(const ResponseCache&) = delete;
+  ResponseCache& operator=(const ResponseCache&) = delete;
+
+  const config::CacheConfig& config() const { return config_; }
+  CacheStats& stats() { return stats_; }
+
+  // A read of the primary pool (errors as memcache::Connection's).
+  boost::asio::awaitable<memcache::GetResult> get(std::string key);
+  // A write to the primary pool, waited for; queued to the secondary pool whatever its outcome (a write the
+  // primary refused may still be wanted on the other side, and the secondary never answers reads).
+  boost::asio::awaitable<boost::system::error_code> set(std::string key, std::string value, std::uint32_t flags,
+                                                        std::chrono::seconds ttl);
+  boost::asio::awaitable<boost::system::error_code> remove(std::string key);
+  // A fill's write: sent to the primary in the background (counted as a store) and queued to the secondary. The
+  // caller does not wait for it.
+  void store(std::string key, std::string record, std::chrono::seconds ttl);
+
+  // Request coalescing. The first request for `key` that asks to `lead` leads (is_leader) and must call finish()
+  // whatever happens; later ones wait on the returned fill until it is done (or for as long as they choose, then
+  // fetch for themselves). Without a fill in flight and without `lead`, `fill` is null.
+  struct Joined {
+    std::shared_ptr<Fill> fill;
+    bool is_leader = false;
+  };
+  Joined join(const std::string& key, bool lead = true);
+  void finish(const std::string& key, const std::shared_ptr<Fill>& fill,
+              std::shared_ptr<const CachedResponse> response);
+
+  // Writes waiting for the secondary pool.
+  std::size_t queued() const { return queue_.size(); }
+  // Fails every Memcached command in flight, drops the secondary queue and closes every connection (a drained
+  // worker's loop must run out of work).
+  void close();
+
+ private:
+  struct Write {
+    enum class Kind { kSet, kDelete };
+    Kind kind = Kind::kSet;
+    std::string key;
+    std::string value;
+    std::uint32_t flags = 0;
+    std::chrono::seconds ttl{0};
+  };
+
+  void queue_secondary(Write write);
+  boost::asio::awaitable<void> write_secondary(std::shared_ptr<ResponseCache> self);
+  boost::asio::awaitable<void> store_primary(std::shared_ptr<ResponseCache> self, std::string key,
+                                             std::string record, std::chrono::seconds ttl);
+
+  boost::asio::any_io_executor executor_;
+  config::CacheConfig config_;
+  CacheStats& stats_;
+  memcache::Client primary_;
+  std::unique_ptr<memcache::Client> secondary_;  // null without a secondary pool
+  std::deque<Write> queue_;
+  unsigned secondary_writers_ = 0;  // coroutines sending queue_
+  bool closed_ = false;
+  std::unordered_map<std::string, std::shared_ptr<Fill>> fills_;
+};
+
+// The servers of a pool, as the snapshot resolved them.
+std::vector<memcache::Server> memcache_servers(const std::vector<config::ResolvedEndpoint>& endpoints);
+
+}  // namespace apigw::cache

@@ -1,0 +1,74 @@
+// The response cache's request stage helpers (see cache_stage.h).
+#include "cache_stage.h"
+
+#include <iterator>
+
+#include <fmt/format.h>
+
+#include "apigw/cache/cache_policy.h"
+#include "apigw/http/local_reply.h"
+
+namespace apigw::server {
+
+namespace {
+void append_header(std::string& out, std::string_view name, std::string_view value) {
+  out.append(name).append(": ").append(value).append("\r\n");
+}
+}  // namespace
+
+void CacheFill::on_head(unsigned status, std::span<const proxy::ResponseParser::Field> fields) {
+  std::vector<cache::HeaderView> views;
+  views.reserve(fields.size());
+  for (const auto& field : fields) views.push_back({field.name_text, field.value});
+  const std::optional<std::chrono::seconds> ttl = cache::storable_for(status, views, rule_);
+  if (!ttl) return;
+  collecting_ = true;
+  status_ = status;
+  ttl_ = *ttl;
+  headers_.reserve(fields.size());
+  for (const auto& field : fields) headers_.push_back({std::string(field.name_text), std::string(field.value)});
+}
+
+void CacheFill::on_body(std::string_view bytes) {
+  if (!collecting_) return;
+  if (body_.size() + bytes.size() > max_bytes_) {
+    collecting_ = false;  // too large to store: let go of what was kept
+    std::string().swap(body_);
+    return;
+  }
+  body_.append(bytes);
+}
+
+std::optional<std::string> CacheFill::record(std::int64_t now) const {
+  if (!complete_) return std::nullopt;
+  std::vector<cache::HeaderView> views;
+  views.reserve(headers_.size());
+  for (const auto& header : headers_) views.push_back({header.name, header.value});
+  return cache::encode_record({status_, views, body_, now, ttl_}, max_bytes_);
+}
+
+std::string cached_response_head(const cache::CachedResponse& response, const CachedHead& head) {
+  std::string out;
+  out.reserve(512);
+  fmt::format_to(std::back_inserter(out), "HTTP/1.1 {} {}\r\n", response.status, http::reason_phrase(response.status));
+  for (const cache::StoredHeader& header : response.headers) append_header(out, header.name, header.value);
+  append_header(out, "Date", http::http_date());
+  append_header(out, "Age", fmt::format_int(head.age.count()).c_str());
+  // 204 and 304 have no body and no length; any other status sends the stored body's length (HEAD too).
+  if (response.status != 204 && response.status != 304) {
+    append_header(out, "Content-Length", fmt::format_int(response.body.size()).c_str());
+  }
+  append_header(out, "X-Request-Id", head.request_id);
+  append_header(out, "X-Cache", "HIT");
+  if (!head.route.empty()) append_header(out, "X-Apigw-Route", head.route);
+  if (!head.upstream.empty()) append_header(out, "X-Apigw-Upstream", head.upstream);
+  if (!head.keep_alive) {
+    append_header(out, "Connection", "close");
+  } else if (head.http10) {
+    append_header(out, "Connection", "keep-alive");
+  }
+  out.append("\r\n");
+  return out;
+}
+
+}  // namespace apigw::server
