@@ -9,7 +9,9 @@ import pytest
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "support"))
 
 from apigw_harness import Apigw  # noqa: E402
+from memcached_harness import MemcachedServer  # noqa: E402
 from recording_upstream import Upstream  # noqa: E402
+from redis_harness import RedisServer  # noqa: E402
 
 
 def pytest_collection_modifyitems(config, items):
@@ -80,3 +82,31 @@ def gateway(request, tmp_path, upstream):
             problems.append(f"{gw.name}: sanitizer report:\n{report}")
     if problems:
         pytest.fail("\n".join(problems), pytrace=False)
+
+
+def _servers(kind):
+    """A factory fixture's body: make(*args) starts a `kind` with those extra options; all are stopped by PID at
+    teardown."""
+    servers = []
+
+    def make(*args):
+        server = kind(args=args)
+        servers.append(server)
+        return server
+
+    yield make
+    for server in servers:
+        server.stop()
+
+
+@pytest.fixture
+def redis():
+    """Factory: redis(*args) → a started RedisServer on a free port."""
+    yield from _servers(RedisServer)
+
+
+@pytest.fixture
+def memcached():
+    """Factory: memcached(*args) → a started MemcachedServer on a free port."""
+    yield from _servers(MemcachedServer)
+

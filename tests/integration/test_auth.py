@@ -21,20 +21,6 @@ USERS = {"tok-alice": "alice", "tok-bob": "1002"}
 
 # --- helpers -----------------------------------------------------------------------------------------------
 
-@pytest.fixture
-def redis():
-    servers = []
-
-    def make(*args):
-        server = RedisServer(args=args)
-        servers.append(server)
-        return server
-
-    yield make
-    for server in servers:
-        server.stop()
-
-
 def seed(server, users=USERS, key="session:{}"):
     for token, user in users.items():
         server.cli("SET", key.format(token), user)

@@ -40,11 +40,21 @@ def apigw_bin() -> str:
     return path
 
 
+_given_ports: set[int] = set()
+
+
 def free_port() -> int:
-    """A TCP port on 127.0.0.1 that was free a moment ago (bound to port 0, then released)."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind((HOST, 0))
-        return s.getsockname()[1]
+    """A TCP port on 127.0.0.1 that was free a moment ago (bound to port 0, then released), and that this process
+    has not handed out before: the kernel may offer a just-released port again, and two listeners of one test
+    (a gateway's server and admin addresses) must not get the same one."""
+    for _ in range(100):
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+            s.bind((HOST, 0))
+            port = s.getsockname()[1]
+        if port not in _given_ports:
+            _given_ports.add(port)
+            return port
+    raise RuntimeError("no free port that was not handed out already")
 
 
 def wait_for_port(port: int, timeout: float = START_TIMEOUT, proc: Optional[subprocess.Popen] = None,

@@ -1,4 +1,5 @@
-"""Real memcached processes for apigw's end-to-end tests, and a small text-protocol client to look inside them.
+"""Real memcached processes for apigw's end-to-end tests, a small text-protocol client to look inside them, and
+memc_ketama (tests/tools), libmemcached's own client configured as the legacy clients of a shared pool are.
 
 Every server listens on a free 127.0.0.1 port, TCP only (`-U 0`), and is stopped by its own PID (SIGKILL, then
 wait); nothing is ever stopped by name.
@@ -9,7 +10,9 @@ from __future__ import annotations
 import os
 import socket
 import subprocess
-from typing import Optional, Sequence
+import time
+from typing import Optional, Sequence, Union
+from urllib.parse import unquote_to_bytes
 
 from apigw_harness import HOST
 from server_process import ServerProcess
@@ -85,6 +88,11 @@ class MemcachedServer(ServerProcess):
 
     def get(self, key: str) -> Optional[bytes]:
         """The value stored under `key`, or None."""
+        found = self.item(key)
+        return None if found is None else found[0]
+
+    def item(self, key: str) -> Optional[tuple[bytes, int]]:
+        """(value, client flags) stored under `key`, or None."""
         def done(reply: bytes) -> bool:
             if reply.startswith((b"ERROR", b"CLIENT_ERROR", b"SERVER_ERROR")):
                 return reply.endswith(b"\r\n")
@@ -94,8 +102,9 @@ class MemcachedServer(ServerProcess):
         if reply == b"END\r\n":
             return None
         header, _, rest = reply.partition(b"\r\n")
-        size = int(header.split()[3])
-        return rest[:size]
+        fields = header.split()
+        size = int(fields[3])
+        return rest[:size], int(fields[2])
 
     def set(self, key: str, value: bytes, ttl: int = 0, flags: int = 0) -> None:
         """Stores `value` (bytes) under `key`; `ttl` seconds (0: no expiry), client `flags`."""
@@ -121,6 +130,67 @@ class MemcachedServer(ServerProcess):
             if len(fields) == 3 and fields[0] == "STAT":
                 result[fields[1]] = fields[2]
         return result
+
+    def curr_items(self) -> int:
+        """Items the server holds now (`stats` curr_items; expired items count until memcached reclaims them)."""
+        return int(self.stats()["curr_items"])
+
+    def metadump(self) -> list[dict[str, Union[str, int]]]:
+        """Every item the server holds, from `lru_crawler metadump all` (memcached has no other way to list keys):
+        dicts with "key" (decoded), "exp" (Unix time, -1 for no expiry) and "size". One crawl may miss an item that
+        memcached is moving between its LRU queues at that moment, so this crawls again (for up to half a second)
+        while it finds fewer items than `curr_items` counts; expired items that memcached has not reclaimed yet
+        count there but are not listed."""
+        best: list[dict[str, Union[str, int]]] = []
+        for _ in range(25):
+            found = self._metadump_once()
+            if found is not None:
+                if len(found) >= len(best):
+                    best = found
+                if len(best) >= self.curr_items():
+                    break
+            time.sleep(0.02)
+        return best
+
+    def _metadump_once(self) -> Optional[list[dict[str, Union[str, int]]]]:
+        reply = self._exchange(b"lru_crawler metadump all\r\n",
+                               lambda r: r.endswith(b"END\r\n") or (r.startswith(b"BUSY") and r.endswith(b"\r\n")))
+        if reply.startswith(b"BUSY"):  # another crawl is still running
+            return None
+        items = []
+        for line in reply[: -len(b"END\r\n")].split(b"\n"):
+            fields = dict(f.split(b"=", 1) for f in line.split() if b"=" in f)
+            if b"key" not in fields:
+                continue
+            items.append({"key": unquote_to_bytes(fields[b"key"]).decode(errors="surrogateescape"),
+                          "exp": int(fields.get(b"exp", b"-1")), "size": int(fields.get(b"size", b"0"))})
+        return items
+
+    def keys(self) -> list[str]:
+        """The keys of every item the server holds (see metadump), sorted."""
+        return sorted(item["key"] for item in self.metadump())
+
+
+# --- memc_ketama: libmemcached's own client, as legacy clients of a pool are configured ------------------------
+
+def memc_ketama_bin() -> str:
+    """The memc_ketama helper (tests/tools/memc_ketama.cpp) from $MEMC_KETAMA_BIN. Raises if unset, missing or not
+    executable."""
+    path = os.environ.get("MEMC_KETAMA_BIN")
+    if not path:
+        raise RuntimeError("MEMC_KETAMA_BIN is not set")
+    if not os.path.isfile(path) or not os.access(path, os.X_OK):
+        raise RuntimeError(f"MEMC_KETAMA_BIN={path!r} is not an executable file")
+    return path
+
+
+def memc_ketama(servers: Sequence[Union["MemcachedServer", str]], *args: str, input: Optional[bytes] = None,
+                timeout: float = 20.0) -> subprocess.CompletedProcess:
+    """Runs `memc_ketama --servers A,B,... args...` (servers in this order, as a libmemcached client with
+    MEMCACHED_BEHAVIOR_KETAMA lists them). Exit status 0: done, 1: a miss, 2: an error. stdout is bytes."""
+    listed = ",".join(s.address if isinstance(s, MemcachedServer) else str(s) for s in servers)
+    return subprocess.run([memc_ketama_bin(), "--servers", listed, *args], input=input, capture_output=True,
+                          timeout=timeout)
 
 
 def _value_end(reply: bytes) -> int:

@@ -8,6 +8,7 @@ import os
 import signal
 import socket
 import subprocess
+import time
 from typing import Callable, Optional, Sequence
 
 from apigw_harness import HOST, free_port, wait_for_port
@@ -86,10 +87,29 @@ class ServerProcess:
         self.proc.wait(timeout=10)
         self.stopped()
 
-    def pause(self) -> None:
+    def pause(self, timeout: float = 5.0) -> None:
         """SIGSTOP: connections stay open (new ones still complete in the kernel) but nothing is answered until
-        resume()."""
+        resume(). Returns once every thread has stopped: a multi-threaded process stops only when one of its threads
+        has run to take the signal, which a loaded machine can delay by milliseconds, and meanwhile another thread
+        could still answer a request sent right after kill() returned."""
         os.kill(self.pid, signal.SIGSTOP)
+        deadline = time.monotonic() + timeout
+        while not self._all_threads_stopped():
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"{self.name} {self.pid} did not stop within {timeout}s of SIGSTOP")
+            time.sleep(0.001)
+
+    def _all_threads_stopped(self) -> bool:
+        task_dir = f"/proc/{self.pid}/task"
+        for tid in os.listdir(task_dir):
+            try:
+                with open(f"{task_dir}/{tid}/stat") as f:
+                    state = f.read().rsplit(")", 1)[1].split()[0]
+            except (FileNotFoundError, ProcessLookupError):
+                continue  # a thread that just exited
+            if state not in ("T", "t"):
+                return False
+        return True
 
     def resume(self) -> None:
         os.kill(self.pid, signal.SIGCONT)

@@ -186,20 +186,23 @@ def test_yaml_writer():
 
 
 def test_process_lifecycle_by_pid(tmp_path, monkeypatch):
-    # A stand-in binary (only here, to check the harness): listens on the configured port, ignores SIGTERM
-    # when told to, so the SIGKILL path is exercised too.
+    # A stand-in binary (only here, to check the harness): listens on the configured ports, says it is ready on
+    # the admin one, ignores SIGTERM when told to, so the SIGKILL path is exercised too.
     fake = tmp_path / "fake_apigw"
     fake.write_text(textwrap.dedent(f"""\
         #!{sys.executable}
-        import re, signal, socket, sys, time
+        import re, signal, socket, sys, threading
         cfg = open(sys.argv[sys.argv.index("-c") + 1]).read()
-        port = int(re.search(r'listen: "127.0.0.1:(\\d+)"', cfg).group(1))
+        port, admin_port = (int(p) for p in re.findall(r'listen: "127.0.0.1:(\\d+)"', cfg))
         if "ignore_term" in cfg:
             signal.signal(signal.SIGTERM, signal.SIG_IGN)
-        s = socket.socket(); s.bind(("127.0.0.1", port)); s.listen(8)
+        def serve(port, answer):
+            s = socket.socket(); s.bind(("127.0.0.1", port)); s.listen(8)
+            while True:
+                c, _ = s.accept(); c.recv(1024); c.sendall(answer); c.close()
+        threading.Thread(target=serve, args=(port, b""), daemon=True).start()
         print("fake started", flush=True)
-        while True:
-            c, _ = s.accept(); c.close()
+        serve(admin_port, b"HTTP/1.1 200 OK\\r\\nContent-Length: 0\\r\\n\\r\\n")
         """))
     fake.chmod(0o755)
     monkeypatch.setenv("APIGW_BIN", str(fake))
