@@ -110,3 +110,9 @@ def memcached():
     """Factory: memcached(*args) → a started MemcachedServer on a free port."""
     yield from _servers(MemcachedServer)
 
+
+@pytest.fixture
+def pools(memcached):
+    """The response cache's Memcached pools as in production: ([two primary servers], [one secondary server])."""
+    return [memcached(), memcached()], [memcached()]
+

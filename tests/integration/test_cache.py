@@ -13,9 +13,7 @@ import re
 import threading
 import time
 
-import pytest
-
-from apigw_harness import gateway_config, route, wait_until
+from apigw_harness import cached_route, gateway_config, route, wait_until
 from rawhttp import Client, request
 from recording_upstream import Dynamic, Fixed, Generate, pattern_sha256
 
@@ -30,23 +28,10 @@ SECONDARY_FAILED = 'apigw_cache_secondary_writes_total{result="failed"}'
 
 # --- helpers -----------------------------------------------------------------------------------------------
 
-@pytest.fixture
-def pools(memcached):
-    """(primary servers, secondary servers): two and one, as in production."""
-    return [memcached(), memcached()], [memcached()]
-
-
-def cached(name, path, ttl="30s", **cache):
-    """A route on upstream "u" with a `cache` key."""
-    r = route(name, path, "u")
-    r["cache"] = {"ttl": ttl, **cache}
-    return r
-
-
 def cache_config(upstream, primary, secondary=(), routes=None, server=None, timeout="500ms", **section):
     """A gateway config with a `cache` section over these MemcachedServers. The timeout is generous by default so
     that a loaded machine never turns an expected hit into a bypass; the fault tests pass their own."""
-    cfg = gateway_config(routes or [cached("items", "/items/*rest")], {"u": upstream}, server=server)
+    cfg = gateway_config(routes or [cached_route("items", "/items/*rest")], {"u": upstream}, server=server)
     cache = {"primary": {"servers": [s.address for s in primary], "timeout": timeout, "connections": 2}}
     if secondary:
         cache["secondary"] = {"servers": [s.address for s in secondary], "timeout": "500ms", "queue": 1000}
@@ -123,7 +108,7 @@ def timed(fn):
 def test_miss_is_proxied_and_stored_then_hits_skip_the_upstream(gateway, upstream, pools):
     primary, secondary = pools
     up = upstream(default=serial(headers=[("Cache-Control", "public"), ("X-Custom", "kept")]))
-    routes = [cached("items", "/items/*rest"), route("plain", "/plain", "u")]
+    routes = [cached_route("items", "/items/*rest"), route("plain", "/plain", "u")]
     gw = gateway(cache_config(up, primary, secondary, routes))
 
     first = get(gw, "/items/1")
@@ -234,7 +219,7 @@ def test_uncacheable_responses_are_proxied_but_never_stored(gateway, upstream, p
     for path, behaviour in never.items():
         up.on(path, behaviour)
     up.on("/items/missing", serial(status=404))
-    gw = gateway(cache_config(up, primary, routes=[cached("items", "/items/*rest", statuses=[200, 404])]))
+    gw = gateway(cache_config(up, primary, routes=[cached_route("items", "/items/*rest", statuses=[200, 404])]))
 
     for path in list(never) + ["/items/missing", "/items/ok"]:
         r = get(gw, path)
@@ -288,7 +273,7 @@ def test_route_ttl_and_shorter_max_age_expire_entries(gateway, upstream, pools):
     up = upstream(default=serial())
     up.on("/items/max-age", serial(headers=[("Cache-Control", "public, max-age=1")]))
     up.on("/items/s-maxage", serial(headers=[("Cache-Control", "public, s-maxage=1, max-age=600")]))
-    routes = [cached("short", "/short", ttl="1s"), cached("items", "/items/*rest", ttl="30s")]
+    routes = [cached_route("short", "/short", ttl="1s"), cached_route("items", "/items/*rest", ttl="30s")]
     gw = gateway(cache_config(up, primary, routes=routes))
 
     short_lived = ["/short", "/items/max-age", "/items/s-maxage"]
@@ -315,7 +300,7 @@ def test_route_ttl_and_shorter_max_age_expire_entries(gateway, upstream, pools):
 def test_key_covers_vary_headers_query_and_host(gateway, upstream, pools):
     primary, _ = pools
     up = upstream(default=serial())
-    gw = gateway(cache_config(up, primary, routes=[cached("items", "/items/*rest", vary=["Accept-Language"])]))
+    gw = gateway(cache_config(up, primary, routes=[cached_route("items", "/items/*rest", vary=["Accept-Language"])]))
 
     fr = get(gw, "/items/v", [("Accept-Language", "fr")])
     de = get(gw, "/items/v", [("Accept-Language", "de")])
@@ -368,8 +353,8 @@ def test_user_scope_never_serves_one_users_entry_to_another(gateway, upstream, p
     server = redis()
     seed(server)
     up = upstream(default=serial(headers=[("Cache-Control", "private, max-age=60")]))
-    routes = [{**cached("me", "/me", scope="user"), "auth": "required"},
-              {**cached("maybe", "/maybe", scope="user"), "auth": "optional"}]
+    routes = [{**cached_route("me", "/me", scope="user"), "auth": "required"},
+              {**cached_route("maybe", "/maybe", scope="user"), "auth": "optional"}]
     gw = gateway(auth_config(up, primary, server, routes))
     alice, bob = bearer("tok-alice"), bearer("tok-bob")
 
@@ -402,7 +387,7 @@ def test_the_cache_never_answers_past_authentication_and_401s_are_not_stored(gat
     server = redis()
     seed(server)
     up = upstream(default=serial())
-    routes = [{**cached("shared", "/shared"), "auth": "required"}]
+    routes = [{**cached_route("shared", "/shared"), "auth": "required"}]
     gw = gateway(auth_config(up, primary, server, routes))
 
     assert get(gw, "/shared").status == 401

@@ -14,7 +14,7 @@ from urllib.parse import quote
 
 import pytest
 
-from apigw_harness import gateway_config, route, wait_until
+from apigw_harness import cached_route, gateway_config, route, wait_until
 from memcached_harness import memc_ketama
 from rawhttp import request
 from recording_upstream import Dynamic, Fixed
@@ -27,20 +27,8 @@ KEY_RE = re.compile(r"apigw:v1:(?P<route>[A-Za-z0-9_.-]+):[0-9a-f]{64}")
 
 # --- helpers -----------------------------------------------------------------------------------------------
 
-@pytest.fixture
-def pools(memcached):
-    """(primary servers, secondary servers): two and one, as in production."""
-    return [memcached(), memcached()], [memcached()]
-
-
-def cached(name, path, ttl="30s", **cache):
-    r = route(name, path, "u")
-    r["cache"] = {"ttl": ttl, **cache}
-    return r
-
-
 def cache_config(upstream, primary, secondary=(), routes=None, api=True, timeout="500ms", **section):
-    routes = routes or [cached("items", "/items/*rest", vary=["Accept-Language"]), route("plain", "/plain", "u")]
+    routes = routes or [cached_route("items", "/items/*rest", vary=["Accept-Language"]), route("plain", "/plain", "u")]
     cfg = gateway_config(routes, {"u": upstream})
     cache = {"primary": {"servers": [s.address for s in primary], "timeout": timeout, "connections": 2}}
     if secondary:
@@ -212,7 +200,7 @@ def test_bad_ttl_and_flags_and_oversized_values_are_refused(gateway, upstream, p
 
 def test_the_token_is_required_and_never_logged(gateway, upstream, pools):
     primary, _ = pools
-    gw = gateway(cache_config(upstream(), primary, routes=[cached("items", "/items/*rest")]))
+    gw = gateway(cache_config(upstream(), primary, routes=[cached_route("items", "/items/*rest")]))
     assert api(gw, "PUT", "k", b"v").status == 204
 
     def refused(r):
@@ -309,8 +297,8 @@ def test_purge_of_a_user_scoped_entry(gateway, upstream, pools, redis):
     redis_server.cli("SET", "session:tok-alice", "alice")
     redis_server.cli("SET", "session:tok-bob", "1002")
     up = upstream(default=serial())
-    routes = [{**cached("me", "/me", scope="user"), "auth": "required"},
-              {**cached("host", "/h", scope="shared"), "match": {"path": "/h", "host": "api.example.com"}}]
+    routes = [{**cached_route("me", "/me", scope="user"), "auth": "required"},
+              {**cached_route("host", "/h", scope="shared"), "match": {"path": "/h", "host": "api.example.com"}}]
     cfg = cache_config(up, primary, routes=routes)
     cfg["auth"] = {"redis": {"nodes": [f"127.0.0.1:{redis_server.port}"], "timeout": "500ms"}}
     gw = gateway(cfg)

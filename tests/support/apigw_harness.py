@@ -30,14 +30,19 @@ SANITIZER_MARKERS = ("ERROR: AddressSanitizer", "ERROR: LeakSanitizer", "runtime
                      "WARNING: ThreadSanitizer", "SUMMARY: UndefinedBehaviorSanitizer")
 
 
-def apigw_bin() -> str:
-    """The binary under test, from $APIGW_BIN. Raises if unset, missing or not executable."""
-    path = os.environ.get("APIGW_BIN")
+def executable_from_env(variable: str) -> str:
+    """The executable file named by $`variable`. Raises if unset, missing or not executable."""
+    path = os.environ.get(variable)
     if not path:
-        raise RuntimeError("APIGW_BIN is not set")
+        raise RuntimeError(f"{variable} is not set")
     if not os.path.isfile(path) or not os.access(path, os.X_OK):
-        raise RuntimeError(f"APIGW_BIN={path!r} is not an executable file")
+        raise RuntimeError(f"{variable}={path!r} is not an executable file")
     return path
+
+
+def apigw_bin() -> str:
+    """The binary under test, from $APIGW_BIN."""
+    return executable_from_env("APIGW_BIN")
 
 
 _given_ports: set[int] = set()
@@ -163,6 +168,13 @@ def route(name: str, path: str, upstream: str, methods: Optional[list[str]] = No
     r = {"name": name, "match": match, "upstream": upstream}
     if strip_prefix is not None:
         r["rewrite"] = {"strip_prefix": strip_prefix}
+    return r
+
+
+def cached_route(name: str, path: str, upstream: str = "u", ttl: str = "30s", **cache) -> dict:
+    """A route with a `cache` key (ttl, plus vary, scope, statuses as given)."""
+    r = route(name, path, upstream)
+    r["cache"] = {"ttl": ttl, **cache}
     return r
 
 

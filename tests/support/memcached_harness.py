@@ -14,7 +14,7 @@ import time
 from typing import Optional, Sequence, Union
 from urllib.parse import unquote_to_bytes
 
-from apigw_harness import HOST
+from apigw_harness import HOST, executable_from_env
 from server_process import ServerProcess
 
 IO_TIMEOUT = 5.0
@@ -174,14 +174,8 @@ class MemcachedServer(ServerProcess):
 # --- memc_ketama: libmemcached's own client, as legacy clients of a pool are configured ------------------------
 
 def memc_ketama_bin() -> str:
-    """The memc_ketama helper (tests/tools/memc_ketama.cpp) from $MEMC_KETAMA_BIN. Raises if unset, missing or not
-    executable."""
-    path = os.environ.get("MEMC_KETAMA_BIN")
-    if not path:
-        raise RuntimeError("MEMC_KETAMA_BIN is not set")
-    if not os.path.isfile(path) or not os.access(path, os.X_OK):
-        raise RuntimeError(f"MEMC_KETAMA_BIN={path!r} is not an executable file")
-    return path
+    """The memc_ketama helper (tests/tools/memc_ketama.cpp) from $MEMC_KETAMA_BIN."""
+    return executable_from_env("MEMC_KETAMA_BIN")
 
 
 def memc_ketama(servers: Sequence[Union["MemcachedServer", str]], *args: str, input: Optional[bytes] = None,
