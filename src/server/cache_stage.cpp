@@ -1,8 +1,10 @@
 // The response cache's request stage helpers (see cache_stage.h).
 #include "cache_stage.h"
 
+#include <array>
 #include <iterator>
 
+#include <boost/beast/core/string.hpp>
 #include <fmt/format.h>
 
 #include "apigw/cache/cache_policy.h"
@@ -45,6 +47,68 @@ std::optional<std::string> CacheFill::record(std::int64_t now) const {
   views.reserve(headers_.size());
   for (const auto& header : headers_) views.push_back({header.name, header.value});
   return cache::encode_record({status_, views, body_, now, ttl_}, max_bytes_);
+}
+
+namespace {
+
+std::string_view trim(std::string_view text) {
+  while (!text.empty() && (text.front() == ' ' || text.front() == '\t')) text.remove_prefix(1);
+  while (!text.empty() && (text.back() == ' ' || text.back() == '\t')) text.remove_suffix(1);
+  return text;
+}
+
+// An entity tag without its weakness prefix: weak comparison treats W/"x" and "x" alike.
+std::string_view opaque_tag(std::string_view tag) {
+  tag = trim(tag);
+  if (tag.starts_with("W/")) tag.remove_prefix(2);
+  return tag;
+}
+
+std::optional<std::string_view> stored(const cache::CachedResponse& response, std::string_view name) {
+  for (const cache::StoredHeader& header : response.headers) {
+    if (boost::beast::iequals(header.name, name)) return std::string_view(header.value);
+  }
+  return std::nullopt;
+}
+
+}  // namespace
+
+bool not_modified(const cache::CachedResponse& response, const boost::beast::http::fields& request) {
+  namespace bhttp = boost::beast::http;
+  if (response.status != 200) return false;
+  const auto if_none_match = request.equal_range(bhttp::field::if_none_match);
+  if (if_none_match.first != if_none_match.second) {
+    const std::optional<std::string_view> etag = stored(response, "ETag");
+    for (auto field = if_none_match.first; field != if_none_match.second; ++field) {
+      std::string_view list = field->value();
+      while (!list.empty()) {
+        const std::size_t comma = list.find(',');
+        const std::string_view tag = trim(list.substr(0, comma));
+        list = comma == std::string_view::npos ? std::string_view() : list.substr(comma + 1);
+        if (tag == "*" || (etag && !tag.empty() && opaque_tag(tag) == opaque_tag(*etag))) return true;
+      }
+    }
+    return false;  // If-Modified-Since is ignored when If-None-Match is present
+  }
+  const auto if_modified_since = request.find(bhttp::field::if_modified_since);
+  if (if_modified_since == request.end()) return false;
+  const std::optional<std::string_view> last_modified = stored(response, "Last-Modified");
+  return last_modified && trim(*last_modified) == trim(if_modified_since->value());
+}
+
+cache::CachedResponse not_modified_response(const cache::CachedResponse& response) {
+  constexpr std::array<std::string_view, 6> kKept{"Cache-Control", "Content-Location", "ETag",
+                                                  "Expires",       "Last-Modified",    "Vary"};
+  cache::CachedResponse reduced;
+  reduced.status = 304;
+  reduced.stored_at = response.stored_at;
+  reduced.ttl = response.ttl;
+  for (const cache::StoredHeader& header : response.headers) {
+    for (const std::string_view kept : kKept) {
+      if (boost::beast::iequals(header.name, kept)) reduced.headers.push_back(header);
+    }
+  }
+  return reduced;
 }
 
 std::string cached_response_head(const cache::CachedResponse& response, const CachedHead& head) {

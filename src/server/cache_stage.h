@@ -10,6 +10,8 @@
 #include <string_view>
 #include <vector>
 
+#include <boost/beast/http/fields.hpp>
+
 #include "apigw/cache/cached_response.h"
 #include "apigw/cache/response_cache.h"
 #include "apigw/proxy/forwarder.h"
@@ -70,5 +72,14 @@ struct CachedHead {
   bool http10 = false;
 };
 std::string cached_response_head(const cache::CachedResponse& response, const CachedHead& head);
+
+// Whether a stored 200 answers the request's conditions with 304 Not Modified (RFC 9110 §13.1): If-None-Match
+// ("*" or a list, compared weakly with the stored ETag) when present, else If-Modified-Since equal to the stored
+// Last-Modified (compared as text, as NGINX's default `if_modified_since exact` does).
+bool not_modified(const cache::CachedResponse& response, const boost::beast::http::fields& request);
+
+// The stored response reduced to what a 304 carries: the status and the headers a 200 would have sent that
+// describe the representation's validity (Cache-Control, Content-Location, ETag, Expires, Last-Modified, Vary).
+cache::CachedResponse not_modified_response(const cache::CachedResponse& response);
 
 }  // namespace apigw::server

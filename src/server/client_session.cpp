@@ -538,8 +538,12 @@ void ClientSession::finish_fill(CacheState& state) {
   }
 }
 
-asio::awaitable<bool> ClientSession::send_cached(Exchange& exchange, const cache::CachedResponse& response) {
+asio::awaitable<bool> ClientSession::send_cached(Exchange& exchange, const cache::CachedResponse& stored) {
   const auto& request = parser_->get();
+  // A client that holds the stored version already is told so instead of being sent it again.
+  std::optional<cache::CachedResponse> reduced;
+  if (not_modified(stored, request)) reduced = not_modified_response(stored);
+  const cache::CachedResponse& response = reduced ? *reduced : stored;
   const bool keep_alive = request.keep_alive() && !worker_.draining();
   CachedHead head;
   head.request_id = exchange.request_id;

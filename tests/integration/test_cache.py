@@ -154,6 +154,31 @@ def test_miss_is_proxied_and_stored_then_hits_skip_the_upstream(gateway, upstrea
     assert gw.metric('apigw_memcached_duration_seconds_count{pool="primary"}') >= 3
 
 
+def test_conditional_requests_on_a_hit_get_304(gateway, upstream, pools):
+    primary, secondary = pools
+    last_modified = "Mon, 23 Nov 2026 10:00:00 GMT"
+    up = upstream(default=Fixed(200, b'{"v": 7}', headers=[("Content-Type", "application/json"), ("ETag", '"v7"'),
+                                                           ("Last-Modified", last_modified),
+                                                           ("Cache-Control", "max-age=60")]))
+    gw = gateway(cache_config(up, primary, secondary))
+    assert xcache(get(gw, "/items/1")) == "MISS"
+    wait_stored(gw, 1)
+
+    for conditions in ([("If-None-Match", '"v7"')], [("If-None-Match", 'W/"v7", "other"')], [("If-None-Match", "*")],
+                       [("If-Modified-Since", last_modified)]):
+        r = get(gw, "/items/1", conditions)
+        assert r.status == 304 and xcache(r) == "HIT", (conditions, r)
+        assert r.body == b"" and r.header("Content-Length") is None, r
+        assert r.header("ETag") == '"v7"' and r.header("Cache-Control") == "max-age=60", r
+        assert r.header("Content-Type") is None, r  # not a header a 304 carries
+    # Conditions the stored version does not meet get it whole.
+    for conditions in ([("If-None-Match", '"v6"')], [("If-Modified-Since", "Sun, 22 Nov 2026 10:00:00 GMT")],
+                       [("If-None-Match", '"v6"'), ("If-Modified-Since", last_modified)]):
+        r = get(gw, "/items/1", conditions)
+        assert r.status == 200 and xcache(r) == "HIT" and r.body == b'{"v": 7}', (conditions, r)
+    assert len(up.recorded()) == 1
+
+
 def test_request_no_cache_refetches_and_stores_the_fresh_response(gateway, upstream, pools):
     primary, _ = pools
     up = upstream(default=serial())

@@ -119,5 +119,60 @@ TEST(CachedResponseHead, NoLengthForStatusesWithoutBody) {
   EXPECT_EQ(out.find("Content-Length"), std::string::npos);
 }
 
+cache::CachedResponse with_validators() {
+  cache::CachedResponse stored = response(200, "body");
+  stored.headers = {{"Content-Type", "text/plain"}, {"ETag", "W/\"v7\""}, {"Cache-Control", "max-age=60"},
+                    {"Last-Modified", "Mon, 23 Nov 2026 10:00:00 GMT"}, {"X-Other", "x"}};
+  return stored;
+}
+
+bool conditional(std::initializer_list<std::pair<bhttp::field, std::string_view>> headers) {
+  bhttp::fields request;
+  for (const auto& [name, value] : headers) request.insert(name, value);
+  return not_modified(with_validators(), request);
+}
+
+TEST(NotModified, IfNoneMatchComparesTagsWeakly) {
+  EXPECT_TRUE(conditional({{bhttp::field::if_none_match, "\"v7\""}}));
+  EXPECT_TRUE(conditional({{bhttp::field::if_none_match, "W/\"v7\""}}));
+  EXPECT_TRUE(conditional({{bhttp::field::if_none_match, "\"a\", \"v7\""}}));
+  EXPECT_TRUE(conditional({{bhttp::field::if_none_match, "*"}}));
+  EXPECT_FALSE(conditional({{bhttp::field::if_none_match, "\"v8\""}}));
+  EXPECT_FALSE(conditional({{bhttp::field::if_none_match, ""}}));
+  // If-None-Match decides alone when present.
+  EXPECT_FALSE(conditional({{bhttp::field::if_none_match, "\"v8\""},
+                            {bhttp::field::if_modified_since, "Mon, 23 Nov 2026 10:00:00 GMT"}}));
+  EXPECT_FALSE(conditional({}));
+}
+
+TEST(NotModified, IfModifiedSinceMatchesLastModifiedExactly) {
+  EXPECT_TRUE(conditional({{bhttp::field::if_modified_since, "Mon, 23 Nov 2026 10:00:00 GMT"}}));
+  EXPECT_FALSE(conditional({{bhttp::field::if_modified_since, "Mon, 23 Nov 2026 10:00:01 GMT"}}));
+}
+
+TEST(NotModified, OnlyA200WithValidatorsIsAnsweredSo) {
+  bhttp::fields request;
+  request.insert(bhttp::field::if_none_match, "*");
+  EXPECT_FALSE(not_modified(response(404, ""), request));
+  bhttp::fields tagged;
+  tagged.insert(bhttp::field::if_none_match, "\"v1\"");
+  EXPECT_TRUE(not_modified(response(200, ""), tagged));  // response() stores ETag "v1"
+  cache::CachedResponse untagged = response(200, "");
+  untagged.headers.clear();
+  EXPECT_FALSE(not_modified(untagged, tagged));
+}
+
+TEST(NotModified, The304KeepsOnlyValidityHeaders) {
+  const cache::CachedResponse reduced = not_modified_response(with_validators());
+  EXPECT_EQ(reduced.status, 304u);
+  EXPECT_TRUE(reduced.body.empty());
+  std::vector<std::string> names;
+  for (const auto& header : reduced.headers) names.push_back(header.name);
+  EXPECT_EQ(names, (std::vector<std::string>{"ETag", "Cache-Control", "Last-Modified"}));
+  const std::string head = cached_response_head(reduced, CachedHead{});
+  EXPECT_TRUE(head.starts_with("HTTP/1.1 304 Not Modified\r\n")) << head;
+  EXPECT_EQ(head.find("Content-Length"), std::string::npos);
+}
+
 }  // namespace
 }  // namespace apigw::server

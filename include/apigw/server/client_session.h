@@ -62,7 +62,8 @@ class ClientSession {
   // on: MISS, possibly leading a fill, or BYPASS).
   boost::asio::awaitable<std::shared_ptr<const cache::CachedResponse>> look_up_cache(Exchange& exchange,
                                                                                      CacheState& state);
-  boost::asio::awaitable<bool> send_cached(Exchange& exchange, const cache::CachedResponse& response);
+  // Answers with a stored response (or 304 when the request's conditions match it).
+  boost::asio::awaitable<bool> send_cached(Exchange& exchange, const cache::CachedResponse& stored);
   // After the forward: stores what the fill collected and hands it to the requests waiting for it.
   void finish_fill(CacheState& state);
   boost::asio::awaitable<void> send_reply(Exchange& exchange, http::LocalReply reply);
