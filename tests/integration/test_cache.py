@@ -6,14 +6,16 @@ every fill on the secondary pool (and what a stalled secondary drops), and each 
 refusing a fill, corrupt values, servers of both pools killed and restarted mid-run) answered from the upstream
 without a restart."""
 
+import copy
 import hashlib
 import itertools
 import json
 import re
+import signal
 import threading
 import time
 
-from apigw_harness import cached_route, gateway_config, route, wait_until
+from apigw_harness import cached_route, gateway_config, route, wait_until, write_config
 from rawhttp import Client, request
 from recording_upstream import Dynamic, Fixed, Generate, pattern_sha256
 
@@ -737,3 +739,61 @@ def test_a_stalled_secondary_drops_copies_beyond_its_queue(gateway, upstream, me
     assert wait_until(lambda: accounted() == fills + 1, timeout=8), f"{accounted()} copies accounted for"
     assert gw.metric("apigw_cache_secondary_queue_depth") == 0
     assert secondary.curr_items() >= gw.metric(SECONDARY_OK)  # a copy that timed out may still have landed
+
+
+def reload_and_wait(gw, cfg):
+    """Writes `cfg` and reloads; waits until the next generation serves (a rejected reload fails the wait)."""
+    before = gw.metric("apigw_config_generation")
+    write_config(gw.config_path, cfg)
+    gw.proc.send_signal(signal.SIGHUP)
+    assert wait_until(lambda: gw.metric("apigw_config_generation") == before + 1, timeout=5), gw.log()
+
+
+def test_reloads_keep_or_move_the_pools_without_a_failed_request(gateway, upstream, memcached):
+    old, new = memcached(), memcached()
+    up = upstream(default=serial())
+    gw = gateway(cache_config(up, [old], server={"workers": 1}))
+    cfg = copy.deepcopy(gw.config)  # with the ports the gateway was given
+    assert xcache(get(gw, "/items/1")) == "MISS"
+    wait_stored(gw, 1)
+    connections = int(old.stats()["curr_connections"])
+
+    # Traffic throughout every reload below: each request is answered, and from the cache once it can be.
+    failures, stop = [], threading.Event()
+
+    def traffic():
+        while not stop.is_set():
+            r = get(gw, "/items/1")
+            if r.status != 200:
+                failures.append(r)
+
+    runner = threading.Thread(target=traffic)
+    runner.start()
+    try:
+        # Routes change, the cache section does not: its connections (and entries) stay.
+        cfg["routes"].append(route("plain", "/plain", "u"))
+        reload_and_wait(gw, cfg)
+        assert xcache(get(gw, "/items/1")) == "HIT"
+        assert int(old.stats()["curr_connections"]) == connections
+
+        # Another primary pool: new fills go there; the old pool is let go.
+        moved = copy.deepcopy(cfg)
+        moved["cache"]["primary"]["servers"] = [new.address]
+        reload_and_wait(gw, moved)
+        assert wait_until(lambda: xcache(get(gw, "/items/2")) == "HIT", timeout=5)
+        assert any(k.startswith("apigw:v1:items:") for k in new.keys())
+        assert len(old.keys()) == 1
+        assert wait_until(lambda: int(old.stats()["curr_connections"]) < connections, timeout=5)
+
+        # A bad cache section is refused and the running one kept.
+        broken = dict(moved, cache={**moved["cache"], "max_item_bytes": "1B"})
+        write_config(gw.config_path, broken)
+        gw.proc.send_signal(signal.SIGHUP)
+        assert wait_until(lambda: gw.metric("apigw_config_last_reload_successful") == 0, timeout=5)
+        assert "max_item_bytes" in gw.log()
+        assert xcache(get(gw, "/items/2")) == "HIT"
+    finally:
+        stop.set()
+        runner.join()
+    assert not failures, failures[:3]
+
