@@ -90,51 +90,13 @@ for v in "${VARIANTS[@]}"; do
 done
 validate_configs "${VARIANTS[@]}"
 
-# wrk's request script: $1 token prefix. Each wrk thread has its own Lua state and counter; the counter moves on
-# at every request, so consecutive requests (spread by wrk over its connections) carry different tokens and
-# every connection sees many of them. The requests are built once in init(), so request() costs the same for
-# every target.
-wrk_script() {
-  cat <<EOF
-local prefix, count = "$1", $TOKENS
-local requests, nxt = {}, 0
-local threads = 0
-
-function setup(thread)
-  thread:set("thread_index", threads)
-  threads = threads + 1
-end
-
-function init(args)
-  for i = 0, count - 1 do
-    requests[i] = wrk.format("GET", wrk.path, { ["Authorization"] = string.format("Bearer %s%04d", prefix, i) })
-  end
-  nxt = (thread_index * 397) % count  -- threads (if more than one) start at different tokens
-end
-
-function request()
-  local r = requests[nxt]
-  nxt = (nxt + 1) % count
-  return r
-end
-EOF
-}
-wrk_script tok- >"$TMP/tokens-valid.lua"
-wrk_script bad- >"$TMP/tokens-unknown.lua"
+# wrk's request scripts: requests rotate over the TOKENS valid (or unknown) tokens.
+rotating_wrk_script "$TOKENS" wrk.path 'string.format("Bearer tok-%04d", i)' >"$TMP/tokens-valid.lua"
+rotating_wrk_script "$TOKENS" wrk.path 'string.format("Bearer bad-%04d", i)' >"$TMP/tokens-unknown.lua"
 
 # ------------------------------------------------------------------------------------------------ start
 mkdir -p "$TMP/redis" "$TMP/metrics"
-start redis "$TMP/redis/redis.log" redis-server --bind 127.0.0.1 --port "$P_REDIS" --save '' --appendonly no \
-  --dir "$TMP/redis" --logfile '' --loglevel warning --daemonize no
-PID_REDIS=$LAST_PID
-wait_port "Redis" "$PID_REDIS" "$P_REDIS" "$TMP/redis/redis.log"
-rcli() { timeout 20 redis-cli -h 127.0.0.1 -p "$P_REDIS" "$@"; }
-for ((i = 0; i < 50; i++)); do
-  [ "$(rcli ping 2>/dev/null)" = PONG ] && break
-  sleep 0.1
-done
-[ "$(rcli ping 2>&1)" = PONG ] ||
-  { show_log "$TMP/redis/redis.log"; die "Redis on port $P_REDIS does not answer PING"; }
+start_redis "$TMP/redis" "$P_REDIS"
 seed=("session:$CHECK_TOKEN" user-startup)
 for ((i = 0; i < TOKENS; i++)); do
   printf -v t '%04d' "$i"
@@ -175,14 +137,10 @@ scrape() {  # KEY FILE: apigw's /metrics of variant KEY into $TMP/metrics/FILE
 # Called by run_target around each measured run: the variant's metrics, and the CPU Redis used meanwhile.
 bench_before_run() {
   [ -n "${ADMIN_OF[$1]:-}" ] && scrape "$1" "$1-r$2-before.txt"
-  REDIS_C0=$(cpu_ticks "$PID_REDIS")
-  REDIS_T0=$(now_ns)
+  side_cpu_start "$PID_REDIS"
 }
 bench_after_run() {
-  local c1 t1
-  c1=$(cpu_ticks "$PID_REDIS")
-  t1=$(now_ns)
-  printf '%s\t%s\t%s\n' "$1" "$2" "$(cpu_pct $((c1 - REDIS_C0)) $((t1 - REDIS_T0)))" >>"$SIDE"
+  side_cpu_record "$1" "$2" "$PID_REDIS"
   [ -n "${ADMIN_OF[$1]:-}" ] && scrape "$1" "$1-r$2-after.txt"
   return 0
 }

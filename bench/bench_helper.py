@@ -1,11 +1,18 @@
 #!/usr/bin/python3
-"""Helpers for bench/proxy.sh and bench/auth.sh (Python standard library only).
+"""Helpers for bench/proxy.sh, bench/auth.sh and bench/cache.sh (Python standard library only).
 
 Subcommands:
   free-ports N                 print N distinct free TCP ports on 127.0.0.1, one per line
-  check-get PORT PATH LEN [--status N] [--header "NAME: VALUE"]... [--contains TEXT]
+  check-get PORT PATH LEN [--status N] [--header "NAME: VALUE"]... [--contains TEXT] [--want-header "NAME: VALUE"]...
                                one GET (with those extra request headers); exit 0 if the answer has status N
-                               (default 200), a LEN-byte body (LEN "-": any) containing TEXT, else print why, exit 1
+                               (default 200), a LEN-byte body (LEN "-": any) containing TEXT, and each wanted
+                               response header with exactly that value, else print why, exit 1
+  probe PORT PATH [--header "NAME: VALUE"]...
+                               one GET; print: status  head_bytes  body_bytes  X-Cache value (or -)
+  mc PORT set FILE KEY...      store FILE's bytes in Memcached under each KEY (flags 0, no expiry)
+  mc PORT get KEY              print the length of KEY's value (exit 1 when absent)
+  mc PORT stats FILE           write Memcached's `stats` as "name value" lines to FILE
+  mc PORT keys PREFIX          print the keys that start with PREFIX (lru_crawler metadump all)
   metrics PORT FILE            GET /metrics from apigw's admin listener; write its samples (no histogram buckets,
                                no comments) to FILE
   parse-wrk FILE               print one tab-separated line parsed from a wrk --latency output:
@@ -17,6 +24,8 @@ Subcommands:
                                print the final table of proxy.sh
   auth-report RESULTS_TSV SIDE_TSV METRICS_DIR HEADER
                                print the final tables of auth.sh (reads WARMUP from the environment)
+  cache-report RESULTS_TSV SIDE_TSV METRICS_DIR PROBES_TSV HEADER
+                               print the final tables of cache.sh
 """
 
 import errno
@@ -81,12 +90,19 @@ def http_get(port, path, headers=()):
         return read_response(s, time.monotonic() + 5)
 
 
-def check_get(port, path, want_len, want_status=200, headers=(), contains=None):
+def check_get(port, path, want_len, want_status=200, headers=(), contains=None, want_headers=()):
     try:
-        status, _, body = http_get(port, path, headers)
+        status, resp_headers, body = http_get(port, path, headers)
     except Exception as e:  # noqa: BLE001 - any failure is reported the same way
         print("GET http://127.0.0.1:%d%s failed: %s" % (port, path, e))
         return 1
+    for wanted in want_headers:
+        name, _, value = wanted.partition(":")
+        got = resp_headers.get(name.strip().lower())
+        if got != value.strip():
+            print("GET http://127.0.0.1:%d%s: status %d, %s: %s (want %s)"
+                  % (port, path, status, name.strip(), "absent" if got is None else repr(got), repr(value.strip())))
+            return 1
     if (status != want_status or (want_len is not None and len(body) != want_len)
             or (contains is not None and contains.encode() not in body)):
         want = "%d, %s" % (want_status, "%d bytes" % want_len if want_len is not None else "a body of any length")
@@ -107,8 +123,123 @@ def check_get_main(args):
     p.add_argument("--status", type=int, default=200)
     p.add_argument("--header", action="append", default=[])
     p.add_argument("--contains")
+    p.add_argument("--want-header", action="append", default=[])
     a = p.parse_args(args)
-    return check_get(a.port, a.path, None if a.length == "-" else int(a.length), a.status, a.header, a.contains)
+    return check_get(a.port, a.path, None if a.length == "-" else int(a.length), a.status, a.header, a.contains,
+                     a.want_header)
+
+
+# ---------------------------------------------------------------------------------------------------- probe
+def probe_main(args):
+    """One GET; print status, the size of the response head (status line to the blank line, inclusive) and body,
+    and the X-Cache header."""
+    import argparse
+    p = argparse.ArgumentParser(prog="bench_helper.py probe")
+    p.add_argument("port", type=int)
+    p.add_argument("path")
+    p.add_argument("--header", action="append", default=[])
+    a = p.parse_args(args)
+    extra = "".join("%s\r\n" % h for h in a.header)
+    try:
+        with socket.create_connection(("127.0.0.1", a.port), timeout=5) as s:
+            s.sendall(("GET %s HTTP/1.1\r\nHost: 127.0.0.1:%d\r\nUser-Agent: apigw-bench\r\n%s\r\n"
+                       % (a.path, a.port, extra)).encode())
+            buf = b""
+            deadline = time.monotonic() + 5
+            while b"\r\n\r\n" not in buf and time.monotonic() < deadline:
+                chunk = s.recv(65536)
+                if not chunk:
+                    break
+                buf += chunk
+            head, sep, rest = buf.partition(b"\r\n\r\n")
+            if not sep:
+                print("probe: no complete response head from port %d" % a.port, file=sys.stderr)
+                return 1
+            m = re.search(rb"(?im)^content-length:\s*(\d+)", head)
+            need = int(m.group(1)) if m else 0
+            while len(rest) < need and time.monotonic() < deadline:
+                chunk = s.recv(65536)
+                if not chunk:
+                    break
+                rest += chunk
+    except Exception as e:  # noqa: BLE001
+        print("probe: GET http://127.0.0.1:%d%s failed: %s" % (a.port, a.path, e), file=sys.stderr)
+        return 1
+    status = int(head.split(b" ", 2)[1])
+    xc = re.search(rb"(?im)^x-cache:\s*(\S+)", head)
+    print("%d\t%d\t%d\t%s" % (status, len(head) + 4, len(rest), xc.group(1).decode() if xc else "-"))
+    return 0
+
+
+# ---------------------------------------------------------------------------------------------------- mc
+def mc_command(port, payload, until):
+    """Send payload to the Memcached on 127.0.0.1:port and read until the reply ends with one of `until`."""
+    with socket.create_connection(("127.0.0.1", port), timeout=5) as s:
+        s.sendall(payload)
+        buf = b""
+        deadline = time.monotonic() + 10
+        while not any(buf.endswith(u) for u in until):
+            if time.monotonic() > deadline:
+                raise TimeoutError("memcached on port %d: no complete reply (got %r)" % (port, buf[-200:]))
+            chunk = s.recv(65536)
+            if not chunk:
+                raise ConnectionError("memcached on port %d closed the connection (got %r)" % (port, buf[-200:]))
+            buf += chunk
+        return buf
+
+
+MC_ERRORS = (b"ERROR\r\n", b"SERVER_ERROR", b"CLIENT_ERROR")
+
+
+def mc_main(args):
+    port, cmd = int(args[0]), args[1]
+    try:
+        if cmd == "set":
+            value, keys = open(args[2], "rb").read(), args[3:]
+            with socket.create_connection(("127.0.0.1", port), timeout=10) as s:
+                for i in range(0, len(keys), 100):  # in batches, so that neither side's socket buffer fills up
+                    batch = keys[i:i + 100]
+                    s.sendall(b"".join(b"set %s 0 0 %d\r\n%s\r\n" % (k.encode(), len(value), value)
+                                       for k in batch))
+                    reply = b""
+                    while reply.count(b"\r\n") < len(batch):
+                        chunk = s.recv(65536)
+                        if not chunk:
+                            break
+                        reply += chunk
+                    if reply != b"STORED\r\n" * len(batch):
+                        print("memcached set %s...: %r" % (batch[0], reply[:200]), file=sys.stderr)
+                        return 1
+            return 0
+        if cmd == "get":
+            reply = mc_command(port, b"get %s\r\n" % args[2].encode(), (b"END\r\n",) + MC_ERRORS)
+            m = re.match(rb"VALUE \S+ \d+ (\d+)\r\n", reply)
+            if not m:
+                return 1
+            print(int(m.group(1)))
+            return 0
+        if cmd == "stats":
+            reply = mc_command(port, b"stats\r\n", (b"END\r\n",) + MC_ERRORS)
+            with open(args[2], "w") as f:
+                for line in reply.decode("latin-1").split("\r\n"):
+                    parts = line.split(" ")
+                    if len(parts) == 3 and parts[0] == "STAT":
+                        f.write("%s %s\n" % (parts[1], parts[2]))
+            return 0
+        if cmd == "keys":
+            from urllib.parse import unquote
+            reply = mc_command(port, b"lru_crawler metadump all\r\n", (b"END\r\n",) + MC_ERRORS)
+            for line in reply.decode("latin-1").splitlines():  # metadump ends its lines with a bare \n
+                if line.startswith("key="):
+                    key = unquote(line.split(" ", 1)[0][4:])
+                    if key.startswith(args[2]):
+                        print(key)
+            return 0
+    except Exception as e:  # noqa: BLE001
+        print("memcached on port %d: %s" % (port, e), file=sys.stderr)
+        return 1
+    print("unknown mc command %r" % cmd, file=sys.stderr)
+    return 2
 
 
 # ---------------------------------------------------------------------------------------------------- metrics
@@ -454,6 +585,16 @@ def report(results_path, rss_path, header):
 AUTH_TTL_S = 5  # cache.ttl in auth.sh's configs
 
 
+def load_side_cpu(side_path):
+    """(target key, round) -> the side server's cpu % during that measured run, from "key<TAB>round<TAB>cpu" lines."""
+    cpu = {}
+    for line in open(side_path):
+        parts = line.rstrip("\n").split("\t")
+        if len(parts) >= 3:
+            cpu[(parts[0], int(parts[1]))] = parts[2]
+    return cpu
+
+
 def metric_delta(metrics_dir, key, rnd, name):
     before = read_metrics(os.path.join(metrics_dir, "%s-r%d-before.txt" % (key, rnd)))
     after = read_metrics(os.path.join(metrics_dir, "%s-r%d-after.txt" % (key, rnd)))
@@ -462,11 +603,7 @@ def metric_delta(metrics_dir, key, rnd, name):
 
 def auth_report(results_path, side_path, metrics_dir, header):
     order, runs, rows, rounds = load_results(results_path)
-    redis_cpu = {}  # (key, round) -> Redis's cpu % during that measured run
-    for line in open(side_path):
-        parts = line.rstrip("\n").split("\t")
-        if len(parts) >= 3:
-            redis_cpu[(parts[0], int(parts[1]))] = parts[2]
+    redis_cpu = load_side_cpu(side_path)  # (key, round) -> Redis's cpu % during that measured run
 
     print()
     print(header)
@@ -548,6 +685,123 @@ def auth_report(results_path, side_path, metrics_dir, header):
     return 0
 
 
+# ---------------------------------------------------------------------------------------------------- cache-report
+CACHE_TARGETS = (  # (name, numerator key, denominator key, target or None for report only)
+    ("apigw cache hit / NGINX memcached_pass", "cache", "nginx", 1.00),
+    ("apigw auth + cache hit / NGINX memcached_pass", "authcache", "nginx", 0.90),
+    ("NGINX memcached_pass / NGINX return (no Memcached)", "nginx", "upstream", None),
+    ("apigw cache hit / apigw proxy (no cache)", "cache", "proxy", None),
+    ("apigw auth + cache hit / apigw cache hit", "authcache", "cache", None),
+)
+CACHE_VARIANTS = ("cache", "authcache")  # apigw targets whose every answer should be a cache hit
+HIT_SHARE_MIN = 0.99
+
+
+def cache_report(results_path, side_path, metrics_dir, probes_path, header):
+    order, runs, rows, rounds = load_results(results_path)
+    mc_cpu = load_side_cpu(side_path)  # (key, round) -> Memcached's cpu % during that measured run
+
+    def mc_gets(key, rnd):
+        return metric_delta(metrics_dir, "mc-" + key, rnd, "cmd_get")
+
+    print()
+    print(header)
+    print()
+    hdr = table_head(extra=" %9s %11s" % ("mc cpu %", "mc gets/req"))
+    print(hdr)
+    print("-" * len(hdr))
+    for key in order:
+        r = rows[key]
+        gets = mc_gets(key, r["round"])
+        print(table_row(r, " %9s %11s" % (mc_cpu.get((key, r["round"]), "-"),
+                                           "%.3f" % (gets / r["reqs"]) if r["reqs"] else "-")))
+    print_rounds(order, runs, rows, rounds)
+
+    # apigw's own counters, summed over the measured runs of each apigw target
+    names = {
+        "hit": 'apigw_cache_requests_total{result="hit"}',
+        "miss": 'apigw_cache_requests_total{result="miss"}',
+        "bypass": 'apigw_cache_requests_total{result="bypass"}',
+        "coalesced": "apigw_cache_coalesced_total",
+        "trips": 'apigw_memcached_duration_seconds_count{pool="primary"}',
+        "stores": 'apigw_cache_stores_total{result="ok"}',
+    }
+    redis_names = ['apigw_auth_lookups_total{result="%s"}' % x for x in ("hit", "miss", "error", "timeout")]
+    totals = {}
+    for key in order:
+        if not os.path.exists(os.path.join(metrics_dir, "%s-r%d-before.txt" % (key, runs[key][0]["round"]))):
+            continue
+        t = dict.fromkeys(names, 0.0)
+        t["redis"] = 0.0
+        t["mc_gets"] = 0.0
+        for r in runs[key]:
+            for short, name in names.items():
+                t[short] += metric_delta(metrics_dir, key, r["round"], name)
+            t["redis"] += sum(metric_delta(metrics_dir, key, r["round"], n) for n in redis_names)
+        totals[key] = t
+
+    invalid = {}
+    for key in CACHE_VARIANTS:
+        t = totals.get(key)
+        if t is None:
+            continue
+        answered = t["hit"] + t["miss"] + t["bypass"]
+        share = t["hit"] / answered if answered else 0.0
+        if share < HIT_SHARE_MIN:
+            invalid[key] = share
+
+    print()
+    print("ratios of req/s, same run, every server with one worker (of the median runs%s)"
+          % ("; in parentheses round by round" if rounds > 1 else ""))
+    for name, num, den, target in CACHE_TARGETS:
+        if num not in rows or den not in rows:
+            continue
+        ratio = rows[num]["rps"] / rows[den]["rps"]
+        if target is None:
+            verdict = "report only"
+        else:
+            verdict = "target >= %.2fx  %s" % (target, "PASS" if ratio >= target else "MISS")
+        per_round = ""
+        if rounds > 1:
+            den_by_round = {r["round"]: r["rps"] for r in runs[den]}
+            per_round = "   (%s)" % " ".join("%.2f" % (r["rps"] / den_by_round[r["round"]])
+                                            for r in runs[num] if den_by_round.get(r["round"]))
+        print(("  %-50s %6.2fx   %-24s%s" % (name, ratio, verdict, per_round)).rstrip())
+    for key, share in invalid.items():
+        print("  WARNING: only %.1f%% of %s's answers in the measured runs were cache hits: its figure is not a "
+              "cache-hit figure" % (100.0 * share, rows[key]["label"]))
+
+    print()
+    print("apigw's counters (from /metrics) and Memcached's cmd_get, sums over the measured runs")
+    print("  %-32s %10s %11s %9s %7s %10s %14s %10s %8s" % (
+        "target", "wrk reqs", "X-Cache HIT", "MISS", "BYPASS", "coalesced", "mc round trips", "mc gets", "Redis"))
+    for key in order:
+        wrk_reqs = sum(r["reqs"] for r in runs[key])
+        gets = sum(mc_gets(key, r["round"]) for r in runs[key])
+        t = totals.get(key)
+        if t is None:
+            print("  %-32s %10d %11s %9s %7s %10s %14s %10d %8s" % (
+                rows[key]["label"], wrk_reqs, "-", "-", "-", "-", "-", gets, "-"))
+        else:
+            print("  %-32s %10d %11d %9d %7d %10d %14d %10d %8d" % (
+                rows[key]["label"], wrk_reqs, t["hit"], t["miss"], t["bypass"], t["coalesced"], t["trips"], gets,
+                t["redis"]))
+    print("  (mc gets: Memcached's own cmd_get count over each measured run, whoever sent them; coalesced: hits "
+          "that shared another\n  request's Memcached lookup; Redis: apigw's auth lookups in Redis)")
+
+    if probes_path and os.path.exists(probes_path):
+        print()
+        print("one GET /bench to each target at startup: status, response head and body sizes, X-Cache")
+        for line in open(probes_path):
+            parts = line.rstrip("\n").split("\t")
+            if len(parts) >= 5:
+                label, status, head, body, xcache = parts[:5]
+                print("  %-32s %s  head %4s bytes  body %5s bytes  X-Cache: %s" % (label, status, head, body, xcache))
+
+    print_wrk_errors(order, runs)
+    return 0
+
+
 # ---------------------------------------------------------------------------------------------------- main
 def main(argv):
     if len(argv) < 2:
@@ -559,6 +813,10 @@ def main(argv):
         return 0
     if cmd == "check-get":
         return check_get_main(argv[2:])
+    if cmd == "probe":
+        return probe_main(argv[2:])
+    if cmd == "mc":
+        return mc_main(argv[2:])
     if cmd == "metrics":
         return metrics(int(argv[2]), argv[3])
     if cmd == "parse-wrk":
@@ -579,6 +837,8 @@ def main(argv):
         return report(argv[2], argv[3], argv[4])
     if cmd == "auth-report":
         return auth_report(argv[2], argv[3], argv[4], argv[5])
+    if cmd == "cache-report":
+        return cache_report(argv[2], argv[3], argv[4], argv[5], argv[6])
     print("unknown subcommand %r" % cmd, file=sys.stderr)
     return 2
 

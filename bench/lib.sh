@@ -1,5 +1,5 @@
 # shellcheck shell=bash disable=SC2034,SC2153  # sets variables for, and reads ports set by, the sourcing script
-# Shared machinery of the benchmark scripts (bench/proxy.sh, bench/auth.sh): sourced, not run.
+# Shared machinery of the benchmark scripts (bench/proxy.sh, bench/auth.sh, bench/cache.sh): sourced, not run.
 #
 # The sourcing script sets BENCH_NAME (its file name, for messages) and defines usage() before parsing its flags
 # with bench_flag. Sourcing installs the cleanup trap: every process started with start() is stopped by its PID
@@ -303,10 +303,9 @@ http {
 EOF
 }
 
-# write_peer_configs: the upstream NGINX ($TMP/upstream, port $P_UP, answering $BODY), the NGINX proxy
-# ($TMP/nginx, port $P_NGINX) and HAProxy ($TMP/haproxy, port $P_HAPROXY), both in front of the upstream.
-write_peer_configs() {
-  mkdir -p "$TMP/upstream/tmp" "$TMP/nginx/tmp" "$TMP/haproxy"
+# write_upstream_config: the upstream NGINX ($TMP/upstream, port $P_UP), answering every request with $BODY.
+write_upstream_config() {
+  mkdir -p "$TMP/upstream/tmp"
   {
     nginx_head "$TMP/upstream"
     cat <<EOF
@@ -320,7 +319,13 @@ write_peer_configs() {
 }
 EOF
   } >"$TMP/upstream/nginx.conf"
+}
 
+# write_peer_configs: the upstream NGINX (write_upstream_config), the NGINX proxy ($TMP/nginx, port $P_NGINX) and
+# HAProxy ($TMP/haproxy, port $P_HAPROXY), both in front of the upstream.
+write_peer_configs() {
+  write_upstream_config
+  mkdir -p "$TMP/nginx/tmp" "$TMP/haproxy"
   {
     nginx_head "$TMP/nginx"
     cat <<EOF
@@ -391,13 +396,22 @@ EOF
 # validate_configs APIGW_DIR...: check the peers' configs and every $TMP/DIR/apigw.yaml before starting anything,
 # so a mistake is reported clearly.
 validate_configs() {
+  validate_nginx upstream nginx
+  timeout 20 haproxy -c -q -f "$TMP/haproxy/haproxy.cfg" >"$TMP/haproxy/test.log" 2>&1 ||
+    { show_log "$TMP/haproxy/test.log"; die "haproxy rejects its configuration"; }
+  validate_apigw "$@"
+}
+
+validate_nginx() {  # DIR...: nginx -t on each $TMP/DIR/nginx.conf
   local d
-  for d in upstream nginx; do
+  for d in "$@"; do
     timeout 20 nginx -t -q -p "$TMP/$d" -c "$TMP/$d/nginx.conf" -e "$TMP/$d/error.log" >"$TMP/$d/test.log" 2>&1 ||
       { show_log "$TMP/$d/test.log" "$TMP/$d/error.log"; die "nginx rejects $TMP/$d/nginx.conf"; }
   done
-  timeout 20 haproxy -c -q -f "$TMP/haproxy/haproxy.cfg" >"$TMP/haproxy/test.log" 2>&1 ||
-    { show_log "$TMP/haproxy/test.log"; die "haproxy rejects its configuration"; }
+}
+
+validate_apigw() {  # DIR...: apigw -t on each $TMP/DIR/apigw.yaml
+  local d
   for d in "$@"; do
     timeout 20 "$APIGW_BIN" -t -c "$TMP/$d/apigw.yaml" >"$TMP/$d/test.log" 2>&1 ||
       { show_log "$TMP/$d/test.log"; die "apigw rejects $TMP/$d/apigw.yaml"; }
@@ -526,3 +540,63 @@ print_server_logs() {
   done
   return 0
 }
+
+# start_redis DIR PORT: a redis-server on 127.0.0.1:PORT (no persistence, its log in DIR/redis.log), waited for
+# until it answers PING; sets PID_REDIS and defines rcli (redis-cli to it).
+start_redis() {
+  local dir=$1 port=$2
+  start redis "$dir/redis.log" redis-server --bind 127.0.0.1 --port "$port" --save '' --appendonly no \
+    --dir "$dir" --logfile '' --loglevel warning --daemonize no
+  PID_REDIS=$LAST_PID
+  wait_port "Redis" "$PID_REDIS" "$port" "$dir/redis.log"
+  eval "rcli() { timeout 20 redis-cli -h 127.0.0.1 -p $port \"\$@\"; }"
+  for ((i = 0; i < 50; i++)); do
+    [ "$(rcli ping 2>/dev/null)" = PONG ] && break
+    sleep 0.1
+  done
+  [ "$(rcli ping 2>&1)" = PONG ] || { show_log "$dir/redis.log"; die "Redis on port $port does not answer PING"; }
+}
+
+# rotating_wrk_script COUNT PATH_EXPR AUTHORIZATION_EXPR: a wrk script whose requests rotate over COUNT variants,
+# the i-th (i from 0) a GET of the Lua expression PATH_EXPR with Authorization: AUTHORIZATION_EXPR (both may use
+# i). Each wrk thread has its own Lua state and counter; the counter moves on at every request, so consecutive
+# requests (spread by wrk over its connections) differ and every connection sees many of them. The requests are
+# built once in init(), so request() costs the same for every target.
+rotating_wrk_script() {
+  cat <<EOF
+local count, requests, nxt = $1, {}, 0
+local threads = 0
+
+function setup(thread)
+  thread:set("thread_index", threads)
+  threads = threads + 1
+end
+
+function init(args)
+  for i = 0, count - 1 do
+    requests[i] = wrk.format("GET", $2, { ["Authorization"] = $3 })
+  end
+  nxt = (thread_index * 397) % count  -- threads (if more than one) start at different variants
+end
+
+function request()
+  local r = requests[nxt]
+  nxt = (nxt + 1) % count
+  return r
+end
+EOF
+}
+
+# side_cpu_start PID, then side_cpu_record KEY ROUND PID: the CPU a side server (Redis, memcached) used during one
+# measured run, appended to $SIDE as "KEY<TAB>ROUND<TAB>cpu %".
+side_cpu_start() {
+  SIDE_C0=$(cpu_ticks "$1")
+  SIDE_T0=$(now_ns)
+}
+side_cpu_record() {
+  local c1 t1
+  c1=$(cpu_ticks "$3")
+  t1=$(now_ns)
+  printf '%s\t%s\t%s\n' "$1" "$2" "$(cpu_pct $((c1 - SIDE_C0)) $((t1 - SIDE_T0)))" >>"$SIDE"
+}
+
