@@ -84,11 +84,63 @@ json::object upstream_object(const config::UpstreamConfig& upstream) {
   return out;
 }
 
-json::object route_object(const config::RouteConfig& route) {
+json::object target_object(const config::MigrationTarget& target) {
+  return {{"upstream", target.upstream}, {"percent", target.percent}, {"threshold", target.threshold}};
+}
+
+// A route's effective split or shadow, and whether it is the route's own or the `migration` default.
+json::value side_value(const std::optional<config::MigrationTarget>& own,
+                       const std::optional<config::MigrationTarget>& fallback) {
+  const config::MigrationTarget* target = config::effective_target(own, fallback);
+  if (target == nullptr) return nullptr;
+  json::object out = target_object(*target);
+  out["from"] = own ? "route" : "migration";
+  return out;
+}
+
+std::string affinity_text(const config::AffinitySource& source) {
+  switch (source.kind) {
+    case config::AffinitySource::Kind::kUserId: return "user_id";
+    case config::AffinitySource::Kind::kHeader: return "header:" + source.name;
+    case config::AffinitySource::Kind::kCookie: return "cookie:" + source.name;
+    case config::AffinitySource::Kind::kClientIp: return "client_ip";
+  }
+  return "user_id";
+}
+
+json::value migration_value(const config::MigrationConfig& migration) {
+  if (!migration.enabled) return nullptr;
+  json::array affinity;
+  for (const auto& source : migration.affinity) affinity.emplace_back(affinity_text(source));
+  json::object shadow{{"max_in_flight", migration.shadow.max_in_flight},
+                      {"timeout", duration_text(migration.shadow.timeout)},
+                      {"header", migration.shadow.header}};
+  if (migration.shadow_target) {  // the default shadow target, written inside migration.shadow
+    for (const auto& [key, value] : target_object(*migration.shadow_target)) shadow[key] = value;
+  }
+  json::value audit = nullptr;
+  if (migration.audit.enabled) {
+    audit = json::object{{"sink", migration.audit.sink},
+                         {"sample", migration.audit.sample},
+                         {"ignore_fields", strings(migration.audit.ignore_fields)},
+                         {"max_body_bytes", migration.audit.max_body_bytes}};
+  }
+  return json::object{{"buckets", migration.buckets},
+                      {"affinity", std::move(affinity)},
+                      {"beta_users", strings(migration.beta_users)},
+                      {"shadow_ignore", strings(migration.shadow_ignore)},
+                      {"shadow", std::move(shadow)},
+                      {"split", migration.split ? json::value(target_object(*migration.split)) : nullptr},
+                      {"audit", std::move(audit)}};
+}
+
+json::object route_object(const config::Config& config, const config::RouteConfig& route) {
   json::object match{{"path", route.match.path}, {"methods", strings(route.match.methods)}};
   match["host"] = route.match.host.empty() ? json::value(nullptr) : json::value(route.match.host);
   json::object out{{"name", route.name}, {"match", std::move(match)}, {"upstream", route.upstream}};
   if (!route.strip_prefix.empty()) out["rewrite"] = json::object{{"strip_prefix", route.strip_prefix}};
+  out["split"] = side_value(route.split, config.migration.split);
+  out["shadow"] = side_value(route.shadow, config.migration.shadow_target);
   out["source"] = fmt::format("{}:{}", route.position.file, route.position.line);
   return out;
 }
@@ -114,7 +166,7 @@ std::string config_json(const config::Snapshot& snapshot) {
   json::object upstreams;
   for (const auto& [name, upstream] : config.upstreams) upstreams[name] = upstream_object(upstream);
   json::array routes;
-  for (const auto& route : config.routes) routes.push_back(route_object(route));
+  for (const auto& route : config.routes) routes.push_back(route_object(config, route));
   json::object out{
       {"generation", snapshot.generation},
       {"files", strings(config.files)},
@@ -128,6 +180,7 @@ std::string config_json(const config::Snapshot& snapshot) {
       {"admin", json::object{{"listen", config.admin.enabled ? json::value(config.admin.listen.text())
                                                               : json::value("off")}}},
       {"reload", json::object{{"watch", config.reload.watch}, {"interval", duration_text(config.reload.interval)}}},
+      {"migration", migration_value(config.migration)},
       {"upstreams", std::move(upstreams)},
       {"routes", std::move(routes)}};
   return pretty(out);
@@ -140,7 +193,7 @@ std::string routes_json(const config::Snapshot& snapshot) {
   }
   json::array routes;
   for (const std::uint32_t index : routing::match_order(keys)) {
-    routes.push_back(route_object(snapshot.config.routes[index]));
+    routes.push_back(route_object(snapshot.config, snapshot.config.routes[index]));
   }
   return pretty(json::object{{"generation", snapshot.generation}, {"routes", std::move(routes)}});
 }

@@ -25,6 +25,9 @@ Loaded load_snapshot(const std::string& path, std::uint64_t generation) {
   Loaded loaded;
   config::LoadResult result = config::load_file(path);
   if (result.config) loaded.files = result.config->files;
+  if (result.config && result.config->migration.enabled) {
+    spdlog::warn("{}: the migration section is checked, but this version does not split or shadow traffic yet", path);
+  }
   std::vector<config::ConfigError> errors = std::move(result.errors);
   if (result.config) {
     config::SnapshotResult built = config::build_snapshot(*result.config, generation);

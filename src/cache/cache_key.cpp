@@ -2,11 +2,10 @@
 // different requests can produce the same input by moving bytes from one field to the next.
 #include "apigw/cache/cache_key.h"
 
-#include <openssl/evp.h>
-
 #include <algorithm>
-#include <array>
 #include <vector>
+
+#include "apigw/core/digest.h"
 
 namespace apigw::cache {
 namespace {
@@ -52,20 +51,6 @@ std::optional<std::string> header_value(const boost::beast::http::fields* header
     joined += trim(it->value());
   }
   return joined;
-}
-
-std::string sha256_hex(std::string_view data) {
-  std::array<unsigned char, EVP_MAX_MD_SIZE> digest{};
-  unsigned int size = 0;
-  if (EVP_Digest(data.data(), data.size(), digest.data(), &size, EVP_sha256(), nullptr) != 1) return {};
-  static constexpr char kHex[] = "0123456789abcdef";
-  std::string out;
-  out.reserve(size * 2);
-  for (unsigned int i = 0; i < size; ++i) {
-    out += kHex[digest[i] >> 4];
-    out += kHex[digest[i] & 0x0f];
-  }
-  return out;
 }
 
 }  // namespace
@@ -124,7 +109,7 @@ std::optional<std::string> build_cache_key(std::string_view prefix, std::string_
   }
   if (rule.scope == config::CacheScope::kUser) append_optional(material, request.user_id);
 
-  const std::string digest = sha256_hex(material);
+  const std::string digest = core::sha256_hex(material);
   if (digest.size() != kKeyDigestChars) return std::nullopt;
   std::string key;
   key.reserve(prefix.size() + kKeyVersion.size() + route.size() + digest.size() + 2);

@@ -23,15 +23,6 @@ constexpr unsigned kMaxRedisConnections = 64;
 constexpr unsigned kMaxCacheEntries = 10'000'000;
 constexpr std::size_t kMaxTokenSources = 8;
 
-template <typename T, typename U>
-void assign(T& target, std::optional<U> value) {
-  if (value) target = std::move(*value);
-}
-
-auto whole_number(unsigned min, unsigned max) {
-  return [min, max](std::string_view text, std::string& why) { return parse_whole_number(text, min, max, why); };
-}
-
 // Letters, digits, '-', '_' and '.': a header, cookie, query parameter or field name.
 bool valid_name(std::string_view name) {
   std::string ignored;

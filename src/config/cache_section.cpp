@@ -5,7 +5,6 @@
 
 #include <algorithm>
 #include <array>
-#include <cstring>
 
 #include "value_parsers.h"
 
@@ -29,15 +28,6 @@ constexpr std::chrono::seconds kMaxTtl = std::chrono::hours(24 * 30);
 // neither Range nor the validators) and authentication failures.
 constexpr std::array<unsigned, 4> kNeverStored{206, 304, 401, 407};
 
-template <typename T, typename U>
-void assign(T& target, std::optional<U> value) {
-  if (value) target = std::move(*value);
-}
-
-auto whole_number(unsigned min, unsigned max) {
-  return [min, max](std::string_view text, std::string& why) { return parse_whole_number(text, min, max, why); };
-}
-
 bool visible_ascii(std::string_view text) {
   return std::all_of(text.begin(), text.end(), [](char c) { return c > ' ' && c < 0x7f; });
 }
@@ -57,15 +47,6 @@ std::optional<std::string> parse_key_prefix(std::string_view text, std::string& 
     return std::nullopt;
   }
   return std::string(text);
-}
-
-std::optional<std::uint64_t> parse_item_bytes(std::string_view text, std::string& why) {
-  const auto size = parse_positive_size(text, why);
-  if (size && (*size < kMinItemBytes || *size > kMaxItemBytes)) {
-    why = "must be from 1KiB to 128MiB, got " + std::string(text);
-    return std::nullopt;
-  }
-  return size;
 }
 
 // The token itself never appears in a message.
@@ -98,18 +79,6 @@ std::optional<CacheScope> parse_scope(std::string_view text, std::string& why) {
   if (text == "user") return CacheScope::kUser;
   why = "bad value '" + std::string(text) + "': expected shared or user";
   return std::nullopt;
-}
-
-std::optional<std::string> parse_header_name(std::string_view text, std::string& why) {
-  const auto token_char = [](char c) {
-    return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
-           std::strchr("!#$%&'*+-.^_`|~", c) != nullptr;
-  };
-  if (text.empty() || text == "*" || !std::all_of(text.begin(), text.end(), token_char)) {
-    why = "'" + std::string(text) + "' is not a header name";
-    return std::nullopt;
-  }
-  return std::string(text);
 }
 
 std::optional<unsigned> parse_status(std::string_view text, std::string& why) {
@@ -210,7 +179,9 @@ void read_cache_section(YamlReader& reader, const Field& field, CacheConfig& cac
     if (key == "primary") return read_primary(reader, value, cache.primary);
     if (key == "secondary") return read_secondary(reader, value, cache.secondary.emplace());
     if (key == "key_prefix") return assign(cache.key_prefix, reader.value(value, parse_key_prefix));
-    if (key == "max_item_bytes") return assign(cache.max_item_bytes, reader.value(value, parse_item_bytes));
+    if (key == "max_item_bytes") {
+      return assign(cache.max_item_bytes, reader.value(value, size_between(kMinItemBytes, kMaxItemBytes)));
+    }
     read_api(reader, value, cache.api);
   });
 }

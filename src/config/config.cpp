@@ -12,6 +12,12 @@ std::string Endpoint::text() const {
   return host + ":" + std::to_string(port);
 }
 
+const MigrationTarget* effective_target(const std::optional<MigrationTarget>& own,
+                                        const std::optional<MigrationTarget>& fallback) {
+  const std::optional<MigrationTarget>& chosen = own ? own : fallback;
+  return chosen && !chosen->upstream.empty() ? &*chosen : nullptr;
+}
+
 std::string position_text(const Position& position) {
   std::string out = position.file;
   if (position.line > 0) {

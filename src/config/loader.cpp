@@ -15,6 +15,7 @@
 
 #include "auth_section.h"
 #include "cache_section.h"
+#include "migration_section.h"
 #include "position_text.h"
 #include "route_checks.h"
 #include "value_parsers.h"
@@ -25,8 +26,8 @@ namespace {
 
 namespace fs = std::filesystem;
 
-constexpr std::array<std::string_view, 9> kMainKeys{"server", "log",       "admin",  "reload", "auth",
-                                                    "cache",  "upstreams", "routes", "include"};
+constexpr std::array<std::string_view, 10> kMainKeys{"server", "log",       "admin",     "reload", "auth",
+                                                     "cache",  "migration", "upstreams", "routes", "include"};
 constexpr std::array<std::string_view, 2> kIncludeKeys{"upstreams", "routes"};
 constexpr std::array<std::string_view, 6> kServerKeys{"listen",          "workers",       "trusted_proxies",
                                                       "limits",          "debug_headers", "drain_timeout"};
@@ -43,7 +44,8 @@ constexpr std::array<std::string_view, 5> kHealthCheckKeys{"path", "interval", "
 constexpr std::array<std::string_view, 2> kPassiveHealthKeys{"unhealthy_after", "eject_for"};
 constexpr unsigned kMaxHealthThreshold = 1000;
 constexpr std::array<std::string_view, 1> kRetriesKeys{"attempts"};
-constexpr std::array<std::string_view, 6> kRouteKeys{"name", "match", "upstream", "rewrite", "auth", "cache"};
+constexpr std::array<std::string_view, 8> kRouteKeys{"name", "match", "upstream", "rewrite",
+                                                     "auth", "cache", "split",    "shadow"};
 constexpr std::array<std::string_view, 3> kMatchKeys{"path", "methods", "host"};
 constexpr std::array<std::string_view, 1> kRewriteKeys{"strip_prefix"};
 constexpr unsigned kMaxConnections = 1'000'000;
@@ -53,17 +55,9 @@ struct LoadState {
   Config config;
   std::vector<ConfigError> errors;
   std::vector<RouteSource> route_sources;  // beside config.routes, index for index
+  MigrationSource migration_source;        // where the main file's migration defaults were written
   std::vector<fs::path> loaded;            // canonical forms of config.files, to notice a file read twice
 };
-
-template <typename T, typename U>
-void assign(T& target, std::optional<U> value) {
-  if (value) target = std::move(*value);
-}
-
-auto whole_number(unsigned min, unsigned max) {
-  return [min, max](std::string_view text, std::string& why) { return parse_whole_number(text, min, max, why); };
-}
 
 // ---- server and log ---------------------------------------------------------------------------------------
 
@@ -281,6 +275,8 @@ void read_route(LoadState& state, YamlReader& reader, std::size_t index, const F
       return assign(route.auth, reader.value(value, parse_route_auth));
     }
     if (key == "cache") return read_route_cache(reader, value, route.cache, source);
+    if (key == "split") return read_route_target(reader, value, route.split, source.split);
+    if (key == "shadow") return read_route_target(reader, value, route.shadow, source.shadow);
     reader.for_each_field(value, kRewriteKeys, [&](std::string_view, const Field& prefix) {
       prefix_at = prefix.position;
       assign(route.strip_prefix, reader.value(prefix, parse_strip_prefix));
@@ -433,6 +429,9 @@ void read_main(LoadState& state, YamlReader& reader, const YAML::Node& root) {
     if (key == "reload") return read_reload(reader, value, state.config.reload);
     if (key == "auth") return read_auth(reader, value, state.config.auth);
     if (key == "cache") return read_cache_section(reader, value, state.config.cache);
+    if (key == "migration") {
+      return read_migration_section(reader, value, state.config.migration, state.migration_source);
+    }
     if (key == "upstreams") return read_upstreams(state, reader, value);
     if (key == "routes") return read_routes(state, reader, value);
     include_node = *value.node;
@@ -466,6 +465,7 @@ LoadResult load_text(std::string_view yaml, const std::string& name) {
   YamlReader reader(name, state.errors);
   if (const auto root = parse_document(reader, yaml)) read_main(state, reader, *root);
   check_routes(state.config, state.route_sources, state.errors);
+  check_migration(state.config, state.migration_source, state.route_sources, state.errors);
 
   LoadResult result;
   sort_errors(state.config.files, state.errors);

@@ -13,11 +13,6 @@
 namespace apigw::config {
 namespace {
 
-std::string route_label(const Config& config, std::size_t index) {
-  const std::string& name = config.routes[index].name;
-  return name.empty() ? "routes[" + std::to_string(index) + "]" : "route '" + name + "'";
-}
-
 void check_unique_names(const Config& config, const std::vector<RouteSource>& sources,
                         std::vector<ConfigError>& errors) {
   std::map<std::string, std::size_t, std::less<>> first_by_name;
@@ -33,15 +28,11 @@ void check_unique_names(const Config& config, const std::vector<RouteSource>& so
 
 void check_upstream_references(const Config& config, const std::vector<RouteSource>& sources,
                                std::vector<ConfigError>& errors) {
-  std::string known;
-  for (const auto& [name, upstream] : config.upstreams) known += (known.empty() ? "" : ", ") + name;
   for (std::size_t i = 0; i < config.routes.size(); ++i) {
     const RouteConfig& route = config.routes[i];
     if (route.upstream.empty() || config.upstreams.contains(route.upstream)) continue;
-    errors.push_back({sources[i].upstream, route_label(config, i) + ": upstream '" + route.upstream +
-                                               "' is not defined (" +
-                                               (known.empty() ? "no upstreams are defined" : "defined: " + known) +
-                                               ")"});
+    errors.push_back(
+        {sources[i].upstream, route_label(config, i) + ": " + upstream_not_defined(config, route.upstream)});
   }
 }
 
@@ -79,6 +70,18 @@ void check_route_table(const Config& config, const std::vector<RouteSource>& sou
 }
 
 }  // namespace
+
+std::string route_label(const Config& config, std::size_t index) {
+  const std::string& name = config.routes[index].name;
+  return name.empty() ? "routes[" + std::to_string(index) + "]" : "route '" + name + "'";
+}
+
+std::string upstream_not_defined(const Config& config, const std::string& name) {
+  std::string known;
+  for (const auto& [defined, upstream] : config.upstreams) known += (known.empty() ? "" : ", ") + defined;
+  return "upstream '" + name + "' is not defined (" +
+         (known.empty() ? "no upstreams are defined" : "defined: " + known) + ")";
+}
 
 // A route that asks for a token needs somewhere to check it.
 void check_auth_references(const Config& config, const std::vector<RouteSource>& sources,

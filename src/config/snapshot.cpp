@@ -11,13 +11,13 @@
 namespace apigw::config {
 namespace {
 
-// Numeric addresses pass through; names are resolved once here so workers never block on DNS.
-bool resolve(const Endpoint& endpoint, std::string& address, std::string& error) {
-  if (http::parse_ip(endpoint.host).size != 0) {
-    address = endpoint.host;
-    if (address.front() == '[') address = address.substr(1, address.size() - 2);
-    return true;
-  }
+// Numeric addresses pass through; names are resolved once here so workers never block on DNS. nullopt (with
+// `error`) when a name does not resolve.
+std::optional<ResolvedEndpoint> resolve(const Endpoint& endpoint, std::string& error) {
+  std::string host = endpoint.host;
+  if (host.starts_with('[')) host = host.substr(1, host.size() - 2);
+  ResolvedEndpoint resolved{host, endpoint.port, endpoint.text(), host};
+  if (http::parse_ip(endpoint.host).size != 0) return resolved;
   addrinfo hints{};
   hints.ai_family = AF_UNSPEC;
   hints.ai_socktype = SOCK_STREAM;
@@ -25,17 +25,17 @@ bool resolve(const Endpoint& endpoint, std::string& address, std::string& error)
   const int rc = getaddrinfo(endpoint.host.c_str(), nullptr, &hints, &found);
   if (rc != 0 || found == nullptr) {
     error = fmt::format("cannot resolve endpoint host '{}': {}", endpoint.host, gai_strerror(rc));
-    return false;
+    return std::nullopt;
   }
   char text[NI_MAXHOST];
   const int name_rc = getnameinfo(found->ai_addr, found->ai_addrlen, text, sizeof text, nullptr, 0, NI_NUMERICHOST);
   freeaddrinfo(found);
   if (name_rc != 0) {
     error = fmt::format("cannot resolve endpoint host '{}'", endpoint.host);
-    return false;
+    return std::nullopt;
   }
-  address = text;
-  return true;
+  resolved.address = text;
+  return resolved;
 }
 
 }  // namespace
@@ -57,16 +57,29 @@ SnapshotResult build_snapshot(const Config& config, std::uint64_t generation) {
   snapshot->trusted_proxies = http::TrustedProxies(config.server.trusted_proxies);
 
   std::map<std::string, std::uint32_t> upstream_index;
+  // A route's effective split or shadow, by upstream index (the loader has checked that the upstream exists).
+  const auto side_target = [&](const RouteConfig& route, const std::optional<MigrationTarget>& own,
+                               const std::optional<MigrationTarget>& fallback) -> std::optional<SideTarget> {
+    const MigrationTarget* target = effective_target(own, fallback);
+    if (target == nullptr) return std::nullopt;
+    const auto found = upstream_index.find(target->upstream);
+    if (found == upstream_index.end()) {
+      result.errors.push_back(
+          {route.position, fmt::format("route '{}': unknown upstream '{}'", route.name, target->upstream)});
+      return std::nullopt;
+    }
+    return SideTarget{found->second, target->threshold};
+  };
   for (const auto& [name, upstream_config] : config.upstreams) {
     Upstream upstream{upstream_config, {}};
     for (const Endpoint& endpoint : upstream_config.endpoints) {
-      ResolvedEndpoint resolved{{}, endpoint.port, endpoint.text()};
       std::string error;
-      if (!resolve(endpoint, resolved.address, error)) {
+      std::optional<ResolvedEndpoint> resolved = resolve(endpoint, error);
+      if (!resolved) {
         result.errors.push_back({upstream_config.position, fmt::format("upstream '{}': {}", name, error)});
         continue;
       }
-      upstream.endpoints.push_back(std::move(resolved));
+      upstream.endpoints.push_back(std::move(*resolved));
     }
     upstream_index.emplace(name, static_cast<std::uint32_t>(snapshot->upstreams.size()));
     snapshot->upstreams.push_back(std::move(upstream));
@@ -87,21 +100,31 @@ SnapshotResult build_snapshot(const Config& config, std::uint64_t generation) {
       continue;
     }
     snapshot->routes.push_back({route_config.name, upstream->second, route_config.strip_prefix, route_config.auth,
-                                route_config.cache});
+                                route_config.cache,
+                                side_target(route_config, route_config.split, config.migration.split),
+                                side_target(route_config, route_config.shadow, config.migration.shadow_target)});
+  }
+  for (const std::string& text : config.migration.shadow_ignore) {
+    std::string why;
+    if (auto pattern = routing::RequestPattern::parse(text, why)) {
+      snapshot->shadow_ignore.push_back(std::move(*pattern));
+    } else {
+      result.errors.push_back({Position{config.source_file, 0, 0},
+                               fmt::format("migration.shadow_ignore: bad pattern '{}': {}", text, why)});
+    }
   }
 
   // Dependencies' servers are resolved here too, so that workers never block on DNS.
   const auto resolve_all = [&](const std::vector<Endpoint>& endpoints, std::string_view key,
                                std::vector<ResolvedEndpoint>& into) {
     for (const Endpoint& endpoint : endpoints) {
-      ResolvedEndpoint resolved{{}, endpoint.port, endpoint.text(), endpoint.host};
-      if (resolved.host.starts_with('[')) resolved.host = resolved.host.substr(1, resolved.host.size() - 2);
       std::string error;
-      if (!resolve(endpoint, resolved.address, error)) {
+      std::optional<ResolvedEndpoint> resolved = resolve(endpoint, error);
+      if (!resolved) {
         result.errors.push_back({Position{config.source_file, 0, 0}, fmt::format("{}: {}", key, error)});
         continue;
       }
-      into.push_back(std::move(resolved));
+      into.push_back(std::move(*resolved));
     }
   };
   if (config.auth.enabled) resolve_all(config.auth.redis.nodes, "auth.redis.nodes", snapshot->redis_nodes);

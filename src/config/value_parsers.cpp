@@ -7,6 +7,7 @@
 #include <algorithm>
 #include <array>
 #include <cstring>
+#include <numeric>
 
 namespace apigw::config {
 namespace {
@@ -35,6 +36,20 @@ std::string lower_case(std::string_view text) {
 }
 
 bool all_digits(std::string_view text) { return !text.empty() && std::all_of(text.begin(), text.end(), is_digit); }
+
+// A size as a config would write it: "16MiB", "1KiB", "1000".
+std::string size_text(std::uint64_t bytes) {
+  constexpr std::uint64_t kKiB = 1024;
+  if (bytes != 0 && bytes % (kKiB * kKiB) == 0) return std::to_string(bytes / (kKiB * kKiB)) + "MiB";
+  if (bytes != 0 && bytes % kKiB == 0) return std::to_string(bytes / kKiB) + "KiB";
+  return std::to_string(bytes);
+}
+
+// An HTTP token (RFC 9110): methods and header names.
+bool is_token(std::string_view text) {
+  const auto token_char = [](char c) { return is_alnum(c) || std::strchr("!#$%&'*+-.^_`|~", c) != nullptr; };
+  return !text.empty() && std::all_of(text.begin(), text.end(), token_char);
+}
 
 std::optional<std::uint16_t> parse_port(std::string_view text) {
   if (!all_digits(text) || text.size() > 5) return std::nullopt;
@@ -115,6 +130,67 @@ std::optional<Endpoint> parse_host_port(std::string_view text, bool allow_names,
   return Endpoint{std::string(host), *port_number};
 }
 
+// Headers apigw writes or drops itself, and those that carry credentials, framing or routing.
+bool is_managed_header(std::string_view lower) {
+  static constexpr std::array<std::string_view, 14> kManaged{
+      "host",           "content-length",  "transfer-encoding", "connection", "keep-alive", "upgrade", "te",
+      "trailer",        "x-forwarded-for", "x-forwarded-proto", "x-forwarded-host", "x-real-ip", "x-request-id",
+      "authorization"};
+  return std::find(kManaged.begin(), kManaged.end(), lower) != kManaged.end() || lower.starts_with("proxy-");
+}
+
+// A header name apigw adds to requests it sends upstream; `apigw_own` allows the X-Apigw- prefix.
+std::optional<std::string> parse_added_header(std::string_view text, bool apigw_own, std::string& why) {
+  auto name = parse_header_name(text, why);
+  const std::string lower = lower_case(text);
+  if (name && (is_managed_header(lower) || (!apigw_own && lower.starts_with("x-apigw-")))) {
+    why = quoted(text) + " is a header apigw manages itself; choose another name";
+    return std::nullopt;
+  }
+  return name;
+}
+
+// The digits of "25" or "0.010" before and after the point; the fraction without its trailing zeros.
+struct DecimalParts {
+  std::string_view whole;
+  std::string_view fraction;
+};
+
+std::optional<DecimalParts> decimal_parts(std::string_view text) {
+  const auto point = text.find('.');
+  DecimalParts parts{text.substr(0, point), point == std::string_view::npos ? "" : text.substr(point + 1)};
+  if (!all_digits(parts.whole) || (point != std::string_view::npos && !all_digits(parts.fraction))) {
+    return std::nullopt;
+  }
+  parts.fraction = parts.fraction.substr(0, parts.fraction.find_last_not_of('0') + 1);
+  return parts;
+}
+
+// With at most 1,000,000 buckets no whole share needs more decimals than this: a fraction ending in a digit other
+// than 0 has 2^(decimals + 2) or 5^(decimals + 2) in its reduced denominator, which must divide buckets.
+constexpr std::size_t kMaxShareDecimals = 17;
+
+// 100 / buckets, the smallest percent step: exact when its decimals end (buckets made of 2s and 5s only), else
+// its first six decimals.
+struct PercentStep {
+  std::string text;
+  std::size_t decimals = 0;
+  bool exact = true;
+};
+
+PercentStep percent_step(std::uint32_t buckets) {
+  std::string fraction;
+  std::uint64_t rest = 100 % buckets;
+  while (rest != 0 && fraction.size() < kMaxShareDecimals + 3) {
+    rest *= 10;
+    fraction += static_cast<char>('0' + rest / buckets);
+    rest %= buckets;
+  }
+  if (rest != 0) fraction.resize(6);
+  const std::string whole = std::to_string(100 / buckets);
+  return {fraction.empty() ? whole : whole + "." + fraction, fraction.size(), rest == 0};
+}
+
 }  // namespace
 
 std::optional<core::Duration> parse_duration_value(std::string_view text, std::string& why) {
@@ -138,6 +214,16 @@ std::optional<std::uint64_t> parse_positive_size(std::string_view text, std::str
     why = "bad size " + quoted(text) + " (expected bytes, or e.g. 16KiB, 8MiB, 1GiB)";
   } else if (*size == 0) {
     why = "must be greater than zero";
+    return std::nullopt;
+  }
+  return size;
+}
+
+std::optional<std::uint64_t> parse_size_between(std::string_view text, std::uint64_t min, std::uint64_t max,
+                                                std::string& why) {
+  const auto size = parse_positive_size(text, why);
+  if (size && (*size < min || *size > max)) {
+    why = "must be from " + size_text(min) + " to " + size_text(max) + ", got " + std::string(text);
     return std::nullopt;
   }
   return size;
@@ -244,10 +330,7 @@ std::optional<std::string> parse_name(std::string_view text, std::string& why) {
 }
 
 std::optional<std::string> parse_method(std::string_view text, std::string& why) {
-  const auto token_char = [](char c) {
-    return is_alnum(c) || std::strchr("!#$%&'*+-.^_`|~", c) != nullptr;
-  };
-  if (text.empty() || !std::all_of(text.begin(), text.end(), token_char)) {
+  if (!is_token(text)) {
     why = quoted(text) + " is not an HTTP method token";
     return std::nullopt;
   }
@@ -320,24 +403,72 @@ std::optional<AuthOnError> parse_auth_on_error(std::string_view text, std::strin
   return std::nullopt;
 }
 
-std::optional<std::string> parse_forward_header(std::string_view text, std::string& why) {
-  // Headers apigw writes or drops itself, and those that carry credentials or framing.
-  static constexpr std::array<std::string_view, 14> kManaged{
-      "host",           "content-length",  "transfer-encoding", "connection", "keep-alive", "upgrade", "te",
-      "trailer",        "x-forwarded-for", "x-forwarded-proto", "x-forwarded-host", "x-real-ip", "x-request-id",
-      "authorization"};
-  const auto token_char = [](char c) { return is_alnum(c) || std::strchr("!#$%&'*+-.^_`|~", c) != nullptr; };
-  if (text.empty() || !std::all_of(text.begin(), text.end(), token_char)) {
+std::optional<std::string> parse_header_name(std::string_view text, std::string& why) {
+  if (!is_token(text) || text == "*") {
     why = quoted(text) + " is not a header name";
     return std::nullopt;
   }
-  const std::string lower = lower_case(text);
-  if (std::find(kManaged.begin(), kManaged.end(), lower) != kManaged.end() || lower.starts_with("x-apigw-") ||
-      lower.starts_with("proxy-")) {
-    why = quoted(text) + " is a header apigw manages itself; choose another name";
+  return std::string(text);
+}
+
+std::optional<std::string> parse_forward_header(std::string_view text, std::string& why) {
+  return parse_added_header(text, false, why);
+}
+
+std::optional<std::string> parse_shadow_header(std::string_view text, std::string& why) {
+  return parse_added_header(text, true, why);
+}
+
+std::optional<std::string> parse_percent(std::string_view text, std::string& why) {
+  const auto parts = decimal_parts(text);
+  if (!parts) {
+    if (text.ends_with('%')) {
+      why = "write the number without '%', got " + quoted(text);
+    } else if (text.starts_with('-')) {
+      why = "must be from 0 to 100, got " + std::string(text);
+    } else {
+      why = "expected a decimal number from 0 to 100 (e.g. 0.01 or 25; no sign, no exponent), got " + quoted(text);
+    }
+    return std::nullopt;
+  }
+  const std::string_view digits = parts->whole;
+  const std::string_view whole = digits.substr(std::min(digits.find_first_not_of('0'), digits.size()));
+  if (whole.size() > 3 || (whole.size() == 3 && (whole != "100" || !parts->fraction.empty()))) {
+    why = "must be from 0 to 100, got " + std::string(text);
     return std::nullopt;
   }
   return std::string(text);
+}
+
+std::optional<std::uint32_t> percent_threshold(std::string_view percent, std::uint32_t buckets, std::string& why) {
+  const auto parts = decimal_parts(percent);
+  // Whether the percent is below one bucket, or has more decimals than any whole share can have.
+  bool finer = !parts || parts->fraction.size() > kMaxShareDecimals;
+  if (!finer) {
+    // percent = digits / 10^decimals, so the threshold is digits × buckets / (100 × 10^decimals): whole exactly
+    // when that fraction, reduced, has a denominator dividing buckets.
+    std::uint64_t digits = 0;
+    for (const char c : parts->whole) digits = digits * 10 + static_cast<std::uint64_t>(c - '0');
+    for (const char c : parts->fraction) digits = digits * 10 + static_cast<std::uint64_t>(c - '0');
+    std::uint64_t scale = 100;
+    for (std::size_t i = 0; i < parts->fraction.size(); ++i) scale *= 10;
+    const std::uint64_t common = std::gcd(digits, scale);
+    const std::uint64_t denominator = scale / common;
+    if (buckets % denominator == 0) return static_cast<std::uint32_t>(digits / common * (buckets / denominator));
+    finer = digits < (scale + buckets - 1) / buckets;  // digits × buckets < scale: less than one bucket
+  }
+  const PercentStep step = percent_step(buckets);
+  const std::string text(percent);
+  const std::string where = "buckets " + std::to_string(buckets);
+  const std::string fraction = "100/" + std::to_string(buckets);
+  if (finer || (step.exact && parts->fraction.size() > step.decimals)) {
+    why = text + " is finer than " + where + " allows (steps of " +
+          (step.exact ? step.text : fraction + ", about " + step.text) + ")";
+  } else {
+    why = text + " is not a multiple of " + (step.exact ? step.text : fraction + " (about " + step.text + ")") +
+          ", the step " + where + " allows";
+  }
+  return std::nullopt;
 }
 
 }  // namespace apigw::config

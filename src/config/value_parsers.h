@@ -2,6 +2,7 @@
 // nullopt with `why` set to a reason that the caller prefixes with the field's name and position.
 #pragma once
 
+#include <cstdint>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -16,7 +17,17 @@ inline constexpr unsigned kMaxRetryAttempts = 10;
 std::optional<core::Duration> parse_duration_value(std::string_view text, std::string& why);
 std::optional<core::Duration> parse_positive_duration(std::string_view text, std::string& why);
 std::optional<std::uint64_t> parse_positive_size(std::string_view text, std::string& why);
+// parse_positive_size within [min, max]; the message names the bounds as sizes ("from 1KiB to 16MiB").
+std::optional<std::uint64_t> parse_size_between(std::string_view text, std::uint64_t min, std::uint64_t max,
+                                                std::string& why);
 std::optional<unsigned> parse_whole_number(std::string_view text, unsigned min, unsigned max, std::string& why);
+// parse_whole_number and parse_size_between with their bounds bound, as YamlReader::value takes a parser.
+inline auto whole_number(unsigned min, unsigned max) {
+  return [min, max](std::string_view text, std::string& why) { return parse_whole_number(text, min, max, why); };
+}
+inline auto size_between(std::uint64_t min, std::uint64_t max) {
+  return [min, max](std::string_view text, std::string& why) { return parse_size_between(text, min, max, why); };
+}
 std::optional<bool> parse_bool(std::string_view text, std::string& why);
 
 // "127.0.0.1:8080" or "[::1]:8080"; the listen address must be an IP literal.
@@ -51,7 +62,18 @@ std::optional<std::string> strip_prefix_mismatch(std::string_view prefix, std::s
 std::optional<RouteAuth> parse_route_auth(std::string_view text, std::string& why);
 // `auth.on_error`: "reject" | "anonymous".
 std::optional<AuthOnError> parse_auth_on_error(std::string_view text, std::string& why);
+// An HTTP header name (a token, not `*`), as written.
+std::optional<std::string> parse_header_name(std::string_view text, std::string& why);
 // `auth.forward_header`: a header name apigw may set on upstream requests (not one it manages itself).
 std::optional<std::string> parse_forward_header(std::string_view text, std::string& why);
+// `migration.shadow.header`: as parse_forward_header, but an `X-Apigw-` name is allowed (the default is one).
+std::optional<std::string> parse_shadow_header(std::string_view text, std::string& why);
+
+// A share of traffic as written: a plain decimal number from 0 to 100 ("0.01", "25"; no sign, no exponent).
+std::optional<std::string> parse_percent(std::string_view text, std::string& why);
+// The number of buckets out of `buckets` that a percent (as parse_percent accepts) covers, percent × buckets / 100,
+// computed exactly on the decimal digits; nullopt, with the step `buckets` allows in `why`, when it is not whole.
+// `buckets` is at least 1.
+std::optional<std::uint32_t> percent_threshold(std::string_view percent, std::uint32_t buckets, std::string& why);
 
 }  // namespace apigw::config

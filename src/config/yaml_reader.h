@@ -72,4 +72,10 @@ class YamlReader {
   std::vector<ConfigError>& errors_;
 };
 
+// Sets `target` from what YamlReader::value returned; leaves it (the default) when the value was refused.
+template <typename T, typename U>
+void assign(T& target, std::optional<U> value) {
+  if (value) target = std::move(*value);
+}
+
 }  // namespace apigw::config

@@ -124,6 +124,15 @@ struct RouteCacheConfig {
   bool operator==(const RouteCacheConfig&) const = default;
 };
 
+// A route's `split` or `shadow` (or the `migration` default for every route): the other side's upstream and the
+// share of affinity buckets that goes there.
+struct MigrationTarget {
+  std::string upstream;
+  std::string percent;     // as written, for views and messages: "0.01", "25"
+  std::uint32_t threshold = 0;  // buckets [0, threshold) are in: percent × buckets / 100, exact
+  bool operator==(const MigrationTarget&) const = default;
+};
+
 struct RouteConfig {
   std::string name;
   RouteMatch match;
@@ -131,6 +140,10 @@ struct RouteConfig {
   std::string strip_prefix;  // empty = no rewrite
   RouteAuth auth = RouteAuth::kNone;
   RouteCacheConfig cache;
+  // The route's own `split` and `shadow`; absent, the `migration` defaults apply. `split: off` (or `shadow: off`)
+  // is a target with an empty upstream: no default for this route.
+  std::optional<MigrationTarget> split;
+  std::optional<MigrationTarget> shadow;
   Position position;
 };
 
@@ -202,6 +215,52 @@ struct CacheConfig {
   bool operator==(const CacheConfig&) const = default;
 };
 
+// Where a request's affinity key comes from (`migration.affinity`); the first one present wins.
+struct AffinitySource {
+  enum class Kind { kUserId, kHeader, kCookie, kClientIp };
+  Kind kind = Kind::kUserId;
+  std::string name;  // the header or cookie name
+  bool operator==(const AffinitySource&) const = default;
+};
+
+// `migration.shadow`'s settings (its upstream and percent are the routes' default MigrationTarget).
+struct ShadowSettings {
+  unsigned max_in_flight = 1000;  // per worker; beyond it shadows are dropped and counted
+  core::Duration timeout = std::chrono::seconds(5);
+  std::string header = "X-Apigw-Shadow";  // sent as "1" on every shadow copy; a request carrying it is never shadowed
+  bool operator==(const ShadowSettings&) const = default;
+};
+
+// `migration.audit`: a record comparing the two sides' answers, for a sample of shadowed requests.
+struct AuditConfig {
+  bool enabled = false;  // the key is present
+  std::string sink;      // "file:/path" or "http://host:port/path"
+  unsigned sample = 100;  // percent of shadowed requests audited, 0..100
+  std::vector<std::string> ignore_fields;  // JSON pointers left out of the comparison
+  std::uint64_t max_body_bytes = 64 * 1024;  // bodies are compared up to this size; larger ones by hash only
+  bool operator==(const AuditConfig&) const = default;
+};
+
+// `migration`: moving traffic between two datacenters (docs/configuration.md, `migration`).
+struct MigrationConfig {
+  bool enabled = false;  // the section is present
+  std::uint32_t buckets = 10000;  // affinity granularity: a percent step is 100 / buckets
+  std::vector<AffinitySource> affinity{{AffinitySource::Kind::kUserId, {}},
+                                       {AffinitySource::Kind::kClientIp, {}}};
+  std::vector<std::string> beta_users;  // always split and shadowed, whatever the percent
+  std::vector<std::string> shadow_ignore;  // "[METHOD ]/path/pattern" (* one segment, ** any depth)
+  ShadowSettings shadow;
+  AuditConfig audit;
+  std::optional<MigrationTarget> split;          // the default of routes without their own
+  std::optional<MigrationTarget> shadow_target;  // the default of routes without their own (migration.shadow)
+  bool operator==(const MigrationConfig&) const = default;
+};
+
+// The target a route's requests use: its own, else the section's default (`fallback`); nullptr for none, and for a
+// route's `off`.
+const MigrationTarget* effective_target(const std::optional<MigrationTarget>& own,
+                                        const std::optional<MigrationTarget>& fallback);
+
 struct LogConfig {
   std::string access = "stdout";  // "stdout" | "off" | a file path
   std::string level = "info";     // trace | debug | info | warn | error | critical | off
@@ -226,6 +285,7 @@ struct Config {
   ReloadConfig reload;
   AuthConfig auth;
   CacheConfig cache;
+  MigrationConfig migration;
   std::map<std::string, UpstreamConfig> upstreams;
   std::vector<RouteConfig> routes;  // file order (main, then includes in order)
 };

@@ -5,12 +5,14 @@
 
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
 #include "apigw/config/config.h"
 #include "apigw/config/loader.h"
 #include "apigw/http/client_address.h"
+#include "apigw/routing/request_pattern.h"
 #include "apigw/routing/route_trie.h"
 
 namespace apigw::config {
@@ -28,12 +30,22 @@ struct Upstream {
   std::vector<ResolvedEndpoint> endpoints;
 };
 
+// Where a share of a route's requests goes: `split` serves them there, `shadow` sends a copy there.
+struct SideTarget {
+  std::uint32_t upstream = 0;   // index into Snapshot::upstreams
+  std::uint32_t threshold = 0;  // affinity buckets [0, threshold) are in (see MigrationTarget)
+  bool operator==(const SideTarget&) const = default;
+};
+
 struct Route {
   std::string name;
   std::uint32_t upstream = 0;  // index into Snapshot::upstreams
   std::string strip_prefix;
   RouteAuth auth = RouteAuth::kNone;
   RouteCacheConfig cache;
+  // The effective targets: the route's own, else the `migration` default; none for `off` or without either.
+  std::optional<SideTarget> split;
+  std::optional<SideTarget> shadow;
 };
 
 struct Snapshot {
@@ -46,6 +58,7 @@ struct Snapshot {
   std::vector<ResolvedEndpoint> redis_nodes;  // auth.redis.nodes, resolved; empty without an auth section
   std::vector<ResolvedEndpoint> cache_primary;    // cache.primary.servers, resolved; empty without a cache section
   std::vector<ResolvedEndpoint> cache_secondary;  // cache.secondary.servers, resolved; empty without one
+  std::vector<routing::RequestPattern> shadow_ignore;  // migration.shadow_ignore, parsed; never shadowed
 };
 
 using SnapshotPtr = std::shared_ptr<const Snapshot>;
