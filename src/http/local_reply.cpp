@@ -117,6 +117,7 @@ void write_local_reply(std::string& out, const LocalReply& reply) {
     fmt::format_to(std::back_inserter(out), "WWW-Authenticate: {}\r\n", reply.www_authenticate);
   }
   if (reply.no_store) out += "Cache-Control: no-store\r\n";
+  if (!reply.cache_status.empty()) fmt::format_to(std::back_inserter(out), "X-Cache: {}\r\n", reply.cache_status);
   if (!reply.route.empty()) fmt::format_to(std::back_inserter(out), "X-Apigw-Route: {}\r\n", reply.route);
   if (!reply.upstream.empty()) fmt::format_to(std::back_inserter(out), "X-Apigw-Upstream: {}\r\n", reply.upstream);
   if (reply.close) out += "Connection: close\r\n";

@@ -329,6 +329,7 @@ asio::awaitable<bool> ClientSession::route_and_forward(Exchange& exchange) {
       http::LocalReply reply;
       reply.status = result.status;
       reply.message = result.message;
+      reply.cache_status = cache.status;
       reply.close = !result.body_consumed || !forward.keep_alive;
       co_await send_reply(exchange, reply);
       co_return !reply.close && !closed_;

@@ -15,7 +15,7 @@ import signal
 import threading
 import time
 
-from apigw_harness import cached_route, gateway_config, route, wait_until, write_config
+from apigw_harness import cached_route, free_port, gateway_config, route, wait_until, write_config
 from rawhttp import Client, request
 from recording_upstream import Dynamic, Fixed, Generate, pattern_sha256
 
@@ -179,6 +179,16 @@ def test_conditional_requests_on_a_hit_get_304(gateway, upstream, pools):
         r = get(gw, "/items/1", conditions)
         assert r.status == 200 and xcache(r) == "HIT" and r.body == b'{"v": 7}', (conditions, r)
     assert len(up.recorded()) == 1
+
+
+def test_errors_on_a_cached_route_say_what_the_cache_did(gateway, pools):
+    primary, _ = pools
+    gw = gateway(cache_config([free_port()], primary))  # nothing listens there
+    r = get(gw, "/items/1")
+    assert r.status == 502 and xcache(r) == "MISS" and r.json()["error"] == "bad_gateway", r
+    r = get(gw, "/items/1", [("Cache-Control", "no-store")])
+    assert r.status == 502 and xcache(r) == "BYPASS", r
+    assert gw.metric(STORED) == 0
 
 
 def test_request_no_cache_refetches_and_stores_the_fresh_response(gateway, upstream, pools):

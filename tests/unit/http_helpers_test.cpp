@@ -47,6 +47,11 @@ TEST(LocalReply, WritesJsonWithIdAndHeaders) {
   reply.route = "users";
   reply.close = true;
   write_local_reply(out, reply);
+  EXPECT_EQ(out.find("X-Cache"), std::string::npos);
+  reply.cache_status = "MISS";
+  out.clear();
+  write_local_reply(out, reply);
+  EXPECT_NE(out.find("\r\nX-Cache: MISS\r\n"), std::string::npos);
   EXPECT_EQ(out.rfind("HTTP/1.1 405 Method Not Allowed\r\n", 0), 0u);
   EXPECT_NE(out.find("\r\nAllow: GET, HEAD\r\n"), std::string::npos);
   EXPECT_NE(out.find("\r\nX-Request-Id: rid-1\r\n"), std::string::npos);
