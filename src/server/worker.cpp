@@ -233,26 +233,36 @@ void Worker::detach(ClientSession* session) {
 asio::awaitable<void> Worker::accept_loop(std::shared_ptr<asio::ip::tcp::acceptor> acceptor) {
   for (;;) {
     auto [error, socket] = co_await acceptor->async_accept(kNoThrow);
-    if (error == asio::error::operation_aborted || !acceptor->is_open()) co_return;
-    if (error) {
-      // Out of descriptors or memory: back off briefly instead of spinning on the same error.
-      spdlog::warn("worker {}: accept failed: {}", index_, error.message());
-      asio::steady_timer pause(context_, std::chrono::milliseconds(50));
-      co_await pause.async_wait(kNoThrow);
+    if (!error) {
+      // Served even if a drain closed the acceptor meanwhile: the client's connection is already established, and
+      // closing it would fail a request that the next process cannot answer either.
+      serve(std::move(socket));
+      if (!acceptor->is_open()) co_return;
       continue;
     }
-    asio::co_spawn(
-        context_,
-        [this, socket = std::move(socket)]() mutable -> asio::awaitable<void> {
-          try {
-            ClientSession session(*this, std::move(socket));
-            co_await session.run();
-          } catch (const std::exception& error) {
-            spdlog::error("worker {}: client session ended on an error: {}", index_, error.what());
-          }
-        },
-        asio::detached);
+    if (error == asio::error::operation_aborted || !acceptor->is_open()) co_return;
+    // Out of descriptors or memory: back off briefly instead of spinning on the same error.
+    spdlog::warn("worker {}: accept failed: {}", index_, error.message());
+    asio::steady_timer pause(context_, std::chrono::milliseconds(50));
+    co_await pause.async_wait(kNoThrow);
   }
+}
+
+void Worker::serve(asio::ip::tcp::socket socket) {
+  // Counted until its session has attached, so that a drain cannot finish between the two.
+  ++starting_sessions_;
+  asio::co_spawn(
+      context_,
+      [this, socket = std::move(socket)]() mutable -> asio::awaitable<void> {
+        try {
+          ClientSession session(*this, std::move(socket));
+          --starting_sessions_;
+          co_await session.run();
+        } catch (const std::exception& error) {
+          spdlog::error("worker {}: client session ended on an error: {}", index_, error.what());
+        }
+      },
+      asio::detached);
 }
 
 void Worker::schedule_sweep() {
@@ -292,11 +302,12 @@ void Worker::begin_drain() {
     std::vector<ClientSession*> sessions(sessions_.begin(), sessions_.end());
     for (ClientSession* session : sessions) session->force_close();
   });
-  finish_if_drained();
+  // After the accepts that completed before the acceptors closed: their connections are served, not dropped.
+  asio::post(context_, [this] { finish_if_drained(); });
 }
 
 void Worker::finish_if_drained() {
-  if (!sessions_.empty()) return;
+  if (!sessions_.empty() || starting_sessions_ != 0) return;
   drained_ = true;
   sweep_timer_.cancel();
   drain_timer_.cancel();

@@ -98,6 +98,7 @@ class Worker {
 
  private:
   boost::asio::awaitable<void> accept_loop(std::shared_ptr<boost::asio::ip::tcp::acceptor> acceptor);
+  void serve(boost::asio::ip::tcp::socket socket);  // an accepted connection: its session, on this loop
   GenerationPtr make_generation(config::SnapshotPtr snapshot, const Generation* previous);
   std::shared_ptr<auth::Authenticator> make_authenticator(const config::Snapshot& snapshot,
                                                           const Generation* previous);
@@ -127,6 +128,7 @@ class Worker {
   std::thread thread_;
   GenerationPtr generation_;
   std::unordered_set<ClientSession*> sessions_;
+  unsigned starting_sessions_ = 0;  // accepted connections whose session has not attached yet
   bool draining_ = false;
   bool idle_grace_over_ = false;
   bool drained_ = false;  // draining and no session left: nothing may schedule more work
