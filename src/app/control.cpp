@@ -1,6 +1,8 @@
 // The main thread's loop (see control.h).
 #include "control.h"
 
+#include <algorithm>
+
 #include <boost/asio/post.hpp>
 #include <fmt/format.h>
 #include <spdlog/spdlog.h>
@@ -26,7 +28,14 @@ Loaded load_snapshot(const std::string& path, std::uint64_t generation) {
   config::LoadResult result = config::load_file(path);
   if (result.config) loaded.files = result.config->files;
   if (result.config && result.config->migration.enabled) {
-    spdlog::warn("{}: the migration section is checked, but this version does not split or shadow traffic yet", path);
+    const config::Config& config = *result.config;
+    const bool shadows = config.migration.shadow_target || config.migration.audit.enabled ||
+                         std::any_of(config.routes.begin(), config.routes.end(), [](const config::RouteConfig& route) {
+                           return route.shadow && !route.shadow->upstream.empty();
+                         });
+    if (shadows) {
+      spdlog::warn("{}: shadow and audit are checked, but this version does not copy or audit traffic yet", path);
+    }
   }
   std::vector<config::ConfigError> errors = std::move(result.errors);
   if (result.config) {

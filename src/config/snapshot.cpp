@@ -104,6 +104,7 @@ SnapshotResult build_snapshot(const Config& config, std::uint64_t generation) {
                                 side_target(route_config, route_config.split, config.migration.split),
                                 side_target(route_config, route_config.shadow, config.migration.shadow_target)});
   }
+  snapshot->beta_users.insert(config.migration.beta_users.begin(), config.migration.beta_users.end());
   for (const std::string& text : config.migration.shadow_ignore) {
     std::string why;
     if (auto pattern = routing::RequestPattern::parse(text, why)) {

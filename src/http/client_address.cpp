@@ -47,4 +47,25 @@ bool TrustedProxies::contains(const IpBytes& address) const {
   return false;
 }
 
+namespace {
+std::string_view trim_spaces(std::string_view text) {
+  while (!text.empty() && (text.front() == ' ' || text.front() == '\t')) text.remove_prefix(1);
+  while (!text.empty() && (text.back() == ' ' || text.back() == '\t')) text.remove_suffix(1);
+  return text;
+}
+}  // namespace
+
+std::string forwarded_client(const boost::beast::http::fields& headers) {
+  if (const auto real_ip = headers.find("X-Real-IP"); real_ip != headers.end()) {
+    const std::string_view address = trim_spaces(real_ip->value());
+    if (parse_ip(address).size != 0) return std::string(address);
+  }
+  std::string_view last;
+  for (auto [field, end] = headers.equal_range("X-Forwarded-For"); field != end; ++field) {
+    const std::string_view value = field->value();
+    last = trim_spaces(value.substr(value.rfind(',') == std::string_view::npos ? 0 : value.rfind(',') + 1));
+  }
+  return parse_ip(last).size != 0 ? std::string(last) : std::string();
+}
+
 }  // namespace apigw::http

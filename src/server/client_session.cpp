@@ -1,6 +1,8 @@
 // A client connection's request loop (see client_session.h).
 #include "apigw/server/client_session.h"
 
+#include <random>
+
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/experimental/awaitable_operators.hpp>
 #include <boost/asio/steady_timer.hpp>
@@ -13,6 +15,7 @@
 #include "apigw/http/request_head.h"
 #include "apigw/http/request_id.h"
 #include "apigw/http/request_target.h"
+#include "apigw/migration/affinity.h"
 #include "apigw/net/socket_io.h"
 #include "apigw/server/worker.h"
 #include "cache_stage.h"
@@ -55,6 +58,7 @@ struct ClientSession::Exchange {
   std::string user;            // the user id auth resolved; empty when anonymous
   std::string token_id;        // the token's fingerprint, for the log
   std::string reply_message;   // backs a LocalReply's message
+  std::optional<std::uint32_t> bucket;  // the affinity bucket, once a migration stage needed it
 };
 
 ClientSession::ClientSession(Worker& worker, asio::ip::tcp::socket socket)
@@ -277,8 +281,8 @@ asio::awaitable<bool> ClientSession::route_and_forward(Exchange& exchange) {
 
   exchange.route = &snapshot.routes[match.route];
   exchange.route_index = match.route;
-  upstream::UpstreamPool& pool = *exchange.generation->pools[exchange.route->upstream];
-  exchange.upstream = pool.upstream().config.name;
+  upstream::UpstreamPool* pool = exchange.generation->pools[exchange.route->upstream].get();
+  exchange.upstream = pool->upstream().config.name;
   if (exchange.generation->authenticator && exchange.route->auth != config::RouteAuth::kNone) {
     if (std::optional<http::LocalReply> reply = co_await authenticate(exchange)) {
       co_await send_reply(exchange, *reply);
@@ -289,6 +293,15 @@ asio::awaitable<bool> ClientSession::route_and_forward(Exchange& exchange) {
   if (exchange.generation->cache && exchange.route->cache.enabled) {
     const std::shared_ptr<const cache::CachedResponse> hit = co_await look_up_cache(exchange, cache);
     if (hit) co_return co_await send_cached(exchange, *hit);
+  }
+  if (const std::optional<config::SideTarget>& split = exchange.route->split) {
+    // The migration stage: users in the split's share are served by the other side.
+    const bool moved = in_migration_share(exchange, split->threshold);
+    if (moved) {
+      pool = exchange.generation->pools[split->upstream].get();
+      exchange.upstream = pool->upstream().config.name;
+    }
+    exchange.generation->route_stats[exchange.route_index]->record_split(moved);
   }
   proxy::ForwardRequest forward;
   forward.route = exchange.route;
@@ -314,7 +327,7 @@ asio::awaitable<bool> ClientSession::route_and_forward(Exchange& exchange) {
   proxy::Forwarder forwarder(
       {client_, buffer_, *parser_, deadline_, limits.idle_timeout, upstream_deadline_, worker_.draining_flag(),
        closed_},
-      forward, pool);
+      forward, *pool);
   proxy::ForwardResult result = co_await forwarder.run();
   if (cache.observer) finish_fill(cache);
   exchange.endpoint = result.endpoint;
@@ -426,6 +439,23 @@ asio::awaitable<std::optional<http::LocalReply>> ClientSession::authenticate(Exc
   reply.message = exchange.reply_message;
   reply.www_authenticate = {};
   co_return reply;
+}
+
+bool ClientSession::in_migration_share(Exchange& exchange, std::uint32_t threshold) {
+  const config::Snapshot& snapshot = *exchange.snapshot;
+  if (!exchange.user.empty() && snapshot.beta_users.contains(exchange.user)) return true;
+  if (!exchange.bucket) {
+    const config::MigrationConfig& migration = snapshot.config.migration;
+    const auto& request = parser_->get();
+    std::string client;
+    if (snapshot.trusted_proxies.contains(peer_ip_)) client = http::forwarded_client(request);
+    if (client.empty()) client = peer_address_;
+    const std::optional<std::string> key = migration::affinity_key(migration.affinity, exchange.user, request, client);
+    // Without a key the request has no user to keep on one side: a draw of its own.
+    exchange.bucket = key ? migration::bucket_of(*key, migration.buckets)
+                          : std::uniform_int_distribution<std::uint32_t>(0, migration.buckets - 1)(worker_.random());
+  }
+  return migration::in_share(*exchange.bucket, threshold);
 }
 
 asio::awaitable<std::shared_ptr<const cache::CachedResponse>> ClientSession::look_up_cache(Exchange& exchange,

@@ -40,6 +40,16 @@ void RouteStats::record(std::string_view method, unsigned status, std::chrono::n
   duration_.observe(duration);
 }
 
+void RouteStats::record_split(bool moved) {
+  core::Counter*& counter = split_[moved ? 1 : 0];
+  if (counter == nullptr) {
+    counter = &registry_.counter("apigw_migration_split_requests_total",
+                                 "Requests of routes with a split, by the side that served them",
+                                 {{"route", route_}, {"side", moved ? "split" : "route"}});
+  }
+  counter->add();
+}
+
 AuthStats::AuthStats(core::MetricsRegistry& registry) {
   constexpr std::array<const char*, kDecisions> kNames{"authenticated", "anonymous", "missing",
                                                        "malformed",     "invalid",   "unavailable"};

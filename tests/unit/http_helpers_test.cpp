@@ -114,5 +114,20 @@ TEST(TrustedProxies, EmptyTrustsNobody) {
   EXPECT_FALSE(trusted.contains(parse_ip("127.0.0.1")));
 }
 
+TEST(ForwardedClient, RealIpElseTheLastForwardedFor) {
+  boost::beast::http::fields headers;
+  EXPECT_EQ(forwarded_client(headers), "");
+  headers.insert("X-Forwarded-For", "198.51.100.1, 203.0.113.7");
+  EXPECT_EQ(forwarded_client(headers), "203.0.113.7");
+  headers.insert("X-Forwarded-For", " 2001:db8::1 ");
+  EXPECT_EQ(forwarded_client(headers), "2001:db8::1") << "the last line's last address";
+  headers.insert("X-Real-IP", "192.0.2.9");
+  EXPECT_EQ(forwarded_client(headers), "192.0.2.9");
+  headers.set("X-Real-IP", "not an address");
+  EXPECT_EQ(forwarded_client(headers), "2001:db8::1");
+  headers.set("X-Forwarded-For", "198.51.100.1, unknown");
+  EXPECT_EQ(forwarded_client(headers), "");
+}
+
 }  // namespace
 }  // namespace apigw::http

@@ -7,6 +7,7 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <unordered_set>
 #include <vector>
 
 #include "apigw/config/config.h"
@@ -58,6 +59,7 @@ struct Snapshot {
   std::vector<ResolvedEndpoint> redis_nodes;  // auth.redis.nodes, resolved; empty without an auth section
   std::vector<ResolvedEndpoint> cache_primary;    // cache.primary.servers, resolved; empty without a cache section
   std::vector<ResolvedEndpoint> cache_secondary;  // cache.secondary.servers, resolved; empty without one
+  std::unordered_set<std::string> beta_users;  // migration.beta_users
   std::vector<routing::RequestPattern> shadow_ignore;  // migration.shadow_ignore, parsed; never shadowed
 };
 

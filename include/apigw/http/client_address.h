@@ -1,4 +1,5 @@
-// Trusted-proxy decisions: whether a peer may set X-Forwarded-For / X-Real-IP. Pure.
+// Trusted-proxy decisions: whether a peer may set X-Forwarded-For / X-Real-IP, and the client such a peer names.
+// Pure.
 #pragma once
 
 #include <array>
@@ -6,6 +7,8 @@
 #include <string_view>
 #include <string>
 #include <vector>
+
+#include <boost/beast/http/fields.hpp>
 
 namespace apigw::http {
 
@@ -34,5 +37,10 @@ class TrustedProxies {
  private:
   std::vector<Cidr> cidrs_;
 };
+
+// The client a trusted proxy in front says it served: X-Real-IP when it holds an address, else the last address of
+// X-Forwarded-For (the one the nearest proxy appended). Empty when neither names an address. Only for requests
+// from a trusted peer.
+std::string forwarded_client(const boost::beast::http::fields& headers);
 
 }  // namespace apigw::http

@@ -58,6 +58,9 @@ class ClientSession {
   boost::asio::awaitable<bool> route_and_forward(Exchange& exchange);
   // The route's auth stage: sets the exchange's user, or returns the reply that refuses the request.
   boost::asio::awaitable<std::optional<http::LocalReply>> authenticate(Exchange& exchange);
+  // Whether the request is in a migration target's share: a beta user, or its affinity bucket (computed once per
+  // request) below `threshold`.
+  bool in_migration_share(Exchange& exchange, std::uint32_t threshold);
   // The route's cache stage: the stored response to answer with, or null (then `state` says how the request goes
   // on: MISS, possibly leading a fill, or BYPASS).
   boost::asio::awaitable<std::shared_ptr<const cache::CachedResponse>> look_up_cache(Exchange& exchange,

@@ -22,6 +22,9 @@ class RouteStats {
   RouteStats& operator=(const RouteStats&) = delete;
 
   void record(std::string_view method, unsigned status, std::chrono::nanoseconds duration);
+  // A request of a route with a split, served by the route's own upstream or by the split's
+  // (apigw_migration_split_requests_total{route, side="route"|"split"}; created on first use).
+  void record_split(bool moved);
 
  private:
   static constexpr std::size_t kMethodSlots = 8;  // GET HEAD POST PUT DELETE PATCH OPTIONS, other
@@ -32,6 +35,7 @@ class RouteStats {
   core::MetricsRegistry& registry_;
   const std::string route_;
   core::Histogram& duration_;
+  std::array<core::Counter*, 2> split_{};  // by side: the route's upstream, the split's
   std::array<std::array<core::Counter*, kStatusClasses>, kMethodSlots> requests_{};
 };
 

@@ -7,6 +7,7 @@
 #include <functional>
 #include <map>
 #include <optional>
+#include <random>
 #include <string>
 #include <memory>
 #include <thread>
@@ -84,6 +85,9 @@ class Worker {
   // Worker thread only: requests on routes with auth, by decision.
   AuthStats& auth_stats() { return auth_stats_; }
 
+  // Worker thread only: draws for requests that carry no affinity key.
+  std::minstd_rand& random() { return random_; }
+
   // Worker thread only.
   unsigned index() const { return index_; }
   const config::SnapshotPtr& snapshot() const { return generation_->snapshot; }
@@ -129,6 +133,7 @@ class Worker {
   GenerationPtr generation_;
   std::unordered_set<ClientSession*> sessions_;
   unsigned starting_sessions_ = 0;  // accepted connections whose session has not attached yet
+  std::minstd_rand random_{std::random_device{}()};
   bool draining_ = false;
   bool idle_grace_over_ = false;
   bool drained_ = false;  // draining and no session left: nothing may schedule more work
