@@ -434,8 +434,8 @@ std::string Forwarder::build_response_head(bool& keep_alive, bool& chunked, bool
   }
   if (!has_date) append_header(out, "Date", apigw::http::http_date());
   append_header(out, "X-Request-Id", request_.request_id);
-  if (request_.debug_headers) {
-    append_header(out, "X-Apigw-Route", request_.route->name);
+  if (request_.debug_headers) append_header(out, "X-Apigw-Route", request_.route->name);
+  if (request_.debug_headers || request_.name_upstream) {
     append_header(out, "X-Apigw-Upstream", pool_.upstream().config.name);
   }
   if (chunked) {

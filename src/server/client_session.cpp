@@ -314,6 +314,7 @@ asio::awaitable<bool> ClientSession::route_and_forward(Exchange& exchange) {
   forward.peer_address = peer_address_;
   forward.trusted_peer = snapshot.trusted_proxies.contains(peer_ip_);
   forward.debug_headers = snapshot.config.server.debug_headers;
+  forward.name_upstream = exchange.route->split.has_value();  // which side served it is part of the answer
   forward.keep_alive = request.keep_alive() && !worker_.draining();
   if (snapshot.config.auth.enabled) {
     // On every route, so that no client can pass itself off as a user.

@@ -161,3 +161,19 @@ def test_beta_users_are_always_moved(gateway, upstream, redis):
     assert side(gw, headers=[("Authorization", "Bearer tok-beta")]) == "new"
     assert side(gw, headers=[("Authorization", "Bearer tok-other")]) == "old"
     assert new.last().header("X-User-Id") == "1001"
+
+
+def test_a_split_route_names_its_side_without_debug_headers(gateway, upstream):
+    old, new = upstream("old"), upstream("new")
+    plain = route("plain", "/plain", "old")
+    cfg = split_config(old, new, 50, routes=[route("users", "/users/*rest", "old"), plain])
+    cfg["routes"][0]["split"] = {"upstream": "new", "percent": 50}
+    cfg["server"]["debug_headers"] = False
+    gw = gateway(cfg)
+    for key, expected in (("4999", "new"), ("5000", "old")):
+        r = request(gw.port, "GET", "/users/1", [(DEVICE, key)])
+        assert r.header("X-Apigw-Upstream") == expected == r.header("X-Upstream-Name"), r
+        assert r.header("X-Apigw-Route") is None, r
+    r = request(gw.port, "GET", "/plain", [(DEVICE, "4999")])
+    assert r.header("X-Apigw-Upstream") is None and r.header("X-Apigw-Route") is None, r
+

@@ -96,6 +96,7 @@ struct ForwardRequest {
   std::string_view peer_address;  // the TCP peer, for X-Forwarded-For
   bool trusted_peer = false;      // the peer may set X-Forwarded-* and X-Real-IP
   bool debug_headers = true;
+  bool name_upstream = false;     // X-Apigw-Upstream even without debug headers (a route with a split)
   bool keep_alive = true;         // the client asked to keep the connection
   std::string_view user_header;   // auth.forward_header: the client's copies are dropped; empty without auth
   std::string_view user_id;       // sent in user_header when not empty
