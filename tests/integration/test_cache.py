@@ -17,7 +17,7 @@ import time
 
 from apigw_harness import cached_route, free_port, gateway_config, route, wait_until, write_config
 from rawhttp import Client, request
-from recording_upstream import Dynamic, Fixed, Generate, pattern_sha256
+from recording_upstream import Fixed, Generate, pattern_sha256, serial
 
 API_TOKEN = "cache-api-token-0123456789"
 STORED = 'apigw_cache_stores_total{result="ok"}'
@@ -41,24 +41,6 @@ def cache_config(upstream, primary, secondary=(), routes=None, server=None, time
     cache.update(section)
     cfg["cache"] = cache
     return cfg
-
-
-def serial(status=200, headers=(), delay=0.0):
-    """An upstream behaviour answering every request with a JSON body that tells which request it was (`n`, counted
-    from 1 per behaviour) and what it saw (target, X-User-Id, Accept-Language): a body from the cache is told apart
-    from a fresh one. `headers` is a list, or a function of n giving one."""
-    counter = itertools.count(1)
-    lock = threading.Lock()
-
-    def answer(req):
-        with lock:
-            n = next(counter)
-        body = json.dumps({"n": n, "target": req.target, "user": req.header("X-User-Id"),
-                           "lang": req.header("Accept-Language")}).encode()
-        extra = headers(n) if callable(headers) else list(headers)
-        return Fixed(status, body, [("Content-Type", "application/json")] + extra, delay=delay)
-
-    return Dynamic(answer)
 
 
 def get(gw, target, headers=(), method="GET", body=None):

@@ -4,11 +4,9 @@ and checked, bad headers, oversized values and missing tokens refused, purge of 
 request, a corrupt value put at a route's key answered as a miss, the primary pool down (503), and key placement
 agreeing with libmemcached's ketama both ways (through tests/tools/memc_ketama)."""
 
-import itertools
 import json
 import os
 import re
-import threading
 import time
 from urllib.parse import quote
 
@@ -17,7 +15,7 @@ import pytest
 from apigw_harness import cached_route, gateway_config, route, wait_until
 from memcached_harness import memc_ketama
 from rawhttp import request
-from recording_upstream import Dynamic, Fixed
+from recording_upstream import serial
 
 TOKEN = "cache-api-token-0123456789"
 STORED = 'apigw_cache_stores_total{result="ok"}'
@@ -38,21 +36,6 @@ def cache_config(upstream, primary, secondary=(), routes=None, api=True, timeout
     cache.update(section)
     cfg["cache"] = cache
     return cfg
-
-
-def serial():
-    """Answers each request with a JSON body carrying its serial number (from 1) and what the upstream saw."""
-    counter = itertools.count(1)
-    lock = threading.Lock()
-
-    def answer(req):
-        with lock:
-            n = next(counter)
-        body = json.dumps({"n": n, "target": req.target, "user": req.header("X-User-Id"),
-                           "lang": req.header("Accept-Language")}).encode()
-        return Fixed(200, body, [("Content-Type", "application/json")])
-
-    return Dynamic(answer)
 
 
 def api(gw, method, key, body=None, headers=(), token=TOKEN):

@@ -9,6 +9,8 @@ generated bodies, delays, resets, closes, hangs and garbage. Binds 127.0.0.1 onl
 from __future__ import annotations
 
 import hashlib
+import itertools
+import json
 import os
 import shutil
 import socket
@@ -688,3 +690,21 @@ class Upstream:
             self._event(f"conn {conn.id}: echo send failed: {state['send_error']!r}")
             return False
         return keep
+
+
+def serial(status=200, headers=(), delay=0.0):
+    """An upstream behaviour answering every request with a JSON body that tells which request it was (`n`, counted
+    from 1 per behaviour) and what it saw (target, X-User-Id, Accept-Language): a body from the cache is told apart
+    from a fresh one. `headers` is a list, or a function of n giving one."""
+    counter = itertools.count(1)
+    lock = threading.Lock()
+
+    def answer(req):
+        with lock:
+            n = next(counter)
+        body = json.dumps({"n": n, "target": req.target, "user": req.header("X-User-Id"),
+                           "lang": req.header("Accept-Language")}).encode()
+        extra = headers(n) if callable(headers) else list(headers)
+        return Fixed(status, body, [("Content-Type", "application/json")] + extra, delay=delay)
+
+    return Dynamic(answer)
