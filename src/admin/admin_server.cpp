@@ -114,7 +114,8 @@ json::value migration_value(const config::MigrationConfig& migration) {
   for (const auto& source : migration.affinity) affinity.emplace_back(affinity_text(source));
   json::object shadow{{"max_in_flight", migration.shadow.max_in_flight},
                       {"timeout", duration_text(migration.shadow.timeout)},
-                      {"header", migration.shadow.header}};
+                      {"header", migration.shadow.header},
+                      {"max_body_bytes", migration.shadow.max_body_bytes}};
   if (migration.shadow_target) {  // the default shadow target, written inside migration.shadow
     for (const auto& [key, value] : target_object(*migration.shadow_target)) shadow[key] = value;
   }

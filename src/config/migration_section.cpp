@@ -8,6 +8,7 @@
 #include <array>
 #include <functional>
 
+#include "apigw/config/audit_sink_target.h"
 #include "apigw/core/json_pointer.h"
 #include "apigw/routing/request_pattern.h"
 #include "value_parsers.h"
@@ -17,12 +18,14 @@ namespace {
 
 constexpr std::array<std::string_view, 7> kMigrationKeys{"buckets", "affinity", "beta_users", "shadow_ignore",
                                                          "shadow",  "split",    "audit"};
-constexpr std::array<std::string_view, 5> kShadowKeys{"max_in_flight", "timeout", "header", "upstream", "percent"};
+constexpr std::array<std::string_view, 6> kShadowKeys{"max_in_flight", "timeout",  "header",
+                                                      "max_body_bytes", "upstream", "percent"};
 constexpr std::array<std::string_view, 2> kTargetKeys{"upstream", "percent"};
 constexpr std::array<std::string_view, 4> kAuditKeys{"sink", "sample", "ignore_fields", "max_body_bytes"};
 constexpr unsigned kMaxBuckets = 1'000'000;
 constexpr unsigned kMaxShadowsInFlight = 1'000'000;
 constexpr unsigned kMaxAuditSample = 100;
+constexpr std::uint64_t kMaxShadowBodyBytes = 64 * 1024 * 1024;
 constexpr std::uint64_t kMinAuditBodyBytes = 1024;
 constexpr std::uint64_t kMaxAuditBodyBytes = 16 * 1024 * 1024;
 constexpr std::string_view kTargetForm = "{ upstream: NAME, percent: P }";
@@ -103,30 +106,10 @@ std::optional<std::string> parse_ignored_field(std::string_view text, std::strin
   return std::nullopt;
 }
 
-// "file:/absolute/path" or "http://host:port/path"; only the form is checked here, not the file or the server.
+// The sink as written, once parse_audit_sink_target accepts it.
 std::optional<std::string> parse_audit_sink(std::string_view text, std::string& why) {
   std::string reason;
-  if (text.starts_with("file:")) {
-    const std::string_view path = text.substr(5);
-    if (path.starts_with('/') && path.size() > 1 && !path.ends_with('/') && !has_control(path)) {
-      return std::string(text);
-    }
-    reason = "a file sink needs an absolute file path, e.g. file:/var/log/apigw/audit.ndjson";
-  } else if (text.starts_with("http://")) {
-    const std::string_view rest = text.substr(7);
-    const std::size_t slash = rest.find('/');
-    if (slash == std::string_view::npos) {
-      reason = "an http sink needs a path, e.g. http://audit.internal:8080/audit";
-    } else if (!parse_endpoint(rest.substr(0, slash), reason)) {
-      reason += " (an http sink is http://host:port/path)";
-    } else if (has_control(rest) || rest.find(' ') != std::string_view::npos) {
-      reason = "the path must hold no spaces or control characters";
-    } else {
-      return std::string(text);
-    }
-  } else {
-    reason = "expected file:/absolute/path or http://host:port/path";
-  }
+  if (parse_audit_sink_target(text, reason)) return std::string(text);
   why = "bad sink " + quoted(text) + ": " + reason;
   return std::nullopt;
 }
@@ -187,6 +170,9 @@ void read_shadow(YamlReader& reader, const Field& field, MigrationConfig& migrat
     }
     if (key == "timeout") return assign(shadow.timeout, reader.value(value, parse_positive_duration));
     if (key == "header") return assign(shadow.header, reader.value(value, parse_shadow_header));
+    if (key == "max_body_bytes") {
+      return assign(shadow.max_body_bytes, reader.value(value, size_between(1, kMaxShadowBodyBytes)));
+    }
     read_target_key(reader, key, value, target, source);
   });
   // Settings alone: routes have no default shadow target.
@@ -257,6 +243,43 @@ void check_route_side(Config& config, std::size_t index, const RouteSource& sour
 }
 
 }  // namespace
+
+std::optional<AuditSinkTarget> parse_audit_sink_target(std::string_view text, std::string& why) {
+  AuditSinkTarget target;
+  if (text.starts_with("file:")) {
+    const std::string_view path = text.substr(5);
+    if (path.starts_with('/') && path.size() > 1 && !path.ends_with('/') && !has_control(path)) {
+      target.file = std::string(path);
+      return target;
+    }
+    why = "a file sink needs an absolute file path, e.g. file:/var/log/apigw/audit.ndjson";
+    return std::nullopt;
+  }
+  if (!text.starts_with("http://")) {
+    why = "expected file:/absolute/path or http://host:port/path";
+    return std::nullopt;
+  }
+  const std::string_view rest = text.substr(7);
+  const std::size_t slash = rest.find('/');
+  if (slash == std::string_view::npos) {
+    why = "an http sink needs a path, e.g. http://audit.internal:8080/audit";
+    return std::nullopt;
+  }
+  std::optional<Endpoint> endpoint = parse_endpoint(rest.substr(0, slash), why);
+  if (!endpoint) {
+    why += " (an http sink is http://host:port/path)";
+    return std::nullopt;
+  }
+  if (has_control(rest) || rest.find(' ') != std::string_view::npos) {
+    why = "the path must hold no spaces or control characters";
+    return std::nullopt;
+  }
+  target.kind = AuditSinkTarget::Kind::kHttp;
+  target.endpoint = std::move(*endpoint);
+  target.authority = std::string(rest.substr(0, slash));
+  target.path = std::string(rest.substr(slash));
+  return target;
+}
 
 void read_migration_section(YamlReader& reader, const Field& field, MigrationConfig& migration,
                             MigrationSource& source) {

@@ -80,6 +80,7 @@ TEST(MigrationConfig, DefaultsWhenTheSectionIsEmpty) {
   EXPECT_EQ(migration.shadow.max_in_flight, 1000u);
   EXPECT_EQ(migration.shadow.timeout, seconds(5));
   EXPECT_EQ(migration.shadow.header, "X-Apigw-Shadow");
+  EXPECT_EQ(migration.shadow.max_body_bytes, 1024u * 1024);
   EXPECT_FALSE(migration.shadow_target.has_value());
   EXPECT_FALSE(migration.split.has_value());
   EXPECT_FALSE(migration.audit.enabled);
@@ -137,7 +138,8 @@ TEST(MigrationConfig, OtherValues) {
   affinity: [cookie:sid, header:x-sid, header:X-Other, cookie:SID]
   beta_users: [7, alice@example.com]
   shadow_ignore: ["/**", "GET /a/*/b", "/"]
-  shadow: { max_in_flight: 1000000, timeout: 250ms, header: X-Shadow-Copy, upstream: new, percent: 100 }
+  shadow: { max_in_flight: 1000000, timeout: 250ms, header: X-Shadow-Copy, max_body_bytes: 512, upstream: new,
+            percent: 100 }
   split: { upstream: new, percent: 0.0001 }
   audit:
     sink: http://audit.internal:8080/audit/v1
@@ -153,6 +155,7 @@ TEST(MigrationConfig, OtherValues) {
   EXPECT_EQ(migration.shadow.max_in_flight, 1'000'000u);
   EXPECT_EQ(migration.shadow.timeout, std::chrono::milliseconds(250));
   EXPECT_EQ(migration.shadow.header, "X-Shadow-Copy");
+  EXPECT_EQ(migration.shadow.max_body_bytes, 512u);
   EXPECT_EQ(migration.shadow_target, (MigrationTarget{"new", "100", 1'000'000}));
   EXPECT_EQ(migration.split, (MigrationTarget{"new", "0.0001", 1}));
   EXPECT_EQ(migration.audit.sink, "http://audit.internal:8080/audit/v1");
@@ -308,6 +311,7 @@ routes:
   EXPECT_EQ(migration.at("shadow"), (boost::json::object{{"max_in_flight", 1000},
                                                          {"timeout", "2s"},
                                                          {"header", "X-Apigw-Shadow"},
+                                                         {"max_body_bytes", 1024 * 1024},
                                                          {"upstream", "new"},
                                                          {"percent", "10"},
                                                          {"threshold", 1000}}));
@@ -444,8 +448,10 @@ INSTANTIATE_TEST_SUITE_P(
         BadSection{"migration:\n  shadow: { upstream: missing, percent: 5 }\n", 2, 23,
                    "migration.shadow: upstream 'missing' is not defined (defined: new, old)"},
         BadSection{"migration:\n  shadow: { copies: 2 }\n", 2, 13,
-                   "unknown key 'copies' in migration.shadow (allowed: max_in_flight, timeout, header, upstream, "
-                   "percent)"},
+                   "unknown key 'copies' in migration.shadow (allowed: max_in_flight, timeout, header, "
+                   "max_body_bytes, upstream, percent)"},
+        BadSection{"migration:\n  shadow: { max_body_bytes: 65MiB }\n", 2, 29,
+                   "migration.shadow.max_body_bytes: must be from 1 to 64MiB, got 65MiB"},
         BadSection{"migration:\n  split: {}\n", 2, 10,
                    "migration.split: needs an upstream and a percent ({ upstream: NAME, percent: P })"},
         BadSection{"migration:\n  split:\n", 2, 3, "migration.split: needs an upstream and a percent"},

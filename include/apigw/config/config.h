@@ -228,6 +228,7 @@ struct ShadowSettings {
   unsigned max_in_flight = 1000;  // per worker; beyond it shadows are dropped and counted
   core::Duration timeout = std::chrono::seconds(5);
   std::string header = "X-Apigw-Shadow";  // sent as "1" on every shadow copy; a request carrying it is never shadowed
+  std::uint64_t max_body_bytes = 1024 * 1024;  // a request with a larger body is not copied (dropped and counted)
   bool operator==(const ShadowSettings&) const = default;
 };
 

@@ -1,6 +1,7 @@
 // Message digests for cache keys and audit records. Pure; OpenSSL stays in digest.cpp.
 #pragma once
 
+#include <memory>
 #include <string>
 #include <string_view>
 
@@ -8,5 +9,22 @@ namespace apigw::core {
 
 // Lower-case hex SHA-256 of `data`: 64 characters (empty only if OpenSSL itself fails).
 std::string sha256_hex(std::string_view data);
+
+// SHA-256 over data given in pieces (a body as it streams past).
+class Sha256 {
+ public:
+  Sha256();
+  ~Sha256();
+  Sha256(Sha256&&) noexcept;
+  Sha256& operator=(Sha256&&) noexcept;
+
+  void update(std::string_view data);
+  // Lower-case hex of everything given so far, as sha256_hex would give it; the hash then starts over.
+  std::string hex_final();
+
+ private:
+  struct Context;
+  std::unique_ptr<Context> context_;
+};
 
 }  // namespace apigw::core

@@ -1,0 +1,384 @@
+// The audit sink's writer thread and its destinations (see audit_sink.h): a file appended to with one write() per
+// batch, and an HTTP collector sent one POST per batch over a kept-alive connection. Only the writer thread does
+// I/O, and never under the lock that write() takes.
+#include "apigw/migration/audit_sink.h"
+
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <array>
+#include <cerrno>
+#include <cstring>
+#include <exception>
+#include <string_view>
+#include <tuple>
+#include <utility>
+
+#include <boost/asio/as_tuple.hpp>
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/ip/address.hpp>
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/use_awaitable.hpp>
+#include <boost/beast/core/error.hpp>
+#include <boost/beast/core/flat_buffer.hpp>
+#include <boost/beast/core/tcp_stream.hpp>
+#include <boost/beast/http/read.hpp>
+#include <boost/beast/http/string_body.hpp>
+#include <boost/beast/http/write.hpp>
+#include <fmt/format.h>
+#include <spdlog/spdlog.h>
+
+#include "apigw/config/audit_sink_target.h"
+
+namespace apigw::migration {
+namespace asio = boost::asio;
+namespace beast = boost::beast;
+namespace bhttp = boost::beast::http;
+using boost::system::error_code;
+using Clock = std::chrono::steady_clock;
+
+// Where batches go. Made by reopen() on the main thread; used and destroyed by the writer thread only.
+class AuditDestination {
+ public:
+  // Why a batch was not delivered; the writer warns about each kind at most once per kWarningInterval.
+  enum class Failure { kNone, kTarget, kOpen, kWrite, kConnect, kTimeout, kClosed, kExchange, kAnswer };
+  static constexpr std::size_t kFailureKinds = 9;
+
+  struct Delivery {
+    Failure failure = Failure::kNone;
+    std::string reason;  // one line, for the log
+  };
+
+  explicit AuditDestination(std::string target) : target_(std::move(target)) {}
+  virtual ~AuditDestination() = default;
+  AuditDestination(const AuditDestination&) = delete;
+  AuditDestination& operator=(const AuditDestination&) = delete;
+
+  const std::string& target() const { return target_; }
+  // Delivers `payload`, whole records each ending in '\n'. An HTTP exchange gives up at `deadline`.
+  virtual Delivery deliver(std::string payload, Clock::time_point deadline) = 0;
+
+ private:
+  std::string target_;
+};
+
+namespace {
+
+using Failure = AuditDestination::Failure;
+using Delivery = AuditDestination::Delivery;
+
+constexpr auto kNoThrow = asio::as_tuple(asio::use_awaitable);
+constexpr auto kOpenRetryInterval = std::chrono::seconds(1);
+constexpr auto kWarningInterval = std::chrono::seconds(10);
+constexpr std::uint32_t kMaxAnswerBytes = 64 * 1024;  // a collector's answer body is read and ignored
+constexpr mode_t kFileMode = 0640;
+
+// A target that is none (reopen() said why): every batch fails.
+class UnusableDestination final : public AuditDestination {
+ public:
+  UnusableDestination(std::string target, std::string why)
+      : AuditDestination(std::move(target)), why_(std::move(why)) {}
+  Delivery deliver(std::string, Clock::time_point) override { return {Failure::kTarget, why_}; }
+
+ private:
+  std::string why_;
+};
+
+// "file:/path". Opened by the constructor; while it cannot be, opened again at most once per kOpenRetryInterval.
+class FileDestination final : public AuditDestination {
+ public:
+  FileDestination(std::string target, std::string path)
+      : AuditDestination(std::move(target)), path_(std::move(path)) {
+    open();
+  }
+  ~FileDestination() override {
+    if (fd_ >= 0) ::close(fd_);
+  }
+  const std::string& open_error() const { return open_error_; }
+
+  Delivery deliver(std::string payload, Clock::time_point) override {
+    if (fd_ < 0 && (Clock::now() < next_open_ || !open())) return {Failure::kOpen, open_error_};
+    ssize_t n = 0;
+    do {
+      n = ::write(fd_, payload.data(), payload.size());
+    } while (n < 0 && errno == EINTR);
+    if (n == static_cast<ssize_t>(payload.size())) return {};
+    if (n < 0) return {Failure::kWrite, fmt::format("cannot write to {}: {}", path_, std::strerror(errno))};
+    // The batch counts as failed and is not written again; a record cut short gets its line ended, so that the
+    // next batch's records start on lines of their own.
+    if (n > 0 && payload[static_cast<std::size_t>(n) - 1] != '\n') {
+      [[maybe_unused]] const ssize_t ended = ::write(fd_, "\n", 1);
+    }
+    return {Failure::kWrite, fmt::format("short write to {}: {} of {} bytes", path_, n, payload.size())};
+  }
+
+ private:
+  bool open() {
+    fd_ = ::open(path_.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, kFileMode);
+    if (fd_ >= 0) return true;
+    open_error_ = fmt::format("cannot open {}: {}", path_, std::strerror(errno));
+    next_open_ = Clock::now() + kOpenRetryInterval;
+    return false;
+  }
+
+  std::string path_;
+  int fd_ = -1;
+  std::string open_error_;  // of the last failed open
+  Clock::time_point next_open_{};
+};
+
+// "http://host:port/path": one POST per batch on a connection kept alive across batches. Its io_context runs on
+// the writer thread for the length of one delivery.
+class HttpDestination final : public AuditDestination {
+ public:
+  HttpDestination(std::string target, config::Endpoint endpoint, std::string_view authority, std::string_view path)
+      : AuditDestination(std::move(target)), endpoint_(std::move(endpoint)), authority_(authority), path_(path) {}
+
+  Delivery deliver(std::string payload, Clock::time_point deadline) override;
+
+ private:
+  using Request = bhttp::request<bhttp::string_body>;
+
+  asio::awaitable<Delivery> exchange(const Request& request, Clock::time_point deadline);
+  asio::awaitable<Delivery> post(const Request& request, Clock::time_point deadline);
+  asio::awaitable<Delivery> connect(Clock::time_point deadline);
+  // Drops the connection; a timeout is kTimeout whatever the step, other errors are `otherwise`.
+  Delivery failure(const error_code& error, std::string_view doing, Failure otherwise);
+  void disconnect();
+
+  config::Endpoint endpoint_;
+  std::string authority_;  // host:port as the target writes it, for the Host header
+  std::string path_;
+  asio::io_context io_;
+  std::optional<beast::tcp_stream> stream_;  // connected, or being connected
+  beast::flat_buffer buffer_;
+};
+
+Delivery HttpDestination::deliver(std::string payload, Clock::time_point deadline) {
+  if (Clock::now() >= deadline) return {Failure::kTimeout, "no time left to send before the sink stops"};
+  Request request(bhttp::verb::post, path_, 11);
+  request.set(bhttp::field::host, authority_);
+  request.set(bhttp::field::user_agent, "apigw-audit");
+  request.set(bhttp::field::content_type, "application/x-ndjson");
+  request.body() = std::move(payload);
+  request.prepare_payload();
+  Delivery result{Failure::kExchange, "unexpected error"};
+  io_.restart();
+  asio::co_spawn(io_, exchange(request, deadline), [&result](std::exception_ptr error, Delivery delivery) {
+    if (!error) result = std::move(delivery);
+  });
+  io_.run();
+  if (result.failure != Failure::kNone) disconnect();
+  return result;
+}
+
+asio::awaitable<Delivery> HttpDestination::exchange(const Request& request, Clock::time_point deadline) {
+  const bool reused = stream_.has_value();
+  Delivery delivery = co_await post(request, deadline);
+  // A collector may close a kept-alive connection while it is idle; that costs the batch one more try.
+  if (reused && delivery.failure == Failure::kClosed) delivery = co_await post(request, deadline);
+  co_return delivery;
+}
+
+asio::awaitable<Delivery> HttpDestination::post(const Request& request, Clock::time_point deadline) {
+  if (!stream_) {
+    Delivery connected = co_await connect(deadline);
+    if (connected.failure != Failure::kNone) co_return connected;
+  }
+  stream_->expires_at(deadline);  // one budget for connect, request and answer
+  auto [write_error, sent] = co_await bhttp::async_write(*stream_, request, kNoThrow);
+  if (write_error) co_return failure(write_error, "sending the batch", Failure::kClosed);
+  bhttp::response_parser<bhttp::string_body> parser;
+  parser.body_limit(kMaxAnswerBytes);
+  auto [read_error, received] = co_await bhttp::async_read(*stream_, buffer_, parser, kNoThrow);
+  if (read_error) {
+    co_return failure(read_error, "reading the answer", parser.got_some() ? Failure::kExchange : Failure::kClosed);
+  }
+  const unsigned status = parser.get().result_int();
+  if (!parser.get().keep_alive()) disconnect();
+  if (status >= 200 && status < 300) co_return Delivery{};
+  disconnect();
+  co_return Delivery{Failure::kAnswer, fmt::format("answered {}", status)};
+}
+
+asio::awaitable<Delivery> HttpDestination::connect(Clock::time_point deadline) {
+  stream_.emplace(io_);
+  buffer_.clear();
+  stream_->expires_at(deadline);
+  const std::string doing = fmt::format("connecting to {}", authority_);
+  error_code error;
+  const asio::ip::address address = asio::ip::make_address(endpoint_.host, error);
+  if (!error) {
+    std::tie(error) = co_await stream_->async_connect(asio::ip::tcp::endpoint(address, endpoint_.port), kNoThrow);
+  } else {
+    // A name is resolved at each connect, so that the collector may move.
+    asio::ip::tcp::resolver resolver(io_);
+    auto [resolve_error, endpoints] =
+        co_await resolver.async_resolve(endpoint_.host, std::to_string(endpoint_.port), kNoThrow);
+    if (resolve_error) co_return failure(resolve_error, doing, Failure::kConnect);
+    std::tie(error, std::ignore) = co_await stream_->async_connect(endpoints, kNoThrow);
+  }
+  if (error) co_return failure(error, doing, Failure::kConnect);
+  co_return Delivery{};
+}
+
+Delivery HttpDestination::failure(const error_code& error, std::string_view doing, Failure otherwise) {
+  disconnect();
+  const bool timeout = error == beast::error::timeout;
+  return {timeout ? Failure::kTimeout : otherwise,
+          timeout ? fmt::format("{}: timed out ({} s for the whole exchange)", doing, AuditSink::kHttpTimeout.count())
+                  : fmt::format("{}: {}", doing, error.message())};
+}
+
+void HttpDestination::disconnect() {
+  stream_.reset();
+  buffer_.clear();
+}
+
+// The destination of a target that is not "", or one that fails every batch with `why` when the target is
+// malformed. `why` is also set when a file cannot be opened now.
+AuditDestinationPtr make_destination(const std::string& target, std::string& why) {
+  std::optional<config::AuditSinkTarget> parsed = config::parse_audit_sink_target(target, why);
+  if (!parsed) {
+    why = fmt::format("bad audit sink '{}': {}", target, why);
+    return std::make_unique<UnusableDestination>(target, why);
+  }
+  if (parsed->kind == config::AuditSinkTarget::Kind::kHttp) {
+    return std::make_unique<HttpDestination>(target, std::move(parsed->endpoint), parsed->authority, parsed->path);
+  }
+  auto file = std::make_unique<FileDestination>(target, std::move(parsed->file));
+  why = file->open_error();
+  return file;
+}
+
+// The writer's log: a warning per kind of failure at most once per kWarningInterval, and a line when the
+// destination that failed delivers again.
+class DeliveryLog {
+ public:
+  void failed(const std::string& target, const Delivery& delivery, std::uint64_t failed_so_far) {
+    failing_ = target;
+    auto& last = last_warning_[static_cast<std::size_t>(delivery.failure)];
+    const auto now = Clock::now();
+    if (last && now - *last < kWarningInterval) return;
+    last = now;
+    spdlog::warn("audit sink {}: {}; {} records failed so far", target, delivery.reason, failed_so_far);
+  }
+
+  void delivered(const std::string& target) {
+    if (failing_.empty()) return;
+    if (failing_ == target) spdlog::info("audit sink {}: delivering again", target);
+    failing_.clear();
+  }
+
+ private:
+  std::array<std::optional<Clock::time_point>, AuditDestination::kFailureKinds> last_warning_{};
+  std::string failing_;  // the target of the last failure, until a delivery succeeds
+};
+
+std::string joined_lines(const std::vector<std::string>& records) {
+  std::size_t size = 0;
+  for (const std::string& record : records) size += record.size() + 1;
+  std::string lines;
+  lines.reserve(size);
+  for (const std::string& record : records) {
+    lines += record;
+    lines += '\n';
+  }
+  return lines;
+}
+
+}  // namespace
+
+AuditSink::AuditSink() : writer_([this] { write_loop(); }) {}
+
+AuditSink::~AuditSink() {
+  {
+    std::lock_guard lock(mutex_);
+    stopping_ = true;
+    stop_deadline_ = Clock::now() + kHttpTimeout;
+  }
+  wake_.notify_one();
+  writer_.join();
+}
+
+std::string AuditSink::reopen(const std::string& target) {
+  std::string why;
+  AuditDestinationPtr destination = target.empty() ? nullptr : make_destination(target, why);
+  {
+    std::lock_guard lock(mutex_);
+    next_ = std::move(destination);
+    enabled_.store(!target.empty(), std::memory_order_relaxed);
+  }
+  wake_.notify_one();
+  return why;
+}
+
+void AuditSink::write(std::string line) {
+  if (!enabled_.load(std::memory_order_relaxed)) return;
+  bool first = false;
+  {
+    std::lock_guard lock(mutex_);
+    if (pending_.size() >= kMaxPendingRecords) {
+      dropped_.fetch_add(1, std::memory_order_relaxed);
+      return;
+    }
+    pending_.push_back(std::move(line));
+    ++accepted_;
+    first = pending_.size() == 1;
+  }
+  // The writer sleeps only while nothing is pending.
+  if (first) wake_.notify_one();
+}
+
+void AuditSink::flush() {
+  std::unique_lock lock(mutex_);
+  const std::uint64_t handed_over = accepted_;
+  finished_.wait(lock, [&] { return done_ >= handed_over; });
+}
+
+std::vector<std::string> AuditSink::take_batch() {
+  const auto end = pending_.begin() + static_cast<std::ptrdiff_t>(std::min(pending_.size(), kBatchRecords));
+  std::vector<std::string> batch(std::make_move_iterator(pending_.begin()), std::make_move_iterator(end));
+  pending_.erase(pending_.begin(), end);
+  return batch;
+}
+
+void AuditSink::write_loop() {
+  AuditDestinationPtr destination;
+  DeliveryLog log;
+  std::unique_lock lock(mutex_);
+  for (;;) {
+    wake_.wait(lock, [this] { return stopping_ || next_ || !pending_.empty(); });
+    if (next_) {
+      AuditDestinationPtr retired = std::exchange(destination, std::move(*next_));
+      next_.reset();
+      lock.unlock();
+      retired.reset();  // closes its file or connection, after the batch it was given
+      lock.lock();
+      continue;
+    }
+    if (pending_.empty()) return;  // stopping, and everything is delivered or failed
+    const std::vector<std::string> batch = take_batch();
+    const Clock::time_point deadline =
+        stopping_ ? std::min(Clock::now() + kHttpTimeout, stop_deadline_) : Clock::now() + kHttpTimeout;
+    lock.unlock();
+    // Records left over from before the sink was turned off go nowhere and count nowhere.
+    if (destination) {
+      const Delivery delivery = destination->deliver(joined_lines(batch), deadline);
+      if (delivery.failure == Failure::kNone) {
+        written_.fetch_add(batch.size(), std::memory_order_relaxed);
+        log.delivered(destination->target());
+      } else {
+        const std::uint64_t failed = failed_.fetch_add(batch.size(), std::memory_order_relaxed) + batch.size();
+        log.failed(destination->target(), delivery, failed);
+      }
+    }
+    lock.lock();
+    done_ += batch.size();
+    finished_.notify_all();
+  }
+}
+
+}  // namespace apigw::migration
