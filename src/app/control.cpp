@@ -1,8 +1,6 @@
 // The main thread's loop (see control.h).
 #include "control.h"
 
-#include <algorithm>
-
 #include <boost/asio/post.hpp>
 #include <fmt/format.h>
 #include <spdlog/spdlog.h>
@@ -16,6 +14,19 @@ namespace {
 // How often a drain checks whether every worker is done.
 constexpr auto kExitPoll = std::chrono::milliseconds(20);
 
+// Where the migration audit's records go under `config`: "" when there is no audit.
+std::string audit_target(const config::Config& config) {
+  return config.migration.audit.enabled ? config.migration.audit.sink : std::string();
+}
+
+// Points the audit sink at `target`. A destination that does not work yet is no reason to refuse a config: its
+// records are counted as failed until it does.
+void open_audit_sink(migration::AuditSink& sink, const std::string& target) {
+  if (const std::string why = sink.reopen(target); !why.empty()) {
+    spdlog::warn("migration.audit.sink: {}; audit records are counted as failed until it works", why);
+  }
+}
+
 std::string summary(const config::Snapshot& snapshot) {
   return fmt::format("config generation {}: {} route{}, {} upstream{}", snapshot.generation, snapshot.routes.size(),
                      snapshot.routes.size() == 1 ? "" : "s", snapshot.upstreams.size(),
@@ -27,16 +38,6 @@ Loaded load_snapshot(const std::string& path, std::uint64_t generation) {
   Loaded loaded;
   config::LoadResult result = config::load_file(path);
   if (result.config) loaded.files = result.config->files;
-  if (result.config && result.config->migration.enabled) {
-    const config::Config& config = *result.config;
-    const bool shadows = config.migration.shadow_target || config.migration.audit.enabled ||
-                         std::any_of(config.routes.begin(), config.routes.end(), [](const config::RouteConfig& route) {
-                           return route.shadow && !route.shadow->upstream.empty();
-                         });
-    if (shadows) {
-      spdlog::warn("{}: shadow and audit are checked, but this version does not copy or audit traffic yet", path);
-    }
-  }
   std::vector<config::ConfigError> errors = std::move(result.errors);
   if (result.config) {
     config::SnapshotResult built = config::build_snapshot(*result.config, generation);
@@ -59,7 +60,8 @@ Control::Control(std::string config_path, config::SnapshotPtr snapshot, core::Ac
       snapshot_(std::move(snapshot)),
       access_log_(access_log),
       access_target_(snapshot_->config.log.access),
-      gateway_(snapshot_, access_log_, health_, inherited_sockets()),
+      audit_target_(audit_target(snapshot_->config)),
+      gateway_(snapshot_, access_log_, health_, audit_sink_, inherited_sockets()),
       checker_(loop_.get_executor(), health_),
       admin_(loop_.get_executor(),
              admin::AdminSources{[this] { return state_text(); }, [this] { return snapshot_; },
@@ -72,6 +74,7 @@ Control::Control(std::string config_path, config::SnapshotPtr snapshot, core::Ac
       last_reload_ok_(metrics_.gauge("apigw_config_last_reload_successful",
                                      "1 when the last reload was applied, 0 when it was rejected")) {
   if (snapshot_->config.admin.enabled) admin_.listen(snapshot_->config.admin.listen);
+  open_audit_sink(audit_sink_, audit_target_);
   stamps_ = stamp_files(snapshot_->config.files);
   generation_gauge_.set(static_cast<std::int64_t>(snapshot_->generation));
   last_reload_ok_.set(1);
@@ -118,6 +121,7 @@ void Control::wait_for_rotation() {
     } catch (const std::exception& failure) {
       spdlog::error("SIGUSR1: {}; the access log goes on to the file it had", failure.what());
     }
+    if (audit_target_.starts_with("file:")) open_audit_sink(audit_sink_, audit_target_);
     wait_for_rotation();
   });
 }
@@ -221,6 +225,10 @@ void Control::commit(const config::SnapshotPtr& snapshot) {
   health_.retain(*snapshot_);
   checker_.update(snapshot_);
   apply_process_settings(*snapshot_);
+  if (std::string target = audit_target(snapshot_->config); target != audit_target_) {
+    audit_target_ = std::move(target);
+    open_audit_sink(audit_sink_, audit_target_);
+  }
   reload_successes_.add();
   last_reload_ok_.set(1);
   generation_gauge_.set(static_cast<std::int64_t>(snapshot_->generation));
@@ -343,6 +351,12 @@ std::string Control::render_metrics() {
   scrape.counter("apigw_health_checks_total", "Active health check probes run").add(checker_.probes());
   scrape.counter("apigw_health_check_failures_total", "Active health check probes that failed")
       .add(checker_.failures());
+  const core::Labels written{{"outcome", "written"}}, dropped{{"outcome", "dropped"}}, failed{{"outcome", "failed"}};
+  constexpr std::string_view kAuditHelp =
+      "Audit records by what became of them: written to the sink, dropped (sink behind), failed (sink failing)";
+  scrape.counter("apigw_migration_audit_sink_records_total", kAuditHelp, written).add(audit_sink_.written());
+  scrape.counter("apigw_migration_audit_sink_records_total", kAuditHelp, dropped).add(audit_sink_.dropped());
+  scrape.counter("apigw_migration_audit_sink_records_total", kAuditHelp, failed).add(audit_sink_.failed());
   scrape.gauge("apigw_ready", "1 when ready to serve, 0 while starting or draining")
       .set(state_ == State::kReady ? 1 : 0);
   for (const upstream::EndpointHealthPtr& entry : health_.all()) {

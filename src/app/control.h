@@ -16,6 +16,7 @@
 #include "apigw/config/snapshot.h"
 #include "apigw/core/access_log.h"
 #include "apigw/core/metrics.h"
+#include "apigw/migration/audit_sink.h"
 #include "apigw/server/gateway.h"
 #include "apigw/upstream/health.h"
 #include "apigw/upstream/health_checker.h"
@@ -72,6 +73,8 @@ class Control {
   config::SnapshotPtr snapshot_;  // what every worker serves with (after the last reload's switch-over)
   core::AccessLog& access_log_;
   std::string access_target_;  // what the access log writes to now (changes on reload, before the switch)
+  migration::AuditSink audit_sink_;  // before the gateway, whose workers write to it
+  std::string audit_target_;         // where audit records go now ("" without an audit)
   boost::asio::io_context loop_{1};
   upstream::HealthTable health_;
   server::Gateway gateway_;

@@ -68,6 +68,27 @@ ForwardingHeader classify(bhttp::field field, std::string_view name) {
 
 }  // namespace
 
+asio::awaitable<error_code> read_final_head(upstream::UpstreamConnection& connection,
+                                            std::optional<ResponseParser>& response,
+                                            std::vector<ResponseParser::Field>& fields, bool head_request,
+                                            bool& got_bytes) {
+  for (;;) {
+    response.emplace(fields);
+    response->header_limit(kMaxResponseHeadBytes);
+    response->body_limit(boost::none);
+    if (head_request) response->skip(true);
+    const error_code error =
+        co_await net::parse_some(connection, connection.buffer, *response, upstream::kUpstreamReadSize);
+    got_bytes = got_bytes || response->got_some() || connection.buffer.size() > 0;
+    if (error) co_return error;
+    if (!response->is_header_done()) co_return bhttp::error::partial_message;
+    // apigw never forwards Upgrade, so 101 is a broken upstream.
+    if (response->status() == 101) co_return bhttp::error::bad_status;
+    if (response->status() >= 200) co_return error_code{};
+    // Interim 1xx responses (100 Continue, 103 Early Hints) are consumed here.
+  }
+}
+
 Forwarder::Forwarder(ClientSide client, const ForwardRequest& request, upstream::UpstreamPool& pool)
     : client_(client), request_(request), pool_(pool) {}
 
@@ -245,7 +266,16 @@ asio::awaitable<bool> Forwarder::read_buffered_body() {
     }
   }
   result_.body_consumed = true;
+  if (request_.request_observer) request_.request_observer->on_request_body(body_);
   co_return true;
+}
+
+void Forwarder::request_sent() {
+  if (sent_) return;
+  sent_ = true;
+  if (request_.request_observer) {
+    request_.request_observer->on_request_sent(std::string_view(request_head_).substr(0, framing_at_));
+  }
 }
 
 void Forwarder::build_request_head() {
@@ -307,6 +337,7 @@ void Forwarder::build_request_head() {
   if (!has_forwarded_host && !request_.host.empty()) append_header(out, "X-Forwarded-Host", request_.host);
   append_header(out, "X-Request-Id", request_.request_id);
   if (!request_.user_id.empty()) append_header(out, request_.user_header, request_.user_id);
+  framing_at_ = out.size();
   if (chunked_) {
     append_header(out, "Transfer-Encoding", "chunked");
   } else if (length_) {
@@ -335,29 +366,15 @@ asio::awaitable<Forwarder::Attempt> Forwarder::exchange(upstream::UpstreamConnec
       co_return attempt;
     }
   }
+  request_sent();
 
   // The response deadline runs from the end of the request to the end of the response.
   client_.upstream.deadline.arm(timeout);
   response_fields_.reserve(kTypicalResponseFields);
-  for (;;) {
-    response_.emplace(response_fields_);
-    response_->header_limit(kMaxResponseHeadBytes);
-    response_->body_limit(boost::none);
-    if (head_request_) response_->skip(true);
-    const error_code error =
-        co_await net::parse_some(connection, connection.buffer, *response_, upstream::kUpstreamReadSize);
-    attempt.got_response_bytes = attempt.got_response_bytes || response_->got_some() || connection.buffer.size() > 0;
-    if (error || !response_->is_header_done()) {
-      attempt.error = error ? upstream_error(error) : error_code(bhttp::error::partial_message);
-      co_return attempt;
-    }
-    const unsigned status = response_->status();
-    if (status == 101) {
-      attempt.error = bhttp::error::bad_status;  // apigw never forwards Upgrade, so 101 is a broken upstream
-      co_return attempt;
-    }
-    if (status >= 200) break;
-    // Interim 1xx responses (100 Continue, 103 Early Hints) are consumed here.
+  if (const error_code error = co_await read_final_head(connection, response_, response_fields_, head_request_,
+                                                         attempt.got_response_bytes)) {
+    attempt.error = upstream_error(error);
+    co_return attempt;
   }
   attempt.outcome = AttemptOutcome::kResponseHead;
   co_return attempt;
@@ -378,6 +395,7 @@ asio::awaitable<Forwarder::Attempt> Forwarder::stream_request_body(upstream::Ups
         attempt.outcome = AttemptOutcome::kClientFailed;
         co_return attempt;
       }
+      if (request_.request_observer && got > 0) request_.request_observer->on_request_body({relay_.get(), got});
     }
     const bool last = client_.parser.is_done();
     char size_line[24];
@@ -460,8 +478,10 @@ asio::awaitable<void> Forwarder::relay_response(upstream::UpstreamConnectionPtr 
   result_.status = response_->status();
   if (result_.status >= 500) pool_.stats().error(upstream::UpstreamError::k5xx);
   const auto length = response_->content_length();
-  ResponseObserver* const observer = request_.observer;
-  if (observer) observer->on_head(result_.status, response_->fields());
+  const auto& observers = request_.observers;
+  for (ResponseObserver* observer : observers) {
+    if (observer) observer->on_head(result_.status, response_->fields());
+  }
 
   if (has_body && length && connection->buffer.size() >= *length) {
     // The whole body came with the head (most API responses): it goes out from the read buffer as it is.
@@ -474,7 +494,8 @@ asio::awaitable<void> Forwarder::relay_response(upstream::UpstreamConnectionPtr 
       std::tie(error, n) = co_await net::write_rest(client_.connection, buffers, n);
     }
     result_.bytes += n;
-    if (observer && !error) {
+    for (ResponseObserver* observer : observers) {
+      if (!observer || error) continue;
       observer->on_body({static_cast<const char*>(connection->buffer.data().data()),
                          static_cast<std::size_t>(*length)});
       observer->on_complete();
@@ -508,7 +529,9 @@ asio::awaitable<void> Forwarder::relay_response(upstream::UpstreamConnectionPtr 
     }
     const bool last = !has_body || response_->is_done();
     if (head_sent && got == 0 && !last) continue;  // a chunk header, nothing to pass on yet
-    if (observer && got > 0) observer->on_body({relay_.get(), got});
+    for (ResponseObserver* observer : observers) {
+      if (observer && got > 0) observer->on_body({relay_.get(), got});
+    }
     char size_line[24];
     const auto size_end = fmt::format_to(size_line, "{:x}\r\n", got);
     std::array<asio::const_buffer, 5> buffers{};
@@ -534,7 +557,9 @@ asio::awaitable<void> Forwarder::relay_response(upstream::UpstreamConnectionPtr 
   pool_.stats().duration.observe(std::chrono::steady_clock::now() - attempt_start_);
   ++connection->requests;
   end_lease(std::move(connection), reusable);
-  if (observer) observer->on_complete();
+  for (ResponseObserver* observer : observers) {
+    if (observer) observer->on_complete();
+  }
   result_.kind = ForwardResult::Kind::kResponded;
   result_.keep_alive = keep_alive;
 }

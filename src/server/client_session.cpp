@@ -18,7 +18,9 @@
 #include "apigw/migration/affinity.h"
 #include "apigw/net/socket_io.h"
 #include "apigw/server/worker.h"
+#include "apigw/migration/shadow_policy.h"
 #include "cache_stage.h"
+#include "shadow_stage.h"
 
 namespace apigw::server {
 namespace asio = boost::asio;
@@ -294,15 +296,19 @@ asio::awaitable<bool> ClientSession::route_and_forward(Exchange& exchange) {
     const std::shared_ptr<const cache::CachedResponse> hit = co_await look_up_cache(exchange, cache);
     if (hit) co_return co_await send_cached(exchange, *hit);
   }
+  std::size_t serving = exchange.route->upstream;
   if (const std::optional<config::SideTarget>& split = exchange.route->split) {
     // The migration stage: users in the split's share are served by the other side.
     const bool moved = in_migration_share(exchange, split->threshold);
     if (moved) {
-      pool = exchange.generation->pools[split->upstream].get();
+      serving = split->upstream;
+      pool = exchange.generation->pools[serving].get();
       exchange.upstream = pool->upstream().config.name;
     }
     exchange.generation->route_stats[exchange.route_index]->record_split(moved);
   }
+  std::shared_ptr<ShadowCopy> shadow;
+  if (exchange.route->shadow) shadow = plan_shadow(exchange, serving);
   proxy::ForwardRequest forward;
   forward.route = exchange.route;
   forward.request_id = exchange.request_id;
@@ -322,7 +328,11 @@ asio::awaitable<bool> ClientSession::route_and_forward(Exchange& exchange) {
     forward.user_id = exchange.user;
   }
   forward.cache_status = cache.status;
-  if (cache.observer) forward.observer = &*cache.observer;
+  if (cache.observer) forward.observers[0] = &*cache.observer;
+  if (shadow) {
+    forward.request_observer = shadow.get();
+    forward.observers[1] = shadow->primary_observer();
+  }
 
   const auto& limits = snapshot.config.server.limits;
   proxy::Forwarder forwarder(
@@ -331,6 +341,7 @@ asio::awaitable<bool> ClientSession::route_and_forward(Exchange& exchange) {
       forward, *pool);
   proxy::ForwardResult result = co_await forwarder.run();
   if (cache.observer) finish_fill(cache);
+  if (shadow) shadow->primary_finished(result);
   exchange.endpoint = result.endpoint;
   switch (result.kind) {
     case proxy::ForwardResult::Kind::kResponded:
@@ -457,6 +468,51 @@ bool ClientSession::in_migration_share(Exchange& exchange, std::uint32_t thresho
                           : std::uniform_int_distribution<std::uint32_t>(0, migration.buckets - 1)(worker_.random());
   }
   return migration::in_share(*exchange.bucket, threshold);
+}
+
+std::shared_ptr<ShadowCopy> ClientSession::plan_shadow(Exchange& exchange, std::size_t serving_upstream) {
+  const config::SideTarget& target = *exchange.route->shadow;
+  // A request the split sent to the shadow's side already is not sent there twice.
+  if (target.upstream == serving_upstream) return nullptr;
+  const config::Snapshot& snapshot = *exchange.snapshot;
+  const config::MigrationConfig& migration = snapshot.config.migration;
+  const auto& request = parser_->get();
+  // A copy is never copied again, whatever loop the two sides' routes make.
+  if (request.find(migration.shadow.header) != request.end()) return nullptr;
+  if (!in_migration_share(exchange, target.threshold)) return nullptr;
+  RouteStats& stats = *exchange.generation->route_stats[exchange.route_index];
+  if (migration::shadow_ignored(snapshot.shadow_ignore, exchange.method, exchange.parsed_target.path)) {
+    stats.shadow_ignored();
+    return nullptr;
+  }
+  const auto length = parser_->content_length();
+  if (length && *length > migration.shadow.max_body_bytes) {
+    stats.shadow_dropped(ShadowDrop::kBodyTooLarge);
+    return nullptr;
+  }
+  ShadowCopy::Params params{worker_, exchange.generation};
+  params.route_index = exchange.route_index;
+  params.shadow_upstream = target.upstream;
+  params.framed = length.has_value() || parser_->chunked();
+  params.idempotent = request.method() == bhttp::verb::get || request.method() == bhttp::verb::head ||
+                      request.method() == bhttp::verb::options || request.method() == bhttp::verb::put ||
+                      request.method() == bhttp::verb::delete_;
+  params.head_method = request.method() == bhttp::verb::head;
+  const unsigned sample = migration.audit.sample;
+  params.audited = migration.audit.enabled && sample > 0 &&
+                   (sample >= 100 || std::uniform_int_distribution<unsigned>(0, 99)(worker_.random()) < sample);
+  if (params.audited) {
+    migration::AuditRecord& record = params.record;
+    record.time = std::chrono::system_clock::now();
+    record.request_id = exchange.request_id;
+    record.route = exchange.route->name;
+    record.method = exchange.method;
+    record.path = exchange.parsed_target.path;
+    record.query = exchange.parsed_target.query;
+    record.bucket = exchange.bucket;
+    record.primary.upstream = exchange.upstream;
+  }
+  return std::make_shared<ShadowCopy>(std::move(params));
 }
 
 asio::awaitable<std::shared_ptr<const cache::CachedResponse>> ClientSession::look_up_cache(Exchange& exchange,

@@ -58,13 +58,25 @@ std::optional<asio::ip::tcp::endpoint> listening_address(int fd) {
   return endpoint;
 }
 
-Worker::Worker(unsigned index, core::AccessLog& access_log, upstream::HealthTable& health)
+Worker::Worker(unsigned index, core::AccessLog& access_log, upstream::HealthTable& health,
+               migration::AuditSink& audit_sink)
     : index_(index),
       access_log_(access_log),
       health_(health),
-      client_connections_(metrics_.gauge("apigw_client_connections", "Open client connections")) {
+      client_connections_(metrics_.gauge("apigw_client_connections", "Open client connections")),
+      audit_sink_(audit_sink),
+      shadows_in_flight_(metrics_.gauge("apigw_migration_shadows_in_flight",
+                                        "Copies of requests on their way to the shadow side")) {
   heartbeat_.store(std::chrono::steady_clock::now().time_since_epoch().count());
 }
+
+bool Worker::begin_shadow(unsigned max) {
+  if (shadows_in_flight_.value() >= static_cast<std::int64_t>(max)) return false;
+  shadows_in_flight_.add(1);
+  return true;
+}
+
+void Worker::end_shadow() { shadows_in_flight_.sub(1); }
 
 Worker::~Worker() {
   join();

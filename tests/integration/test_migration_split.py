@@ -8,7 +8,7 @@ import copy
 import random
 import signal
 
-from apigw_harness import gateway_config, route, wait_until, write_config
+from apigw_harness import gateway_config, redis_sessions, route, wait_until, write_config
 from rawhttp import Client, request
 
 DEVICE = "X-Device-Id"
@@ -148,14 +148,11 @@ def test_routes_without_split_and_split_off(gateway, upstream):
 
 def test_beta_users_are_always_moved(gateway, upstream, redis):
     old, new = upstream("old"), upstream("new")
-    server = redis()
-    server.cli("SET", "session:tok-beta", "1001")
-    server.cli("SET", "session:tok-other", "1002")
     r = route("users", "/users/*rest", "old")
     r["auth"] = "required"
     r["split"] = {"upstream": "new", "percent": 0}
     cfg = gateway_config([r], {"old": old, "new": new})
-    cfg["auth"] = {"redis": {"nodes": [f"127.0.0.1:{server.port}"], "timeout": "500ms"}}
+    cfg["auth"] = redis_sessions(redis(), {"tok-beta": "1001", "tok-other": "1002"})
     cfg["migration"] = {"beta_users": ["1001"]}
     gw = gateway(cfg)
     assert side(gw, headers=[("Authorization", "Bearer tok-beta")]) == "new"

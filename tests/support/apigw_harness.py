@@ -171,6 +171,14 @@ def route(name: str, path: str, upstream: str, methods: Optional[list[str]] = No
     return r
 
 
+def redis_sessions(server, sessions: dict[str, str]) -> dict:
+    """Stores `sessions` (token → user id) in a test Redis server under auth's default key template; returns the
+    `auth` section that checks tokens there."""
+    for token, user in sessions.items():
+        server.cli("SET", f"session:{token}", user)
+    return {"redis": {"nodes": [f"127.0.0.1:{server.port}"], "timeout": "500ms"}}
+
+
 def cached_route(name: str, path: str, upstream: str = "u", ttl: str = "30s", **cache) -> dict:
     """A route with a `cache` key (ttl, plus vary, scope, statuses as given)."""
     r = route(name, path, upstream)

@@ -3,12 +3,14 @@
 // Bodies stream through a bounded buffer; only small request bodies are held whole, so that they can be retried.
 #pragma once
 
+#include <array>
 #include <chrono>
 #include <cstdint>
 #include <optional>
 #include <span>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include <boost/asio/awaitable.hpp>
 #include <boost/beast/core/flat_buffer.hpp>
@@ -85,6 +87,19 @@ class ResponseObserver {
   ~ResponseObserver() = default;
 };
 
+// Sees the request as it is forwarded: the migration shadow's copy.
+class RequestObserver {
+ public:
+  // Body bytes as they are read from the client (without chunk framing), whether held whole or streamed.
+  virtual void on_request_body(std::string_view bytes) = 0;
+  // The whole request reached an upstream, the first time it did. `head` is the upstream request's head without
+  // its framing: the request line and fields, with no Content-Length, Transfer-Encoding or closing blank line.
+  virtual void on_request_sent(std::string_view head) = 0;
+
+ protected:
+  ~RequestObserver() = default;
+};
+
 struct ForwardRequest {
   const config::Route* route = nullptr;
   std::string_view request_id;
@@ -101,7 +116,8 @@ struct ForwardRequest {
   std::string_view user_header;   // auth.forward_header: the client's copies are dropped; empty without auth
   std::string_view user_id;       // sent in user_header when not empty
   std::string_view cache_status;  // sent as X-Cache (replacing the upstream's) when not empty
-  ResponseObserver* observer = nullptr;
+  std::array<ResponseObserver*, 2> observers{};  // the cache's fill, the audit's copy; null when unused
+  RequestObserver* request_observer = nullptr;
 };
 
 struct ForwardResult {
@@ -118,6 +134,15 @@ struct ForwardResult {
   std::uint64_t bytes = 0;     // bytes written to the client
   std::string_view endpoint;   // the upstream endpoint that answered, for the access log
 };
+
+// Reads an upstream response up to its final head: `response` is made anew (over `fields`) for each interim 1xx
+// response, which is skipped; a HEAD request's response is parsed without a body. Returns the read or parse
+// error, partial_message when the upstream closed inside the head, bad_status for a 101. `got_bytes` is set once
+// any response byte arrived.
+boost::asio::awaitable<boost::system::error_code> read_final_head(upstream::UpstreamConnection& connection,
+                                                                  std::optional<ResponseParser>& response,
+                                                                  std::vector<ResponseParser::Field>& fields,
+                                                                  bool head_request, bool& got_bytes);
 
 class Forwarder {
  public:
@@ -138,6 +163,7 @@ class Forwarder {
                                                                       std::size_t& got);
   void fail_on_client(const boost::system::error_code& error);
   void build_request_head();
+  void request_sent();
   boost::system::error_code upstream_error(const boost::system::error_code& error) const;
   void end_lease(upstream::UpstreamConnectionPtr connection, bool reusable);
   void count_failure(const boost::system::error_code& error);  // an attempt's upstream error, in metrics
@@ -163,6 +189,8 @@ class Forwarder {
   std::optional<std::uint64_t> length_;
   std::string body_;          // a buffered request body
   std::string request_head_;  // the upstream request's head
+  std::size_t framing_at_ = 0;  // where its framing header (or closing blank line) starts
+  bool sent_ = false;           // the whole request reached an upstream once
   std::unique_ptr<char[]> relay_;  // body bytes in transit, either way
   std::size_t relay_size_ = 0;
   std::vector<ResponseParser::Field> response_fields_;

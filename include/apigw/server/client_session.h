@@ -4,6 +4,7 @@
 #pragma once
 
 #include <chrono>
+#include <memory>
 #include <optional>
 #include <string>
 
@@ -22,6 +23,7 @@ namespace apigw::server {
 
 class Worker;
 struct CacheState;
+class ShadowCopy;
 
 class ClientSession {
  public:
@@ -61,6 +63,9 @@ class ClientSession {
   // Whether the request is in a migration target's share: a beta user, or its affinity bucket (computed once per
   // request) below `threshold`.
   bool in_migration_share(Exchange& exchange, std::uint32_t threshold);
+  // The shadow stage: the copy to send to the route's shadow side, or null when this request is not copied
+  // (outside the share, on the ignore list, a copy itself, too large, or already served by that side).
+  std::shared_ptr<ShadowCopy> plan_shadow(Exchange& exchange, std::size_t serving_upstream);
   // The route's cache stage: the stored response to answer with, or null (then `state` says how the request goes
   // on: MISS, possibly leading a fill, or BYPASS).
   boost::asio::awaitable<std::shared_ptr<const cache::CachedResponse>> look_up_cache(Exchange& exchange,

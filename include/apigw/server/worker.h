@@ -24,6 +24,7 @@
 #include "apigw/config/snapshot.h"
 #include "apigw/core/access_log.h"
 #include "apigw/core/metrics.h"
+#include "apigw/migration/audit_sink.h"
 #include "apigw/server/request_stats.h"
 #include "apigw/upstream/health.h"
 #include "apigw/upstream/upstream_pool.h"
@@ -58,7 +59,7 @@ std::optional<boost::asio::ip::tcp::endpoint> listening_address(int fd);
 
 class Worker {
  public:
-  Worker(unsigned index, core::AccessLog& access_log, upstream::HealthTable& health);
+  Worker(unsigned index, core::AccessLog& access_log, upstream::HealthTable& health, migration::AuditSink& audit_sink);
   ~Worker();
   Worker(const Worker&) = delete;
   Worker& operator=(const Worker&) = delete;
@@ -85,6 +86,14 @@ class Worker {
   // Worker thread only: requests on routes with auth, by decision.
   AuthStats& auth_stats() { return auth_stats_; }
 
+  // Worker thread only: the migration shadow's copies in flight. begin_shadow counts one more unless `max` are
+  // already in flight.
+  bool begin_shadow(unsigned max);
+  void end_shadow();
+  // Any thread: where audit records go (shared by every worker).
+  migration::AuditSink& audit_sink() { return audit_sink_; }
+  boost::asio::any_io_executor executor() { return context_.get_executor(); }
+
   // Worker thread only: draws for requests that carry no affinity key.
   std::minstd_rand& random() { return random_; }
 
@@ -94,6 +103,8 @@ class Worker {
   const GenerationPtr& generation() const { return generation_; }
   core::AccessLogBuffer& access_log() { return access_log_; }
   bool draining() const { return draining_; }
+  // Drained: no session is left, and nothing may keep the loop alive (an idle pooled connection would).
+  bool drained() const { return drained_; }
   const bool& draining_flag() const { return draining_; }
   // Draining, and idle keep-alive connections are being closed rather than waited on.
   bool idle_grace_over() const { return idle_grace_over_; }
@@ -117,6 +128,8 @@ class Worker {
   upstream::HealthTable& health_;
   core::MetricsRegistry metrics_;
   core::Gauge& client_connections_;
+  migration::AuditSink& audit_sink_;
+  core::Gauge& shadows_in_flight_;
   AuthStats auth_stats_{metrics_};
   cache::CacheStats cache_stats_{metrics_};
   std::map<std::string, std::unique_ptr<RouteStats>, std::less<>> route_stats_;

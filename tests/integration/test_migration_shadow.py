@@ -1,0 +1,365 @@
+"""The migration's asynchronous shadow and its audit, end to end: two recording upstreams (the old side serving,
+the new side receiving copies). A request in the shadow's share is copied to the new side once the old side has it,
+with the shadow header and the same request id; the copy never delays or changes the answer, whatever the new side
+does (down, slow, garbage); the ignore list, copies of copies and requests the split already sent to the new side
+are never copied; the audit writes one NDJSON record per audited copy, comparing the two answers."""
+
+import copy
+import hashlib
+import json
+import os
+import signal
+import statistics
+import time
+
+import pytest
+
+from apigw_harness import free_port, gateway_config, redis_sessions, route, wait_until, write_config
+from rawhttp import Client, request
+from recording_upstream import Echo, Fixed, Garbage, Hang, Reset
+
+DEVICE = "X-Device-Id"
+SHADOW = "X-Apigw-Shadow"
+
+
+def shadow_config(old, new, percent=100, routes=None, workers=2, **migration):
+    r = route("users", "/users/*rest", "old")
+    r["shadow"] = {"upstream": "new", "percent": percent}
+    cfg = gateway_config(routes or [r], {"old": old, "new": new}, server={"workers": workers})
+    cfg["migration"] = {"affinity": [f"header:{DEVICE}"], **migration}
+    return cfg
+
+
+def reload_and_wait(gw, cfg):
+    before = gw.metric("apigw_config_generation")
+    write_config(gw.config_path, cfg)
+    gw.proc.send_signal(signal.SIGHUP)
+    assert wait_until(lambda: gw.metric("apigw_config_generation") == before + 1, timeout=5), gw.log()
+
+
+def settle(gw, series, value, timeout=5.0):
+    assert wait_until(lambda: gw.metric(series) == value, timeout=timeout), (series, gw.metric(series), gw.log())
+
+
+def test_requests_in_the_share_are_copied_with_the_shadow_header_and_the_same_request_id(gateway, upstream):
+    old, new = upstream("old"), upstream("new", default=Echo())
+    gw = gateway(shadow_config(old, new, percent=50))
+    ids = {}
+    with Client(gw.port) as c:
+        for key in ("17", "4999", "5000", "9999"):
+            r = c.request("GET", f"/users/{key}?a=1&b=2", [(DEVICE, key)])
+            assert r.status == 200 and r.header("X-Upstream-Name") == "old" and r.body == b"ok", r
+            ids[key] = r.header("X-Request-Id")
+        r = c.request("POST", "/users/17/notes", [(DEVICE, "17"), ("Content-Type", "text/plain")], body=b"note one")
+        assert r.status == 200, r
+        ids["post"] = r.header("X-Request-Id")
+        r = c.request("PUT", "/users/17/blob", [(DEVICE, "17"), ("Transfer-Encoding", "chunked")],
+                      body=b"5\r\nhello\r\n6\r\n world\r\n0\r\n\r\n")
+        assert r.status == 200, r
+        ids["put"] = r.header("X-Request-Id")
+    copies = new.wait_for_requests(4)
+    time.sleep(0.3)  # nothing more may come: keys 5000 and 9999 are outside the share
+    copies = new.recorded()
+    assert sorted((q.method, q.target) for q in copies) == sorted([
+        ("GET", "/users/17?a=1&b=2"), ("GET", "/users/4999?a=1&b=2"), ("POST", "/users/17/notes"),
+        ("PUT", "/users/17/blob")]), [q.target for q in copies]
+    by_target = {q.target: q for q in copies}
+    for q in copies:
+        assert q.header(SHADOW) == "1", q
+        assert q.header("X-Request-Id") in ids.values(), q
+        # The copy is the request the old side got, header for header, but for the shadow header and framing.
+        primary = next(p for p in old.recorded() if p.header("X-Request-Id") == q.header("X-Request-Id"))
+        assert primary.header(SHADOW) is None
+        assert primary.target == q.target and primary.method == q.method and primary.body == q.body
+        for name in ("Host", "X-Forwarded-For", DEVICE):
+            assert primary.header(name) == q.header(name), name
+    assert by_target["/users/17?a=1&b=2"].header("X-Request-Id") == ids["17"]
+    assert by_target["/users/17/notes"].body == b"note one"
+    assert by_target["/users/17/notes"].header("X-Request-Id") == ids["post"]
+    blob = by_target["/users/17/blob"]
+    assert blob.body == b"hello world" and blob.header("Content-Length") == "11" and blob.header("Transfer-Encoding") is None
+    settle(gw, 'apigw_migration_shadow_requests_total{route="users"}', 4)
+    settle(gw, 'apigw_migration_shadow_responses_total{route="users",status="2xx"}', 4)
+    assert gw.metric("apigw_migration_shadows_in_flight") == 0
+
+
+def test_the_share_follows_the_percent_across_reloads_and_keeps_its_users(gateway, upstream):
+    old, new = upstream("old"), upstream("new")
+    cfg = shadow_config(old, new, percent=0)
+    gw = gateway(cfg)
+    cfg = copy.deepcopy(gw.config)
+    keys = [str(k) for k in range(0, 10000, 37)]
+    copied_before = set()
+    for percent in (0, "0.01", 10, 60, 100):
+        cfg["routes"][0]["shadow"]["percent"] = percent
+        reload_and_wait(gw, cfg)
+        new.clear()
+        with Client(gw.port) as c:
+            for key in keys:
+                assert c.request("GET", f"/users/{key}", [(DEVICE, key)]).status == 200
+        expected = {k for k in keys if int(k) < float(percent) * 100}
+        assert wait_until(lambda: len(new.recorded()) == len(expected), timeout=5), (percent, len(new.recorded()))
+        copied = {q.header(DEVICE) for q in new.recorded()}
+        assert copied == expected, percent
+        assert copied_before <= copied
+        copied_before = copied
+
+
+def test_the_ignore_list_is_never_copied_however_the_path_is_spelled(gateway, upstream):
+    old, new = upstream("old"), upstream("new")
+    users = route("users", "/users/*rest", "old")
+    anything = route("any", "/*rest", "old")
+    cfg = shadow_config(old, new, routes=[users, anything],
+                        shadow_ignore=["POST /payments/**", "/notifications/**", "DELETE /users/*/sessions"])
+    cfg["migration"]["shadow"] = {"upstream": "new", "percent": 100}  # the default of both routes
+    gw = gateway(cfg)
+    ignored = [("POST", "/payments/42/capture"), ("POST", "//payments/42"), ("POST", "/pay%6Dents/1"),
+               ("POST", "/payments"), ("GET", "/notifications/7"), ("PUT", "/notifications"),
+               ("DELETE", "/users/9/sessions")]
+    copied = [("GET", "/payments/42"), ("GET", "/users/9/sessions"), ("POST", "/users/9")]
+    with Client(gw.port) as c:
+        for method, path in ignored + copied:
+            body = b"{}" if method in ("POST", "PUT") else None
+            r = c.request(method, path, [(DEVICE, "1")], body=body)
+            assert r.status == 200, (method, path, r)
+    assert len(old.recorded()) == len(ignored) + len(copied)
+    new.wait_for_requests(len(copied))
+    time.sleep(0.3)
+    assert sorted((q.method, q.path) for q in new.recorded()) == sorted(copied)
+    ignored_total = (gw.metric('apigw_migration_shadow_ignored_total{route="any"}')
+                     + gw.metric('apigw_migration_shadow_ignored_total{route="users"}'))
+    assert ignored_total == len(ignored)
+
+
+def test_copies_of_copies_and_requests_the_split_moved_are_not_copied(gateway, upstream):
+    old, new = upstream("old"), upstream("new")
+    r = route("users", "/users/*rest", "old")
+    r["shadow"] = {"upstream": "new", "percent": 100}
+    r["split"] = {"upstream": "new", "percent": 50}
+    gw = gateway(shadow_config(old, new, routes=[r]))
+    assert request(gw.port, "GET", "/users/1", [(DEVICE, "1")]).header("X-Upstream-Name") == "new"  # split
+    assert request(gw.port, "GET", "/users/1", [(DEVICE, "9000"), (SHADOW, "1")]).header("X-Upstream-Name") == "old"
+    time.sleep(0.3)
+    assert len(new.recorded()) == 1 and new.last().header(SHADOW) is None
+    assert old.last().header(SHADOW) is None  # the client's copy of the header is not passed on
+    assert request(gw.port, "GET", "/users/1", [(DEVICE, "9000")]).header("X-Upstream-Name") == "old"
+    new.wait_for_requests(2)
+    assert new.last().header(SHADOW) == "1"
+
+
+def test_a_slow_shadow_side_does_not_move_the_primary_latency(gateway, upstream):
+    old = upstream("old")
+    new = upstream("new", default=Fixed(200, b"late", delay=2.0))
+    plain = route("plain", "/plain/*rest", "old")
+    users = route("users", "/users/*rest", "old")
+    users["shadow"] = {"upstream": "new", "percent": 100}
+    gw = gateway(shadow_config(old, new, routes=[users, plain], shadow={"timeout": "3s"}))
+
+    def timed(path):
+        start = time.monotonic()
+        r = c.request("GET", path, [(DEVICE, "1")])
+        assert r.status == 200 and r.body == b"ok", r
+        return time.monotonic() - start
+
+    shadowed, unshadowed = [], []
+    with Client(gw.port) as c:
+        for i in range(150):
+            shadowed.append(timed(f"/users/{i}"))
+            unshadowed.append(timed(f"/plain/{i}"))
+    p99 = lambda xs: statistics.quantiles(xs, n=100)[98]  # noqa: E731
+    assert p99(shadowed) < max(2 * p99(unshadowed), p99(unshadowed) + 0.02), (p99(shadowed), p99(unshadowed))
+    assert max(shadowed) < 0.5
+    assert gw.metric("apigw_migration_shadows_in_flight") > 0  # the copies were still waiting on the new side
+    settle(gw, 'apigw_migration_shadow_responses_total{route="users",status="2xx"}', 150, timeout=15)
+
+
+@pytest.mark.parametrize("fault", ["down", "garbage", "hang", "reset"])
+def test_a_failing_shadow_side_leaves_the_primary_answer_alone(gateway, upstream, fault):
+    old = upstream("old", default=Fixed(201, b'{"id":1}', [("Content-Type", "application/json")]))
+    behaviours = {"garbage": Garbage(), "hang": Hang(), "reset": Reset()}
+    if fault == "down":
+        new_side = f"127.0.0.1:{free_port()}"
+    else:
+        new_side = upstream("new", default=behaviours[fault])
+    cfg = shadow_config(old, new_side, shadow={"timeout": "300ms"})
+    cfg["upstreams"]["new"]["timeout"] = "5s"
+    gw = gateway(cfg)
+    with Client(gw.port) as c:
+        for i in range(6):
+            start = time.monotonic()
+            r = c.request("POST", f"/users/{i}", [(DEVICE, str(i))], body=b'{"a":1}')
+            assert r.status == 201 and r.body == b'{"id":1}', r
+            assert time.monotonic() - start < 0.25, fault
+    reason = {"down": "connect", "garbage": "bad_response", "hang": "timeout", "reset": "reset"}[fault]
+    series = f'apigw_migration_shadow_errors_total{{route="users",reason="{reason}"}}'
+    settle(gw, series, 6)
+    assert gw.metric('apigw_requests_total{route="users",method="POST",status="2xx"}') == 6
+    settle(gw, "apigw_migration_shadows_in_flight", 0)
+
+
+def test_max_in_flight_drops_and_counts_the_excess(gateway, upstream):
+    old, new = upstream("old"), upstream("new", default=Hang())
+    gw = gateway(shadow_config(old, new, workers=1, shadow={"max_in_flight": 2, "timeout": "10s"}))
+    with Client(gw.port) as c:
+        for i in range(5):
+            assert c.request("GET", f"/users/{i}", [(DEVICE, "1")]).status == 200
+    settle(gw, 'apigw_migration_shadow_dropped_total{route="users",reason="max_in_flight"}', 3)
+    assert gw.metric('apigw_migration_shadow_requests_total{route="users"}') == 2
+    assert gw.metric("apigw_migration_shadows_in_flight") == 2
+
+
+def test_bodies_over_max_body_bytes_are_not_copied(gateway, upstream):
+    old, new = upstream("old"), upstream("new")
+    gw = gateway(shadow_config(old, new, shadow={"max_body_bytes": "1KiB"}))
+    big = b"x" * 2048
+    chunked_big = b"800\r\n" + big + b"\r\n0\r\n\r\n"
+    chunked_small = b"3\r\nabc\r\n0\r\n\r\n"
+    with Client(gw.port) as c:
+        assert c.request("POST", "/users/1", [(DEVICE, "1")], body=big).status == 200
+        assert c.request("POST", "/users/2", [(DEVICE, "1"), ("Transfer-Encoding", "chunked")], body=chunked_big).status == 200
+        assert c.request("POST", "/users/3", [(DEVICE, "1"), ("Transfer-Encoding", "chunked")], body=chunked_small).status == 200
+    new.wait_for_requests(1)
+    time.sleep(0.3)
+    assert [(q.path, q.body) for q in new.recorded()] == [("/users/3", b"abc")]
+    assert [len(q.body) for q in old.recorded()] == [2048, 2048, 3]
+    settle(gw, 'apigw_migration_shadow_dropped_total{route="users",reason="body_too_large"}', 2)
+
+
+def test_beta_users_are_always_copied(gateway, upstream, redis):
+    old, new = upstream("old"), upstream("new")
+    r = route("users", "/users/*rest", "old")
+    r["auth"] = "required"
+    r["shadow"] = {"upstream": "new", "percent": 0}
+    cfg = gateway_config([r], {"old": old, "new": new})
+    cfg["auth"] = redis_sessions(redis(), {"tok-beta": "9001", "tok-other": "9002"})
+    cfg["migration"] = {"beta_users": ["9001"]}
+    gw = gateway(cfg)
+    for token in ("tok-beta", "tok-other", "tok-beta"):
+        assert request(gw.port, "GET", "/users/x", [("Authorization", f"Bearer {token}")]).status == 200
+    new.wait_for_requests(2)
+    time.sleep(0.3)
+    assert [q.header("X-User-Id") for q in new.recorded()] == ["9001", "9001"]
+
+
+# --- the audit ----------------------------------------------------------------------------------------------
+
+def json_body(value):
+    return Fixed(200, json.dumps(value).encode(), [("Content-Type", "application/json")])
+
+
+def read_records(path, n, timeout=5.0):
+    def lines():
+        try:
+            with open(path) as f:
+                return [json.loads(line) for line in f if line.strip()]
+        except FileNotFoundError:
+            return []
+    assert wait_until(lambda: len(lines()) >= n, timeout=timeout), lines()
+    return lines()
+
+
+def test_audit_records_compare_the_two_answers(gateway, upstream, tmp_path):
+    old, new = upstream("old"), upstream("new")
+    old.on("/users/same", json_body({"id": 1, "name": "ann", "generated_at": 1}))
+    new.on("/users/same", json_body({"name": "ann", "id": 1.0, "generated_at": 2}))  # equal but for an ignored field
+    old.on("/users/diff", json_body({"id": 2, "name": "bob", "tags": ["a", "b"]}))
+    new.on("/users/diff", json_body({"id": 2, "name": "rob", "tags": ["a"]}))
+    old.on("/users/text", Fixed(200, b"plain text"))
+    new.on("/users/text", Fixed(404, b"plain text"))
+    new.on("/users/hang", Hang())
+    audit = tmp_path / "audit.ndjson"
+    cfg = shadow_config(old, new, shadow={"timeout": "300ms"},
+                        audit={"sink": f"file:{audit}", "ignore_fields": ["/generated_at"]})
+    gw = gateway(cfg)
+    answers = {}
+    with Client(gw.port) as c:
+        for path in ("same", "diff", "text", "hang"):
+            r = c.request("GET", f"/users/{path}?q=1", [(DEVICE, "1234")])
+            assert r.status == 200, r
+            answers[r.header("X-Request-Id")] = (path, r.body)
+    records = {rec["request_id"]: rec for rec in read_records(audit, 4)}
+    assert set(records) == set(answers)
+    by_path = {answers[rid][0]: rec for rid, rec in records.items()}
+    for path, rec in by_path.items():
+        assert rec["route"] == "users" and rec["method"] == "GET" and rec["path"] == f"/users/{path}"
+        assert rec["query"] == "q=1" and rec["bucket"] == 1234
+        assert rec["primary"]["upstream"] == "old" and rec["shadow"]["upstream"] == "new"
+        assert rec["primary"]["status"] == 200 and rec["primary"]["latency_ms"] >= 0
+        body = next(b for p, b in answers.values() if p == path)
+        assert rec["primary"]["body_sha256"] == hashlib.sha256(body).hexdigest()
+        assert rec["time"].endswith("Z")
+    assert by_path["same"]["match"] is True and by_path["same"]["compared"] == "json"
+    assert by_path["same"]["differences"] == []
+    assert by_path["diff"]["match"] is False and by_path["diff"]["differences"] == ["/name", "/tags/1"]
+    assert by_path["text"]["match"] is False and by_path["text"]["compared"] == "bytes"
+    assert by_path["text"]["shadow"]["status"] == 404 and by_path["text"]["differences"] == []
+    assert by_path["hang"]["match"] is False and by_path["hang"]["compared"] == "none"
+    assert by_path["hang"]["shadow"]["error"] == "timed out"
+    assert gw.metric('apigw_migration_audit_records_total{route="users",result="match"}') == 1
+    assert gw.metric('apigw_migration_audit_records_total{route="users",result="mismatch"}') == 2
+    assert gw.metric('apigw_migration_audit_records_total{route="users",result="incomplete"}') == 1
+    settle(gw, 'apigw_migration_audit_sink_records_total{outcome="written"}', 4)
+
+
+def test_audit_sample_and_large_bodies_compared_by_hash(gateway, upstream, tmp_path):
+    big = os.urandom(4096).hex().encode()
+    old, new = upstream("old", default=Fixed(200, big)), upstream("new", default=Fixed(200, big))
+    audit = tmp_path / "audit.ndjson"
+    cfg = shadow_config(old, new, audit={"sink": f"file:{audit}", "max_body_bytes": "1KiB", "sample": 50})
+    gw = gateway(cfg)
+    with Client(gw.port) as c:
+        for i in range(200):
+            assert c.request("GET", f"/users/{i}", [(DEVICE, str(i))]).status == 200
+    settle(gw, 'apigw_migration_shadow_responses_total{route="users",status="2xx"}', 200)
+    time.sleep(0.5)
+    records = read_records(audit, 1)
+    assert 60 < len(records) < 140, len(records)  # about half
+    assert all(r["match"] and r["compared"] == "hash" and r["shadow"]["body_bytes"] == len(big) for r in records)
+
+
+def test_audit_records_go_to_an_http_sink(gateway, upstream):
+    old, new, sink = upstream("old"), upstream("new"), upstream("sink", default=Fixed(204))
+    gw = gateway(shadow_config(old, new, audit={"sink": f"http://127.0.0.1:{sink.port}/audit/in"}))
+    ids = set()
+    with Client(gw.port) as c:
+        for i in range(20):
+            ids.add(c.request("GET", f"/users/{i}", [(DEVICE, str(i))]).header("X-Request-Id"))
+    settle(gw, 'apigw_migration_audit_sink_records_total{outcome="written"}', 20)
+    posts = sink.recorded()
+    assert posts and all(p.method == "POST" and p.path == "/audit/in" for p in posts)
+    assert all(p.header("Content-Type") == "application/x-ndjson" for p in posts)
+    lines = [json.loads(line) for p in posts for line in p.body.decode().splitlines()]
+    assert {rec["request_id"] for rec in lines} == ids
+
+
+def test_an_unwritable_audit_file_is_counted_and_requests_are_served(gateway, upstream, tmp_path):
+    old, new = upstream("old"), upstream("new")
+    cfg = shadow_config(old, new, audit={"sink": f"file:{tmp_path}/missing-dir/audit.ndjson"})
+    gw = gateway(cfg)
+    with Client(gw.port) as c:
+        for i in range(10):
+            assert c.request("GET", f"/users/{i}", [(DEVICE, str(i))]).status == 200
+    settle(gw, 'apigw_migration_audit_sink_records_total{outcome="failed"}', 10)
+    assert "missing-dir" in gw.log() and "audit" in gw.log()
+    assert gw.metric('apigw_migration_audit_records_total{route="users",result="match"}') == 10
+
+
+def test_a_drain_lets_copies_finish_within_the_shadow_timeout(gateway, upstream, tmp_path):
+    old, new = upstream("old"), upstream("new", default=Hang())
+    new.on("/users/slow", Fixed(200, b"{}", delay=0.5))
+    audit = tmp_path / "audit.ndjson"
+    gw = gateway(shadow_config(old, new, shadow={"timeout": "1500ms"}, audit={"sink": f"file:{audit}"}))
+    with Client(gw.port) as c:
+        assert c.request("GET", "/users/slow", [(DEVICE, "1")]).status == 200
+        assert c.request("GET", "/users/hang", [(DEVICE, "1")]).status == 200
+    new.wait_for_requests(2)
+    start = time.monotonic()
+    os.kill(gw.pid, signal.SIGTERM)
+    rc = gw.proc.wait(timeout=10)
+    took = time.monotonic() - start
+    assert rc == 0, gw.log()
+    assert 1.0 < took < 4.0, took  # the hanging copy's timeout, not the drain_timeout or forever
+    # Both copies ended before the exit, and their records were written.
+    records = {r["path"]: r for r in read_records(audit, 2, timeout=1)}
+    assert records["/users/slow"]["shadow"]["status"] == 200
+    assert records["/users/hang"]["shadow"]["error"] == "timed out"
