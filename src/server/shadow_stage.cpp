@@ -129,13 +129,15 @@ void ShadowCopy::on_request_sent(std::string_view head) {
   if (framed_ || !body_.empty()) fmt::format_to(std::back_inserter(head_), "Content-Length: {}\r\n", body_.size());
   head_.append("\r\n");
   if (audit_) audit_->primary.start();
-  // co_spawn posts the start: the primary exchange goes on first.
-  asio::co_spawn(worker_.executor(), send(shared_from_this()), asio::detached);
 }
 
 void ShadowCopy::primary_finished(const proxy::ForwardResult& result) {
   primary_done_ = true;
-  if (!audit_ || !launched_) return;
+  if (!launched_) return;
+  // The copy leaves once the client has its answer, so that neither this loop nor the shadow side's servers
+  // compete with the primary exchange for the processor.
+  asio::co_spawn(worker_.executor(), send(shared_from_this()), asio::detached);
+  if (!audit_) return;
   if (!audit_->primary.finished()) {
     audit_->primary.fail(result.kind == proxy::ForwardResult::Kind::kLocalReply
                              ? fmt::format("no answer: the gateway replied {}", result.status)
@@ -240,7 +242,8 @@ asio::awaitable<error_code> ShadowCopy::round_trip(upstream::UpstreamConnection&
   const unsigned status = response->status();
   if (audit_) audit_->shadow.head(status);
 
-  std::array<char, kShadowBodyChunk> chunk;
+  // Bodies are read through and dropped: one scratch buffer per thread serves every copy.
+  thread_local std::array<char, kShadowBodyChunk> chunk;
   while (!response->is_done()) {
     response->set_body_buffer(chunk.data(), chunk.size());
     if (response->need_eof()) connection.drained = false;

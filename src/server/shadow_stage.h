@@ -1,6 +1,7 @@
-// The migration shadow's part of a request (see ClientSession::plan_shadow): a copy of the request sent to the
-// shadow side once the primary request went out, its answer read and set aside, and, for an audited request, the
-// record comparing the two answers. Nothing here delays, changes or fails the primary exchange.
+// The migration shadow's part of a request (see ClientSession::plan_shadow): a copy of the request the primary
+// side received whole, sent to the shadow side once the primary exchange is over, its answer read and set aside,
+// and, for an audited request, the record comparing the two answers. Nothing here delays, changes or fails the
+// primary exchange.
 #pragma once
 
 #include <chrono>
@@ -66,7 +67,7 @@ class ShadowCopy final : public proxy::RequestObserver, public std::enable_share
 
   // The primary answer's observer (null unless audited).
   proxy::ResponseObserver* primary_observer() { return audit_ ? &primary_observer_ : nullptr; }
-  // The primary exchange is over (after Forwarder::run), however it ended.
+  // The primary exchange is over (after Forwarder::run), however it ended: a copy made ready leaves now.
   void primary_finished(const proxy::ForwardResult& result);
 
  private:
