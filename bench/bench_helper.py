@@ -1,5 +1,5 @@
 #!/usr/bin/python3
-"""Helpers for bench/proxy.sh, bench/auth.sh and bench/cache.sh (Python standard library only).
+"""Helpers for bench/proxy.sh, bench/auth.sh, bench/cache.sh and bench/shadow.sh (Python standard library only).
 
 Subcommands:
   free-ports N                 print N distinct free TCP ports on 127.0.0.1, one per line
@@ -26,6 +26,10 @@ Subcommands:
                                print the final tables of auth.sh (reads WARMUP from the environment)
   cache-report RESULTS_TSV SIDE_TSV METRICS_DIR PROBES_TSV HEADER
                                print the final tables of cache.sh
+  stub-status PORT PATH [FILE] GET PATH from an NGINX stub_status location; print its request count, and write
+                               "active/accepts/handled/requests N" lines to FILE (read like a metrics file)
+  shadow-report RESULTS_TSV SIDE_TSV METRICS_DIR HEADER
+                               print the final tables of shadow.sh
 """
 
 import errno
@@ -270,6 +274,27 @@ def read_metrics(path):
             except ValueError:
                 pass
     return out
+
+
+# ---------------------------------------------------------------------------------------------------- stub-status
+def stub_status(port, path, out_path=None):
+    """NGINX's stub_status counters. They count every connection and request, this one included."""
+    try:
+        status, _, body = http_get(port, path)
+    except Exception as e:  # noqa: BLE001
+        print("stub-status: GET http://127.0.0.1:%d%s failed: %s" % (port, path, e), file=sys.stderr)
+        return 1
+    m = re.search(r"Active connections:\s*(\d+).*?\n\s*(\d+)\s+(\d+)\s+(\d+)", body.decode("latin-1"), re.S)
+    if status != 200 or not m:
+        print("stub-status: GET http://127.0.0.1:%d%s answered %d: %r" % (port, path, status, body[:200]),
+              file=sys.stderr)
+        return 1
+    active, accepts, handled, requests = m.groups()
+    print(requests)
+    if out_path:
+        with open(out_path, "w") as f:
+            f.write("active %s\naccepts %s\nhandled %s\nrequests %s\n" % (active, accepts, handled, requests))
+    return 0
 
 
 # ---------------------------------------------------------------------------------------------------- parse-wrk
@@ -802,6 +827,202 @@ def cache_report(results_path, side_path, metrics_dir, probes_path, header):
     return 0
 
 
+# ---------------------------------------------------------------------------------------------------- shadow-report
+# (name, numerator key, denominator key, field, target or None for report only, True when the target is a maximum)
+SHADOW_RATIOS = (
+    ("apigw shadow / apigw plain, req/s", "shadow", "plain", "rps", 0.60, False),
+    ("apigw shadow / apigw plain, p99", "shadow", "plain", "p99", 1.20, True),
+    ("NGINX mirror / NGINX plain, req/s", "mirror", "nginx", "rps", None, False),
+    ("NGINX mirror / NGINX plain, p99", "mirror", "nginx", "p99", None, True),
+    ("apigw shadow / NGINX mirror, req/s", "shadow", "mirror", "rps", None, False),
+    ("apigw plain / NGINX plain, req/s", "plain", "nginx", "rps", None, False),
+    ("apigw plain / HAProxy plain, req/s", "plain", "haproxy", "rps", None, False),
+    ("paced: apigw shadow / apigw plain, p99", "shadow-paced", "plain-paced", "p99", 1.20, True),
+    ("paced: apigw shadow / apigw plain, p50", "shadow-paced", "plain-paced", "p50", None, True),
+    ("paced: apigw shadow / apigw plain, req/s", "shadow-paced", "plain-paced", "rps", None, False),
+    ("paced: NGINX mirror / NGINX plain, p99", "mirror-paced", "nginx-paced", "p99", None, True),
+    ("paced: NGINX mirror / NGINX plain, req/s", "mirror-paced", "nginx-paced", "rps", None, False),
+)
+SHADOWING = ("shadow", "mirror", "shadow-paced", "mirror-paced")  # the targets that copy every request
+SHADOW_SHARE_MIN = 0.99  # below this share of the primary side's requests, the copy is called incomplete
+PACED_KEEP_UP = 0.95  # a paced shadowing run below this share of its plain run's req/s was not at the same load
+
+
+def metric_family_delta(metrics_dir, key, rnd, family):
+    """{labels: after - before} for every sample of one metric family ("" for a sample without labels)."""
+    before = read_metrics(os.path.join(metrics_dir, "%s-r%d-before.txt" % (key, rnd)))
+    after = read_metrics(os.path.join(metrics_dir, "%s-r%d-after.txt" % (key, rnd)))
+    out = {}
+    for name, value in after.items():
+        base, brace, labels = name.partition("{")
+        if base == family:
+            out[brace + labels] = out.get(brace + labels, 0.0) + value - before.get(name, 0.0)
+    return out
+
+
+def stub_delta(metrics_dir, key, rnd, name):
+    """Connections or requests an NGINX counted between two stub-status reads, the second read's own left out."""
+    return metric_delta(metrics_dir, key, rnd, name) - 1
+
+
+def label_value(labels, name):
+    m = re.search(r'%s="([^"]*)"' % name, labels)
+    return m.group(1) if m else "?"
+
+
+def print_apigw_exchanges(keys, runs, rows, metrics_dir):
+    """apigw's exchanges with each upstream over the measured runs: how many, their mean duration (request sent to
+    answer read), and the most connections its pool held open after a run."""
+    print()
+    print("apigw's upstream exchanges (apigw_upstream_request_duration_seconds, apigw_upstream_connections; "
+          "over the measured runs)")
+    print("  %-32s %-10s %12s %10s %18s" % ("target", "upstream", "exchanges", "mean ms", "connections open"))
+    for key in keys:
+        for upstream in ("backend", "shadow"):
+            label = '{upstream="%s"}' % upstream
+            count = total = 0.0
+            conns = 0.0
+            for r in runs[key]:
+                count += metric_delta(metrics_dir, key, r["round"], "apigw_upstream_request_duration_seconds_count"
+                                      + label)
+                total += metric_delta(metrics_dir, key, r["round"], "apigw_upstream_request_duration_seconds_sum"
+                                      + label)
+                after = read_metrics(os.path.join(metrics_dir, "%s-r%d-after.txt" % (key, r["round"])))
+                conns = max(conns, after.get("apigw_upstream_connections" + label, 0.0))
+            if count:
+                print("  %-32s %-10s %12d %10.2f %18d" % (rows[key]["label"], upstream, count, 1000.0 * total / count,
+                                                          conns))
+    print("  (backend: the primary side; shadow: the shadow side, apigw's copies; connections open: the most after "
+          "any run,\n  of max_connections 256)")
+
+
+def shadow_report(results_path, side_path, metrics_dir, header):
+    order, runs, rows, rounds = load_results(results_path)
+    side = {}  # (key, round) -> (primary upstream cpu %, shadow upstream cpu %)
+    for line in open(side_path):
+        parts = line.rstrip("\n").split("\t")
+        if len(parts) >= 4:
+            side[(parts[0], int(parts[1]))] = (parts[2], parts[3])
+
+    # A paced run's req/s is the offered load, the same for every run: each paced target is represented by its run
+    # with the median p99 instead (the lower middle one for an even count).
+    paced = [k for k in order if k.endswith("-paced")]
+    for key in paced:
+        rows[key] = sorted(runs[key], key=lambda r: r["p99"])[(len(runs[key]) - 1) // 2]
+
+    print("\n%s" % header)
+    for title, keys in (("", [k for k in order if k not in paced]),
+                        ("paced runs: the same offered load for every target (see the header)", paced)):
+        if not keys:
+            continue
+        print("\n%s" % title if title else "")
+        hdr = table_head(extra=" %9s %12s" % ("up cpu %", "shadow up %"))
+        print("%s\n%s" % (hdr, "-" * len(hdr)))
+        for key in keys:
+            print(table_row(rows[key], " %9s %12s" % side.get((key, rows[key]["round"]), ("-", "-"))))
+    print_rounds(order, runs, rows, rounds)
+    if rounds > 1 and paced:
+        print("the paced lines are each the run with the median p99 instead; p99 ms of every round:")
+        for key in paced:
+            print("  %-28s %s" % (rows[key]["label"], "  ".join(fmt_ms(r["p99"]) for r in runs[key])))
+
+    print()
+    print("ratios, same run, every server with one worker (of the median runs%s)"
+          % ("; in parentheses round by round" if rounds > 1 else ""))
+    for name, num, den, field, target, at_most in SHADOW_RATIOS:
+        if num not in rows or den not in rows or not rows[den][field]:
+            continue
+        ratio = rows[num][field] / rows[den][field]
+        if target is None:
+            verdict = "report only"
+        else:
+            ok = ratio <= target if at_most else ratio >= target
+            verdict = "target %s %.2fx  %s" % ("<=" if at_most else ">=", target, "PASS" if ok else "FAIL")
+        per_round = ""
+        if rounds > 1:
+            den_by_round = {r["round"]: r[field] for r in runs[den]}
+            per_round = "   (%s)" % " ".join("%.2f" % (r[field] / den_by_round[r["round"]])
+                                            for r in runs[num] if den_by_round.get(r["round"]))
+        print(("  %-42s %6.2fx   %-24s%s" % (name, ratio, verdict, per_round)).rstrip())
+    for num, den in (("shadow-paced", "plain-paced"), ("mirror-paced", "nginx-paced")):
+        if num in rows and den in rows and rows[num]["rps"] < PACED_KEEP_UP * rows[den]["rps"]:
+            print("  note: %s answered %.2fx the req/s of %s: it did not keep up with the offered load, so its "
+                  "latency\n  is not measured at the same load"
+                  % (rows[num]["label"], rows[num]["rps"] / rows[den]["rps"], rows[den]["label"]))
+
+    print()
+    print("requests each upstream NGINX received during the measured runs (its stub_status; sums over the runs)")
+    print("  %-32s %10s %12s %12s %14s %12s" % (
+        "target", "wrk reqs", "primary side", "shadow side", "shadow/primary", "shadow conns"))
+    shares = {}
+    for key in order:
+        wrk_reqs = sum(r["reqs"] for r in runs[key])
+        prim = sum(stub_delta(metrics_dir, "up-" + key, r["round"], "requests") for r in runs[key])
+        shad = sum(stub_delta(metrics_dir, "sh-" + key, r["round"], "requests") for r in runs[key])
+        conns = sum(stub_delta(metrics_dir, "sh-" + key, r["round"], "accepts") for r in runs[key])
+        share = shad / prim if prim > 0 else 0.0
+        if key in SHADOWING:
+            shares[key] = share
+        print("  %-32s %10d %12d %12d %13.1f%% %12d" % (
+            rows[key]["label"], wrk_reqs, prim, shad, 100.0 * share, conns))
+    print("  (shadow conns: connections the shadow-side NGINX accepted during the runs)")
+
+    apigw_keys = [k for k in order if os.path.exists(os.path.join(metrics_dir, "%s-r%d-before.txt"
+                                                                  % (k, runs[k][0]["round"])))]
+    if apigw_keys:
+        print()
+        print("apigw's shadow counters (its /metrics; sums over the measured runs)")
+        print("  %-32s %12s %12s %12s %8s %8s %10s" % (
+            "target", "primary reqs", "copies sent", "answered 2xx", "other", "errors", "dropped"))
+        details = []
+        for key in apigw_keys:
+            t = {"primary": 0.0, "sent": 0.0, "2xx": 0.0, "other": 0.0}
+            errors, dropped = {}, {}
+            in_flight = 0.0
+            for r in runs[key]:
+                rnd = r["round"]
+                t["primary"] += sum(metric_family_delta(metrics_dir, key, rnd, "apigw_requests_total").values())
+                t["sent"] += sum(metric_family_delta(
+                    metrics_dir, key, rnd, "apigw_migration_shadow_requests_total").values())
+                for labels, v in metric_family_delta(
+                        metrics_dir, key, rnd, "apigw_migration_shadow_responses_total").items():
+                    t["2xx" if label_value(labels, "status") == "2xx" else "other"] += v
+                for family, into in (("apigw_migration_shadow_errors_total", errors),
+                                     ("apigw_migration_shadow_dropped_total", dropped)):
+                    for labels, v in metric_family_delta(metrics_dir, key, rnd, family).items():
+                        reason = label_value(labels, "reason")
+                        into[reason] = into.get(reason, 0.0) + v
+                after = read_metrics(os.path.join(metrics_dir, "%s-r%d-after.txt" % (key, rnd)))
+                in_flight = max(in_flight, after.get("apigw_migration_shadows_in_flight", 0.0))
+            print("  %-32s %12d %12d %12d %8d %8d %10d" % (
+                rows[key]["label"], t["primary"], t["sent"], t["2xx"], t["other"], sum(errors.values()),
+                sum(dropped.values())))
+            for what, by_reason in (("errors", errors), ("dropped", dropped)):
+                nonzero = ["%s %d" % (k, v) for k, v in sorted(by_reason.items()) if v]
+                if nonzero:
+                    details.append("  %s %s by reason: %s" % (rows[key]["label"], what, ", ".join(nonzero)))
+            if in_flight:
+                details.append("  %s: %d shadow copies still in flight when the counters were read after a run"
+                               % (rows[key]["label"], in_flight))
+        for line in details:
+            print(line)
+        print("  (primary reqs: apigw_requests_total; copies sent: apigw_migration_shadow_requests_total; answered: "
+              "..._shadow_responses_total\n  by status class; errors: ..._shadow_errors_total, copies that got no "
+              "answer; dropped: ..._shadow_dropped_total, requests not copied)")
+        print_apigw_exchanges(apigw_keys, runs, rows, metrics_dir)
+
+    print()
+    for key, share in shares.items():
+        verdict = "complete" if share >= SHADOW_SHARE_MIN else "INCOMPLETE (below %.0f%%)" % (100 * SHADOW_SHARE_MIN)
+        print("%s: the shadow side received %.1f%% of the requests the primary side received: %s"
+              % (rows[key]["label"], 100.0 * share, verdict))
+    print("HAProxy has no built-in request mirroring (only through an external SPOE agent, a separate program): it "
+          "is measured\nas a plain proxy only.")
+
+    print_wrk_errors(order, runs)
+    return 0
+
+
 # ---------------------------------------------------------------------------------------------------- main
 def main(argv):
     if len(argv) < 2:
@@ -839,6 +1060,10 @@ def main(argv):
         return auth_report(argv[2], argv[3], argv[4], argv[5])
     if cmd == "cache-report":
         return cache_report(argv[2], argv[3], argv[4], argv[5], argv[6])
+    if cmd == "stub-status":
+        return stub_status(int(argv[2]), argv[3], argv[4] if len(argv) > 4 else None)
+    if cmd == "shadow-report":
+        return shadow_report(argv[2], argv[3], argv[4], argv[5])
     print("unknown subcommand %r" % cmd, file=sys.stderr)
     return 2
 

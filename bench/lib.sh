@@ -1,5 +1,6 @@
 # shellcheck shell=bash disable=SC2034,SC2153  # sets variables for, and reads ports set by, the sourcing script
-# Shared machinery of the benchmark scripts (bench/proxy.sh, bench/auth.sh, bench/cache.sh): sourced, not run.
+# Shared machinery of the benchmark scripts (bench/proxy.sh, bench/auth.sh, bench/cache.sh, bench/shadow.sh): sourced,
+# not run.
 #
 # The sourcing script sets BENCH_NAME (its file name, for messages) and defines usage() before parsing its flags
 # with bench_flag. Sourcing installs the cleanup trap: every process started with start() is stopped by its PID
@@ -305,12 +306,22 @@ EOF
 
 # write_upstream_config: the upstream NGINX ($TMP/upstream, port $P_UP), answering every request with $BODY.
 write_upstream_config() {
-  mkdir -p "$TMP/upstream/tmp"
+  write_upstream_config_at "$TMP/upstream" "$P_UP"
+}
+
+# write_upstream_config_at DIR PORT [SERVER_EXTRA]: an upstream NGINX like write_upstream_config's, with its prefix
+# DIR and its config DIR/nginx.conf, on PORT; SERVER_EXTRA (lines, e.g. a status location) goes into its server block.
+write_upstream_config_at() {
+  local d=$1 port=$2
+  mkdir -p "$d/tmp"
   {
-    nginx_head "$TMP/upstream"
+    nginx_head "$d"
     cat <<EOF
   server {
-    listen 127.0.0.1:$P_UP backlog=4096;
+    listen 127.0.0.1:$port backlog=4096;
+EOF
+    [ -z "${3:-}" ] || printf '%s\n' "$3"
+    cat <<EOF
     location / {
       default_type application/json;
       return 200 '$BODY';
@@ -318,33 +329,15 @@ write_upstream_config() {
   }
 }
 EOF
-  } >"$TMP/upstream/nginx.conf"
+  } >"$d/nginx.conf"
 }
 
 # write_peer_configs: the upstream NGINX (write_upstream_config), the NGINX proxy ($TMP/nginx, port $P_NGINX) and
 # HAProxy ($TMP/haproxy, port $P_HAPROXY), both in front of the upstream.
 write_peer_configs() {
   write_upstream_config
-  mkdir -p "$TMP/nginx/tmp" "$TMP/haproxy"
-  {
-    nginx_head "$TMP/nginx"
-    cat <<EOF
-  upstream backend {
-    server 127.0.0.1:$P_UP;
-    keepalive 64;
-    keepalive_requests 100000;
-  }
-  server {
-    listen 127.0.0.1:$P_NGINX backlog=4096;
-    location / {
-      proxy_pass http://backend;
-      proxy_http_version 1.1;
-      proxy_set_header Connection "";
-    }
-  }
-}
-EOF
-  } >"$TMP/nginx/nginx.conf"
+  write_nginx_proxy_config "$TMP/nginx" "$P_NGINX"
+  mkdir -p "$TMP/haproxy"
 
   cat >"$TMP/haproxy/haproxy.cfg" <<EOF
 global
@@ -368,6 +361,43 @@ frontend bench
 backend upstream
   server up1 127.0.0.1:$P_UP
 EOF
+}
+
+# write_nginx_proxy_config DIR PORT [HTTP_EXTRA [LOCATION_EXTRA [SERVER_EXTRA]]]: the NGINX proxy of
+# write_peer_configs (upstream block "backend" to $P_UP with keepalive 64), with its prefix DIR and its config
+# DIR/nginx.conf, on PORT. The extras are lines inserted verbatim: HTTP_EXTRA after the upstream block (more
+# upstreams), LOCATION_EXTRA at the top of `location /`, SERVER_EXTRA after it (more locations).
+write_nginx_proxy_config() {
+  local d=$1 port=$2
+  mkdir -p "$d/tmp"
+  {
+    nginx_head "$d"
+    cat <<EOF
+  upstream backend {
+    server 127.0.0.1:$P_UP;
+    keepalive 64;
+    keepalive_requests 100000;
+  }
+EOF
+    [ -z "${3:-}" ] || printf '%s\n' "$3"
+    cat <<EOF
+  server {
+    listen 127.0.0.1:$port backlog=4096;
+    location / {
+EOF
+    [ -z "${4:-}" ] || printf '%s\n' "$4"
+    cat <<EOF
+      proxy_pass http://backend;
+      proxy_http_version 1.1;
+      proxy_set_header Connection "";
+    }
+EOF
+    [ -z "${5:-}" ] || printf '%s\n' "$5"
+    cat <<EOF
+  }
+}
+EOF
+  } >"$d/nginx.conf"
 }
 
 # apigw_config PORT WORKERS [ACCESS [ADMIN [ROUTE_AUTH]]]: an apigw config in front of the upstream, one catch-all
@@ -420,10 +450,18 @@ validate_apigw() {  # DIR...: apigw -t on each $TMP/DIR/apigw.yaml
 
 # ------------------------------------------------------------------------------------------------ start
 start_upstream() {  # sets PID_UP
-  start upstream-nginx "$TMP/upstream/stdout.log" \
-    nginx -p "$TMP/upstream" -c "$TMP/upstream/nginx.conf" -e "$TMP/upstream/error.log"
+  start_nginx_at upstream-nginx "upstream NGINX" "$TMP/upstream" "$P_UP"
   PID_UP=$LAST_PID
-  wait_up "upstream NGINX" "$PID_UP" "$P_UP" "$TMP/upstream/stdout.log" "$TMP/upstream/error.log"
+}
+
+# start_nginx_at NAME LABEL DIR PORT: start the NGINX whose prefix and config are DIR and DIR/nginx.conf and wait until
+# it answers on PORT (wait_up); sets LAST_PID.
+start_nginx_at() {
+  local name=$1 label=$2 d=$3 port=$4 pid
+  start "$name" "$d/stdout.log" nginx -p "$d" -c "$d/nginx.conf" -e "$d/error.log"
+  pid=$LAST_PID
+  wait_up "$label" "$pid" "$port" "$d/stdout.log" "$d/error.log"
+  LAST_PID=$pid
 }
 
 start_nginx_proxy() {  # sets PID_NGINX
