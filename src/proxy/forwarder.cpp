@@ -26,20 +26,6 @@ constexpr std::string_view kCrlf = "\r\n";
 constexpr std::string_view kLastChunk = "0\r\n\r\n";
 constexpr std::size_t kTypicalResponseFields = 16;
 
-bool is_idempotent(bhttp::verb method) {
-  switch (method) {
-    case bhttp::verb::get:
-    case bhttp::verb::head:
-    case bhttp::verb::options:
-    case bhttp::verb::trace:
-    case bhttp::verb::put:
-    case bhttp::verb::delete_:
-      return true;
-    default:
-      return false;
-  }
-}
-
 bool is_timeout(const error_code& error) { return error == asio::error::timed_out; }
 
 void append_header(std::string& out, std::string_view name, std::string_view value) {
@@ -67,6 +53,20 @@ ForwardingHeader classify(bhttp::field field, std::string_view name) {
 }
 
 }  // namespace
+
+bool is_idempotent(bhttp::verb method) {
+  switch (method) {
+    case bhttp::verb::get:
+    case bhttp::verb::head:
+    case bhttp::verb::options:
+    case bhttp::verb::trace:
+    case bhttp::verb::put:
+    case bhttp::verb::delete_:
+      return true;
+    default:
+      return false;
+  }
+}
 
 asio::awaitable<error_code> read_final_head(upstream::UpstreamConnection& connection,
                                             std::optional<ResponseParser>& response,

@@ -16,9 +16,9 @@
 #include "apigw/http/request_id.h"
 #include "apigw/http/request_target.h"
 #include "apigw/migration/affinity.h"
+#include "apigw/migration/shadow_policy.h"
 #include "apigw/net/socket_io.h"
 #include "apigw/server/worker.h"
-#include "apigw/migration/shadow_policy.h"
 #include "cache_stage.h"
 #include "shadow_stage.h"
 
@@ -34,6 +34,18 @@ constexpr std::size_t kReadChunk = 8 * 1024;
 // After an error reply, unread input is drained this long so that the client reads the reply instead of a reset.
 constexpr auto kLingerTime = std::chrono::seconds(1);
 constexpr std::size_t kLingerBytes = 1024 * 1024;
+
+// `target` with the value of every query parameter that auth takes tokens from replaced by "REDACTED": logs and
+// audit records never hold a token. Empty when there was nothing to redact.
+std::string redact_tokens(const config::Snapshot* snapshot, std::string_view target) {
+  std::string redacted;
+  if (!snapshot || !snapshot->config.auth.enabled || target.find('?') == std::string_view::npos) return redacted;
+  for (const auth::TokenSource& source : snapshot->config.auth.token_from) {
+    if (source.kind != auth::TokenSource::Kind::kQuery) continue;
+    redacted = auth::redact_query_parameter(redacted.empty() ? target : std::string_view(redacted), source.name);
+  }
+  return redacted;
+}
 
 std::size_t request_line_length(std::string_view data) {
   const std::size_t end = data.find("\r\n");
@@ -494,9 +506,7 @@ std::shared_ptr<ShadowCopy> ClientSession::plan_shadow(Exchange& exchange, std::
   params.route_index = exchange.route_index;
   params.shadow_upstream = target.upstream;
   params.framed = length.has_value() || parser_->chunked();
-  params.idempotent = request.method() == bhttp::verb::get || request.method() == bhttp::verb::head ||
-                      request.method() == bhttp::verb::options || request.method() == bhttp::verb::put ||
-                      request.method() == bhttp::verb::delete_;
+  params.idempotent = proxy::is_idempotent(request.method());
   params.head_method = request.method() == bhttp::verb::head;
   const unsigned sample = migration.audit.sample;
   params.audited = migration.audit.enabled && sample > 0 &&
@@ -509,6 +519,9 @@ std::shared_ptr<ShadowCopy> ClientSession::plan_shadow(Exchange& exchange, std::
     record.method = exchange.method;
     record.path = exchange.parsed_target.path;
     record.query = exchange.parsed_target.query;
+    if (std::string redacted = redact_tokens(&snapshot, "?" + record.query); !redacted.empty()) {
+      record.query = redacted.substr(1);
+    }
     record.bucket = exchange.bucket;
     record.primary.upstream = exchange.upstream;
   }
@@ -720,15 +733,7 @@ void ClientSession::log(const Exchange& exchange) {
   record.client = peer_address_;
   record.method = exchange.method;
   // A token sent in the query string stays out of the log, whichever route the request took.
-  std::string redacted;
-  const config::Snapshot* snapshot = exchange.snapshot;
-  if (snapshot && snapshot->config.auth.enabled && exchange.target.find('?') != std::string_view::npos) {
-    for (const auth::TokenSource& source : snapshot->config.auth.token_from) {
-      if (source.kind != auth::TokenSource::Kind::kQuery) continue;
-      redacted = auth::redact_query_parameter(redacted.empty() ? exchange.target : std::string_view(redacted),
-                                              source.name);
-    }
-  }
+  const std::string redacted = redact_tokens(exchange.snapshot, exchange.target);
   record.path = redacted.empty() ? exchange.target : std::string_view(redacted);
   record.status = exchange.status;
   record.bytes = exchange.bytes;

@@ -301,6 +301,23 @@ def test_audit_records_compare_the_two_answers(gateway, upstream, tmp_path):
     settle(gw, 'apigw_migration_audit_sink_records_total{outcome="written"}', 4)
 
 
+def test_audit_records_never_hold_a_query_token(gateway, upstream, redis, tmp_path):
+    old, new = upstream("old"), upstream("new")
+    audit = tmp_path / "audit.ndjson"
+    r = route("users", "/users/*rest", "old")
+    r["auth"] = "required"
+    r["shadow"] = {"upstream": "new", "percent": 100}
+    cfg = gateway_config([r], {"old": old, "new": new})
+    cfg["auth"] = redis_sessions(redis(), {"tok-9": "9"})
+    cfg["auth"]["token_from"] = ["header:Authorization", "query:access_token"]
+    cfg["migration"] = {"audit": {"sink": f"file:{audit}"}}
+    gw = gateway(cfg)
+    assert request(gw.port, "GET", "/users/me?a=1&access_token=tok-9&b=2").status == 200
+    (record,) = read_records(audit, 1)
+    assert record["query"] == "a=1&access_token=REDACTED&b=2" and record["bucket"] == 9
+    assert "tok-9" not in audit.read_text()
+
+
 def test_audit_sample_and_large_bodies_compared_by_hash(gateway, upstream, tmp_path):
     big = os.urandom(4096).hex().encode()
     old, new = upstream("old", default=Fixed(200, big)), upstream("new", default=Fixed(200, big))

@@ -135,6 +135,9 @@ struct ForwardResult {
   std::string_view endpoint;   // the upstream endpoint that answered, for the access log
 };
 
+// Whether a request of this method may be sent again after a failure (RFC 9110, 9.2.2).
+bool is_idempotent(boost::beast::http::verb method);
+
 // Reads an upstream response up to its final head: `response` is made anew (over `fields`) for each interim 1xx
 // response, which is skipped; a HEAD request's response is parsed without a body. Returns the read or parse
 // error, partial_message when the upstream closed inside the head, bad_status for a 101. `got_bytes` is set once
