@@ -380,3 +380,39 @@ def test_a_drain_lets_copies_finish_within_the_shadow_timeout(gateway, upstream,
     records = {r["path"]: r for r in read_records(audit, 2, timeout=1)}
     assert records["/users/slow"]["shadow"]["status"] == 200
     assert records["/users/hang"]["shadow"]["error"] == "timed out"
+
+
+def test_a_reload_moves_the_audit_to_another_sink_and_can_turn_it_off(gateway, upstream, tmp_path):
+    old, new = upstream("old"), upstream("new")
+    first, second = tmp_path / "first.ndjson", tmp_path / "second.ndjson"
+    gw = gateway(shadow_config(old, new, audit={"sink": f"file:{first}"}))
+    cfg = copy.deepcopy(gw.config)
+    assert request(gw.port, "GET", "/users/1", [(DEVICE, "1")]).status == 200
+    read_records(first, 1)
+    cfg["migration"]["audit"]["sink"] = f"file:{second}"
+    reload_and_wait(gw, cfg)
+    assert request(gw.port, "GET", "/users/2", [(DEVICE, "2")]).status == 200
+    assert [r["path"] for r in read_records(second, 1)] == ["/users/2"]
+    del cfg["migration"]["audit"]
+    reload_and_wait(gw, cfg)
+    assert request(gw.port, "GET", "/users/3", [(DEVICE, "3")]).status == 200
+    new.wait_for_requests(3)
+    time.sleep(0.3)
+    assert [r["path"] for r in read_records(first, 1)] == ["/users/1"]
+    assert [r["path"] for r in read_records(second, 1)] == ["/users/2"]
+    assert gw.metric('apigw_migration_audit_sink_records_total{outcome="written"}') == 2
+
+
+def test_sigusr1_reopens_a_rotated_audit_file(gateway, upstream, tmp_path):
+    old, new = upstream("old"), upstream("new")
+    audit = tmp_path / "audit.ndjson"
+    gw = gateway(shadow_config(old, new, audit={"sink": f"file:{audit}"}))
+    assert request(gw.port, "GET", "/users/1", [(DEVICE, "1")]).status == 200
+    read_records(audit, 1)
+    rotated = tmp_path / "audit.ndjson.1"
+    audit.rename(rotated)
+    gw.proc.send_signal(signal.SIGUSR1)
+    assert wait_until(lambda: "reopened" in gw.log(), timeout=5), gw.log()
+    assert request(gw.port, "GET", "/users/2", [(DEVICE, "2")]).status == 200
+    assert [r["path"] for r in read_records(audit, 1)] == ["/users/2"]
+    assert [r["path"] for r in read_records(rotated, 1)] == ["/users/1"]
