@@ -132,18 +132,15 @@ void ShadowCopy::on_request_sent(std::string_view head) {
 }
 
 void ShadowCopy::primary_finished(const proxy::ForwardResult& result) {
-  primary_done_ = true;
   if (!launched_) return;
-  // The copy leaves once the client has its answer, so that neither this loop nor the shadow side's servers
-  // compete with the primary exchange for the processor.
-  asio::co_spawn(worker_.executor(), send(shared_from_this()), asio::detached);
-  if (!audit_) return;
-  if (!audit_->primary.finished()) {
+  if (audit_ && !audit_->primary.finished()) {
     audit_->primary.fail(result.kind == proxy::ForwardResult::Kind::kLocalReply
                              ? fmt::format("no answer: the gateway replied {}", result.status)
                              : std::string("the exchange was cut short"));
   }
-  write_audit_if_done();
+  // The copy leaves once the client has its answer, so that neither this loop nor the shadow side's servers
+  // compete with the primary exchange for the processor. It ends last, and writes the audit record.
+  asio::co_spawn(worker_.executor(), send(shared_from_this()), asio::detached);
 }
 
 asio::awaitable<void> ShadowCopy::send(std::shared_ptr<ShadowCopy> self) {
@@ -168,8 +165,7 @@ asio::awaitable<void> ShadowCopy::send(std::shared_ptr<ShadowCopy> self) {
   } else if (copy.audit_) {
     copy.audit_->shadow.complete();
   }
-  copy.shadow_done_ = true;
-  copy.write_audit_if_done();
+  if (copy.audit_) copy.write_audit();
 }
 
 asio::awaitable<std::optional<ShadowFailure>> ShadowCopy::exchange(upstream::UpstreamPool& pool) {
@@ -258,8 +254,7 @@ asio::awaitable<error_code> ShadowCopy::round_trip(upstream::UpstreamConnection&
   co_return error_code{};
 }
 
-void ShadowCopy::write_audit_if_done() {
-  if (!audit_ || !primary_done_ || !shadow_done_) return;
+void ShadowCopy::write_audit() {
   record_.primary = std::move(audit_->primary.side());
   record_.shadow = std::move(audit_->shadow.side());
   migration::AuditResult result = migration::AuditResult::kIncomplete;

@@ -92,7 +92,7 @@ class ShadowCopy final : public proxy::RequestObserver, public std::enable_share
   boost::asio::awaitable<boost::system::error_code> round_trip(upstream::UpstreamConnection& connection,
                                                                bool& answered, bool& reusable);
   RouteStats& stats() const { return *generation_->route_stats[route_index_]; }
-  void write_audit_if_done();
+  void write_audit();  // both answers are in
 
   Worker& worker_;
   GenerationPtr generation_;
@@ -105,8 +105,6 @@ class ShadowCopy final : public proxy::RequestObserver, public std::enable_share
   bool overflow_ = false;   // the body outgrew migration.shadow.max_body_bytes: no copy
   bool launched_ = false;   // the copy is on its way: the worker counts it in flight
   bool timed_out_ = false;
-  bool shadow_done_ = false;
-  bool primary_done_ = false;
   std::string body_;
   std::string head_;
   boost::asio::ip::tcp::socket* socket_ = nullptr;  // the shadow connection, while the exchange uses it
