@@ -16,8 +16,11 @@
 #include <cstdint>
 #include <cstdlib>
 #include <filesystem>
+#include <fstream>
 #include <memory>
+#include <mutex>
 #include <optional>
+#include <random>
 #include <set>
 #include <sstream>
 #include <stdexcept>
@@ -27,16 +30,61 @@
 
 namespace apigw::test_servers {
 
-inline std::uint16_t free_port() {
+// The lower end of the kernel's range for the local ports of outgoing connections (ip_local_port_range).
+inline int ephemeral_low() {
+  std::ifstream range("/proc/sys/net/ipv4/ip_local_port_range");
+  int low = 0;
+  return range >> low && low > 0 ? low : 32768;
+}
+
+// Whether a listener could bind 127.0.0.1:port now.
+inline bool bindable(std::uint16_t port) {
   const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
   sockaddr_in address{};
   address.sin_family = AF_INET;
   address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  socklen_t length = sizeof address;
-  ::bind(fd, reinterpret_cast<sockaddr*>(&address), sizeof address);
-  ::getsockname(fd, reinterpret_cast<sockaddr*>(&address), &length);
+  address.sin_port = htons(port);
+  const bool ok = ::bind(fd, reinterpret_cast<sockaddr*>(&address), sizeof address) == 0;
   ::close(fd);
-  return ntohs(address.sin_port);
+  return ok;
+}
+
+// A loopback port that was free a moment ago and that this process has not handed out before, drawn at random
+// below the ephemeral range (and below `below`): a port the kernel hands out for bind(0) is one it may give, before
+// the test's server binds it, to the local end of another test's outgoing connection.
+inline std::uint16_t free_port(int below = 65536) {
+  static std::mutex mutex;
+  static std::set<std::uint16_t> given;
+  static std::mt19937 choice{std::random_device{}()};
+  constexpr int kLowest = 10000;
+  const std::lock_guard lock(mutex);
+  const int ceiling = std::min(ephemeral_low(), below);
+  if (ceiling - kLowest >= 1000) {
+    std::uniform_int_distribution<int> draw(kLowest, ceiling - 1);
+    for (int attempt = 0; attempt < 1000; ++attempt) {
+      const auto port = static_cast<std::uint16_t>(draw(choice));
+      if (!given.contains(port) && bindable(port)) {
+        given.insert(port);
+        return port;
+      }
+    }
+  }
+  for (int attempt = 0; attempt < 100; ++attempt) {  // no room below the ephemeral range: the kernel's choice
+    const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+    sockaddr_in address{};
+    address.sin_family = AF_INET;
+    address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    socklen_t length = sizeof address;
+    ::bind(fd, reinterpret_cast<sockaddr*>(&address), sizeof address);
+    ::getsockname(fd, reinterpret_cast<sockaddr*>(&address), &length);
+    ::close(fd);
+    const std::uint16_t port = ntohs(address.sin_port);
+    if (!given.contains(port) && port < below) {
+      given.insert(port);
+      return port;
+    }
+  }
+  throw std::runtime_error("no free port that was not handed out already");
 }
 
 inline bool accepts(std::uint16_t port) {
@@ -249,19 +297,12 @@ class RedisCluster {
   }
 
  private:
-  // A free port whose cluster bus port (port + 10000) is free too.
+  // A free port whose cluster bus port (port + 10000) is free too, below the ephemeral range if there is room.
   static std::uint16_t cluster_port(std::set<std::uint16_t>& taken) {
+    const int bus_ceiling = ephemeral_low() >= 21000 ? ephemeral_low() : 65536;
     for (int attempt = 0; attempt < 1000; ++attempt) {
-      const std::uint16_t port = free_port();
-      if (port > 55535 || taken.contains(port) || taken.contains(port + 10000) || accepts(port + 10000)) continue;
-      const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
-      sockaddr_in address{};
-      address.sin_family = AF_INET;
-      address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-      address.sin_port = htons(static_cast<std::uint16_t>(port + 10000));
-      const bool bus_free = ::bind(fd, reinterpret_cast<sockaddr*>(&address), sizeof address) == 0;
-      ::close(fd);
-      if (!bus_free) continue;
+      const std::uint16_t port = free_port(bus_ceiling - 10000);
+      if (taken.contains(port) || taken.contains(port + 10000) || !bindable(port + 10000)) continue;
       taken.insert(port);
       taken.insert(static_cast<std::uint16_t>(port + 10000));
       return port;

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import random
 import re
 import signal
 import socket
@@ -46,17 +47,47 @@ def apigw_bin() -> str:
 
 
 _given_ports: set[int] = set()
+_port_choice = random.Random()  # seeded from the OS: parallel test processes draw different ports
+_LOWEST_PORT = 10000
 
 
-def free_port() -> int:
-    """A TCP port on 127.0.0.1 that was free a moment ago (bound to port 0, then released), and that this process
-    has not handed out before: the kernel may offer a just-released port again, and two listeners of one test
-    (a gateway's server and admin addresses) must not get the same one."""
-    for _ in range(100):
+def ephemeral_range() -> tuple[int, int]:
+    """The kernel's range for the local ports of outgoing connections (ip_local_port_range)."""
+    try:
+        low, high = Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[:2]
+        return int(low), int(high)
+    except (OSError, ValueError):
+        return 32768, 60999
+
+
+def bindable(port: int) -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        try:
+            s.bind((HOST, port))
+            return True
+        except OSError:
+            return False
+
+
+def free_port(below: Optional[int] = None) -> int:
+    """A TCP port on 127.0.0.1 that was free a moment ago and that this process has not handed out before (two
+    listeners of one test, a gateway's server and admin addresses, must not get the same one).
+
+    It is drawn at random below the kernel's ephemeral range (and below `below`): a port the kernel hands out
+    for bind(0) is one it may give, before the test's server binds it, to the local end of some other test's
+    outgoing connection."""
+    ceiling = min(ephemeral_range()[0], below or 65536)
+    if ceiling - _LOWEST_PORT >= 1000:
+        for _ in range(1000):
+            port = _port_choice.randrange(_LOWEST_PORT, ceiling)
+            if port not in _given_ports and bindable(port):
+                _given_ports.add(port)
+                return port
+    for _ in range(100):  # an ephemeral range that leaves no room below it: the kernel's choice
         with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
             s.bind((HOST, 0))
             port = s.getsockname()[1]
-        if port not in _given_ports:
+        if port not in _given_ports and (below is None or port < below):
             _given_ports.add(port)
             return port
     raise RuntimeError("no free port that was not handed out already")

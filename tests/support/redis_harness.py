@@ -14,7 +14,7 @@ import time
 from pathlib import Path
 from typing import Optional, Sequence, Union
 
-from apigw_harness import HOST, free_port
+from apigw_harness import HOST, bindable, ephemeral_range, free_port
 from server_process import ServerProcess
 
 SLOTS = 16384
@@ -81,20 +81,13 @@ class RedisServer(ServerProcess):
             return self._last_log
 
 
-def _bindable(port: int) -> bool:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        try:
-            s.bind((HOST, port))
-            return True
-        except OSError:
-            return False
-
-
 def _cluster_port(taken: set[int]) -> int:
-    """A free port whose cluster bus port (port + 10000) is free too."""
+    """A free port whose cluster bus port (port + 10000) is free too, and below the ephemeral range if there is
+    room."""
+    bus_ceiling = ephemeral_range()[0] if ephemeral_range()[0] >= 21000 else 65536
     for _ in range(1000):
-        port = free_port()
-        if port <= 65535 - 10000 and not {port, port + 10000} & taken and _bindable(port + 10000):
+        port = free_port(below=bus_ceiling - 10000)
+        if not {port, port + 10000} & taken and bindable(port + 10000):
             taken.update((port, port + 10000))
             return port
     raise RuntimeError("no free port pair for a cluster node")
