@@ -115,7 +115,8 @@ json::value migration_value(const config::MigrationConfig& migration) {
   json::object shadow{{"max_in_flight", migration.shadow.max_in_flight},
                       {"timeout", duration_text(migration.shadow.timeout)},
                       {"header", migration.shadow.header},
-                      {"max_body_bytes", migration.shadow.max_body_bytes}};
+                      {"max_body_bytes", migration.shadow.max_body_bytes},
+                      {"pipeline", migration.shadow.pipeline}};
   if (migration.shadow_target) {  // the default shadow target, written inside migration.shadow
     for (const auto& [key, value] : target_object(*migration.shadow_target)) shadow[key] = value;
   }

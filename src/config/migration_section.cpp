@@ -18,14 +18,15 @@ namespace {
 
 constexpr std::array<std::string_view, 7> kMigrationKeys{"buckets", "affinity", "beta_users", "shadow_ignore",
                                                          "shadow",  "split",    "audit"};
-constexpr std::array<std::string_view, 6> kShadowKeys{"max_in_flight", "timeout",  "header",
-                                                      "max_body_bytes", "upstream", "percent"};
+constexpr std::array<std::string_view, 7> kShadowKeys{"max_in_flight",  "timeout",  "header", "max_body_bytes",
+                                                      "pipeline",       "upstream", "percent"};
 constexpr std::array<std::string_view, 2> kTargetKeys{"upstream", "percent"};
 constexpr std::array<std::string_view, 4> kAuditKeys{"sink", "sample", "ignore_fields", "max_body_bytes"};
 constexpr unsigned kMaxBuckets = 1'000'000;
 constexpr unsigned kMaxShadowsInFlight = 1'000'000;
 constexpr unsigned kMaxAuditSample = 100;
 constexpr std::uint64_t kMaxShadowBodyBytes = 64 * 1024 * 1024;
+constexpr unsigned kMaxShadowPipeline = 64;
 constexpr std::uint64_t kMinAuditBodyBytes = 1024;
 constexpr std::uint64_t kMaxAuditBodyBytes = 16 * 1024 * 1024;
 constexpr std::string_view kTargetForm = "{ upstream: NAME, percent: P }";
@@ -173,6 +174,7 @@ void read_shadow(YamlReader& reader, const Field& field, MigrationConfig& migrat
     if (key == "max_body_bytes") {
       return assign(shadow.max_body_bytes, reader.value(value, size_between(1, kMaxShadowBodyBytes)));
     }
+    if (key == "pipeline") return assign(shadow.pipeline, reader.value(value, whole_number(1, kMaxShadowPipeline)));
     read_target_key(reader, key, value, target, source);
   });
   // Settings alone: routes have no default shadow target.

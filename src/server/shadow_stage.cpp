@@ -1,10 +1,12 @@
 // The migration shadow's copy of a request and the audit of the two answers (see shadow_stage.h).
 #include "shadow_stage.h"
 
+#include <algorithm>
 #include <array>
 
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/detached.hpp>
+#include <boost/asio/post.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/beast/http/error.hpp>
 #include <fmt/format.h>
@@ -20,6 +22,11 @@ using boost::system::error_code;
 namespace {
 
 constexpr std::size_t kShadowBodyChunk = 16 * 1024;
+// What a batch of copies may take the shadow side to answer, at the pace it answers (see ShadowDispatch).
+constexpr std::chrono::milliseconds kBatchBudget{5};
+// Connections in a row one batch may use without any copy coming out answered or failed: a stale kept-alive one
+// and a fresh one.
+constexpr unsigned kBatchFruitlessConnections = 2;
 
 std::chrono::microseconds since(std::chrono::steady_clock::time_point start) {
   return std::chrono::duration_cast<std::chrono::microseconds>(std::chrono::steady_clock::now() - start);
@@ -140,99 +147,20 @@ void ShadowCopy::primary_finished(const proxy::ForwardResult& result) {
   }
   // The copy leaves once the client has its answer, so that neither this loop nor the shadow side's servers
   // compete with the primary exchange for the processor. It ends last, and writes the audit record.
-  asio::co_spawn(worker_.executor(), send(shared_from_this()), asio::detached);
+  worker_.shadow_dispatch().add(shared_from_this());
 }
 
-asio::awaitable<void> ShadowCopy::send(std::shared_ptr<ShadowCopy> self) {
-  ShadowCopy& copy = *self;
-  upstream::UpstreamPool& pool = *copy.generation_->pools[copy.shadow_upstream_];
-  asio::steady_timer timer(copy.worker_.executor());
-  timer.expires_after(copy.generation_->snapshot->config.migration.shadow.timeout);
-  timer.async_wait([self](const error_code& error) {
-    if (error) return;
-    self->timed_out_ = true;
-    if (self->socket_ != nullptr) {
-      error_code ignored;
-      self->socket_->cancel(ignored);
-    }
-  });
-  if (copy.audit_) copy.audit_->shadow.start();
-  const std::optional<ShadowFailure> failure = co_await copy.exchange(pool);
-  timer.cancel();
-  if (failure) {
-    copy.stats().shadow_failed(*failure);
-    if (copy.audit_) copy.audit_->shadow.fail(std::string(failure_text(*failure)));
-  } else if (copy.audit_) {
-    copy.audit_->shadow.complete();
-  }
-  if (copy.audit_) copy.write_audit();
+std::array<asio::const_buffer, 2> ShadowCopy::request() const { return {asio::buffer(head_), asio::buffer(body_)}; }
+
+void ShadowCopy::sending() {
+  if (audit_) audit_->shadow.start();
 }
 
-asio::awaitable<std::optional<ShadowFailure>> ShadowCopy::exchange(upstream::UpstreamPool& pool) {
-  bool fresh = false;
-  for (int attempt = 0; attempt < 2; ++attempt) {
-    const std::size_t endpoint = pool.pick();
-    if (endpoint == upstream::kNoEndpoint) co_return ShadowFailure::kNoEndpoint;
-    upstream::AcquireResult acquired;
-    if (!fresh) acquired.connection = pool.acquire_idle(endpoint);
-    if (acquired.connection) {
-      acquired.reused = true;
-    } else {
-      acquired = co_await pool.acquire(endpoint, fresh);
-    }
-    if (acquired.pool_full) {
-      pool.stats().error(upstream::UpstreamError::kPoolFull);
-      co_return ShadowFailure::kPoolFull;
-    }
-    if (acquired.error) {
-      pool.stats().error(upstream::UpstreamError::kConnect);
-      co_return timed_out_ ? ShadowFailure::kTimeout : ShadowFailure::kConnect;
-    }
-    upstream::UpstreamConnectionPtr connection = std::move(acquired.connection);
-    if (timed_out_) {
-      pool.release(std::move(connection), !worker_.drained());
-      co_return ShadowFailure::kTimeout;
-    }
-    socket_ = &connection->socket;
-    const auto start = std::chrono::steady_clock::now();
-    bool answered = false, reusable = false;
-    const error_code error = co_await round_trip(*connection, answered, reusable);
-    socket_ = nullptr;
-    if (!error) {
-      pool.stats().duration.observe(std::chrono::steady_clock::now() - start);
-      ++connection->requests;
-      // After the worker drained, an idle connection's watch would keep its loop from ending.
-      pool.release(std::move(connection), reusable && !worker_.drained());
-      co_return std::nullopt;
-    }
-    pool.release(std::move(connection), false);
-    if (timed_out_) {
-      pool.stats().error(upstream::UpstreamError::kTimeout);
-      co_return ShadowFailure::kTimeout;
-    }
-    if (is_http_error(error)) {
-      pool.stats().error(upstream::UpstreamError::kBadResponse);
-      co_return ShadowFailure::kBadResponse;
-    }
-    pool.stats().error(upstream::UpstreamError::kReset);
-    // A kept-alive connection the upstream closed while idle: one more try on a fresh one, as the primary does.
-    if (acquired.reused && !answered && idempotent_ && !fresh) {
-      fresh = true;
-      continue;
-    }
-    co_return ShadowFailure::kReset;
-  }
-  co_return ShadowFailure::kReset;
-}
-
-asio::awaitable<error_code> ShadowCopy::round_trip(upstream::UpstreamConnection& connection, bool& answered,
-                                                   bool& reusable) {
-  const std::array<asio::const_buffer, 2> request{asio::buffer(head_), asio::buffer(body_)};
-  if (auto [error, n] = co_await net::write_all(connection, request); error) co_return error;
-
+asio::awaitable<error_code> ShadowCopy::read_answer(upstream::UpstreamConnection& connection, bool& got_bytes,
+                                                    bool& keep_alive) {
   std::vector<proxy::ResponseParser::Field> fields;
   std::optional<proxy::ResponseParser> response;
-  if (const error_code error = co_await proxy::read_final_head(connection, response, fields, head_method_, answered)) {
+  if (const error_code error = co_await proxy::read_final_head(connection, response, fields, head_method_, got_bytes)) {
     co_return error;
   }
   const unsigned status = response->status();
@@ -250,8 +178,18 @@ asio::awaitable<error_code> ShadowCopy::round_trip(upstream::UpstreamConnection&
     if (audit_) audit_->shadow.body({chunk.data(), chunk.size() - response->body_space()});
   }
   stats().shadow_answered(status);
-  reusable = response->keep_alive() && connection.buffer.size() == 0;
+  keep_alive = response->keep_alive();
   co_return error_code{};
+}
+
+void ShadowCopy::finish(std::optional<ShadowFailure> failure) {
+  if (failure) {
+    stats().shadow_failed(*failure);
+    if (audit_) audit_->shadow.fail(std::string(failure_text(*failure)));
+  } else if (audit_) {
+    audit_->shadow.complete();
+  }
+  if (audit_) write_audit();
 }
 
 void ShadowCopy::write_audit() {
@@ -263,6 +201,190 @@ void ShadowCopy::write_audit() {
   stats().audited(static_cast<std::size_t>(result));
   worker_.audit_sink().write(std::move(line));
   audit_.reset();
+}
+
+std::size_t ShadowDispatch::Lane::batch_limit(unsigned pipeline) const {
+  // Two whatever the pace: a copy waits for at most one other, and the pace gets measured.
+  if (pipeline <= 2 || pace_us <= 0) return pipeline < 2 ? pipeline : 2;
+  const double fits = std::chrono::duration<double, std::micro>(kBatchBudget).count() / pace_us;
+  return fits >= static_cast<double>(pipeline) ? pipeline : std::max<std::size_t>(2, static_cast<std::size_t>(fits));
+}
+
+void ShadowDispatch::Lane::observe(std::chrono::steady_clock::duration between_answers) {
+  const double us = std::chrono::duration<double, std::micro>(between_answers).count();
+  pace_us = pace_us <= 0 ? us : pace_us + (us - pace_us) / 8;
+}
+
+void ShadowDispatch::add(std::shared_ptr<ShadowCopy> copy) {
+  ready_.push_back(std::move(copy));
+  if (flush_posted_) return;
+  flush_posted_ = true;
+  // Behind the handlers already due in this turn of the loop: their copies join this one.
+  asio::post(worker_.executor(), [this] { flush(); });
+}
+
+void ShadowDispatch::flush() {
+  flush_posted_ = false;
+  std::vector<std::shared_ptr<ShadowCopy>> ready;
+  ready.swap(ready_);
+  std::erase_if(lanes_, [](const auto& entry) { return entry.second.pool.expired(); });
+  // The batch being filled for each pool (almost always one), in the order the copies came.
+  std::vector<std::pair<Lane*, Batch>> open;
+  const auto launch = [this](Lane& lane, Batch& batch) {
+    upstream::UpstreamPoolPtr pool = batch.front()->pool();
+    asio::co_spawn(worker_.executor(), send(lane, std::move(pool), std::move(batch)), asio::detached);
+    batch = {};
+  };
+  for (std::shared_ptr<ShadowCopy>& copy : ready) {
+    const upstream::UpstreamPoolPtr& pool = copy->pool();
+    auto [it, inserted] = lanes_.try_emplace(pool.get());
+    Lane& lane = it->second;
+    if (inserted) lane.pool = pool;
+    auto slot = std::find_if(open.begin(), open.end(), [&](const auto& entry) { return entry.first == &lane; });
+    if (slot == open.end()) slot = open.insert(open.end(), {&lane, Batch{}});
+    Batch& batch = slot->second;
+    const bool idempotent = copy->idempotent();
+    const std::size_t limit = lane.batch_limit(copy->pipeline());
+    batch.push_back(std::move(copy));
+    if (batch.size() >= limit || !idempotent) launch(lane, batch);
+  }
+  for (auto& [lane, batch] : open) {
+    if (!batch.empty()) launch(*lane, batch);
+  }
+}
+
+asio::awaitable<void> ShadowDispatch::send(Lane& lane, upstream::UpstreamPoolPtr pool_ptr, Batch copies) {
+  upstream::UpstreamPool& pool = *pool_ptr;
+  // The timer's handler may run after this coroutine ended: what it touches is shared.
+  struct Watch {
+    bool timed_out = false;
+    asio::ip::tcp::socket* socket = nullptr;  // the connection, while the batch uses it
+  };
+  const auto watch = std::make_shared<Watch>();
+  asio::steady_timer timer(worker_.executor());
+  core::Duration timeout = copies.front()->timeout();
+  for (const auto& copy : copies) timeout = std::min(timeout, copy->timeout());
+  timer.expires_after(timeout);
+  timer.async_wait([watch](const error_code& error) {
+    if (error) return;
+    watch->timed_out = true;
+    if (watch->socket != nullptr) {
+      error_code ignored;
+      watch->socket->cancel(ignored);
+    }
+  });
+  for (const auto& copy : copies) copy->sending();
+
+  std::size_t next = 0;  // the first copy without an outcome
+  const auto fail_rest = [&](ShadowFailure failure) {
+    for (; next < copies.size(); ++next) {
+      copies[next]->finish(failure);
+      copies[next].reset();
+    }
+  };
+  bool fresh = false;  // the next connection is a new one (the last, reused, had gone stale)
+  for (unsigned fruitless = 0; next < copies.size();) {
+    if (fruitless == kBatchFruitlessConnections) {
+      fail_rest(ShadowFailure::kReset);
+      break;
+    }
+    const std::size_t endpoint = pool.pick();
+    if (endpoint == upstream::kNoEndpoint) {
+      fail_rest(ShadowFailure::kNoEndpoint);
+      break;
+    }
+    upstream::AcquireResult acquired;
+    if (!fresh) acquired.connection = pool.acquire_idle(endpoint);
+    if (acquired.connection) {
+      acquired.reused = true;
+    } else {
+      acquired = co_await pool.acquire(endpoint, fresh);
+    }
+    if (acquired.pool_full) {
+      pool.stats().error(upstream::UpstreamError::kPoolFull);
+      fail_rest(ShadowFailure::kPoolFull);
+      break;
+    }
+    if (acquired.error) {
+      pool.stats().error(upstream::UpstreamError::kConnect);
+      fail_rest(watch->timed_out ? ShadowFailure::kTimeout : ShadowFailure::kConnect);
+      break;
+    }
+    upstream::UpstreamConnectionPtr connection = std::move(acquired.connection);
+    if (watch->timed_out) {
+      pool.release(std::move(connection), !worker_.drained());
+      fail_rest(ShadowFailure::kTimeout);
+      break;
+    }
+    fresh = false;
+
+    // Every copy still without an answer, in one write.
+    std::vector<asio::const_buffer> buffers;
+    buffers.reserve(2 * (copies.size() - next));
+    for (std::size_t i = next; i < copies.size(); ++i) {
+      const auto request = copies[i]->request();
+      buffers.insert(buffers.end(), request.begin(), request.end());
+    }
+    watch->socket = &connection->socket;
+    const auto start = std::chrono::steady_clock::now();
+    auto last = start;
+    const std::size_t first = next;
+    auto [error, written] = co_await net::write_all(*connection, buffers);
+    bool got_bytes = false, keep_alive = true;
+    while (!error && keep_alive && next < copies.size()) {
+      error = co_await copies[next]->read_answer(*connection, got_bytes, keep_alive);
+      if (error) break;
+      const auto now = std::chrono::steady_clock::now();
+      pool.stats().duration.observe(now - start);
+      // How fast the shadow side answers pipelined copies: the time between two answers of one write.
+      if (next > first) lane.observe(now - last);
+      last = now;
+      ++connection->requests;
+      copies[next]->finish(std::nullopt);
+      copies[next++].reset();
+      got_bytes = false;
+    }
+    watch->socket = nullptr;
+    if (!error) {
+      // After the worker drained, an idle connection's watch would keep its loop from ending.
+      const bool reusable = keep_alive && next == copies.size() && connection->buffer.size() == 0;
+      pool.release(std::move(connection), reusable && !worker_.drained());
+      fruitless = 0;
+      continue;  // the shadow side closed after an answer: the copies after it go on another connection
+    }
+    pool.release(std::move(connection), false);
+    if (watch->timed_out) {
+      pool.stats().error(upstream::UpstreamError::kTimeout);
+      fail_rest(ShadowFailure::kTimeout);
+      break;
+    }
+    const bool answered_here = next > first || got_bytes;
+    // A kept-alive connection the upstream closed while idle: nothing was answered, and the copies go again on
+    // a fresh one, as the primary does. Otherwise the copy being answered failed, and the copies after it, which
+    // the shadow side may not have read, go again.
+    if (is_http_error(error)) {
+      pool.stats().error(upstream::UpstreamError::kBadResponse);
+      copies[next]->finish(ShadowFailure::kBadResponse);
+      copies[next++].reset();
+      fruitless = 0;
+    } else {
+      pool.stats().error(upstream::UpstreamError::kReset);
+      if (acquired.reused && !answered_here) {
+        fresh = true;
+        ++fruitless;
+      } else {
+        copies[next]->finish(ShadowFailure::kReset);
+        copies[next++].reset();
+        fruitless = 0;
+      }
+    }
+    // Only idempotent copies are sent again; one that is not is the last of its batch.
+    if (next < copies.size() && !copies.back()->idempotent()) {
+      copies.back()->finish(ShadowFailure::kReset);
+      copies.pop_back();
+    }
+  }
+  timer.cancel();
 }
 
 }  // namespace apigw::server

@@ -4,15 +4,19 @@
 // primary exchange.
 #pragma once
 
+#include <array>
 #include <chrono>
 #include <cstdint>
+#include <map>
 #include <memory>
 #include <optional>
 #include <span>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include <boost/asio/awaitable.hpp>
+#include <boost/asio/buffer.hpp>
 #include <boost/asio/ip/tcp.hpp>
 
 #include "apigw/core/digest.h"
@@ -55,7 +59,7 @@ class ShadowCopy final : public proxy::RequestObserver, public std::enable_share
     bool idempotent = false;          // a stale keep-alive connection may be retried
     bool head_method = false;         // a HEAD request: the answer has no body
     bool audited = false;
-    migration::AuditRecord record;    // what identifies the request (the sides are filled as they answer)
+    migration::AuditRecord record{};  // what identifies the request (the sides are filled as they answer)
   };
   explicit ShadowCopy(Params params);
   ~ShadowCopy();
@@ -67,10 +71,12 @@ class ShadowCopy final : public proxy::RequestObserver, public std::enable_share
 
   // The primary answer's observer (null unless audited).
   proxy::ResponseObserver* primary_observer() { return audit_ ? &primary_observer_ : nullptr; }
-  // The primary exchange is over (after Forwarder::run), however it ended: a copy made ready leaves now.
+  // The primary exchange is over (after Forwarder::run), however it ended: a copy made ready leaves now, with
+  // the other copies to its side that leave in this turn of the loop (see ShadowDispatch).
   void primary_finished(const proxy::ForwardResult& result);
 
  private:
+  friend class ShadowDispatch;
   class PrimaryObserver final : public proxy::ResponseObserver {
    public:
     explicit PrimaryObserver(ShadowCopy& copy) : copy_(copy) {}
@@ -87,10 +93,19 @@ class ShadowCopy final : public proxy::RequestObserver, public std::enable_share
     AnswerCapture shadow;
   };
 
-  static boost::asio::awaitable<void> send(std::shared_ptr<ShadowCopy> self);
-  boost::asio::awaitable<std::optional<ShadowFailure>> exchange(upstream::UpstreamPool& pool);
-  boost::asio::awaitable<boost::system::error_code> round_trip(upstream::UpstreamConnection& connection,
-                                                               bool& answered, bool& reusable);
+  // For ShadowDispatch, which sends the copy.
+  const upstream::UpstreamPoolPtr& pool() const { return generation_->pools[shadow_upstream_]; }
+  core::Duration timeout() const { return generation_->snapshot->config.migration.shadow.timeout; }
+  unsigned pipeline() const { return generation_->snapshot->config.migration.shadow.pipeline; }
+  bool idempotent() const { return idempotent_; }
+  std::array<boost::asio::const_buffer, 2> request() const;
+  void sending();
+  // Reads this copy's answer from `connection` (the answers to copies written before it were read already).
+  // `got_bytes`: some of it arrived; `keep_alive`: the shadow side keeps the connection open after it.
+  boost::asio::awaitable<boost::system::error_code> read_answer(upstream::UpstreamConnection& connection,
+                                                                bool& got_bytes, bool& keep_alive);
+  // The copy's outcome: answered (no failure) or not; writes the audit record.
+  void finish(std::optional<ShadowFailure> failure);
   RouteStats& stats() const { return *generation_->route_stats[route_index_]; }
   void write_audit();  // both answers are in
 
@@ -104,13 +119,49 @@ class ShadowCopy final : public proxy::RequestObserver, public std::enable_share
   std::uint64_t max_body_;
   bool overflow_ = false;   // the body outgrew migration.shadow.max_body_bytes: no copy
   bool launched_ = false;   // the copy is on its way: the worker counts it in flight
-  bool timed_out_ = false;
   std::string body_;
   std::string head_;
-  boost::asio::ip::tcp::socket* socket_ = nullptr;  // the shadow connection, while the exchange uses it
   std::optional<Audit> audit_;
   migration::AuditRecord record_;
   PrimaryObserver primary_observer_{*this};
+};
+
+// The copies ready to leave, gathered over one turn of the worker's loop and sent in batches: the copies of one
+// turn to one shadow upstream go out in one write on one connection (HTTP/1.1 pipelining) and their answers are
+// read in order, which spares the gateway and the shadow side a write, a read and a wake-up per copy.
+//
+// A batch holds at most migration.shadow.pipeline copies, and fewer when the shadow side answers slowly: it
+// answers pipelined requests one after the other, so past two copies a batch holds what it answers in about
+// kBatchBudget, at the pace measured between the answers of earlier batches (per upstream). A copy of a request that is not idempotent ends its batch (RFC 9112, 9.3.2).
+// A connection that ends before every copy is answered: the copy being answered fails (unless the connection was
+// a kept-alive one that had gone stale: nothing was answered), and the copies after it, which the shadow side may
+// never have read, are sent again on another connection if they are idempotent, and fail otherwise. One timer per
+// batch bounds it by migration.shadow.timeout.
+class ShadowDispatch {
+ public:
+  explicit ShadowDispatch(Worker& worker) : worker_(worker) {}
+  ShadowDispatch(const ShadowDispatch&) = delete;
+  ShadowDispatch& operator=(const ShadowDispatch&) = delete;
+
+  void add(std::shared_ptr<ShadowCopy> copy);
+
+ private:
+  // One shadow upstream's pool and how fast it answers pipelined copies.
+  struct Lane {
+    std::weak_ptr<upstream::UpstreamPool> pool;
+    double pace_us = 0;  // moving average of the time between two answers of one write (0: not measured yet)
+    std::size_t batch_limit(unsigned pipeline) const;
+    void observe(std::chrono::steady_clock::duration between_answers);
+  };
+  using Batch = std::vector<std::shared_ptr<ShadowCopy>>;
+
+  void flush();
+  boost::asio::awaitable<void> send(Lane& lane, upstream::UpstreamPoolPtr pool, Batch copies);
+
+  Worker& worker_;
+  std::vector<std::shared_ptr<ShadowCopy>> ready_;
+  bool flush_posted_ = false;
+  std::map<const upstream::UpstreamPool*, Lane> lanes_;
 };
 
 }  // namespace apigw::server

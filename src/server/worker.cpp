@@ -15,6 +15,7 @@
 #include <spdlog/spdlog.h>
 
 #include "apigw/server/client_session.h"
+#include "shadow_stage.h"
 
 namespace apigw::server {
 namespace asio = boost::asio;
@@ -66,7 +67,8 @@ Worker::Worker(unsigned index, core::AccessLog& access_log, upstream::HealthTabl
       client_connections_(metrics_.gauge("apigw_client_connections", "Open client connections")),
       audit_sink_(audit_sink),
       shadows_in_flight_(metrics_.gauge("apigw_migration_shadows_in_flight",
-                                        "Copies of requests on their way to the shadow side")) {
+                                        "Copies of requests on their way to the shadow side")),
+      shadow_dispatch_(std::make_unique<ShadowDispatch>(*this)) {
   heartbeat_.store(std::chrono::steady_clock::now().time_since_epoch().count());
 }
 

@@ -10,13 +10,15 @@ import json
 import os
 import signal
 import statistics
+import threading
 import time
+from collections import defaultdict
 
 import pytest
 
 from apigw_harness import free_port, gateway_config, redis_sessions, route, wait_until, write_config
 from rawhttp import Client, request
-from recording_upstream import Echo, Fixed, Garbage, Hang, Reset
+from recording_upstream import Behaviour, Echo, Fixed, Garbage, Hang, Reset
 
 DEVICE = "X-Device-Id"
 SHADOW = "X-Apigw-Shadow"
@@ -206,6 +208,105 @@ def test_max_in_flight_drops_and_counts_the_excess(gateway, upstream):
     settle(gw, 'apigw_migration_shadow_dropped_total{route="users",reason="max_in_flight"}', 3)
     assert gw.metric('apigw_migration_shadow_requests_total{route="users"}') == 2
     assert gw.metric("apigw_migration_shadows_in_flight") == 2
+
+
+class Together(Behaviour):
+    """Answers as `inner` once `parties` requests wait for it (or after 5 s): answers that arrive together."""
+
+    def __init__(self, parties, inner=None):
+        super().__init__()
+        self.barrier = threading.Barrier(parties)
+        self.inner = inner or Fixed(200, b"ok")
+
+    def respond(self, up, conn, req):
+        try:
+            self.barrier.wait(timeout=5)
+        except threading.BrokenBarrierError:
+            self.barrier.reset()
+        return self.inner.respond(up, conn, req)
+
+
+def burst(gw, n, method=lambda i: "GET"):
+    """`n` requests at once, each on its own connection; their request ids."""
+    answers = [None] * n
+
+    def one(i):
+        m = method(i)
+        answers[i] = request(gw.port, m, f"/users/{i}", [(DEVICE, str(i))], body=b"x" if m == "POST" else None)
+
+    threads = [threading.Thread(target=one, args=(i,)) for i in range(n)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(30)
+    assert all(a is not None and a.status == 200 for a in answers), answers
+    return [a.header("X-Request-Id") for a in answers]
+
+
+def by_connection(requests):
+    conns = defaultdict(list)
+    for q in sorted(requests, key=lambda q: q.time):
+        conns[q.conn_id].append(q)
+    return conns
+
+
+def test_copies_that_leave_together_are_pipelined_and_nothing_follows_a_post(gateway, upstream):
+    n = 24
+    old, new = upstream("old", default=Together(n)), upstream("new", default=Fixed(200, b"copy"))
+    gw = gateway(shadow_config(old, new, workers=1))
+    ids = []
+    for _ in range(3):
+        ids += burst(gw, n, lambda i: "POST" if i % 6 == 5 else "GET")
+    settle(gw, 'apigw_migration_shadow_responses_total{route="users",status="2xx"}', len(ids))
+    copies = new.recorded()
+    assert sorted(q.header("X-Request-Id") for q in copies) == sorted(ids)  # each copy once
+    assert any(q.pipelined for q in copies), "no copy went right behind another on its connection"
+    for conn in by_connection(copies).values():
+        for before, after in zip(conn, conn[1:]):
+            assert not (before.method == "POST" and after.pipelined), "a copy went right behind a POST"
+    assert len({q.conn_id for q in copies}) < len(copies) / 2
+    assert sum(gw.metric(f'apigw_migration_shadow_errors_total{{route="users",reason="{r}"}}')
+               for r in ("reset", "bad_response", "timeout")) == 0
+
+
+def test_pipeline_1_sends_one_copy_at_a_time(gateway, upstream):
+    n = 16
+    old, new = upstream("old", default=Together(n)), upstream("new", default=Fixed(200, b"copy"))
+    gw = gateway(shadow_config(old, new, workers=1, shadow={"pipeline": 1}))
+    ids = burst(gw, n) + burst(gw, n)
+    settle(gw, 'apigw_migration_shadow_responses_total{route="users",status="2xx"}', len(ids))
+    assert sorted(q.header("X-Request-Id") for q in new.recorded()) == sorted(ids)
+    assert not any(q.pipelined for q in new.recorded())
+
+
+@pytest.mark.parametrize("closing", ["connection_close", "close_delimited"])
+def test_copies_a_closing_shadow_side_never_read_are_sent_again(gateway, upstream, closing):
+    n = 16
+    answer = Fixed(200, b"copy", close=True) if closing == "connection_close" else Fixed(200, b"copy", close_delimited=True)
+    old, new = upstream("old", default=Together(n)), upstream("new", default=answer)
+    gw = gateway(shadow_config(old, new, workers=1))
+    ids = burst(gw, n) + burst(gw, n)
+    settle(gw, 'apigw_migration_shadow_responses_total{route="users",status="2xx"}', len(ids))
+    copies = new.recorded()
+    # One answer per connection: every copy got through on a connection of its own, however it was batched.
+    assert sorted(q.header("X-Request-Id") for q in copies) == sorted(ids)
+    assert len({q.conn_id for q in copies}) == len(copies)
+    assert gw.metric('apigw_migration_shadow_requests_total{route="users"}') == len(ids)
+    settle(gw, "apigw_migration_shadows_in_flight", 0)
+
+
+def test_a_slow_shadow_side_gets_at_most_two_copies_per_write(gateway, upstream):
+    n = 12
+    old, new = upstream("old", default=Together(n)), upstream("new", default=Fixed(200, b"copy", delay=0.03))
+    gw = gateway(shadow_config(old, new, workers=1))
+    ids = burst(gw, n) + burst(gw, n) + burst(gw, n)
+    settle(gw, 'apigw_migration_shadow_responses_total{route="users",status="2xx"}', len(ids), timeout=15)
+    assert sorted(q.header("X-Request-Id") for q in new.recorded()) == sorted(ids)
+    for conn in by_connection(new.recorded()).values():
+        run = 0
+        for q in conn:
+            run = run + 1 if q.pipelined else 0
+            assert run < 2, "three copies in one write to a shadow side that takes 30 ms each"
 
 
 def test_bodies_over_max_body_bytes_are_not_copied(gateway, upstream):

@@ -75,6 +75,7 @@ class RecordedRequest(HeaderAccess):
     conn_id: int           # 1-based counter of accepted connections
     client_port: int
     time: float = field(default_factory=time.monotonic)
+    pipelined: bool = False  # its head had come with the bytes of an earlier request (HTTP/1.1 pipelining)
 
     @property
     def path(self) -> str:
@@ -292,6 +293,7 @@ class _Conn:
         self.closed = False
         self.lock = threading.Lock()
         self.tag: list[tuple[str, str]] = []  # headers added to every response head
+        self.head_was_buffered = False  # the last head read had come with earlier bytes, no read needed
 
     def head(self, status: int, headers, reason: str = "") -> bytes:
         return _head(status, list(headers) + self.tag, reason)
@@ -307,12 +309,14 @@ class _Conn:
         return True
 
     def read_head(self) -> Optional[bytes]:
+        self.head_was_buffered = True
         while True:
             idx = self.buf.find(b"\r\n\r\n")
             if idx >= 0:
                 head = bytes(self.buf[: idx + 4])
                 del self.buf[: idx + 4]
                 return head
+            self.head_was_buffered = False
             if len(self.buf) > MAX_HEAD_BYTES:
                 raise RequestError("request head too large")
             if not self._fill():
@@ -614,7 +618,7 @@ class Upstream:
             if len(kept) < BODY_KEEP_LIMIT:
                 kept += piece[: BODY_KEEP_LIMIT - len(kept)]
         return RecordedRequest(method, target, version, headers, bytes(kept), total, h.hexdigest(),
-                               framing[0] == "chunked", conn.id, conn.peer[1])
+                               framing[0] == "chunked", conn.id, conn.peer[1], pipelined=conn.head_was_buffered)
 
     def _echo(self, conn, behaviour: Echo, method, target, version, headers, framing) -> bool:
         """Streams the request body back as it arrives, through a spool file so that the reader never

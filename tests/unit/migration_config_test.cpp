@@ -81,6 +81,7 @@ TEST(MigrationConfig, DefaultsWhenTheSectionIsEmpty) {
   EXPECT_EQ(migration.shadow.timeout, seconds(5));
   EXPECT_EQ(migration.shadow.header, "X-Apigw-Shadow");
   EXPECT_EQ(migration.shadow.max_body_bytes, 1024u * 1024);
+  EXPECT_EQ(migration.shadow.pipeline, 16u);
   EXPECT_FALSE(migration.shadow_target.has_value());
   EXPECT_FALSE(migration.split.has_value());
   EXPECT_FALSE(migration.audit.enabled);
@@ -139,7 +140,7 @@ TEST(MigrationConfig, OtherValues) {
   beta_users: [7, alice@example.com]
   shadow_ignore: ["/**", "GET /a/*/b", "/"]
   shadow: { max_in_flight: 1000000, timeout: 250ms, header: X-Shadow-Copy, max_body_bytes: 512, upstream: new,
-            percent: 100 }
+            percent: 100, pipeline: 1 }
   split: { upstream: new, percent: 0.0001 }
   audit:
     sink: http://audit.internal:8080/audit/v1
@@ -156,6 +157,7 @@ TEST(MigrationConfig, OtherValues) {
   EXPECT_EQ(migration.shadow.timeout, std::chrono::milliseconds(250));
   EXPECT_EQ(migration.shadow.header, "X-Shadow-Copy");
   EXPECT_EQ(migration.shadow.max_body_bytes, 512u);
+  EXPECT_EQ(migration.shadow.pipeline, 1u);
   EXPECT_EQ(migration.shadow_target, (MigrationTarget{"new", "100", 1'000'000}));
   EXPECT_EQ(migration.split, (MigrationTarget{"new", "0.0001", 1}));
   EXPECT_EQ(migration.audit.sink, "http://audit.internal:8080/audit/v1");
@@ -312,6 +314,7 @@ routes:
                                                          {"timeout", "2s"},
                                                          {"header", "X-Apigw-Shadow"},
                                                          {"max_body_bytes", 1024 * 1024},
+                                                         {"pipeline", 16},
                                                          {"upstream", "new"},
                                                          {"percent", "10"},
                                                          {"threshold", 1000}}));
@@ -435,6 +438,8 @@ INSTANTIATE_TEST_SUITE_P(
                    "migration.shadow_ignore: '/a' is listed twice"},
         BadSection{"migration:\n  shadow: { max_in_flight: 0 }\n", 2, 28,
                    "migration.shadow.max_in_flight: must be from 1 to 1000000, got 0"},
+        BadSection{"migration:\n  shadow: { pipeline: 65 }\n", 2, 23,
+                   "migration.shadow.pipeline: must be from 1 to 64, got 65"},
         BadSection{"migration:\n  shadow: { timeout: 0s }\n", 2, 22,
                    "migration.shadow.timeout: must be greater than zero"},
         BadSection{"migration:\n  shadow: { timeout: soon }\n", 2, 22, "migration.shadow.timeout: bad duration"},
@@ -449,7 +454,7 @@ INSTANTIATE_TEST_SUITE_P(
                    "migration.shadow: upstream 'missing' is not defined (defined: new, old)"},
         BadSection{"migration:\n  shadow: { copies: 2 }\n", 2, 13,
                    "unknown key 'copies' in migration.shadow (allowed: max_in_flight, timeout, header, "
-                   "max_body_bytes, upstream, percent)"},
+                   "max_body_bytes, pipeline, upstream, percent)"},
         BadSection{"migration:\n  shadow: { max_body_bytes: 65MiB }\n", 2, 29,
                    "migration.shadow.max_body_bytes: must be from 1 to 64MiB, got 65MiB"},
         BadSection{"migration:\n  split: {}\n", 2, 10,

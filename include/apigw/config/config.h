@@ -229,6 +229,7 @@ struct ShadowSettings {
   core::Duration timeout = std::chrono::seconds(5);
   std::string header = "X-Apigw-Shadow";  // sent as "1" on every shadow copy; a request carrying it is never shadowed
   std::uint64_t max_body_bytes = 1024 * 1024;  // a request with a larger body is not copied (dropped and counted)
+  unsigned pipeline = 16;  // at most this many copies written together on one connection (1: one at a time)
   bool operator==(const ShadowSettings&) const = default;
 };
 

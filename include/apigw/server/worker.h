@@ -32,6 +32,7 @@
 namespace apigw::server {
 
 class ClientSession;
+class ShadowDispatch;
 
 // What one worker serves with: a snapshot, this worker's pools for its upstreams, its token authenticator and its
 // response cache. A request holds the generation it started with, so all of these outlive a reload until it ends.
@@ -90,6 +91,8 @@ class Worker {
   // already in flight.
   bool begin_shadow(unsigned max);
   void end_shadow();
+  // Worker thread only: sends the copies.
+  ShadowDispatch& shadow_dispatch() { return *shadow_dispatch_; }
   // Any thread: where audit records go (shared by every worker).
   migration::AuditSink& audit_sink() { return audit_sink_; }
   boost::asio::any_io_executor executor() { return context_.get_executor(); }
@@ -137,6 +140,7 @@ class Worker {
   std::atomic<bool> exited_{false};
   std::atomic<std::chrono::steady_clock::rep> heartbeat_{0};
   boost::asio::io_context context_{1};
+  std::unique_ptr<ShadowDispatch> shadow_dispatch_;
   std::vector<ListenSocket> pending_listeners_;  // until start()
   std::vector<std::shared_ptr<boost::asio::ip::tcp::acceptor>> acceptors_;
   boost::asio::steady_timer sweep_timer_{context_};
