@@ -204,53 +204,52 @@ void ShadowCopy::write_audit() {
 }
 
 std::size_t ShadowDispatch::Lane::batch_limit(unsigned pipeline) const {
-  // Two whatever the pace: a copy waits for at most one other, and the pace gets measured.
-  if (pipeline <= 2 || pace_us <= 0) return pipeline < 2 ? pipeline : 2;
+  if (pace_us <= 0) return 1;  // not measured yet: the first copies go alone, and are measured
   const double fits = std::chrono::duration<double, std::micro>(kBatchBudget).count() / pace_us;
-  return fits >= static_cast<double>(pipeline) ? pipeline : std::max<std::size_t>(2, static_cast<std::size_t>(fits));
+  return fits >= static_cast<double>(pipeline) ? pipeline : std::max<std::size_t>(1, static_cast<std::size_t>(fits));
 }
 
-void ShadowDispatch::Lane::observe(std::chrono::steady_clock::duration between_answers) {
-  const double us = std::chrono::duration<double, std::micro>(between_answers).count();
+void ShadowDispatch::Lane::observe(std::chrono::steady_clock::duration answer_time) {
+  const double us = std::chrono::duration<double, std::micro>(answer_time).count();
   pace_us = pace_us <= 0 ? us : pace_us + (us - pace_us) / 8;
 }
 
 void ShadowDispatch::add(std::shared_ptr<ShadowCopy> copy) {
-  ready_.push_back(std::move(copy));
-  if (flush_posted_) return;
+  const upstream::UpstreamPoolPtr& pool = copy->pool();
+  auto [it, inserted] = lanes_.try_emplace(pool.get());
+  Lane& lane = it->second;
+  if (lane.pool.expired()) {  // new, or a pool at the address of a retired one
+    lane = Lane{};
+    lane.pool = pool;
+  }
+  const bool idempotent = copy->idempotent();
+  const std::size_t limit = lane.batch_limit(copy->pipeline());
+  lane.batch.push_back(std::move(copy));
+  if (lane.batch.size() >= limit || !idempotent) return launch(lane);
+  // While a batch of this lane is on its way, the next one fills up until that one is back (or it is full).
+  if (lane.sending > 0 || flush_posted_) return;
   flush_posted_ = true;
-  // Behind the handlers already due in this turn of the loop: their copies join this one.
-  asio::post(worker_.executor(), [this] { flush(); });
+  // Behind the handlers already due in this turn of the loop: their copies join this batch.
+  asio::post(worker_.executor(), [this] {
+    flush_posted_ = false;
+    flush();
+  });
+}
+
+void ShadowDispatch::launch(Lane& lane) {
+  ++lane.sending;
+  Batch batch;
+  batch.swap(lane.batch);
+  upstream::UpstreamPoolPtr pool = batch.front()->pool();
+  asio::co_spawn(worker_.executor(), send(lane, std::move(pool), std::move(batch)), asio::detached);
 }
 
 void ShadowDispatch::flush() {
-  flush_posted_ = false;
-  std::vector<std::shared_ptr<ShadowCopy>> ready;
-  ready.swap(ready_);
+  for (auto& [key, lane] : lanes_) {
+    if (!lane.batch.empty() && lane.sending == 0) launch(lane);
+  }
+  // A running batch holds its pool: an expired pool's lane is idle.
   std::erase_if(lanes_, [](const auto& entry) { return entry.second.pool.expired(); });
-  // The batch being filled for each pool (almost always one), in the order the copies came.
-  std::vector<std::pair<Lane*, Batch>> open;
-  const auto launch = [this](Lane& lane, Batch& batch) {
-    upstream::UpstreamPoolPtr pool = batch.front()->pool();
-    asio::co_spawn(worker_.executor(), send(lane, std::move(pool), std::move(batch)), asio::detached);
-    batch = {};
-  };
-  for (std::shared_ptr<ShadowCopy>& copy : ready) {
-    const upstream::UpstreamPoolPtr& pool = copy->pool();
-    auto [it, inserted] = lanes_.try_emplace(pool.get());
-    Lane& lane = it->second;
-    if (inserted) lane.pool = pool;
-    auto slot = std::find_if(open.begin(), open.end(), [&](const auto& entry) { return entry.first == &lane; });
-    if (slot == open.end()) slot = open.insert(open.end(), {&lane, Batch{}});
-    Batch& batch = slot->second;
-    const bool idempotent = copy->idempotent();
-    const std::size_t limit = lane.batch_limit(copy->pipeline());
-    batch.push_back(std::move(copy));
-    if (batch.size() >= limit || !idempotent) launch(lane, batch);
-  }
-  for (auto& [lane, batch] : open) {
-    if (!batch.empty()) launch(*lane, batch);
-  }
 }
 
 asio::awaitable<void> ShadowDispatch::send(Lane& lane, upstream::UpstreamPoolPtr pool_ptr, Batch copies) {
@@ -336,8 +335,9 @@ asio::awaitable<void> ShadowDispatch::send(Lane& lane, upstream::UpstreamPoolPtr
       if (error) break;
       const auto now = std::chrono::steady_clock::now();
       pool.stats().duration.observe(now - start);
-      // How fast the shadow side answers pipelined copies: the time between two answers of one write.
-      if (next > first) lane.observe(now - last);
+      // How fast the shadow side answers: the time between two answers of one write, or, for a copy written
+      // alone, its whole exchange (an upper bound: it includes the round trip).
+      if (next > first || copies.size() - first == 1) lane.observe(now - last);
       last = now;
       ++connection->requests;
       copies[next]->finish(std::nullopt);
@@ -385,6 +385,9 @@ asio::awaitable<void> ShadowDispatch::send(Lane& lane, upstream::UpstreamPoolPtr
     }
   }
   timer.cancel();
+  // The batch that filled up meanwhile leaves now.
+  --lane.sending;
+  if (!lane.batch.empty()) launch(lane);
 }
 
 }  // namespace apigw::server

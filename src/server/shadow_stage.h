@@ -126,13 +126,17 @@ class ShadowCopy final : public proxy::RequestObserver, public std::enable_share
   PrimaryObserver primary_observer_{*this};
 };
 
-// The copies ready to leave, gathered over one turn of the worker's loop and sent in batches: the copies of one
-// turn to one shadow upstream go out in one write on one connection (HTTP/1.1 pipelining) and their answers are
-// read in order, which spares the gateway and the shadow side a write, a read and a wake-up per copy.
+// The copies ready to leave, gathered and sent in batches: a batch of copies to one shadow upstream goes out in one
+// write on one connection (HTTP/1.1 pipelining) and their answers are read in order, which spares the gateway and
+// the shadow side a write, a read and a wake-up per copy. A batch leaves once it is full; otherwise at the end of
+// the turn of the loop, or, while another batch to that upstream is on its way, when that one is back (as Nagle's
+// algorithm does for small writes): under load batches fill up by themselves, at low load a copy leaves at once.
 //
 // A batch holds at most migration.shadow.pipeline copies, and fewer when the shadow side answers slowly: it
-// answers pipelined requests one after the other, so past two copies a batch holds what it answers in about
-// kBatchBudget, at the pace measured between the answers of earlier batches (per upstream). A copy of a request that is not idempotent ends its batch (RFC 9112, 9.3.2).
+// answers pipelined requests one after the other, so a batch holds what it answers in about kBatchBudget, at the
+// pace measured per upstream (between two answers of one write, or a lone copy's whole exchange); until that is
+// measured, and when a single answer takes longer, a batch is one copy. A copy of a request that is not
+// idempotent ends its batch (RFC 9112, 9.3.2).
 // A connection that ends before every copy is answered: the copy being answered fails (unless the connection was
 // a kept-alive one that had gone stale: nothing was answered), and the copies after it, which the shadow side may
 // never have read, are sent again on another connection if they are idempotent, and fail otherwise. One timer per
@@ -146,20 +150,22 @@ class ShadowDispatch {
   void add(std::shared_ptr<ShadowCopy> copy);
 
  private:
-  // One shadow upstream's pool and how fast it answers pipelined copies.
+  using Batch = std::vector<std::shared_ptr<ShadowCopy>>;
+  // One shadow upstream's pool, the batch filling for it, and how fast it answers pipelined copies.
   struct Lane {
     std::weak_ptr<upstream::UpstreamPool> pool;
-    double pace_us = 0;  // moving average of the time between two answers of one write (0: not measured yet)
+    Batch batch;
+    unsigned sending = 0;  // batches on their way
+    double pace_us = 0;  // moving average of the time an answer takes (0: not measured yet)
     std::size_t batch_limit(unsigned pipeline) const;
-    void observe(std::chrono::steady_clock::duration between_answers);
+    void observe(std::chrono::steady_clock::duration answer_time);
   };
-  using Batch = std::vector<std::shared_ptr<ShadowCopy>>;
 
-  void flush();
+  void launch(Lane& lane);  // its batch leaves
+  void flush();             // the turn is over: every batch leaves
   boost::asio::awaitable<void> send(Lane& lane, upstream::UpstreamPoolPtr pool, Batch copies);
 
   Worker& worker_;
-  std::vector<std::shared_ptr<ShadowCopy>> ready_;
   bool flush_posted_ = false;
   std::map<const upstream::UpstreamPool*, Lane> lanes_;
 };

@@ -243,6 +243,20 @@ def burst(gw, n, method=lambda i: "GET"):
     return [a.header("X-Request-Id") for a in answers]
 
 
+def warm_up(gw, old):
+    """Requests one at a time, whose copies go alone and tell apigw how fast the new side answers (the test's server
+    answers slowly when many come at once); their request ids."""
+    old.on("/users/warm", Fixed(200, b"ok"))
+    ids = []
+    with Client(gw.port) as c:
+        for _ in range(30):
+            r = c.request("GET", "/users/warm", [(DEVICE, "1")])
+            assert r.status == 200, r
+            ids.append(r.header("X-Request-Id"))
+            time.sleep(0.002)
+    return ids
+
+
 def by_connection(requests):
     conns = defaultdict(list)
     for q in sorted(requests, key=lambda q: q.time):
@@ -254,7 +268,7 @@ def test_copies_that_leave_together_are_pipelined_and_nothing_follows_a_post(gat
     n = 24
     old, new = upstream("old", default=Together(n)), upstream("new", default=Fixed(200, b"copy"))
     gw = gateway(shadow_config(old, new, workers=1))
-    ids = []
+    ids = warm_up(gw, old)
     for _ in range(3):
         ids += burst(gw, n, lambda i: "POST" if i % 6 == 5 else "GET")
     settle(gw, 'apigw_migration_shadow_responses_total{route="users",status="2xx"}', len(ids))
@@ -273,7 +287,7 @@ def test_pipeline_1_sends_one_copy_at_a_time(gateway, upstream):
     n = 16
     old, new = upstream("old", default=Together(n)), upstream("new", default=Fixed(200, b"copy"))
     gw = gateway(shadow_config(old, new, workers=1, shadow={"pipeline": 1}))
-    ids = burst(gw, n) + burst(gw, n)
+    ids = warm_up(gw, old) + burst(gw, n) + burst(gw, n)
     settle(gw, 'apigw_migration_shadow_responses_total{route="users",status="2xx"}', len(ids))
     assert sorted(q.header("X-Request-Id") for q in new.recorded()) == sorted(ids)
     assert not any(q.pipelined for q in new.recorded())
@@ -285,28 +299,28 @@ def test_copies_a_closing_shadow_side_never_read_are_sent_again(gateway, upstrea
     answer = Fixed(200, b"copy", close=True) if closing == "connection_close" else Fixed(200, b"copy", close_delimited=True)
     old, new = upstream("old", default=Together(n)), upstream("new", default=answer)
     gw = gateway(shadow_config(old, new, workers=1))
-    ids = burst(gw, n) + burst(gw, n)
+    ids = warm_up(gw, old) + burst(gw, n) + burst(gw, n)
     settle(gw, 'apigw_migration_shadow_responses_total{route="users",status="2xx"}', len(ids))
     copies = new.recorded()
-    # One answer per connection: every copy got through on a connection of its own, however it was batched.
+    # One answer per connection: every copy got through on a connection of its own, also those that had been
+    # written behind an answer that closed its connection.
     assert sorted(q.header("X-Request-Id") for q in copies) == sorted(ids)
     assert len({q.conn_id for q in copies}) == len(copies)
+    assert new.closed_unread > 0
     assert gw.metric('apigw_migration_shadow_requests_total{route="users"}') == len(ids)
     settle(gw, "apigw_migration_shadows_in_flight", 0)
 
 
-def test_a_slow_shadow_side_gets_at_most_two_copies_per_write(gateway, upstream):
+def test_a_slow_shadow_side_gets_one_copy_per_write(gateway, upstream):
     n = 12
     old, new = upstream("old", default=Together(n)), upstream("new", default=Fixed(200, b"copy", delay=0.03))
     gw = gateway(shadow_config(old, new, workers=1))
     ids = burst(gw, n) + burst(gw, n) + burst(gw, n)
     settle(gw, 'apigw_migration_shadow_responses_total{route="users",status="2xx"}', len(ids), timeout=15)
     assert sorted(q.header("X-Request-Id") for q in new.recorded()) == sorted(ids)
-    for conn in by_connection(new.recorded()).values():
-        run = 0
-        for q in conn:
-            run = run + 1 if q.pipelined else 0
-            assert run < 2, "three copies in one write to a shadow side that takes 30 ms each"
+    # At 30 ms an answer, two copies in a write would keep the second waiting: each goes alone.
+    assert not any(q.pipelined for q in new.recorded())
+    assert len({q.conn_id for q in new.recorded()}) >= n / 2
 
 
 def test_bodies_over_max_body_bytes_are_not_copied(gateway, upstream):

@@ -362,6 +362,24 @@ class _Conn:
             except OSError:
                 pass
 
+    def linger(self, seconds: float = 1.0) -> None:
+        """Closes as a server should with requests unread (RFC 9112, 9.6; NGINX's lingering_close): first only its
+        sending side, then reads and drops what comes until the peer closes (or `seconds`), so that unread bytes do
+        not turn the close into a reset that destroys the answers already sent."""
+        try:
+            self.sock.shutdown(socket.SHUT_WR)
+            self.sock.settimeout(0.05)
+            deadline = time.monotonic() + seconds
+            while time.monotonic() < deadline:
+                try:
+                    if not self.sock.recv(65536):
+                        break
+                except socket.timeout:
+                    continue
+        except OSError:
+            pass
+        self.close()
+
     def hang(self, stopping: threading.Event) -> None:
         # Keep reading (and discarding) so that a peer close ends the hang; otherwise wait for stop().
         self.sock.settimeout(0.2)
@@ -406,6 +424,7 @@ class Upstream:
         self.requests: list[RecordedRequest] = []
         self.events: list[str] = []   # a short log of what happened, printed on test failure
         self.accepted = 0
+        self.closed_unread = 0  # connections closed with request bytes never read (pipelined requests unanswered)
         self._lock = threading.Lock()
         self._cond = threading.Condition(self._lock)
         self._stopping = threading.Event()
@@ -558,9 +577,18 @@ class Upstream:
         except OSError as e:
             self._event(f"conn {conn.id}: socket error: {e!r}")
         finally:
+            unread = bool(conn.buf)
+            if not unread and not conn.closed:
+                try:
+                    unread = bool(conn.sock.recv(1, socket.MSG_DONTWAIT | socket.MSG_PEEK))
+                except OSError:
+                    pass
+            if unread:
+                conn.linger()
             conn.close()
             with self._lock:
                 self._conns.pop(conn.id, None)
+                self.closed_unread += unread
 
     @staticmethod
     def _framing(headers):
