@@ -184,6 +184,8 @@ def test_metrics_exposes_every_documented_family(gateway, upstream):
                                 {"a": {"endpoints": [up], "health_check": {"path": "/healthz", "interval": "100ms"}}}))
     assert request(gw.port, "GET", "/api/x").status == 200
     assert wait_until(lambda: metric(gw, "apigw_health_checks_total") >= 1, timeout=3)
+    # The client may have its answer a moment before the worker has counted the request.
+    assert wait_until(lambda: sum(Metrics(gw).series("apigw_requests_total").values()) >= 1, timeout=3)
     r = admin(gw, "/metrics")
     ctype = r.header("Content-Type") or ""
     assert ctype.split(";")[0].strip() == "text/plain" and "version=0.0.4" in ctype, ctype
