@@ -71,8 +71,8 @@ class ShadowCopy final : public proxy::RequestObserver, public std::enable_share
 
   // The primary answer's observer (null unless audited).
   proxy::ResponseObserver* primary_observer() { return audit_ ? &primary_observer_ : nullptr; }
-  // The primary exchange is over (after Forwarder::run), however it ended: a copy made ready leaves now, with
-  // the other copies to its side that leave in this turn of the loop (see ShadowDispatch).
+  // The primary exchange is over (after Forwarder::run), however it ended: a copy made ready leaves now, in a batch
+  // with other copies to its side (see ShadowDispatch).
   void primary_finished(const proxy::ForwardResult& result);
 
  private:

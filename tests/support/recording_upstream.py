@@ -583,9 +583,7 @@ class Upstream:
                     unread = bool(conn.sock.recv(1, socket.MSG_DONTWAIT | socket.MSG_PEEK))
                 except OSError:
                     pass
-            if unread:
-                conn.linger()
-            conn.close()
+            conn.linger() if unread else conn.close()
             with self._lock:
                 self._conns.pop(conn.id, None)
                 self.closed_unread += unread
