@@ -2,7 +2,9 @@
 // Redis Cluster of such servers in a temporary directory (removed afterwards).
 #pragma once
 
+#include <fcntl.h>
 #include <signal.h>
+#include <sys/file.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -17,6 +19,7 @@
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
+#include <map>
 #include <memory>
 #include <mutex>
 #include <optional>
@@ -54,24 +57,45 @@ inline bool bindable(std::uint16_t port) {
   return ok;
 }
 
-// A loopback port that was free a moment ago and that this process has not handed out before, drawn at random
-// below the ephemeral range (and below `below`): a port the kernel hands out for bind(0) is one it may give, before
-// the test's server binds it, to the local end of another test's outgoing connection.
-inline std::uint16_t free_port(int below = 65536) {
+// Reserves `port` for this process against every other test process on the machine (the Python harness takes the
+// same locks): an exclusive lock on a file named after it, held until this process exits. False if another
+// process, or this one, holds it already, or if the port is not bindable now. The caller holds the mutex.
+inline bool claim_port(std::uint16_t port) {
+  static std::map<std::uint16_t, int> claimed;  // port -> descriptor holding its lock
+  if (claimed.contains(port)) return false;
+  const std::filesystem::path directory = std::filesystem::temp_directory_path() / "apigw-test-ports";
+  std::error_code ignored;
+  std::filesystem::create_directory(directory, ignored);
+  const std::string file = (directory / std::to_string(port)).string();
+  const int fd = ::open(file.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0666);
+  if (fd < 0) throw std::runtime_error("cannot open the port lock " + file);
+  if (::flock(fd, LOCK_EX | LOCK_NB) != 0 || !bindable(port)) {
+    ::close(fd);
+    return false;
+  }
+  claimed.emplace(port, fd);
+  return true;
+}
+
+inline std::mutex& port_mutex() {
   static std::mutex mutex;
-  static std::set<std::uint16_t> given;
+  return mutex;
+}
+
+// A loopback port that was free a moment ago and is now claimed by this process (`claim_port`), so no other test
+// process, running side by side, and no other caller here gets it. It is drawn at random below the ephemeral range
+// (and below `below`): a port the kernel hands out for bind(0) is one it may give, before the test's server binds
+// it, to the local end of another test's outgoing connection.
+inline std::uint16_t free_port(int below = 65536) {
   static std::mt19937 choice{std::random_device{}()};
   constexpr int kLowest = 10000;
-  const std::lock_guard lock(mutex);
+  const std::lock_guard lock(port_mutex());
   const int ceiling = std::min(ephemeral_low(), below);
   if (ceiling - kLowest >= 1000) {
     std::uniform_int_distribution<int> draw(kLowest, ceiling - 1);
     for (int attempt = 0; attempt < 1000; ++attempt) {
       const auto port = static_cast<std::uint16_t>(draw(choice));
-      if (!given.contains(port) && bindable(port)) {
-        given.insert(port);
-        return port;
-      }
+      if (claim_port(port)) return port;
     }
   }
   for (int attempt = 0; attempt < 100; ++attempt) {  // no room below the ephemeral range: the kernel's choice
@@ -82,12 +106,9 @@ inline std::uint16_t free_port(int below = 65536) {
     ::getsockname(fd, reinterpret_cast<sockaddr*>(&address), &length);
     ::close(fd);
     const std::uint16_t port = ntohs(address.sin_port);
-    if (!given.contains(port) && port < below) {
-      given.insert(port);
-      return port;
-    }
+    if (port < below && claim_port(port)) return port;
   }
-  throw std::runtime_error("no free port that was not handed out already");
+  throw std::runtime_error("no free port that no test process has claimed");
 }
 
 inline bool accepts(std::uint16_t port) {
@@ -192,9 +213,8 @@ class RedisCluster {
     dir_ = dir;
     try {
       std::vector<std::string> create{"redis-cli", "--cluster", "create"};
-      std::set<std::uint16_t> taken;
       for (int i = 0; i < masters * (1 + replicas); ++i) {
-        const std::uint16_t port = cluster_port(taken);
+        const std::uint16_t port = cluster_port();
         const std::string name = (dir_ / ("node-" + std::to_string(port))).string();
         nodes_.push_back(std::make_unique<RedisServer>(
             std::vector<std::string>{"--cluster-enabled", "yes", "--cluster-config-file", name + ".conf",
@@ -297,15 +317,14 @@ class RedisCluster {
   }
 
  private:
-  // A free port whose cluster bus port (port + 10000) is free too, below the ephemeral range if there is room.
-  static std::uint16_t cluster_port(std::set<std::uint16_t>& taken) {
+  // A free port whose cluster bus port (port + 10000) is free too, both claimed (`claim_port`), below the ephemeral
+  // range if there is room.
+  static std::uint16_t cluster_port() {
     const int bus_ceiling = ephemeral_low() >= 21000 ? ephemeral_low() : 65536;
     for (int attempt = 0; attempt < 1000; ++attempt) {
       const std::uint16_t port = free_port(bus_ceiling - 10000);
-      if (taken.contains(port) || taken.contains(port + 10000) || !bindable(port + 10000)) continue;
-      taken.insert(port);
-      taken.insert(static_cast<std::uint16_t>(port + 10000));
-      return port;
+      const std::lock_guard lock(port_mutex());
+      if (claim_port(static_cast<std::uint16_t>(port + 10000))) return port;
     }
     throw std::runtime_error("no free port pair for a cluster node");
   }

@@ -6,6 +6,7 @@ ever stopped by name. All traffic stays on 127.0.0.1.
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 import random
@@ -46,9 +47,10 @@ def apigw_bin() -> str:
     return executable_from_env("APIGW_BIN")
 
 
-_given_ports: set[int] = set()
-_port_choice = random.Random()  # seeded from the OS: parallel test processes draw different ports
+_port_choice = random.Random()  # seeded from the OS
 _LOWEST_PORT = 10000
+_PORT_LOCKS = Path(tempfile.gettempdir()) / "apigw-test-ports"
+_claimed_ports: dict[int, int] = {}  # port -> descriptor holding its lock until this process exits
 
 
 def ephemeral_range() -> tuple[int, int]:
@@ -69,9 +71,29 @@ def bindable(port: int) -> bool:
             return False
 
 
+def claim_port(port: int) -> bool:
+    """Reserves `port` for this process against every other test process on the machine (the C++ test servers
+    take the same locks): an exclusive lock on a file named after it, held until this process exits. False if
+    another process, or this one, holds it already, or if the port is not bindable now."""
+    if port in _claimed_ports:
+        return False
+    _PORT_LOCKS.mkdir(mode=0o777, exist_ok=True)
+    fd = os.open(_PORT_LOCKS / str(port), os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o666)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        os.close(fd)
+        return False
+    if not bindable(port):
+        os.close(fd)
+        return False
+    _claimed_ports[port] = fd
+    return True
+
+
 def free_port(below: Optional[int] = None) -> int:
-    """A TCP port on 127.0.0.1 that was free a moment ago and that this process has not handed out before (two
-    listeners of one test, a gateway's server and admin addresses, must not get the same one).
+    """A TCP port on 127.0.0.1 that was free a moment ago and is now claimed by this process (`claim_port`), so
+    no other test process, running side by side, and no other caller here gets it.
 
     It is drawn at random below the kernel's ephemeral range (and below `below`): a port the kernel hands out
     for bind(0) is one it may give, before the test's server binds it, to the local end of some other test's
@@ -80,17 +102,15 @@ def free_port(below: Optional[int] = None) -> int:
     if ceiling - _LOWEST_PORT >= 1000:
         for _ in range(1000):
             port = _port_choice.randrange(_LOWEST_PORT, ceiling)
-            if port not in _given_ports and bindable(port):
-                _given_ports.add(port)
+            if claim_port(port):
                 return port
     for _ in range(100):  # an ephemeral range that leaves no room below it: the kernel's choice
         with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
             s.bind((HOST, 0))
             port = s.getsockname()[1]
-        if port not in _given_ports and (below is None or port < below):
-            _given_ports.add(port)
+        if (below is None or port < below) and claim_port(port):
             return port
-    raise RuntimeError("no free port that was not handed out already")
+    raise RuntimeError("no free port that no test process has claimed")
 
 
 def wait_for_port(port: int, timeout: float = START_TIMEOUT, proc: Optional[subprocess.Popen] = None,

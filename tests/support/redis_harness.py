@@ -14,7 +14,7 @@ import time
 from pathlib import Path
 from typing import Optional, Sequence, Union
 
-from apigw_harness import HOST, bindable, ephemeral_range, free_port
+from apigw_harness import HOST, claim_port, ephemeral_range, free_port
 from server_process import ServerProcess
 
 SLOTS = 16384
@@ -81,14 +81,13 @@ class RedisServer(ServerProcess):
             return self._last_log
 
 
-def _cluster_port(taken: set[int]) -> int:
-    """A free port whose cluster bus port (port + 10000) is free too, and below the ephemeral range if there is
-    room."""
+def _cluster_port() -> int:
+    """A free port whose cluster bus port (port + 10000) is free too, both claimed (`claim_port`), and below
+    the ephemeral range if there is room."""
     bus_ceiling = ephemeral_range()[0] if ephemeral_range()[0] >= 21000 else 65536
     for _ in range(1000):
         port = free_port(below=bus_ceiling - 10000)
-        if not {port, port + 10000} & taken and bindable(port + 10000):
-            taken.update((port, port + 10000))
+        if claim_port(port + 10000):
             return port
     raise RuntimeError("no free port pair for a cluster node")
 
@@ -128,9 +127,8 @@ class RedisCluster:
         self.tmpdir.mkdir(parents=True, exist_ok=True)
         self.nodes: list[RedisServer] = []
         try:
-            taken: set[int] = set()
             for _ in range(masters * (1 + replicas)):
-                port = _cluster_port(taken)
+                port = _cluster_port()
                 args = ["--cluster-enabled", "yes", "--cluster-config-file", str(self.tmpdir / f"nodes-{port}.conf"),
                         "--cluster-node-timeout", str(node_timeout_ms), "--repl-diskless-sync-delay", "0"]
                 self.nodes.append(RedisServer(port, args, workdir=self.tmpdir))

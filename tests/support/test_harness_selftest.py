@@ -6,6 +6,7 @@ import hashlib
 import http.client
 import os
 import socket
+import subprocess
 import sys
 import textwrap
 import threading
@@ -16,7 +17,7 @@ import pytest
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 import rawhttp  # noqa: E402
-from apigw_harness import Apigw, free_port, gateway_config, route, to_yaml, wait_for_port  # noqa: E402
+from apigw_harness import Apigw, claim_port, free_port, gateway_config, route, to_yaml, wait_for_port  # noqa: E402
 from recording_upstream import (Close, Dynamic, Echo, Fixed, Garbage, Generate, Hang, Reset,  # noqa: E402
                                 ResetMidBody, Upstream, pattern_pieces, pattern_sha256)
 
@@ -225,3 +226,21 @@ def test_wait_for_port_and_free_port():
     s.listen(1)
     wait_for_port(p, timeout=2)
     s.close()
+
+
+def test_a_port_claimed_by_another_test_process_is_not_handed_out():
+    # Test processes run side by side (ctest -j): a port one of them drew stays its own until it exits, even
+    # before its server binds it.
+    child = subprocess.Popen(
+        [sys.executable, "-c", "import sys; from apigw_harness import free_port; print(free_port(), flush=True); "
+                               "sys.stdin.read()"],
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
+        env={**os.environ, "PYTHONPATH": os.path.dirname(os.path.abspath(__file__))})
+    try:
+        port = int(child.stdout.readline())
+        assert not claim_port(port)
+    finally:
+        child.stdin.close()
+        child.wait(timeout=10)
+    assert claim_port(port)
+    assert not claim_port(port)  # nor twice by one process
