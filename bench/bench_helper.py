@@ -529,7 +529,50 @@ def print_wrk_errors(order, runs, all_non2xx=()):
         print("wrk reported no non-2xx responses and no socket errors in any measured run.")
 
 
-def report(results_path, rss_path, header):
+def print_cpu_split(split_path, clk_tck, order, rows):
+    """Where the CPU of each target's reported run went, per request: the target's user and system time, and the
+    whole machine's busy time (wrk, the upstream and the target together). Then what that means for apigw: on a
+    machine whose cores are all busy, req/s is inversely proportional to the machine's time per request, so even
+    with no user-space work at all apigw's req/s could not rise by more than machine / (machine - its user time)."""
+    split = {}
+    for line in open(split_path):
+        parts = line.rstrip("\n").split("\t")
+        if len(parts) == 6:
+            split[(parts[0], int(parts[1]))] = [int(x) for x in parts[2:]]
+    tick_us = 1e6 / clk_tck
+    cores = os.cpu_count() or 1
+    per_req = {}  # key -> (user, system, machine) µs per request, machine busy % of all cores
+    for key in order:
+        r = rows[key]
+        got = split.get((key, r["round"]))
+        if got and r["reqs"] > 0:
+            user, system, busy, total = got
+            per_req[key] = (user * tick_us / r["reqs"], system * tick_us / r["reqs"], busy * tick_us / r["reqs"],
+                            100.0 * busy / total if total else 0.0)
+    if not per_req:
+        return
+    print()
+    print("Where the CPU goes, in the runs above: microseconds of CPU per request")
+    head = "%-30s %11s %11s %11s %14s" % ("target", "own user", "own system", "machine", "machine busy %")
+    print(head)
+    print("-" * len(head))
+    for key in order:
+        if key in per_req:
+            user, system, machine, busy = per_req[key]
+            print("%-30s %11.1f %11.1f %11.1f %14.0f" % (rows[key]["label"], user, system, machine, busy))
+    print("  own: the target's processes; machine: all %d cores (wrk, the upstream and the target)" % cores)
+    a = per_req.get("apigw1")
+    if a and all(k in rows for k in ("nginx", "haproxy")):
+        gain = a[2] / (a[2] - a[0])
+        ceiling = rows["apigw1"]["rps"] * gain
+        print("  apigw (workers: 1): its user time is %.0f%% of the machine's CPU per request, so with no user-space "
+              "work at all" % (100.0 * a[0] / a[2]))
+        print("  its req/s could rise by at most %.2fx on this machine: to %.0f, %.2fx NGINX and %.2fx HAProxy in "
+              "this run" % (gain, ceiling, ceiling / rows["nginx"]["rps"], ceiling / rows["haproxy"]["rps"]))
+        print("  (machine / (machine - apigw's user time), per request; it holds while the machine is saturated)")
+
+
+def report(results_path, rss_path, header, split_path=None, clk_tck=None):
     order, runs, rows, rounds = load_results(results_path)
 
     print()
@@ -572,6 +615,9 @@ def report(results_path, rss_path, header):
             cost = 1.0 - lg["rps"] / a["rps"]
             print("  access log cost: %.1f%% of the req/s of workers: 1   target <= 10%%  %s"
                   % (100.0 * cost, "PASS" if cost <= 0.10 else "FAIL"))
+
+    if split_path and clk_tck and os.path.exists(split_path):
+        print_cpu_split(split_path, int(clk_tck), [k for k in order if k not in ("apigw2", "apigwlog")], rows)
 
     print_wrk_errors(order, runs)
 
@@ -1078,7 +1124,7 @@ def main(argv):
         a = p.parse_args(argv[2:])
         return hold(a.port, a.pid, a.count, a.window, a.hold, a.out, a.timeout)
     if cmd == "report":
-        return report(argv[2], argv[3], argv[4])
+        return report(argv[2], argv[3], argv[4], *argv[5:7])
     if cmd == "auth-report":
         return auth_report(argv[2], argv[3], argv[4], argv[5])
     if cmd == "cache-report":

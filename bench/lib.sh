@@ -485,12 +485,17 @@ start_apigw() {  # NAME DIR PORT LABEL: start apigw with $TMP/DIR/apigw.yaml and
 }
 
 # ------------------------------------------------------------------------------------------------ throughput
+# machine_ticks: "busy total" clock ticks of all cores since boot (busy: user, nice, system, irq, softirq, steal).
+machine_ticks() {
+  awk '/^cpu / { print $2 + $3 + $4 + $7 + $8 + $9, $2 + $3 + $4 + $5 + $6 + $7 + $8 + $9 }' /proc/stat
+}
+
 # How busy is the machine before we load it? Other work on these 2 cores skews every figure below.
 cpu_busy_pct() {
   local a b
-  a=$(awk '/^cpu / { print $2 + $3 + $4 + $7 + $8 + $9, $2 + $3 + $4 + $5 + $6 + $7 + $8 + $9 }' /proc/stat)
+  a=$(machine_ticks)
   sleep 1
-  b=$(awk '/^cpu / { print $2 + $3 + $4 + $7 + $8 + $9, $2 + $3 + $4 + $5 + $6 + $7 + $8 + $9 }' /proc/stat)
+  b=$(machine_ticks)
   awk -v a="$a" -v b="$b" 'BEGIN { split(a, x, " "); split(b, y, " ");
     d = y[2] - x[2]; printf "%.0f", (d > 0 ? 100 * (y[1] - x[1]) / d : 0) }'
 }
@@ -507,14 +512,22 @@ measure_idle() {
   : >"$RESULTS"
 }
 
+# split_ticks PID...: "user system" clock ticks of the given processes and their direct children.
+split_ticks() {
+  local user=0 sys=0 p u s
+  for p in "$@" $(for q in "$@"; do pgrep -P "$q" 2>/dev/null; done); do
+    read -r u s < <(sed 's/^.*) //' "/proc/$p/stat" 2>/dev/null | awk '{print $12, $13}')
+    user=$((user + ${u:-0}))
+    sys=$((sys + ${s:-0}))
+  done
+  echo "$user $sys"
+}
+
 # CPU ticks (user + system, all threads) of the given processes and their direct children.
 cpu_ticks() {
-  local total=0 p t
-  for p in "$@" $(for q in "$@"; do pgrep -P "$q" 2>/dev/null; done); do
-    t=$(sed 's/^.*) //' "/proc/$p/stat" 2>/dev/null | awk '{print $12 + $13}')
-    total=$((total + ${t:-0}))
-  done
-  echo "$total"
+  local user sys
+  read -r user sys < <(split_ticks "$@")
+  echo $((user + sys))
 }
 
 now_ns() { date +%s%N; }

@@ -8,7 +8,9 @@
 # One NGINX upstream answers every request with a fixed 600-byte JSON body. In front of it, each with one worker
 # thread: apigw (workers: 1), NGINX (proxy_pass, upstream keepalive) and HAProxy (nbthread 1). wrk (1 thread,
 # CONNECTIONS connections, --latency) drives each in turn, and the upstream directly as a reference. Then apigw
-# with workers: 2, then apigw's memory with RSS_CONNS idle keep-alive client connections. See bench/README.md.
+# with workers: 2, then apigw's memory with RSS_CONNS idle keep-alive client connections. For every run it also
+# reports where the CPU went per request (the target's user and system time, the whole machine's). See
+# bench/README.md.
 #
 # Everything lives in one mktemp -d directory, removed at exit; every process is started here and stopped by
 # its PID on exit or Ctrl-C. Exit status: 0 once the report is printed (PASS or FAIL alike), non-zero when
@@ -78,6 +80,23 @@ PID_APIGWLOG=$LAST_PID
 # ------------------------------------------------------------------------------------------------ throughput
 measure_idle
 
+# Where the CPU goes, per measured run: the target's user and system ticks (its direct children included) and the
+# whole machine's busy and total ticks, as "KEY<TAB>ROUND<TAB>user<TAB>system<TAB>busy<TAB>total" in $CPU_SPLIT.
+CPU_SPLIT="$TMP/cpu_split.tsv"
+declare -A TARGET_PID=([upstream]=$PID_UP [apigw1]=$PID_APIGW1 [nginx]=$PID_NGINX [haproxy]=$PID_HAPROXY
+                       [apigw2]=$PID_APIGW2 [apigwlog]=$PID_APIGWLOG)
+bench_before_run() {
+  read -r SPLIT_U0 SPLIT_S0 < <(split_ticks "${TARGET_PID[$1]}")
+  read -r MACHINE_B0 MACHINE_T0 < <(machine_ticks)
+}
+bench_after_run() {
+  local user sys busy total
+  read -r busy total < <(machine_ticks)
+  read -r user sys < <(split_ticks "${TARGET_PID[$1]}")
+  printf '%s\t%s\t%s\t%s\t%s\t%s\n' "$1" "$2" $((user - SPLIT_U0)) $((sys - SPLIT_S0)) $((busy - MACHINE_B0)) \
+    $((total - MACHINE_T0)) >>"$CPU_SPLIT"
+}
+
 for ((round = 1; round <= ROUNDS; round++)); do
   run_target upstream "upstream NGINX (direct)" "$P_UP" "$PID_UP" "$round"
   run_target apigw1 "apigw (workers: 1)" "$P_APIGW1" "$PID_APIGW1" "$round"
@@ -129,7 +148,7 @@ apigw binary: $APIGW_DESC; $(peer_versions); \
 cpu % = CPU time of the target's processes / wall time (100 = one core)
 machine ${IDLE_BUSY}% busy (all cores) in the second before the first run; load average at the end: \
 $(cut -d' ' -f1-3 /proc/loadavg)"
-"$PY" "$HELPER" report "$RESULTS" "$RSS_FILE" "$HEADER" || die "could not print the report"
+"$PY" "$HELPER" report "$RESULTS" "$RSS_FILE" "$HEADER" "$CPU_SPLIT" "$CLK_TCK" || die "could not print the report"
 
 print_server_logs "$TMP"/upstream/error.log "$TMP"/upstream/stdout.log "$TMP"/nginx/error.log \
   "$TMP"/nginx/stdout.log "$TMP"/haproxy/haproxy.log "$TMP"/apigw1/apigw.log "$TMP"/apigw2/apigw.log \
