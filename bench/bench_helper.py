@@ -507,6 +507,15 @@ def print_rounds(order, runs, rows, rounds):
             print("  %-28s %s" % (rows[key]["label"], "  ".join("%.0f" % r["rps"] for r in runs[key])))
 
 
+def per_round_ratios(runs, num, den, field, rounds):
+    """"   (r1 r2 ...)": num's field over den's, round by round; empty for a single round."""
+    if rounds <= 1:
+        return ""
+    den_by_round = {r["round"]: r[field] for r in runs[den]}
+    return "   (%s)" % " ".join("%.2f" % (r[field] / den_by_round[r["round"]])
+                                for r in runs[num] if den_by_round.get(r["round"]))
+
+
 def print_wrk_errors(order, runs, all_non2xx=()):
     """wrk's error counts. A key in all_non2xx is meant to answer non-2xx to every request: only a run where
     some answers were 2xx, or with socket errors, is listed."""
@@ -591,14 +600,16 @@ def report(results_path, rss_path, header, split_path=None, clk_tck=None):
     a, h, n = rows.get("apigw1"), rows.get("haproxy"), rows.get("nginx")
     if a and h and n:
         print()
-        print("apigw (workers: 1) against the spec targets")
+        print("apigw (workers: 1) against the spec targets (of the median runs%s)"
+              % ("; in parentheses round by round" if rounds > 1 else ""))
         checks = [
-            ("req/s vs HAProxy", a["rps"] / h["rps"], ">= 1.00x", a["rps"] >= 1.0 * h["rps"]),
-            ("req/s vs NGINX", a["rps"] / n["rps"], ">= 1.30x", a["rps"] >= 1.3 * n["rps"]),
-            ("p99 vs HAProxy", a["p99"] / h["p99"], "<= 1.00x", a["p99"] <= h["p99"]),
+            ("req/s vs HAProxy", "haproxy", "rps", a["rps"] / h["rps"], ">= 1.00x", a["rps"] >= 1.0 * h["rps"]),
+            ("req/s vs NGINX", "nginx", "rps", a["rps"] / n["rps"], ">= 1.30x", a["rps"] >= 1.3 * n["rps"]),
+            ("p99 vs HAProxy", "haproxy", "p99", a["p99"] / h["p99"], "<= 1.00x", a["p99"] <= h["p99"]),
         ]
-        for name, ratio, target, ok in checks:
-            print("  %-18s %6.2fx   target %-9s %s" % (name, ratio, target, "PASS" if ok else "FAIL"))
+        for name, peer, field, ratio, target, ok in checks:
+            print("  %-18s %6.2fx   target %-9s %s%s" % (name, ratio, target, "PASS" if ok else "FAIL",
+                                                       per_round_ratios(runs, "apigw1", peer, field, rounds)))
 
     w2 = rows.get("apigw2")
     if w2:
@@ -705,12 +716,7 @@ def auth_report(results_path, side_path, metrics_dir, header):
         ratio = rows[num]["rps"] / rows[den]["rps"]
         verdict = "report only" if target is None else "target >= %.2fx  %s" % (
             target, "PASS" if ratio >= target else "FAIL")
-        per_round = ""
-        if rounds > 1:
-            den_by_round = {r["round"]: r["rps"] for r in runs[den]}
-            per_round = "   (%s)" % " ".join("%.2f" % (r["rps"] / den_by_round[r["round"]])
-                                            for r in runs[num] if den_by_round.get(r["round"]))
-        print("  %-40s %6.2fx   %-24s%s" % (name, ratio, verdict, per_round))
+        print("  %-40s %6.2fx   %-24s%s" % (name, ratio, verdict, per_round_ratios(runs, num, den, "rps", rounds)))
 
     names = {
         "auth": 'apigw_auth_requests_total{decision="authenticated"}',
@@ -832,12 +838,8 @@ def cache_report(results_path, side_path, metrics_dir, probes_path, header):
             verdict = "report only"
         else:
             verdict = "target >= %.2fx  %s" % (target, "PASS" if ratio >= target else "MISS")
-        per_round = ""
-        if rounds > 1:
-            den_by_round = {r["round"]: r["rps"] for r in runs[den]}
-            per_round = "   (%s)" % " ".join("%.2f" % (r["rps"] / den_by_round[r["round"]])
-                                            for r in runs[num] if den_by_round.get(r["round"]))
-        print(("  %-50s %6.2fx   %-24s%s" % (name, ratio, verdict, per_round)).rstrip())
+        print(("  %-50s %6.2fx   %-24s%s" % (name, ratio, verdict, per_round_ratios(runs, num, den, "rps", rounds)))
+              .rstrip())
     for key, share in invalid.items():
         print("  WARNING: only %.1f%% of %s's answers in the measured runs were cache hits: its figure is not a "
               "cache-hit figure" % (100.0 * share, rows[key]["label"]))
@@ -1006,12 +1008,8 @@ def shadow_report(results_path, side_path, metrics_dir, header):
         else:
             ok = ratio <= target if at_most else ratio >= target
             verdict = "target %s %.2fx  %s" % ("<=" if at_most else ">=", target, "PASS" if ok else "FAIL")
-        per_round = ""
-        if rounds > 1:
-            den_by_round = {r["round"]: r[field] for r in runs[den]}
-            per_round = "   (%s)" % " ".join("%.2f" % (r[field] / den_by_round[r["round"]])
-                                            for r in runs[num] if den_by_round.get(r["round"]))
-        print(("  %-50s %6.2fx   %-24s%s" % (name, ratio, verdict, per_round)).rstrip())
+        print(("  %-50s %6.2fx   %-24s%s" % (name, ratio, verdict, per_round_ratios(runs, num, den, field, rounds)))
+              .rstrip())
     for num, den in [("shadow-paced-%d" % p, "plain-paced-%d" % p) for p in paces] + \
             [("mirror-paced-%d" % p, "nginx-paced-%d" % p) for p in paces]:
         if num in rows and den in rows and rows[num]["rps"] < PACED_KEEP_UP * rows[den]["rps"]:
