@@ -3,23 +3,19 @@
 #pragma once
 
 #include <signal.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
-#include <arpa/inet.h>
 #include <netinet/in.h>
 #include <sys/socket.h>
 #include <sys/time.h>
 
-#include <chrono>
 #include <cstdint>
 #include <optional>
 #include <stdexcept>
 #include <string>
-#include <thread>
 #include <vector>
 
-#include "redis_server.h"  // free_port, accepts
+#include "redis_server.h"  // free_port, loopback_address, ServerProcess
 
 namespace apigw::test_servers {
 
@@ -29,9 +25,6 @@ class MemcachedServer {
       : port_(port ? port : free_port()), extra_(std::move(extra)) {
     start();
   }
-  ~MemcachedServer() { stop(); }
-  MemcachedServer(const MemcachedServer&) = delete;
-  MemcachedServer& operator=(const MemcachedServer&) = delete;
 
   std::uint16_t port() const { return port_; }
 
@@ -40,29 +33,15 @@ class MemcachedServer {
                                   "-t", "1", "-m", "64"};
     if (::geteuid() == 0) args.insert(args.end(), {"-u", "root"});  // memcached refuses root without -u
     args.insert(args.end(), extra_.begin(), extra_.end());
-    pid_ = ::fork();
-    if (pid_ == 0) {
-      std::vector<char*> argv;
-      for (auto& arg : args) argv.push_back(arg.data());
-      argv.push_back(nullptr);
-      ::execvp("memcached", argv.data());
-      ::_exit(127);
-    }
-    for (int i = 0; i < 200 && !accepts(port_); ++i) std::this_thread::sleep_for(std::chrono::milliseconds(10));
-    if (!accepts(port_)) throw std::runtime_error("memcached did not start on port " + std::to_string(port_));
+    process_.start(std::move(args), port_);
   }
 
   // SIGKILL by PID, then reap: the server dies as a crashed one would, with all its items.
-  void stop() {
-    if (pid_ <= 0) return;
-    ::kill(pid_, SIGKILL);
-    ::waitpid(pid_, nullptr, 0);
-    pid_ = -1;
-  }
+  void stop() { process_.stop(); }
 
   // SIGSTOP: connections stay open (and new ones complete in the kernel) but nothing is answered until resume().
-  void pause() { ::kill(pid_, SIGSTOP); }
-  void resume() { ::kill(pid_, SIGCONT); }
+  void pause() { process_.signal(SIGSTOP); }
+  void resume() { process_.signal(SIGCONT); }
 
   // `get <key>` over a fresh blocking connection (1 s limit): the value, or nullopt on a miss. Throws when the
   // server cannot be asked.
@@ -70,12 +49,9 @@ class MemcachedServer {
     const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
     timeval limit{1, 0};
     ::setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &limit, sizeof limit);
-    sockaddr_in address{};
-    address.sin_family = AF_INET;
-    address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    address.sin_port = htons(port_);
+    const sockaddr_in address = loopback_address(port_);
     const std::string request = "get " + key + "\r\n";
-    if (::connect(fd, reinterpret_cast<sockaddr*>(&address), sizeof address) != 0 ||
+    if (::connect(fd, reinterpret_cast<const sockaddr*>(&address), sizeof address) != 0 ||
         ::send(fd, request.data(), request.size(), MSG_NOSIGNAL) != static_cast<ssize_t>(request.size())) {
       ::close(fd);
       throw std::runtime_error("cannot ask memcached on port " + std::to_string(port_));
@@ -100,7 +76,7 @@ class MemcachedServer {
  private:
   std::uint16_t port_;
   std::vector<std::string> extra_;
-  pid_t pid_ = -1;
+  ServerProcess process_;
 };
 
 }  // namespace apigw::test_servers

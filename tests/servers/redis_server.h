@@ -119,30 +119,28 @@ inline bool accepts(std::uint16_t port) {
   return ok;
 }
 
-class RedisServer {
+// A server program run by a test: forked and executed (found on PATH) with its arguments, ready once it accepts on
+// its loopback port, and stopped by SIGKILL to its own PID and reaped, with everything it held, as a crashed server
+// would stop.
+class ServerProcess {
  public:
-  explicit RedisServer(std::vector<std::string> extra = {}, std::uint16_t port = 0)
-      : port_(port ? port : free_port()), extra_(std::move(extra)) {
-    start();
-  }
-  ~RedisServer() { stop(); }
+  ServerProcess() = default;
+  ~ServerProcess() { stop(); }
+  ServerProcess(const ServerProcess&) = delete;
+  ServerProcess& operator=(const ServerProcess&) = delete;
 
-  std::uint16_t port() const { return port_; }
-
-  void start() {
-    std::vector<std::string> args{"redis-server", "--port", std::to_string(port_), "--bind", "127.0.0.1",
-                                  "--save", "", "--appendonly", "no", "--daemonize", "no", "--loglevel", "warning"};
-    args.insert(args.end(), extra_.begin(), extra_.end());
+  // Throws when the program does not accept connections on `port` within 2 s.
+  void start(std::vector<std::string> args, std::uint16_t port) {
     pid_ = ::fork();
     if (pid_ == 0) {
       std::vector<char*> argv;
       for (auto& arg : args) argv.push_back(arg.data());
       argv.push_back(nullptr);
-      ::execvp("redis-server", argv.data());
+      ::execvp(argv[0], argv.data());
       ::_exit(127);
     }
-    for (int i = 0; i < 200 && !accepts(port_); ++i) std::this_thread::sleep_for(std::chrono::milliseconds(10));
-    if (!accepts(port_)) throw std::runtime_error("redis-server did not start on port " + std::to_string(port_));
+    for (int i = 0; i < 200 && !accepts(port); ++i) std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    if (!accepts(port)) throw std::runtime_error(args[0] + " did not start on port " + std::to_string(port));
   }
 
   void stop() {
@@ -152,12 +150,40 @@ class RedisServer {
     pid_ = -1;
   }
 
+  void signal(int number) const {
+    if (pid_ > 0) ::kill(pid_, number);
+  }
+
   bool running() const { return pid_ > 0; }
+
+ private:
+  pid_t pid_ = -1;
+};
+
+class RedisServer {
+ public:
+  explicit RedisServer(std::vector<std::string> extra = {}, std::uint16_t port = 0)
+      : port_(port ? port : free_port()), extra_(std::move(extra)) {
+    start();
+  }
+
+  std::uint16_t port() const { return port_; }
+
+  void start() {
+    std::vector<std::string> args{"redis-server", "--port", std::to_string(port_), "--bind", "127.0.0.1",
+                                  "--save", "", "--appendonly", "no", "--daemonize", "no", "--loglevel", "warning"};
+    args.insert(args.end(), extra_.begin(), extra_.end());
+    process_.start(std::move(args), port_);
+  }
+
+  void stop() { process_.stop(); }
+
+  bool running() const { return process_.running(); }
 
  private:
   std::uint16_t port_;
   std::vector<std::string> extra_;
-  pid_t pid_ = -1;
+  ServerProcess process_;
 };
 
 // Runs `args` (a program on PATH and its arguments) to completion; returns its output. Throws when it
