@@ -2,7 +2,6 @@
 // blocking text-protocol peek at one server, to see where a key really lives.
 #pragma once
 
-#include <signal.h>
 #include <unistd.h>
 
 #include <netinet/in.h>
@@ -40,8 +39,9 @@ class MemcachedServer {
   void stop() { process_.stop(); }
 
   // SIGSTOP: connections stay open (and new ones complete in the kernel) but nothing is answered until resume().
-  void pause() { process_.signal(SIGSTOP); }
-  void resume() { process_.signal(SIGCONT); }
+  // Returns once the server has stopped.
+  void pause() { process_.pause(); }
+  void resume() { process_.resume(); }
 
   // `get <key>` over a fresh blocking connection (1 s limit): the value, or nullopt on a miss. Throws when the
   // server cannot be asked.

@@ -150,8 +150,18 @@ class ServerProcess {
     pid_ = -1;
   }
 
-  void signal(int number) const {
-    if (pid_ > 0) ::kill(pid_, number);
+  // SIGSTOP, returning once the whole process has stopped. kill() returns before that: a multi-threaded server
+  // stops only when each of its threads has run to take the signal, and meanwhile one of them could still answer a
+  // request sent right after kill(). As the parent, waitpid(WUNTRACED) sees the stop once every thread has stopped.
+  void pause() {
+    if (pid_ <= 0) return;
+    ::kill(pid_, SIGSTOP);
+    int status = 0;
+    ::waitpid(pid_, &status, WUNTRACED);
+  }
+
+  void resume() {
+    if (pid_ > 0) ::kill(pid_, SIGCONT);
   }
 
   bool running() const { return pid_ > 0; }
