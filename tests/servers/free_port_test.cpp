@@ -22,8 +22,7 @@ TEST(FreePort, AClaimedPortIsNotHandedOutAgainHereOrInAnotherProcess) {
   ASSERT_GE(child, 0);
   if (child == 0) {
     // A new process with no claims of its own: the lock file is still held by the parent.
-    const bool claimed = ::flock(::open((std::filesystem::temp_directory_path() / "apigw-test-ports" /
-                                         std::to_string(port)).c_str(), O_RDWR), LOCK_EX | LOCK_NB) == 0;
+    const bool claimed = ::flock(::open(port_lock_file(port).c_str(), O_RDWR), LOCK_EX | LOCK_NB) == 0;
     ::_exit(claimed ? 1 : 0);
   }
   int status = 0;

@@ -57,17 +57,24 @@ inline bool bindable(std::uint16_t port) {
   return ok;
 }
 
-// Reserves `port` for this process against every other test process on the machine (the Python harness takes the
+// The file whose lock claims `port` (see claim_port).
+inline std::string port_lock_file(std::uint16_t port) {
+  // Per user, so that each can create its files.
+  const std::filesystem::path directory =
+      std::filesystem::temp_directory_path() / ("apigw-test-ports-" + std::to_string(::getuid()));
+  std::error_code ignored;
+  std::filesystem::create_directory(directory, ignored);
+  return (directory / std::to_string(port)).string();
+}
+
+// Reserves `port` for this process against every other test process of this user (the Python harness takes the
 // same locks): an exclusive lock on a file named after it, held until this process exits. False if another
 // process, or this one, holds it already, or if the port is not bindable now. The caller holds the mutex.
 inline bool claim_port(std::uint16_t port) {
   static std::map<std::uint16_t, int> claimed;  // port -> descriptor holding its lock
   if (claimed.contains(port)) return false;
-  const std::filesystem::path directory = std::filesystem::temp_directory_path() / "apigw-test-ports";
-  std::error_code ignored;
-  std::filesystem::create_directory(directory, ignored);
-  const std::string file = (directory / std::to_string(port)).string();
-  const int fd = ::open(file.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0666);
+  const std::string file = port_lock_file(port);
+  const int fd = ::open(file.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600);
   if (fd < 0) throw std::runtime_error("cannot open the port lock " + file);
   if (::flock(fd, LOCK_EX | LOCK_NB) != 0 || !bindable(port)) {
     ::close(fd);

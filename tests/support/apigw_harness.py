@@ -49,7 +49,7 @@ def apigw_bin() -> str:
 
 _port_choice = random.Random()  # seeded from the OS
 _LOWEST_PORT = 10000
-_PORT_LOCKS = Path(tempfile.gettempdir()) / "apigw-test-ports"
+_PORT_LOCKS = Path(tempfile.gettempdir()) / f"apigw-test-ports-{os.getuid()}"  # per user: each can create its files
 _claimed_ports: dict[int, int] = {}  # port -> descriptor holding its lock until this process exits
 
 
@@ -72,19 +72,19 @@ def bindable(port: int) -> bool:
 
 
 def claim_port(port: int) -> bool:
-    """Reserves `port` for this process against every other test process on the machine (the C++ test servers
+    """Reserves `port` for this process against every other test process of this user (the C++ test servers
     take the same locks): an exclusive lock on a file named after it, held until this process exits. False if
     another process, or this one, holds it already, or if the port is not bindable now."""
     if port in _claimed_ports:
         return False
-    _PORT_LOCKS.mkdir(mode=0o777, exist_ok=True)
-    fd = os.open(_PORT_LOCKS / str(port), os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o666)
+    _PORT_LOCKS.mkdir(exist_ok=True)
+    fd = os.open(_PORT_LOCKS / str(port), os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
     try:
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        claimed = bindable(port)
     except OSError:
-        os.close(fd)
-        return False
-    if not bindable(port):
+        claimed = False
+    if not claimed:
         os.close(fd)
         return False
     _claimed_ports[port] = fd
