@@ -20,8 +20,9 @@ Subcommands:
   hold --port P --pid PID --count N --window W --hold S --out FILE
                                open N keep-alive connections to P, send one GET on each and read its response,
                                keep them all open and idle, read /proc/PID/status, write the figures to FILE
-  report RESULTS_TSV RSS_FILE HEADER
-                               print the final table of proxy.sh
+  report RESULTS_TSV RSS_FILE HEADER [CPU_SPLIT CLK_TCK [BASELINE_PATH BASELINE_RSS_FILE]]
+                               print the final tables of proxy.sh (with BASELINE_PATH: apigw against that
+                               baseline binary too)
   auth-report RESULTS_TSV SIDE_TSV METRICS_DIR HEADER
                                print the final tables of auth.sh (reads WARMUP from the environment)
   cache-report RESULTS_TSV SIDE_TSV METRICS_DIR PROBES_TSV HEADER
@@ -37,6 +38,7 @@ import os
 import re
 import selectors
 import socket
+import statistics
 import sys
 import time
 
@@ -538,16 +540,98 @@ def print_wrk_errors(order, runs, all_non2xx=()):
         print("wrk reported no non-2xx responses and no socket errors in any measured run.")
 
 
+def load_split(split_path):
+    """(key, round) -> [user, system, machine busy, machine total] ticks, from the CPU split file of proxy.sh."""
+    split = {}
+    if split_path and os.path.exists(split_path):
+        for line in open(split_path):
+            parts = line.rstrip("\n").split("\t")
+            if len(parts) == 6:
+                split[(parts[0], int(parts[1]))] = [int(x) for x in parts[2:]]
+    return split
+
+
+# apigw against its baseline: the noise allowance. A change is called "no worse" when apigw's req/s is at least
+# BASELINE_RPS_MIN times the baseline's and its own CPU per request at most BASELINE_CPU_MAX times the baseline's.
+BASELINE_RPS_MIN = 0.97
+BASELINE_CPU_MAX = 1.03
+
+
+def print_baseline(runs, rows, rounds, split, clk_tck, baseline_path):
+    """apigw (workers: 1) against the baseline binary, measured right after it in every round: req/s, p99 and own
+    CPU (user + system) per request, as apigw / baseline, of the median runs and round by round, and a verdict
+    on the median of the rounds' ratios (with one round, on its ratios)."""
+    if "apigw1" not in rows or "baseline" not in rows:
+        return
+    tick_us = 1e6 / clk_tck if clk_tck else None
+
+    def cpu_per_req(key, run):
+        got = split.get((key, run["round"]))
+        if tick_us is None or not got or run["reqs"] <= 0:
+            return None
+        return (got[0] + got[1]) * tick_us / run["reqs"]
+
+    for key in ("apigw1", "baseline"):
+        for r in runs[key]:
+            r["cpu_req"] = cpu_per_req(key, r)
+
+    def ratios(field):
+        """(ratio of the median runs or None, [ratio of each round both have])."""
+        a, b = rows["apigw1"].get(field), rows["baseline"].get(field)
+        median_runs = a / b if a is not None and b else None
+        base_by_round = {r["round"]: r.get(field) for r in runs["baseline"]}
+        per_round = [r[field] / base_by_round[r["round"]] for r in runs["apigw1"]
+                     if r.get(field) is not None and base_by_round.get(r["round"])]
+        return median_runs, per_round
+
+    print()
+    print("apigw against its baseline (%s)" % baseline_path)
+    print("  apigw / baseline, of the median runs%s"
+          % ("; in parentheses round by round, then their median" if rounds > 1 else ""))
+    decided = {}
+    for name, field in (("req/s", "rps"), ("p99", "p99"), ("own CPU per request", "cpu_req")):
+        median_runs, per_round = ratios(field)
+        if median_runs is None:
+            print("  %-22s %6s" % (name, "-"))
+            continue
+        line = "  %-22s %6.2fx" % (name, median_runs)
+        # The verdict is taken on the ratios as printed (two decimals).
+        if rounds > 1 and per_round:
+            decided[field] = round(statistics.median(per_round), 2)
+            line += "   (%s; median %.2fx)" % (" ".join("%.2f" % x for x in per_round), decided[field])
+        else:
+            decided[field] = round(median_runs, 2)
+        if field == "cpu_req":
+            line += "   apigw %.1f µs, baseline %.1f µs (own user + system)" % (rows["apigw1"]["cpu_req"],
+                                                                              rows["baseline"]["cpu_req"])
+        print(line)
+    allowance = ("req/s >= %.2fx and own CPU per request <= %.2fx, the noise allowance"
+                 % (BASELINE_RPS_MIN, BASELINE_CPU_MAX))
+    of = "median of the rounds" if rounds > 1 else "one round"
+    if "rps" not in decided or "cpu_req" not in decided:
+        print("  verdict: none (the CPU per request is missing); no worse needs %s" % allowance)
+    else:
+        worse = []
+        if decided["rps"] < BASELINE_RPS_MIN:
+            worse.append("req/s %.2fx < %.2fx" % (decided["rps"], BASELINE_RPS_MIN))
+        if decided["cpu_req"] > BASELINE_CPU_MAX:
+            worse.append("own CPU per request %.2fx > %.2fx" % (decided["cpu_req"], BASELINE_CPU_MAX))
+        if worse:
+            print("  verdict: worse beyond the noise allowance: %s (%s)" % ("; ".join(worse), of))
+        else:
+            print("  verdict: no worse (%s: req/s %.2fx, own CPU per request %.2fx)"
+                  % (of, decided["rps"], decided["cpu_req"]))
+        print("  (no worse: %s; p99 is shown, not judged)" % allowance)
+    if rounds <= 1:
+        print("  one round: use --rounds 3 or more before reading a change from these ratios")
+
+
 def print_cpu_split(split_path, clk_tck, order, rows):
     """Where the CPU of each target's reported run went, per request: the target's user and system time, and the
     whole machine's busy time (wrk, the upstream and the target together). Then what that means for apigw: on a
     machine whose cores are all busy, req/s is inversely proportional to the machine's time per request, so even
     with no user-space work at all apigw's req/s could not rise by more than machine / (machine - its user time)."""
-    split = {}
-    for line in open(split_path):
-        parts = line.rstrip("\n").split("\t")
-        if len(parts) == 6:
-            split[(parts[0], int(parts[1]))] = [int(x) for x in parts[2:]]
+    split = load_split(split_path)
     tick_us = 1e6 / clk_tck
     cores = os.cpu_count() or 1
     per_req = {}  # key -> (user, system, machine) µs per request, machine busy % of all cores
@@ -581,7 +665,8 @@ def print_cpu_split(split_path, clk_tck, order, rows):
         print("  (machine / (machine - apigw's user time), per request; it holds while the machine is saturated)")
 
 
-def report(results_path, rss_path, header, split_path=None, clk_tck=None):
+def report(results_path, rss_path, header, split_path=None, clk_tck=None, baseline_path=None,
+           baseline_rss_path=None):
     order, runs, rows, rounds = load_results(results_path)
 
     print()
@@ -611,6 +696,10 @@ def report(results_path, rss_path, header, split_path=None, clk_tck=None):
             print("  %-18s %6.2fx   target %-9s %s%s" % (name, ratio, target, "PASS" if ok else "FAIL",
                                                        per_round_ratios(runs, "apigw1", peer, field, rounds)))
 
+    if baseline_path:
+        print_baseline(runs, rows, rounds, load_split(split_path), int(clk_tck) if clk_tck else None,
+                       baseline_path)
+
     w2 = rows.get("apigw2")
     if w2:
         print()
@@ -632,35 +721,59 @@ def report(results_path, rss_path, header, split_path=None, clk_tck=None):
 
     print_wrk_errors(order, runs)
 
-    if rss_path and os.path.exists(rss_path):
-        rss = {}
-        for line in open(rss_path):
-            k, _, v = line.rstrip("\n").partition("\t")
-            rss[k] = v
-        n_ok = int(rss.get("open_ok", "0"))
-        base = int(rss.get("base_rss_kb", "-1"))
-        cur = int(rss.get("rss_kb", "-1"))
-        hwm = int(rss.get("hwm_kb", "-1"))
+    rss = read_rss(rss_path)
+    if rss is not None:
         print()
-        print("apigw (workers: 1) memory with %s idle keep-alive client connections" % rss.get("count", "?"))
-        print("  VmRSS at start                %9.1f MiB" % (base / 1024.0))
-        print("  VmRSS with %5d open         %9.1f MiB" % (n_ok, cur / 1024.0))
-        print("  VmHWM with %5d open         %9.1f MiB" % (n_ok, hwm / 1024.0))
-        if n_ok > 0 and base >= 0 and cur >= 0:
-            print("  RSS per connection            %9.2f KiB   ((VmRSS open - VmRSS at start) / %d)"
-                  % ((cur - base) / n_ok, n_ok))
-        if "after_close_rss_kb" in rss:
-            print("  VmRSS 2 s after closing them  %9.1f MiB" % (int(rss["after_close_rss_kb"]) / 1024.0))
-        print("  connections: %s answered and held, %s failed, %s non-200 answers, %s closed by apigw while idle; "
-              "apigw had %s fds open"
-              % (rss.get("open_ok"), rss.get("open_failed"), rss.get("non200"), rss.get("closed_meanwhile"),
-                 rss.get("fds")))
-        if rss.get("fail_reasons", "-") != "-":
-            print("  failures: %s" % rss["fail_reasons"])
+        per_conn = print_memory(rss, "apigw (workers: 1)", "apigw")
+        base_rss = read_rss(baseline_rss_path)
+        if base_rss is not None:
+            print()
+            base_per_conn = print_memory(base_rss, "apigw baseline (workers: 1)", "the baseline")
+            if per_conn is not None and base_per_conn is not None:
+                print()
+                print("RSS per connection: apigw %.2f KiB, baseline %.2f KiB: %s (apigw / baseline)"
+                      % (per_conn, base_per_conn,
+                         "%.2fx" % (per_conn / base_per_conn) if base_per_conn > 0 else "ratio undefined"))
         if "access_lines" in rss:
             print()
             print("the access log run wrote %s lines" % rss["access_lines"])
     return 0
+
+
+def read_rss(path):
+    """The memory figures written by `hold` and proxy.sh, as {name: text}; None when there is no such file."""
+    if not path or not os.path.exists(path):
+        return None
+    rss = {}
+    for line in open(path):
+        k, _, v = line.rstrip("\n").partition("\t")
+        rss[k] = v
+    return rss
+
+
+def print_memory(rss, label, who):
+    """One memory block; returns the RSS per connection in KiB, or None when it cannot be computed."""
+    n_ok = int(rss.get("open_ok", "0"))
+    base = int(rss.get("base_rss_kb", "-1"))
+    cur = int(rss.get("rss_kb", "-1"))
+    hwm = int(rss.get("hwm_kb", "-1"))
+    per_conn = None
+    print("%s memory with %s idle keep-alive client connections" % (label, rss.get("count", "?")))
+    print("  VmRSS at start                %9.1f MiB" % (base / 1024.0))
+    print("  VmRSS with %5d open         %9.1f MiB" % (n_ok, cur / 1024.0))
+    print("  VmHWM with %5d open         %9.1f MiB" % (n_ok, hwm / 1024.0))
+    if n_ok > 0 and base >= 0 and cur >= 0:
+        per_conn = (cur - base) / n_ok
+        print("  RSS per connection            %9.2f KiB   ((VmRSS open - VmRSS at start) / %d)" % (per_conn, n_ok))
+    if "after_close_rss_kb" in rss:
+        print("  VmRSS 2 s after closing them  %9.1f MiB" % (int(rss["after_close_rss_kb"]) / 1024.0))
+    print("  connections: %s answered and held, %s failed, %s non-200 answers, %s closed by %s while idle; "
+          "%s had %s fds open"
+          % (rss.get("open_ok"), rss.get("open_failed"), rss.get("non200"), rss.get("closed_meanwhile"), who,
+             who, rss.get("fds")))
+    if rss.get("fail_reasons", "-") != "-":
+        print("  failures: %s" % rss["fail_reasons"])
+    return per_conn
 
 
 # ---------------------------------------------------------------------------------------------------- auth-report
@@ -1122,7 +1235,7 @@ def main(argv):
         a = p.parse_args(argv[2:])
         return hold(a.port, a.pid, a.count, a.window, a.hold, a.out, a.timeout)
     if cmd == "report":
-        return report(argv[2], argv[3], argv[4], *argv[5:7])
+        return report(argv[2], argv[3], argv[4], *argv[5:9])
     if cmd == "auth-report":
         return auth_report(argv[2], argv[3], argv[4], argv[5])
     if cmd == "cache-report":

@@ -7,7 +7,7 @@
 # at exit, on error and on Ctrl-C, and the temporary directory is removed (kept with --keep).
 #
 # Provides: flag parsing (bench_flag, check_positive), log/die, process start/stop by PID (start, stop_named,
-# wait_port, wait_up), tool checks, the open-file limit, the temporary directory and the copy of the apigw binary,
+# wait_port, wait_up), tool checks, the open-file limit, the temporary directory and the copies of the apigw binaries,
 # the upstream body and the NGINX/HAProxy/apigw configs, config validation, the machine's idle load, the wrk runs
 # (run_target: warm-up, measured run, CPU accounting, one row per run in $RESULTS) and the server log dump.
 
@@ -236,32 +236,38 @@ raise_nofile() {
   fi
 }
 
-# make_tmp_and_copy_apigw: create $TMP, copy the apigw binary into it, enter it. The binary may be being rebuilt by
-# someone else: wait for it, then copy it so a rebuild during the run cannot change or remove what is measured.
-# Sets TMP, APIGW_BIN, APIGW_DESC.
+# make_tmp_and_copy_apigw: create $TMP, copy the apigw binary into it (copy_binary), enter it. Sets TMP, APIGW_BIN,
+# APIGW_DESC.
 make_tmp_and_copy_apigw() {
-  local wait_start s1 s2
   TMP=$(mktemp -d "${TMPDIR:-/tmp}/apigw-bench.XXXXXX") || die "mktemp -d failed"
   case "$APIGW" in /*) ;; *) APIGW="$PWD/$APIGW" ;; esac
-  wait_start=$SECONDS
-  while :; do
-    if [ -x "$APIGW" ] && [ -s "$APIGW" ]; then
-      s1=$(stat -c %s.%Y "$APIGW" 2>/dev/null)
-      sleep 1
-      s2=$(stat -c %s.%Y "$APIGW" 2>/dev/null)
-      if [ -n "$s1" ] && [ "$s1" = "$s2" ] && cp "$APIGW" "$TMP/apigw" 2>/dev/null; then
-        break
-      fi
-    fi
-    if [ $((SECONDS - wait_start)) -ge "$BINARY_WAIT" ]; then
-      die "no usable apigw binary at $APIGW after ${BINARY_WAIT}s (set APIGW or --apigw)"
-    fi
-    [ $((SECONDS - wait_start)) -lt 3 ] && log "waiting for $APIGW (missing or being rebuilt)"
-    sleep 2
-  done
+  copy_binary "$APIGW" "$TMP/apigw" "set APIGW or --apigw"
   APIGW_BIN="$TMP/apigw"
   cd "$TMP" || die "cannot enter $TMP"   # nothing this script runs may leave files in the caller's directory
   APIGW_DESC="$APIGW ($(stat -c '%y' "$APIGW" | cut -d. -f1))"
+}
+
+# copy_binary SRC DEST [HINT]: copy the executable SRC (an absolute path) to DEST. SRC may be being rebuilt by
+# someone else: wait up to BINARY_WAIT seconds for it to exist and stop changing, then copy it, so a rebuild during
+# the run cannot change or remove what is measured. HINT ends the message when it never appears.
+copy_binary() {
+  local src=$1 dest=$2 hint=${3:-} wait_start s1 s2
+  wait_start=$SECONDS
+  while :; do
+    if [ -x "$src" ] && [ -s "$src" ]; then
+      s1=$(stat -c %s.%Y "$src" 2>/dev/null)
+      sleep 1
+      s2=$(stat -c %s.%Y "$src" 2>/dev/null)
+      if [ -n "$s1" ] && [ "$s1" = "$s2" ] && cp "$src" "$dest" 2>/dev/null; then
+        return 0
+      fi
+    fi
+    if [ $((SECONDS - wait_start)) -ge "$BINARY_WAIT" ]; then
+      die "no usable apigw binary at $src after ${BINARY_WAIT}s${hint:+ ($hint)}"
+    fi
+    [ $((SECONDS - wait_start)) -lt 3 ] && log "waiting for $src (missing or being rebuilt)"
+    sleep 2
+  done
 }
 
 free_ports() {  # N: N free loopback ports into the array PORTS
@@ -476,9 +482,11 @@ start_haproxy() {  # sets PID_HAPROXY
   wait_up "HAProxy" "$PID_HAPROXY" "$P_HAPROXY" "$TMP/haproxy/haproxy.log"
 }
 
-start_apigw() {  # NAME DIR PORT LABEL: start apigw with $TMP/DIR/apigw.yaml and wait for it; sets LAST_PID
-  local name=$1 dir=$2 port=$3 label=$4 pid
-  start "$name" "$TMP/$dir/apigw.log" "$APIGW_BIN" -c "$TMP/$dir/apigw.yaml"
+# start_apigw NAME DIR PORT LABEL [BINARY]: start apigw (BINARY, default $APIGW_BIN) with $TMP/DIR/apigw.yaml and wait
+# for it; sets LAST_PID
+start_apigw() {
+  local name=$1 dir=$2 port=$3 label=$4 bin=${5:-$APIGW_BIN} pid
+  start "$name" "$TMP/$dir/apigw.log" "$bin" -c "$TMP/$dir/apigw.yaml"
   pid=$LAST_PID
   wait_up "$label" "$pid" "$port" "$TMP/$dir/apigw.log"
   LAST_PID=$pid
