@@ -5,6 +5,7 @@ set -euo pipefail
 
 packages=(
   build-essential cmake ninja-build pkg-config
+  clang-15 libfuzzer-15-dev  # the fuzz targets (tests/fuzz): libFuzzer is clang's
   libboost1.81-dev libyaml-cpp-dev libspdlog-dev libfmt-dev libgtest-dev libgmock-dev
   libhiredis-dev libmemcached-dev libsystemd-dev
   redis-server redis-tools memcached

@@ -80,8 +80,41 @@ std::string_view http_date() {
   return {buffer, length};
 }
 
+namespace {
+
+// The length of the well-formed UTF-8 sequence (RFC 3629) that starts `text` and is not plain ASCII, or 0 when
+// there is none: a stray continuation byte, a bad or missing continuation, an overlong form, a surrogate, or a
+// code point past U+10FFFF.
+std::size_t utf8_sequence(std::string_view text) {
+  const auto byte = [&](std::size_t i) { return static_cast<unsigned char>(text[i]); };
+  const unsigned char lead = byte(0);
+  std::size_t length = 0;
+  unsigned char low = 0x80, high = 0xbf;  // the range of the second byte
+  if (lead >= 0xc2 && lead <= 0xdf) {
+    length = 2;
+  } else if (lead >= 0xe0 && lead <= 0xef) {
+    length = 3;
+    if (lead == 0xe0) low = 0xa0;
+    if (lead == 0xed) high = 0x9f;
+  } else if (lead >= 0xf0 && lead <= 0xf4) {
+    length = 4;
+    if (lead == 0xf0) low = 0x90;
+    if (lead == 0xf4) high = 0x8f;
+  } else {
+    return 0;
+  }
+  if (text.size() < length || byte(1) < low || byte(1) > high) return 0;
+  for (std::size_t i = 2; i < length; ++i) {
+    if (byte(i) < 0x80 || byte(i) > 0xbf) return 0;
+  }
+  return length;
+}
+
+}  // namespace
+
 void append_json_escaped(std::string& out, std::string_view text) {
-  for (char c : text) {
+  for (std::size_t i = 0; i < text.size(); ++i) {
+    const char c = text[i];
     switch (c) {
       case '"': out += "\\\""; break;
       case '\\': out += "\\\\"; break;
@@ -91,8 +124,15 @@ void append_json_escaped(std::string& out, std::string_view text) {
       default:
         if (static_cast<unsigned char>(c) < 0x20) {
           out += fmt::format("\\u{:04x}", static_cast<unsigned>(c));
-        } else {
+        } else if (static_cast<unsigned char>(c) < 0x80) {
           out.push_back(c);
+        } else if (const std::size_t n = utf8_sequence(text.substr(i)); n > 0) {
+          out.append(text.substr(i, n));
+          i += n - 1;
+        } else {
+          // JSON text is UTF-8 (RFC 8259 §8.1); bytes that are not (a request target may carry any byte from 0x80
+          // up) become U+FFFD, one per byte.
+          out += "\\ufffd";
         }
     }
   }

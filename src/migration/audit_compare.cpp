@@ -77,19 +77,26 @@ bool same_number(std::uint64_t integer, double number) {
   return static_cast<std::uint64_t>(number) == integer;
 }
 
+// A double's value. Boost.JSON 1.81 parses a zero with an exponent past 308 ("0e309") as NaN, zero times an
+// infinite power of ten; JSON has no NaN, and that number is 0.
+double double_of(const json::value& number) {
+  const double value = number.get_double();
+  return std::isnan(value) ? 0.0 : value;
+}
+
 // Both are numbers, of any of Boost.JSON's three kinds.
 bool same_number(const json::value& a, const json::value& b) {
   switch (a.kind()) {
     case json::kind::int64:
       if (b.is_int64()) return a.get_int64() == b.get_int64();
       if (b.is_uint64()) return a.get_int64() >= 0 && static_cast<std::uint64_t>(a.get_int64()) == b.get_uint64();
-      return same_number(a.get_int64(), b.get_double());
+      return same_number(a.get_int64(), double_of(b));
     case json::kind::uint64:
       if (b.is_uint64()) return a.get_uint64() == b.get_uint64();
-      if (b.is_double()) return same_number(a.get_uint64(), b.get_double());
+      if (b.is_double()) return same_number(a.get_uint64(), double_of(b));
       return same_number(b, a);
     default:
-      return b.is_double() ? a.get_double() == b.get_double() : same_number(b, a);
+      return b.is_double() ? double_of(a) == double_of(b) : same_number(b, a);
   }
 }
 

@@ -6,6 +6,8 @@
 
 #include <boost/beast/http/error.hpp>
 
+#include "apigw/http/text.h"
+
 namespace apigw::proxy {
 namespace bhttp = boost::beast::http;
 
@@ -17,7 +19,16 @@ void ResponseParser::on_response_impl(int code, boost::beast::string_view reason
 }
 
 void ResponseParser::on_field_impl(bhttp::field name, boost::beast::string_view name_text,
-                                   boost::beast::string_view value, boost::system::error_code&) {
+                                   boost::beast::string_view value, boost::system::error_code& ec) {
+  // A value that does not start right after the name's ':' and whitespace was folded (obs-fold): Beast then passes
+  // an unfolded copy in a buffer of its own that is gone when this parse step returns, so no view may be kept.
+  // RFC 9112 §5.2 lets a gateway refuse such a response (502), as apigw refuses obs-fold in requests.
+  const char* start = name_text.data() + name_text.size() + 1;  // after the ':', still in the parsed bytes
+  while (http::is_ows(*start)) ++start;
+  if (!value.empty() && value.data() != start) {
+    ec = bhttp::error::bad_value;
+    return;
+  }
   fields_.push_back(Field{name, name_text, value});
 }
 

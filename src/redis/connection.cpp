@@ -15,6 +15,32 @@ namespace {
 
 constexpr std::size_t kReadSize = 16 * 1024;
 
+// The longest array a reply may hold. hiredis 0.14 allocates an array's element pointers as soon as it has read
+// the length, which may be up to 2^31 - 1 (16 GiB of pointers for "*2147483647\r\n"); apigw's longest replies are
+// CLUSTER SLOTS' (a few elements per slot range, at most 16384 ranges).
+constexpr int kMaxArrayElements = 1 << 20;
+
+// hiredis's own reply objects, but an array longer than kMaxArrayElements is refused before anything is allocated
+// for it: hiredis then reports an error, and the connection fails as on any protocol error.
+const redisReplyObjectFunctions* hiredis_functions = nullptr;
+
+void* create_array(const redisReadTask* task, int elements) {
+  return elements > kMaxArrayElements ? nullptr : hiredis_functions->createArray(task, elements);
+}
+
+redisReader* create_reader() {
+  redisReader* reader = redisReaderCreate();
+  if (reader == nullptr) return nullptr;
+  static redisReplyObjectFunctions bounded = [&] {
+    hiredis_functions = reader->fn;
+    redisReplyObjectFunctions functions = *reader->fn;
+    functions.createArray = create_array;
+    return functions;
+  }();
+  reader->fn = &bounded;
+  return reader;
+}
+
 Reply convert(const redisReply& from) {
   Reply reply;
   switch (from.type) {
@@ -106,6 +132,6 @@ bool Connection::consume(const char* data, std::size_t n) {
   }
 }
 
-void Connection::reset_parser() { reader_.reset(redisReaderCreate()); }
+void Connection::reset_parser() { reader_.reset(create_reader()); }
 
 }  // namespace apigw::redis

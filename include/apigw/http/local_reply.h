@@ -16,7 +16,8 @@ std::string_view reason_phrase(unsigned status);
 // The current time as an IMF-fixdate for the Date header, cached per thread and second.
 std::string_view http_date();
 
-// Appends `text` to `out` as the inside of a JSON string.
+// Appends `text` to `out` as the inside of a JSON string; each byte that is not part of well-formed UTF-8 becomes
+// U+FFFD, so that the JSON stays valid whatever bytes a client sent.
 void append_json_escaped(std::string& out, std::string_view text);
 
 struct LocalReply {

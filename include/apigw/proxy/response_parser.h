@@ -1,7 +1,9 @@
 // Parses an upstream response without building a field container: the status line and the fields are kept as
 // views into the read buffer they were parsed from, valid until the next read into that buffer, which is all the
 // forwarder needs to write the client's head. Body bytes are copied into a buffer the caller provides, as
-// http::buffer_body does. Beast's basic_parser does the parsing and its checks (framing, limits, chunk syntax).
+// http::buffer_body does. Beast's basic_parser does the parsing and its checks (framing, limits, chunk syntax). A
+// folded field value (obs-fold) is refused with bad_value: Beast unfolds it into storage that does not outlive the
+// parse step.
 #pragma once
 
 #include <cstddef>
