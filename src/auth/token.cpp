@@ -3,27 +3,12 @@
 
 #include <fmt/format.h>
 
-#include "apigw/http/request_target.h"
+#include "apigw/http/text.h"
 
 namespace apigw::auth {
 namespace {
 
 constexpr std::string_view kPlaceholder = "{token}";
-
-bool iequals(std::string_view a, std::string_view b) {
-  if (a.size() != b.size()) return false;
-  for (std::size_t i = 0; i < a.size(); ++i) {
-    const auto lower = [](char c) { return c >= 'A' && c <= 'Z' ? static_cast<char>(c - 'A' + 'a') : c; };
-    if (lower(a[i]) != lower(b[i])) return false;
-  }
-  return true;
-}
-
-std::string_view trim(std::string_view text) {
-  while (!text.empty() && (text.front() == ' ' || text.front() == '\t')) text.remove_prefix(1);
-  while (!text.empty() && (text.back() == ' ' || text.back() == '\t')) text.remove_suffix(1);
-  return text;
-}
 
 }  // namespace
 
@@ -47,42 +32,15 @@ std::string_view token_shape_text(TokenShape shape) {
 }
 
 std::optional<std::string_view> bearer_token(std::string_view authorization) {
-  authorization = trim(authorization);
+  authorization = http::trim_ows(authorization);
   constexpr std::string_view kScheme = "bearer";
-  if (authorization.size() < kScheme.size() || !iequals(authorization.substr(0, kScheme.size()), kScheme)) {
+  if (authorization.size() < kScheme.size() || !http::iequals(authorization.substr(0, kScheme.size()), kScheme)) {
     return std::nullopt;
   }
   std::string_view rest = authorization.substr(kScheme.size());
   if (rest.empty()) return std::string_view();  // "Bearer" alone: an empty token
   if (rest.front() != ' ') return std::nullopt;  // "Bearerx" is another scheme
-  return trim(rest);
-}
-
-std::optional<std::string_view> cookie_value(std::string_view cookie_header, std::string_view name) {
-  while (!cookie_header.empty()) {
-    const std::size_t end = cookie_header.find(';');
-    const std::string_view pair = trim(cookie_header.substr(0, end));
-    cookie_header = end == std::string_view::npos ? std::string_view() : cookie_header.substr(end + 1);
-    const std::size_t equals = pair.find('=');
-    if (equals == std::string_view::npos || trim(pair.substr(0, equals)) != name) continue;
-    std::string_view value = trim(pair.substr(equals + 1));
-    if (value.size() >= 2 && value.front() == '"' && value.back() == '"') value = value.substr(1, value.size() - 2);
-    return value;
-  }
-  return std::nullopt;
-}
-
-std::optional<std::string> query_value(std::string_view query, std::string_view name) {
-  while (!query.empty()) {
-    const std::size_t end = query.find('&');
-    const std::string_view pair = query.substr(0, end);
-    query = end == std::string_view::npos ? std::string_view() : query.substr(end + 1);
-    const std::size_t equals = pair.find('=');
-    if (pair.substr(0, equals) != name) continue;
-    const std::string_view raw = equals == std::string_view::npos ? std::string_view() : pair.substr(equals + 1);
-    return http::percent_decode(raw, true);
-  }
-  return std::nullopt;
+  return http::trim_ows(rest);
 }
 
 std::string expand_key(std::string_view key_template, std::string_view token) {

@@ -6,23 +6,11 @@
 #include <vector>
 
 #include "apigw/core/digest.h"
+#include "apigw/http/query.h"
+#include "apigw/http/text.h"
 
 namespace apigw::cache {
 namespace {
-
-char lower(char c) { return c >= 'A' && c <= 'Z' ? static_cast<char>(c - 'A' + 'a') : c; }
-
-std::string lower_case(std::string_view text) {
-  std::string out(text);
-  std::transform(out.begin(), out.end(), out.begin(), lower);
-  return out;
-}
-
-std::string_view trim(std::string_view text) {
-  while (!text.empty() && (text.front() == ' ' || text.front() == '\t')) text.remove_prefix(1);
-  while (!text.empty() && (text.back() == ' ' || text.back() == '\t')) text.remove_suffix(1);
-  return text;
-}
 
 // "<decimal length>:<bytes>", the netstring shape without its trailing comma.
 void append_field(std::string& out, std::string_view value) {
@@ -48,7 +36,7 @@ std::optional<std::string> header_value(const boost::beast::http::fields* header
   std::string joined;
   for (auto it = begin; it != end; ++it) {
     if (it != begin) joined += ", ";
-    joined += trim(it->value());
+    joined += http::trim_ows(it->value());
   }
   return joined;
 }
@@ -65,7 +53,7 @@ std::string cache_key_host(std::string_view host) {
     port = host.substr(colon + 1);
   }
   if (name.size() > 1 && name.back() == '.') name.remove_suffix(1);
-  std::string out = lower_case(name);
+  std::string out = http::lower_case(name);
   if (!port.empty() && port != "80" && port != "443") {
     out += ':';
     out += port;
@@ -75,14 +63,10 @@ std::string cache_key_host(std::string_view host) {
 
 std::string canonical_query(std::string_view query) {
   std::vector<std::string_view> parameters;
-  while (!query.empty()) {
-    const std::size_t amp = query.find('&');
-    const std::string_view parameter = query.substr(0, amp);
+  http::for_each_query_parameter(query, [&](std::string_view parameter) {
     if (!parameter.empty()) parameters.push_back(parameter);
-    if (amp == std::string_view::npos) break;
-    query.remove_prefix(amp + 1);
-  }
-  const auto name = [](std::string_view parameter) { return parameter.substr(0, parameter.find('=')); };
+  });
+  const auto name = [](std::string_view parameter) { return http::split_query_parameter(parameter).name; };
   std::stable_sort(parameters.begin(), parameters.end(),
                    [&](std::string_view a, std::string_view b) { return name(a) < name(b); });
   std::string out;
@@ -104,7 +88,7 @@ std::optional<std::string> build_cache_key(std::string_view prefix, std::string_
   append_field(material, request.path);
   append_field(material, canonical_query(request.query));
   for (const std::string& name : rule.vary) {
-    append_field(material, lower_case(name));
+    append_field(material, http::lower_case(name));
     append_optional(material, header_value(request.headers, name));
   }
   if (rule.scope == config::CacheScope::kUser) append_optional(material, request.user_id);

@@ -6,6 +6,8 @@
 #include <array>
 #include <cstdint>
 
+#include "apigw/http/text.h"
+
 namespace apigw::cache {
 namespace {
 
@@ -13,33 +15,6 @@ namespace bhttp = boost::beast::http;
 
 constexpr std::int64_t kMaxDeltaSeconds = std::int64_t{1} << 31;
 constexpr std::array<unsigned, 4> kNeverStored{206, 304, 401, 407};
-
-char lower(char c) { return c >= 'A' && c <= 'Z' ? static_cast<char>(c - 'A' + 'a') : c; }
-
-bool iequals(std::string_view a, std::string_view b) {
-  return a.size() == b.size() &&
-         std::equal(a.begin(), a.end(), b.begin(), [](char x, char y) { return lower(x) == lower(y); });
-}
-
-bool ows(char c) { return c == ' ' || c == '\t'; }
-
-std::string_view trim(std::string_view text) {
-  while (!text.empty() && ows(text.front())) text.remove_prefix(1);
-  while (!text.empty() && ows(text.back())) text.remove_suffix(1);
-  return text;
-}
-
-// Calls `visit` with each trimmed, non-empty element of a comma-separated list.
-template <typename Visit>
-void for_each_token(std::string_view list, Visit&& visit) {
-  while (!list.empty()) {
-    const std::size_t comma = list.find(',');
-    const std::string_view token = trim(list.substr(0, comma));
-    if (!token.empty()) visit(token);
-    if (comma == std::string_view::npos) break;
-    list.remove_prefix(comma + 1);
-  }
-}
 
 // delta-seconds: one or more digits, saturating at 2^31.
 std::optional<std::chrono::seconds> parse_delta_seconds(std::string_view text) {
@@ -65,18 +40,18 @@ struct Directive {
 
 // Reads the directive at or after `at` in a Cache-Control value and moves `at` past it; false at the end.
 bool next_directive(std::string_view value, std::size_t& at, Directive& directive) {
-  while (at < value.size() && (value[at] == ',' || ows(value[at]))) ++at;
+  while (at < value.size() && (value[at] == ',' || http::is_ows(value[at]))) ++at;
   if (at >= value.size()) return false;
   const std::size_t name_end = std::min(value.find_first_of(",=", at), value.size());
-  directive = Directive{trim(value.substr(at, name_end - at)), {}, false, true};
+  directive = Directive{http::trim_ows(value.substr(at, name_end - at)), {}, false, true};
   at = name_end;
   if (at >= value.size() || value[at] != '=') return true;
   directive.has_argument = true;
   ++at;
-  while (at < value.size() && ows(value[at])) ++at;
+  while (at < value.size() && http::is_ows(value[at])) ++at;
   if (at >= value.size() || value[at] != '"') {
     const std::size_t end = std::min(value.find(',', at), value.size());
-    directive.argument = std::string(trim(value.substr(at, end - at)));
+    directive.argument = std::string(http::trim_ows(value.substr(at, end - at)));
     at = end;
     return true;
   }
@@ -92,7 +67,7 @@ bool next_directive(std::string_view value, std::size_t& at, Directive& directiv
     directive.argument += c == '\\' && at < value.size() ? value[at++] : c;
   }
   for (; at < value.size() && value[at] != ','; ++at) {
-    if (!ows(value[at])) directive.well_formed = false;
+    if (!http::is_ows(value[at])) directive.well_formed = false;
   }
   return true;
 }
@@ -112,15 +87,15 @@ void CacheControl::add(std::string_view value) {
         bad_age = true;
       }
     };
-    if (iequals(directive.name, "no-store")) {
+    if (http::iequals(directive.name, "no-store")) {
       no_store = true;
-    } else if (iequals(directive.name, "no-cache")) {
+    } else if (http::iequals(directive.name, "no-cache")) {
       no_cache = true;
-    } else if (iequals(directive.name, "private")) {
+    } else if (http::iequals(directive.name, "private")) {
       is_private = true;
-    } else if (iequals(directive.name, "max-age")) {
+    } else if (http::iequals(directive.name, "max-age")) {
       age(max_age);
-    } else if (iequals(directive.name, "s-maxage")) {
+    } else if (http::iequals(directive.name, "s-maxage")) {
       age(s_maxage);
     }
   }
@@ -135,7 +110,8 @@ RequestCacheability classify_request(std::string_view method, const bhttp::field
   bool pragma_no_cache = false;
   const auto [pragma_begin, pragma_end] = headers.equal_range(bhttp::field::pragma);
   for (auto it = pragma_begin; it != pragma_end; ++it) {
-    for_each_token(it->value(), [&](std::string_view token) { pragma_no_cache |= iequals(token, "no-cache"); });
+    http::for_each_list_element(it->value(),
+                                [&](std::string_view token) { pragma_no_cache |= http::iequals(token, "no-cache"); });
   }
   if (control.no_cache || pragma_no_cache || (control.max_age && control.max_age->count() == 0)) {
     return RequestCacheability::kRevalidate;
@@ -152,12 +128,12 @@ std::optional<std::chrono::seconds> storable_for(unsigned status, std::span<cons
   CacheControl control;
   bool varies_elsewhere = false;
   for (const HeaderView& header : headers) {
-    if (iequals(header.name, "set-cookie") || iequals(header.name, "set-cookie2")) return std::nullopt;
-    if (iequals(header.name, "cache-control")) {
+    if (http::iequals(header.name, "set-cookie") || http::iequals(header.name, "set-cookie2")) return std::nullopt;
+    if (http::iequals(header.name, "cache-control")) {
       control.add(header.value);
-    } else if (iequals(header.name, "vary")) {
-      for_each_token(header.value, [&](std::string_view name) {
-        const auto keyed = [&](const std::string& vary) { return iequals(vary, name); };
+    } else if (http::iequals(header.name, "vary")) {
+      http::for_each_list_element(header.value, [&](std::string_view name) {
+        const auto keyed = [&](const std::string& vary) { return http::iequals(vary, name); };
         if (std::none_of(route.vary.begin(), route.vary.end(), keyed)) varies_elsewhere = true;
       });
     }

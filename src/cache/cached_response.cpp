@@ -8,6 +8,8 @@
 #include <array>
 #include <cstring>
 
+#include "apigw/http/text.h"
+
 namespace apigw::cache {
 namespace {
 
@@ -27,25 +29,11 @@ constexpr std::array<std::string_view, 14> kNotStored{
     "connection", "keep-alive", "proxy-connection", "te", "trailer", "transfer-encoding", "upgrade",
     "content-length", "date", "age", "set-cookie", "set-cookie2", "x-cache", "x-request-id"};
 
-char lower(char c) { return c >= 'A' && c <= 'Z' ? static_cast<char>(c - 'A' + 'a') : c; }
-
-bool iequals(std::string_view a, std::string_view b) {
-  return a.size() == b.size() &&
-         std::equal(a.begin(), a.end(), b.begin(), [](char x, char y) { return lower(x) == lower(y); });
-}
-
 bool istarts_with(std::string_view text, std::string_view prefix) {
-  return text.size() >= prefix.size() && iequals(text.substr(0, prefix.size()), prefix);
+  return text.size() >= prefix.size() && http::iequals(text.substr(0, prefix.size()), prefix);
 }
 
-bool token_char(char c) {
-  return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
-         (c != '\0' && std::strchr("!#$%&'*+-.^_`|~", c) != nullptr);
-}
-
-bool valid_name(std::string_view name) {
-  return !name.empty() && name.size() <= 0xffff && std::all_of(name.begin(), name.end(), token_char);
-}
+bool valid_name(std::string_view name) { return name.size() <= 0xffff && http::is_token(name); }
 
 bool valid_value(std::string_view value) {
   return value.size() <= kMaxLength32 &&
@@ -54,22 +42,15 @@ bool valid_value(std::string_view value) {
 
 // Whether a Connection header value names `name` (a comma-separated token list).
 bool connection_names(std::string_view connection, std::string_view name) {
-  while (!connection.empty()) {
-    const std::size_t comma = connection.find(',');
-    std::string_view token = connection.substr(0, comma);
-    while (!token.empty() && (token.front() == ' ' || token.front() == '\t')) token.remove_prefix(1);
-    while (!token.empty() && (token.back() == ' ' || token.back() == '\t')) token.remove_suffix(1);
-    if (iequals(token, name)) return true;
-    if (comma == std::string_view::npos) break;
-    connection.remove_prefix(comma + 1);
-  }
-  return false;
+  bool named = false;
+  http::for_each_list_element(connection, [&](std::string_view token) { named |= http::iequals(token, name); });
+  return named;
 }
 
 bool keep(std::span<const HeaderView> all, const HeaderView& header) {
   if (!stored_header(header.name)) return false;
   return std::none_of(all.begin(), all.end(), [&](const HeaderView& other) {
-    return iequals(other.name, "connection") && connection_names(other.value, header.name);
+    return http::iequals(other.name, "connection") && connection_names(other.value, header.name);
   });
 }
 
@@ -134,7 +115,7 @@ std::chrono::seconds CachedResponse::age(std::int64_t now) const {
 bool stored_header(std::string_view name) {
   if (istarts_with(name, "x-apigw-")) return false;
   return std::none_of(kNotStored.begin(), kNotStored.end(), [&](std::string_view other) {
-    return iequals(name, other);
+    return http::iequals(name, other);
   });
 }
 

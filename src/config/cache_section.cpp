@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <array>
 
+#include "apigw/http/text.h"
 #include "value_parsers.h"
 
 namespace apigw::config {
@@ -30,14 +31,6 @@ constexpr std::array<unsigned, 4> kNeverStored{206, 304, 401, 407};
 
 bool visible_ascii(std::string_view text) {
   return std::all_of(text.begin(), text.end(), [](char c) { return c > ' ' && c < 0x7f; });
-}
-
-char lower(char c) { return c >= 'A' && c <= 'Z' ? static_cast<char>(c - 'A' + 'a') : c; }
-
-bool iequals(std::string_view a, std::string_view b) {
-  return a.size() == b.size() && std::equal(a.begin(), a.end(), b.begin(), [](char x, char y) {
-           return lower(x) == lower(y);
-         });
 }
 
 std::optional<std::string> parse_key_prefix(std::string_view text, std::string& why) {
@@ -145,7 +138,7 @@ void read_vary(YamlReader& reader, const Field& field, std::vector<std::string>&
   reader.for_each_item(field, [&](std::size_t, const Field& item) {
     auto name = reader.value(item, parse_header_name);
     if (!name) return;
-    const auto same = [&](const std::string& other) { return iequals(other, *name); };
+    const auto same = [&](const std::string& other) { return http::iequals(other, *name); };
     if (std::find_if(vary.begin(), vary.end(), same) != vary.end()) {
       return reader.error(item.position, field.label + ": '" + *name + "' is listed twice");
     }

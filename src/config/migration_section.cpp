@@ -10,6 +10,7 @@
 
 #include "apigw/config/audit_sink_target.h"
 #include "apigw/core/json_pointer.h"
+#include "apigw/http/text.h"
 #include "apigw/routing/request_pattern.h"
 #include "value_parsers.h"
 
@@ -45,12 +46,6 @@ constexpr std::array<Side, 2> kSides{
      {"shadow", &RouteConfig::shadow, &MigrationConfig::shadow_target, &RouteSource::shadow,
       &MigrationSource::shadow}}};
 
-char lower(char c) { return c >= 'A' && c <= 'Z' ? static_cast<char>(c - 'A' + 'a') : c; }
-
-bool iequals(std::string_view a, std::string_view b) {
-  return std::equal(a.begin(), a.end(), b.begin(), b.end(), [](char x, char y) { return lower(x) == lower(y); });
-}
-
 bool has_control(std::string_view text) {
   return std::any_of(text.begin(), text.end(), [](char c) { return c >= 0 && c < ' '; }) ||
          text.find('\x7f') != std::string_view::npos;
@@ -80,7 +75,7 @@ std::optional<AffinitySource> parse_affinity_source(std::string_view text, std::
 // Header names are case-insensitive, cookie names are not.
 bool same_affinity_source(const AffinitySource& a, const AffinitySource& b) {
   if (a.kind != b.kind) return false;
-  return a.kind == AffinitySource::Kind::kHeader ? iequals(a.name, b.name) : a.name == b.name;
+  return a.kind == AffinitySource::Kind::kHeader ? http::iequals(a.name, b.name) : a.name == b.name;
 }
 
 std::optional<std::string> parse_beta_user(std::string_view text, std::string& why) {

@@ -2,12 +2,12 @@
 // Strict on purpose: a typo must fail the load with a reason, never turn into a surprising default.
 #include "value_parsers.h"
 
-#include <arpa/inet.h>
-
 #include <algorithm>
 #include <array>
-#include <cstring>
 #include <numeric>
+
+#include "apigw/http/client_address.h"
+#include "apigw/http/text.h"
 
 namespace apigw::config {
 namespace {
@@ -29,12 +29,6 @@ std::string upper_case(std::string_view text) {
   return out;
 }
 
-std::string lower_case(std::string_view text) {
-  std::string out(text);
-  for (char& c : out) c = is_upper(c) ? static_cast<char>(c - 'A' + 'a') : c;
-  return out;
-}
-
 bool all_digits(std::string_view text) { return !text.empty() && std::all_of(text.begin(), text.end(), is_digit); }
 
 // A size as a config would write it: "16MiB", "1KiB", "1000".
@@ -45,24 +39,12 @@ std::string size_text(std::uint64_t bytes) {
   return std::to_string(bytes);
 }
 
-// An HTTP token (RFC 9110): methods and header names.
-bool is_token(std::string_view text) {
-  const auto token_char = [](char c) { return is_alnum(c) || std::strchr("!#$%&'*+-.^_`|~", c) != nullptr; };
-  return !text.empty() && std::all_of(text.begin(), text.end(), token_char);
-}
-
 std::optional<std::uint16_t> parse_port(std::string_view text) {
   if (!all_digits(text) || text.size() > 5) return std::nullopt;
   unsigned port = 0;
   for (char c : text) port = port * 10 + static_cast<unsigned>(c - '0');
   if (port < 1 || port > 65535) return std::nullopt;
   return static_cast<std::uint16_t>(port);
-}
-
-// inet_pton with a NUL-terminated copy; `bytes` receives 4 or 16 bytes.
-bool parse_ip(std::string_view text, int family, std::array<std::uint8_t, 16>& bytes) {
-  const std::string copy(text);
-  return ::inet_pton(family, copy.c_str(), bytes.data()) == 1;
 }
 
 // Labels of letters, digits, '-' and '_' separated by single dots; no label starts or ends with '-'.
@@ -86,7 +68,6 @@ bool is_host_name(std::string_view name) {
 std::optional<Endpoint> parse_host_port(std::string_view text, bool allow_names, std::string& why) {
   std::string_view host;
   std::string_view port;
-  std::array<std::uint8_t, 16> bytes{};
   if (text.starts_with('[')) {
     const auto close = text.find(']');
     if (close == std::string_view::npos || close + 1 >= text.size() || text[close + 1] != ':') {
@@ -95,7 +76,7 @@ std::optional<Endpoint> parse_host_port(std::string_view text, bool allow_names,
     }
     host = text.substr(1, close - 1);
     port = text.substr(close + 2);
-    if (!parse_ip(host, AF_INET6, bytes)) {
+    if (http::parse_ipv6(host).size == 0) {
       why = quoted(host) + " is not a valid IPv6 address";
       return std::nullopt;
     }
@@ -112,7 +93,7 @@ std::optional<Endpoint> parse_host_port(std::string_view text, bool allow_names,
       return std::nullopt;
     }
     const bool looks_ipv4 = std::all_of(host.begin(), host.end(), [](char c) { return is_digit(c) || c == '.'; });
-    if (looks_ipv4 && !parse_ip(host, AF_INET, bytes)) {
+    if (looks_ipv4 && http::parse_ipv4(host).size == 0) {
       why = quoted(host) + " is not a valid IPv4 address";
       return std::nullopt;
     }
@@ -142,7 +123,7 @@ bool is_managed_header(std::string_view lower) {
 // A header name apigw adds to requests it sends upstream; `apigw_own` allows the X-Apigw- prefix.
 std::optional<std::string> parse_added_header(std::string_view text, bool apigw_own, std::string& why) {
   auto name = parse_header_name(text, why);
-  const std::string lower = lower_case(text);
+  const std::string lower = http::lower_case(text);
   if (name && (is_managed_header(lower) || (!apigw_own && lower.starts_with("x-apigw-")))) {
     why = quoted(text) + " is a header apigw manages itself; choose another name";
     return std::nullopt;
@@ -274,8 +255,8 @@ std::optional<Cidr> parse_cidr(std::string_view text, std::string& why) {
   const auto slash = text.find('/');
   const std::string_view address = text.substr(0, slash);
   const bool v6 = address.find(':') != std::string_view::npos;
-  std::array<std::uint8_t, 16> bytes{};
-  if (!parse_ip(address, v6 ? AF_INET6 : AF_INET, bytes)) {
+  const http::IpBytes ip = v6 ? http::parse_ipv6(address) : http::parse_ipv4(address);
+  if (ip.size == 0) {
     why = "bad CIDR " + quoted(text) + ": " + quoted(address) + " is not an IPv4 or IPv6 address";
     return std::nullopt;
   }
@@ -291,8 +272,8 @@ std::optional<Cidr> parse_cidr(std::string_view text, std::string& why) {
   }
   // An IPv4-mapped network is kept as IPv4, since client addresses are folded the same way before matching.
   static constexpr std::array<std::uint8_t, 12> kMapped{0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff};
-  const bool mapped = v6 && prefix >= 96 && std::equal(kMapped.begin(), kMapped.end(), bytes.begin());
-  const auto first = bytes.begin() + (mapped ? 12 : 0);
+  const bool mapped = v6 && prefix >= 96 && std::equal(kMapped.begin(), kMapped.end(), ip.bytes.begin());
+  const auto first = ip.bytes.begin() + (mapped ? 12 : 0);
   Cidr cidr{std::string(text), std::vector<std::uint8_t>(first, first + (v6 && !mapped ? 16 : 4)),
             mapped ? prefix - 96 : prefix};
   for (std::size_t i = 0; i < cidr.net.size(); ++i) {
@@ -330,7 +311,7 @@ std::optional<std::string> parse_name(std::string_view text, std::string& why) {
 }
 
 std::optional<std::string> parse_method(std::string_view text, std::string& why) {
-  if (!is_token(text)) {
+  if (!http::is_token(text)) {
     why = quoted(text) + " is not an HTTP method token";
     return std::nullopt;
   }
@@ -342,7 +323,7 @@ std::optional<std::string> parse_method(std::string_view text, std::string& why)
 }
 
 std::optional<std::string> parse_route_host(std::string_view text, std::string& why) {
-  std::string host = lower_case(text);
+  std::string host = http::lower_case(text);
   if (host.find(':') != std::string::npos) {
     why = "host " + quoted(text) + " must not carry a port (a route matches the host on any port)";
     return std::nullopt;
@@ -404,7 +385,7 @@ std::optional<AuthOnError> parse_auth_on_error(std::string_view text, std::strin
 }
 
 std::optional<std::string> parse_header_name(std::string_view text, std::string& why) {
-  if (!is_token(text) || text == "*") {
+  if (!http::is_token(text) || text == "*") {
     why = quoted(text) + " is not a header name";
     return std::nullopt;
   }

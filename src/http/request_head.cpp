@@ -1,6 +1,8 @@
 // Raw request-head checks that run before Beast's parser (see request_head.h).
 #include "apigw/http/request_head.h"
 
+#include "apigw/http/text.h"
+
 namespace apigw::http {
 
 HeadScan RequestHeadScanner::scan(std::string_view data) {
@@ -14,7 +16,7 @@ HeadScan RequestHeadScanner::scan(std::string_view data) {
       if (data[pos_ + 1] != '\n') return {HeadScan::State::kBad, 0, "bare CR in request head"};
       if (pos_ + 2 >= data.size()) return {};
       const char next = data[pos_ + 2];
-      if (next == ' ' || next == '\t') return {HeadScan::State::kBad, 0, "obs-fold or whitespace before a header"};
+      if (is_ows(next)) return {HeadScan::State::kBad, 0, "obs-fold or whitespace before a header"};
       if (next == '\r') {
         if (pos_ + 3 >= data.size()) return {};
         if (data[pos_ + 3] != '\n') return {HeadScan::State::kBad, 0, "bare CR in request head"};

@@ -3,6 +3,8 @@
 
 #include <vector>
 
+#include "apigw/http/text.h"
+
 namespace apigw::http {
 namespace {
 
@@ -10,8 +12,7 @@ bool is_dot(std::string_view segment) { return segment == "." || segment == "%2e
 
 bool is_dot_dot(std::string_view segment) {
   if (segment.size() < 2 || segment.size() > 6) return false;
-  std::string lowered;
-  for (char c : segment) lowered.push_back(c >= 'A' && c <= 'Z' ? char(c - 'A' + 'a') : c);
+  const std::string lowered = lower_case(segment);
   return lowered == ".." || lowered == "%2e." || lowered == ".%2e" || lowered == "%2e%2e";
 }
 
@@ -65,9 +66,7 @@ std::string_view parse_request_target(std::string_view raw, RequestTarget& out, 
   if (raw.front() != '/') {
     // Absolute-form, which a server must accept (RFC 9112 §3.2.2): keep the authority, route on the path.
     constexpr std::string_view kScheme = "http://";
-    if (raw.size() <= kScheme.size() || !std::equal(kScheme.begin(), kScheme.end(), raw.begin(), [](char a, char b) {
-          return a == (b >= 'A' && b <= 'Z' ? char(b - 'A' + 'a') : b);
-        })) {
+    if (raw.size() <= kScheme.size() || !iequals(raw.substr(0, kScheme.size()), kScheme)) {
       return "request target must be a path or an absolute http URI";
     }
     rest = raw.substr(kScheme.size());
@@ -101,20 +100,14 @@ std::string_view strip_path_prefix(std::string_view path, std::string_view prefi
 }
 
 std::optional<std::string> percent_decode(std::string_view text, bool plus_is_space) {
-  const auto hex_digit = [](char c) {
-    if (c >= '0' && c <= '9') return c - '0';
-    if (c >= 'a' && c <= 'f') return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F') return c - 'A' + 10;
-    return -1;
-  };
   std::string out;
   out.reserve(text.size());
   for (std::size_t i = 0; i < text.size(); ++i) {
     if (text[i] == '+' && plus_is_space) {
       out.push_back(' ');
     } else if (text[i] == '%') {
-      const int high = i + 2 < text.size() ? hex_digit(text[i + 1]) : -1;
-      const int low = i + 2 < text.size() ? hex_digit(text[i + 2]) : -1;
+      const int high = i + 2 < text.size() ? hex_digit_value(text[i + 1]) : -1;
+      const int low = i + 2 < text.size() ? hex_digit_value(text[i + 2]) : -1;
       if (high < 0 || low < 0) return std::nullopt;
       out.push_back(static_cast<char>(high * 16 + low));
       i += 2;

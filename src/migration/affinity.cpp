@@ -4,7 +4,8 @@
 
 #include <algorithm>
 
-#include "apigw/auth/token.h"
+#include "apigw/http/cookie.h"
+#include "apigw/http/text.h"
 
 namespace apigw::migration {
 namespace {
@@ -38,16 +39,10 @@ std::uint64_t mix(std::uint64_t k) {
   return k;
 }
 
-std::string_view trim(std::string_view text) {
-  while (!text.empty() && (text.front() == ' ' || text.front() == '\t')) text.remove_prefix(1);
-  while (!text.empty() && (text.back() == ' ' || text.back() == '\t')) text.remove_suffix(1);
-  return text;
-}
-
 // The first non-empty (trimmed) value of header `name`, over all its lines.
 std::optional<std::string> header_key(const boost::beast::http::fields& headers, std::string_view name) {
   for (auto [field, end] = headers.equal_range(name); field != end; ++field) {
-    const std::string_view value = trim(field->value());
+    const std::string_view value = http::trim_ows(field->value());
     if (!value.empty()) return std::string(value);
   }
   return std::nullopt;
@@ -56,7 +51,7 @@ std::optional<std::string> header_key(const boost::beast::http::fields& headers,
 // The first non-empty value of cookie `name`, over all Cookie lines.
 std::optional<std::string> cookie_key(const boost::beast::http::fields& headers, std::string_view name) {
   for (auto [field, end] = headers.equal_range(boost::beast::http::field::cookie); field != end; ++field) {
-    const auto value = auth::cookie_value(field->value(), name);
+    const auto value = http::cookie_value(field->value(), name);
     if (value && !value->empty()) return std::string(*value);
   }
   return std::nullopt;

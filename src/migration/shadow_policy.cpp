@@ -3,15 +3,10 @@
 
 #include <optional>
 
+#include "apigw/http/text.h"
+
 namespace apigw::migration {
 namespace {
-
-std::optional<char> hex_value(char c) {
-  if (c >= '0' && c <= '9') return static_cast<char>(c - '0');
-  if (c >= 'a' && c <= 'f') return static_cast<char>(c - 'a' + 10);
-  if (c >= 'A' && c <= 'F') return static_cast<char>(c - 'A' + 10);
-  return std::nullopt;
-}
 
 bool unreserved(char c) {
   return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '-' || c == '.' ||
@@ -21,10 +16,10 @@ bool unreserved(char c) {
 // The unreserved character `path[at..at+2]` escapes, if it is one.
 std::optional<char> escaped_unreserved(std::string_view path, std::size_t at) {
   if (path[at] != '%' || at + 2 >= path.size()) return std::nullopt;
-  const std::optional<char> high = hex_value(path[at + 1]);
-  const std::optional<char> low = hex_value(path[at + 2]);
-  if (!high || !low) return std::nullopt;
-  const char c = static_cast<char>((*high << 4) | *low);
+  const int high = http::hex_digit_value(path[at + 1]);
+  const int low = http::hex_digit_value(path[at + 2]);
+  if (high < 0 || low < 0) return std::nullopt;
+  const char c = static_cast<char>((high << 4) | low);
   if (!unreserved(c)) return std::nullopt;
   return c;
 }

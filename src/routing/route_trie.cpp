@@ -8,6 +8,8 @@
 #include <unordered_map>
 #include <utility>
 
+#include "apigw/http/text.h"
+
 namespace apigw::routing {
 namespace {
 
@@ -88,10 +90,7 @@ std::optional<std::string> parse_pattern(std::string_view pattern, ParsedPattern
 }
 
 // RFC 9110 token characters, minus lower case: methods are case-sensitive and configured in upper case.
-bool is_method_char(char c) {
-  if ((c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9')) return true;
-  return std::string_view("!#$%&'*+-.^_`|~").find(c) != std::string_view::npos;
-}
+bool is_method_char(char c) { return http::is_tchar(c) && !(c >= 'a' && c <= 'z'); }
 
 std::optional<std::string> check_methods(const std::vector<std::string>& methods) {
   for (const auto& method : methods) {
@@ -103,8 +102,6 @@ std::optional<std::string> check_methods(const std::vector<std::string>& methods
 }
 
 // ---- host names -----------------------------------------------------------------------------------------------
-
-char to_lower(char c) { return c >= 'A' && c <= 'Z' ? static_cast<char>(c - 'A' + 'a') : c; }
 
 // Drops a ":port" suffix; a bracketed IPv6 literal keeps its brackets, a bare one (several colons) is left whole.
 std::string_view strip_port(std::string_view host) {
@@ -122,7 +119,7 @@ std::optional<std::string_view> normalize_host(std::string_view raw, HostBuffer&
   std::string_view host = strip_port(raw);
   if (!host.empty() && host.back() == '.') host.remove_suffix(1);
   if (host.size() > buffer.size()) return std::nullopt;
-  std::transform(host.begin(), host.end(), buffer.begin(), to_lower);
+  std::transform(host.begin(), host.end(), buffer.begin(), http::ascii_lower);
   return std::string_view(buffer.data(), host.size());
 }
 

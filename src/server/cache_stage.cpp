@@ -9,6 +9,7 @@
 
 #include "apigw/cache/cache_policy.h"
 #include "apigw/http/local_reply.h"
+#include "apigw/http/text.h"
 
 namespace apigw::server {
 
@@ -51,15 +52,9 @@ std::optional<std::string> CacheFill::record(std::int64_t now) const {
 
 namespace {
 
-std::string_view trim(std::string_view text) {
-  while (!text.empty() && (text.front() == ' ' || text.front() == '\t')) text.remove_prefix(1);
-  while (!text.empty() && (text.back() == ' ' || text.back() == '\t')) text.remove_suffix(1);
-  return text;
-}
-
 // An entity tag without its weakness prefix: weak comparison treats W/"x" and "x" alike.
 std::string_view opaque_tag(std::string_view tag) {
-  tag = trim(tag);
+  tag = http::trim_ows(tag);
   if (tag.starts_with("W/")) tag.remove_prefix(2);
   return tag;
 }
@@ -79,21 +74,18 @@ bool not_modified(const cache::CachedResponse& response, const boost::beast::htt
   const auto if_none_match = request.equal_range(bhttp::field::if_none_match);
   if (if_none_match.first != if_none_match.second) {
     const std::optional<std::string_view> etag = stored(response, "ETag");
+    bool matched = false;
     for (auto field = if_none_match.first; field != if_none_match.second; ++field) {
-      std::string_view list = field->value();
-      while (!list.empty()) {
-        const std::size_t comma = list.find(',');
-        const std::string_view tag = trim(list.substr(0, comma));
-        list = comma == std::string_view::npos ? std::string_view() : list.substr(comma + 1);
-        if (tag == "*" || (etag && !tag.empty() && opaque_tag(tag) == opaque_tag(*etag))) return true;
-      }
+      http::for_each_list_element(field->value(), [&](std::string_view tag) {
+        matched = matched || tag == "*" || (etag && opaque_tag(tag) == opaque_tag(*etag));
+      });
     }
-    return false;  // If-Modified-Since is ignored when If-None-Match is present
+    return matched;  // If-Modified-Since is ignored when If-None-Match is present
   }
   const auto if_modified_since = request.find(bhttp::field::if_modified_since);
   if (if_modified_since == request.end()) return false;
   const std::optional<std::string_view> last_modified = stored(response, "Last-Modified");
-  return last_modified && trim(*last_modified) == trim(if_modified_since->value());
+  return last_modified && http::trim_ows(*last_modified) == http::trim_ows(if_modified_since->value());
 }
 
 cache::CachedResponse not_modified_response(const cache::CachedResponse& response) {

@@ -9,6 +9,7 @@
 #include <boost/beast/http/fields.hpp>
 
 #include "apigw/auth/token.h"
+#include "apigw/http/query.h"
 
 namespace apigw::auth {
 
@@ -26,9 +27,5 @@ struct RequestToken {
 // - query:NAME takes the first parameter of that name; bad percent-encoding makes a malformed token.
 RequestToken find_request_token(const boost::beast::http::fields& headers, std::string_view query, bool has_query,
                                 std::span<const TokenSource> sources);
-
-// `target` with the value of every query parameter `name` replaced by "REDACTED", for the access log; the
-// target itself when it has no such parameter.
-std::string redact_query_parameter(std::string_view target, std::string_view name);
 
 }  // namespace apigw::auth

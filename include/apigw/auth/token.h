@@ -26,11 +26,6 @@ std::string_view token_shape_text(TokenShape shape);  // "empty token", ...
 // The token in an Authorization value: "Bearer <token>" (scheme case-insensitive, one or more spaces), else
 // nullopt. The token itself is returned as sent, for check_token to judge.
 std::optional<std::string_view> bearer_token(std::string_view authorization);
-// The value of cookie `name` in a Cookie header ("a=1; session_token=xyz"), optionally double-quoted.
-std::optional<std::string_view> cookie_value(std::string_view cookie_header, std::string_view name);
-// The percent-decoded value of parameter `name` in a query string ("a=1&access_token=xyz"); nullopt when absent
-// or when its encoding is malformed.
-std::optional<std::string> query_value(std::string_view query, std::string_view name);
 
 // `auth.key` (a template holding "{token}" once, e.g. "session:{token}") for `token`.
 std::string expand_key(std::string_view key_template, std::string_view token);

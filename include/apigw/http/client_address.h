@@ -18,7 +18,13 @@ struct IpBytes {
   std::uint8_t size = 0;  // 4 or 16; 0 = invalid
 };
 
+// An IPv4 address, or an IPv6 one with or without brackets ("[::1]"; IPv4-mapped folded to IPv4); size 0 when
+// `text` is neither.
 IpBytes parse_ip(std::string_view text);
+// Exactly one family, as inet_pton reads it (no brackets, no folding): dotted-quad IPv4 into 4 bytes, IPv6
+// ("::1", "::ffff:10.0.0.1") into 16; size 0 when `text` is not an address of that family.
+IpBytes parse_ipv4(std::string_view text);
+IpBytes parse_ipv6(std::string_view text);
 
 // A network as written in `server.trusted_proxies`: "10.0.0.0/8", "::1/128".
 struct Cidr {

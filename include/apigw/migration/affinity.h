@@ -24,7 +24,7 @@ inline bool in_share(std::uint32_t bucket, std::uint32_t threshold) { return buc
 
 // The request's affinity key: the first source present, in order. `user_id` is the authenticated user (empty
 // when anonymous); header values are used as sent (trimmed; the first non-empty line of that name); a cookie's
-// value as in the Cookie header (auth::cookie_value, over every Cookie line); the client address as text. An empty
+// value as in the Cookie header (http::cookie_value, over every Cookie line); the client address as text. An empty
 // value counts as absent. nullopt when no source is present (the caller then draws a bucket at random).
 std::optional<std::string> affinity_key(std::span<const config::AffinitySource> sources, std::string_view user_id,
                                         const boost::beast::http::fields& headers, std::string_view client_address);
