@@ -1,5 +1,10 @@
 #!/usr/bin/env bash
 # Configures and builds apigw: build/ (optimised, with debug info) and, with --sanitize, build-asan/ (ASan+UBSan).
+# build-asan/ also waits for socket readiness through Asio's public API only (APIGW_PORTABLE_READINESS), so the
+# test command runs every test against both readiness paths: the fast one verified for this Boost, and the one
+# every other Boost version builds.
+# With --fuzz (alone or beside --sanitize), also build-fuzz/: the libFuzzer targets of tests/fuzz, a CMake project of
+# their own compiled by clang-15 (libFuzzer is clang's; see docs/decisions.md).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -9,13 +14,21 @@ command -v ninja >/dev/null && generator=(-G Ninja)
 
 configure_and_build() {
   local dir=$1; shift
-  if [[ ! -f $dir/CMakeCache.txt ]]; then
+  if [[ -f $dir/CMakeCache.txt ]]; then
+    cmake -S . -B "$dir" "$@" >/dev/null  # applies options changed since the directory was configured
+  else
     cmake -S . -B "$dir" "${generator[@]}" "$@" >/dev/null
   fi
   cmake --build "$dir" -j "$jobs"
 }
 
 configure_and_build build -DCMAKE_BUILD_TYPE=RelWithDebInfo
-if [[ ${1:-} == --sanitize ]]; then
-  configure_and_build build-asan -DCMAKE_BUILD_TYPE=Debug -DAPIGW_SANITIZE=ON
+if [[ " $* " == *" --sanitize "* ]]; then
+  configure_and_build build-asan -DCMAKE_BUILD_TYPE=Debug -DAPIGW_SANITIZE=ON -DAPIGW_PORTABLE_READINESS=ON
+fi
+if [[ " $* " == *" --fuzz "* ]]; then
+  if [[ ! -f build-fuzz/CMakeCache.txt ]]; then
+    cmake -S tests/fuzz -B build-fuzz "${generator[@]}" -DCMAKE_CXX_COMPILER=clang++-15 >/dev/null
+  fi
+  cmake --build build-fuzz -j "$jobs"
 fi

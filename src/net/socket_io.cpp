@@ -20,6 +20,7 @@ namespace asio = boost::asio;
 namespace beast = boost::beast;
 using boost::system::error_code;
 
+#if APIGW_ASIO_READINESS_FAST_PATH
 namespace detail {
 adetail::reactor& reactor_of(asio::ip::tcp::socket& socket) {
   // One io_context per worker thread: the lookup (which takes a lock) happens once per thread.
@@ -33,12 +34,13 @@ adetail::reactor& reactor_of(asio::ip::tcp::socket& socket) {
   return *reactor;
 }
 }  // namespace detail
+#endif
 
 namespace {
 constexpr auto kNoThrow = asio::as_tuple(asio::use_awaitable);
 
 // One non-blocking recv: the bytes read, 0 with eof, or 0 with no error when nothing is there.
-std::size_t read_now(asio::ip::tcp::socket& socket, asio::mutable_buffer buffer, error_code& error) {
+std::size_t recv_now(asio::ip::tcp::socket& socket, asio::mutable_buffer buffer, error_code& error) {
   for (;;) {
     const ssize_t n = ::recv(socket.native_handle(), buffer.data(), buffer.size(), MSG_DONTWAIT);
     if (n > 0) return static_cast<std::size_t>(n);
@@ -76,22 +78,24 @@ asio::awaitable<error_code> parse_step(Connection& connection, beast::flat_buffe
 }
 }  // namespace
 
+std::size_t read_now(Connection& connection, asio::mutable_buffer buffer, error_code& error) {
+  const std::size_t n = recv_now(connection.socket, buffer, error);
+  connection.drained = n < buffer.size();
+  return n;
+}
+
 asio::awaitable<std::tuple<error_code, std::size_t>> read_some(Connection& connection, asio::mutable_buffer buffer) {
   error_code error;
   if (!connection.drained) {
-    const std::size_t n = read_now(connection.socket, buffer, error);
-    if (error || n > 0) {
-      connection.drained = n < buffer.size();
-      co_return std::tuple{error, n};
-    }
+    const std::size_t n = read_now(connection, buffer, error);
+    if (error || n > 0) co_return std::tuple{error, n};
   }
   for (;;) {
     auto [wait_error] = co_await async_wait_readable(connection.socket, kNoThrow);
     if (wait_error) co_return std::tuple{wait_error, std::size_t{0}};
-    const std::size_t n = read_now(connection.socket, buffer, error);
+    const std::size_t n = read_now(connection, buffer, error);
     // Nothing there: the readiness was from bytes an earlier read already took; the next edge is a new one.
     if (!error && n == 0) continue;
-    connection.drained = n < buffer.size();
     co_return std::tuple{error, n};
   }
 }

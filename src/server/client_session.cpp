@@ -4,22 +4,27 @@
 #include <random>
 
 #include <boost/asio/as_tuple.hpp>
+#include <boost/asio/co_spawn.hpp>
 #include <boost/asio/experimental/awaitable_operators.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <fmt/format.h>
+#include <spdlog/spdlog.h>
 
 #include "apigw/auth/request_token.h"
 #include "apigw/cache/cache_key.h"
 #include "apigw/cache/cache_policy.h"
 #include "apigw/http/request_head.h"
+#include "apigw/http/query.h"
 #include "apigw/http/request_id.h"
 #include "apigw/http/request_target.h"
 #include "apigw/migration/affinity.h"
 #include "apigw/migration/shadow_policy.h"
+#include "apigw/net/readiness.h"
 #include "apigw/net/socket_io.h"
 #include "apigw/server/worker.h"
 #include "cache_stage.h"
+#include "request_state.h"
 #include "shadow_stage.h"
 
 namespace apigw::server {
@@ -42,7 +47,7 @@ std::string redact_tokens(const config::Snapshot* snapshot, std::string_view tar
   if (!snapshot || !snapshot->config.auth.enabled || target.find('?') == std::string_view::npos) return redacted;
   for (const auth::TokenSource& source : snapshot->config.auth.token_from) {
     if (source.kind != auth::TokenSource::Kind::kQuery) continue;
-    redacted = auth::redact_query_parameter(redacted.empty() ? target : std::string_view(redacted), source.name);
+    redacted = http::redact_query_parameter(redacted.empty() ? target : std::string_view(redacted), source.name);
   }
   return redacted;
 }
@@ -115,39 +120,98 @@ void ClientSession::force_close() {
   upstream_deadline_.check(Clock::time_point::max());
 }
 
-asio::awaitable<void> ClientSession::run() {
-  for (bool first = true; !closed_; first = false) {
-    if (!co_await wait_for_request(first)) break;
-    if (!co_await serve_request()) break;
-    // A response that went out just before a drain began said keep-alive: the client may already be sending its
-    // next request, which is answered (with Connection: close) if it comes within the drain's idle grace.
-    if (worker_.idle_grace_over()) break;
-  }
-  error_code ignored;
-  client_.socket.close(ignored);
+void ClientSession::start() {
+  // A new connection has header_timeout to send its first request.
+  deadline_.arm(worker_.snapshot()->config.server.limits.header_timeout);
+  wait_idle();
 }
 
-asio::awaitable<bool> ClientSession::wait_for_request(bool first) {
-  // A copy: a reload during the wait below may free the snapshot.
-  const config::Limits limits = worker_.snapshot()->config.server.limits;
-  if (first) {
-    // A new connection has header_timeout to send its first request.
-    deadline_.arm(limits.header_timeout);
-    co_return true;
-  }
-  if (buffer_.size() != 0) {
-    deadline_.arm(limits.header_timeout);  // a pipelined request is already here
-    co_return true;
-  }
-  // Keep-alive: the next request may take idle_timeout to start, then header_timeout to complete.
+void ClientSession::wait_idle() {
   idle_ = true;
-  deadline_.arm(limits.idle_timeout);
-  auto [error, n] = co_await net::read_some(client_, buffer_.prepare(kReadChunk));
+  net::async_wait_readable(client_.socket,
+                           [self = shared_from_this()](const error_code& error) { self->on_readable(error); });
+}
+
+void ClientSession::on_readable(const error_code& error) {
   idle_ = false;
-  buffer_.commit(n);
-  if (error || closed_) co_return false;
-  deadline_.arm(limits.header_timeout);
-  co_return true;
+  // Aborted: the deadline passed, or a drain closed the idle connection.
+  if (error || closed_) return close();
+  state_ = worker_.request_states().acquire();
+  error_code read_error;
+  client_.drained = false;
+  const std::size_t n = net::read_now(client_, state_->buffer.prepare(kReadChunk), read_error);
+  if (read_error) return close();  // the client left
+  if (n == 0) {
+    // The readiness was from bytes an earlier read already took.
+    worker_.request_states().release(std::move(state_));
+    return wait_idle();
+  }
+  state_->buffer.commit(n);
+  // Keep-alive: the next request took up to idle_timeout to start; now it has header_timeout to complete.
+  if (kept_alive_) deadline_.arm(worker_.snapshot()->config.server.limits.header_timeout);
+  // The completion keeps the session alive until its requests are served.
+  asio::co_spawn(client_.socket.get_executor(), serve_requests(),
+                 [self = shared_from_this()](const std::exception_ptr& failure, bool idle) {
+                   if (failure) self->log_failure(failure);
+                   if (idle && !failure) {
+                     self->go_idle();
+                   } else {
+                     self->close();
+                   }
+                 });
+}
+
+void ClientSession::log_failure(const std::exception_ptr& failure) {
+  try {
+    std::rethrow_exception(failure);
+  } catch (const std::exception& error) {
+    spdlog::error("worker {}: client session ended on an error: {}", worker_.index(), error.what());
+  }
+}
+
+asio::awaitable<bool> ClientSession::serve_requests() {
+  bool open = true;
+  while (open) {
+    open = co_await serve_request();
+    if (!open) break;
+    kept_alive_ = true;
+    // A response that went out just before a drain began said keep-alive: the client may already be sending its
+    // next request, which is answered (with Connection: close) if it comes within the drain's idle grace.
+    if (closed_ || worker_.idle_grace_over()) {
+      open = false;
+    } else if (next_request_buffered()) {
+      deadline_.arm(worker_.snapshot()->config.server.limits.header_timeout);
+    } else {
+      break;
+    }
+  }
+  co_return open && !closed_;
+}
+
+bool ClientSession::next_request_buffered() {
+  beast::flat_buffer& buffer = state_->buffer;
+  if (buffer.size() != 0) return true;  // pipelined
+  // A read that filled the buffer may have left bytes in the socket, and no new edge will announce them.
+  if (client_.drained) return false;
+  error_code error;
+  const std::size_t n = net::read_now(client_, buffer.prepare(kReadChunk), error);
+  buffer.commit(n);
+  if (error) closed_ = true;
+  return n != 0;
+}
+
+void ClientSession::go_idle() {
+  worker_.request_states().release(std::move(state_));
+  // Keep-alive: the next request may take idle_timeout to start, then header_timeout to complete.
+  deadline_.arm(worker_.snapshot()->config.server.limits.idle_timeout);
+  wait_idle();
+}
+
+void ClientSession::close() {
+  closed_ = true;
+  if (state_) worker_.request_states().release(std::move(state_));
+  error_code ignored;
+  client_.socket.close(ignored);
 }
 
 asio::awaitable<ClientSession::HeadResult> ClientSession::read_head() {
@@ -155,10 +219,10 @@ asio::awaitable<ClientSession::HeadResult> ClientSession::read_head() {
   const config::Limits limits = worker_.snapshot()->config.server.limits;
   http::RequestHeadScanner scanner;
   for (;;) {
-    std::string_view data(static_cast<const char*>(buffer_.data().data()), buffer_.size());
+    std::string_view data(static_cast<const char*>(state_->buffer.data().data()), state_->buffer.size());
     if (scanner.scanned() == 0) {
       if (const std::size_t blank = http::leading_empty_lines(data); blank > 0) {
-        buffer_.consume(blank);
+        state_->buffer.consume(blank);
         continue;
       }
     }
@@ -177,14 +241,14 @@ asio::awaitable<ClientSession::HeadResult> ClientSession::read_head() {
       }
       co_return HeadResult{HeadResult::Kind::kReply, 0, 431, "request head exceeds server.limits.max_header_bytes"};
     }
-    idle_ = buffer_.size() == 0;  // a new connection that has sent nothing yet is as idle as a kept-alive one
-    auto [error, n] = co_await net::read_some(client_, buffer_.prepare(kReadChunk));
+    idle_ = state_->buffer.size() == 0;  // a new connection that has sent nothing yet is as idle as a kept-alive one
+    auto [error, n] = co_await net::read_some(client_, state_->buffer.prepare(kReadChunk));
     idle_ = false;
-    buffer_.commit(n);
+    state_->buffer.commit(n);
     if (error) {
       // A client that started a request but did not finish its head in time is told so; one that sent nothing
       // or went away is just closed.
-      if (deadline_.expired && buffer_.size() != 0 && !closed_) {
+      if (deadline_.expired && state_->buffer.size() != 0 && !closed_) {
         co_return HeadResult{HeadResult::Kind::kReply, 0, 408, "request head not received within header_timeout"};
       }
       co_return HeadResult{};
@@ -210,12 +274,12 @@ asio::awaitable<bool> ClientSession::serve_request() {
   }
 
   const auto& limits = exchange.snapshot->config.server.limits;
-  parser_.emplace();
-  parser_->header_limit(static_cast<std::uint32_t>(limits.max_header_bytes + 4));
-  parser_->body_limit(limits.max_body_bytes);
+  state_->parser.emplace();
+  state_->parser->header_limit(static_cast<std::uint32_t>(limits.max_header_bytes + 4));
+  state_->parser->body_limit(limits.max_body_bytes);
   error_code error;
-  parser_->put(asio::buffer(buffer_.data().data(), head.length), error);
-  if (!error && !parser_->is_header_done()) error = bhttp::error::need_more;
+  state_->parser->put(asio::buffer(state_->buffer.data().data(), head.length), error);
+  if (!error && !state_->parser->is_header_done()) error = bhttp::error::need_more;
   if (error) {
     const std::string message = fmt::format("malformed request: {}", error.message());
     http::LocalReply reply;
@@ -226,9 +290,9 @@ asio::awaitable<bool> ClientSession::serve_request() {
     co_await send_reply(exchange, reply);
     co_return false;
   }
-  buffer_.consume(head.length);
+  state_->buffer.consume(head.length);
 
-  const auto& request = parser_->get();
+  const auto& request = state_->parser->get();
   exchange.method = request.method_string();
   exchange.target = request.target();
   if (const auto id = request.find("X-Request-Id"); id != request.end() && http::is_sane_request_id(id->value())) {
@@ -243,7 +307,7 @@ asio::awaitable<bool> ClientSession::serve_request() {
 }
 
 std::optional<http::LocalReply> ClientSession::check_request(Exchange& exchange) {
-  const auto& request = parser_->get();
+  const auto& request = state_->parser->get();
   const auto& limits = exchange.snapshot->config.server.limits;
   http::LocalReply reply;
   reply.status = 400;
@@ -252,7 +316,7 @@ std::optional<http::LocalReply> ClientSession::check_request(Exchange& exchange)
     reply.message = "only HTTP/1.0 and HTTP/1.1 are served";
     return reply;
   }
-  if (request.find(bhttp::field::transfer_encoding) != request.end() && !parser_->chunked()) {
+  if (request.find(bhttp::field::transfer_encoding) != request.end() && !state_->parser->chunked()) {
     reply.message = "Transfer-Encoding other than chunked";
     return reply;
   }
@@ -279,7 +343,7 @@ std::optional<http::LocalReply> ClientSession::check_request(Exchange& exchange)
 
 asio::awaitable<bool> ClientSession::route_and_forward(Exchange& exchange) {
   const config::Snapshot& snapshot = *exchange.snapshot;
-  const auto& request = parser_->get();
+  const auto& request = state_->parser->get();
   const auto match = snapshot.trie.match(exchange.host, exchange.method, exchange.parsed_target.path);
   if (match.kind != routing::RouteTrieMatch::Kind::kFound) {
     http::LocalReply reply;
@@ -290,7 +354,7 @@ asio::awaitable<bool> ClientSession::route_and_forward(Exchange& exchange) {
     reply.message = message;
     reply.allow = match.allow;
     co_await send_reply(exchange, reply);
-    co_return !closed_ && parser_->is_done() && request.keep_alive() && !worker_.draining();
+    co_return !closed_ && state_->parser->is_done() && request.keep_alive() && !worker_.draining();
   }
 
   exchange.route = &snapshot.routes[match.route];
@@ -300,7 +364,7 @@ asio::awaitable<bool> ClientSession::route_and_forward(Exchange& exchange) {
   if (exchange.generation->authenticator && exchange.route->auth != config::RouteAuth::kNone) {
     if (std::optional<http::LocalReply> reply = co_await authenticate(exchange)) {
       co_await send_reply(exchange, *reply);
-      co_return !closed_ && parser_->is_done() && request.keep_alive() && !worker_.draining();
+      co_return !closed_ && state_->parser->is_done() && request.keep_alive() && !worker_.draining();
     }
   }
   CacheState cache;
@@ -348,7 +412,7 @@ asio::awaitable<bool> ClientSession::route_and_forward(Exchange& exchange) {
 
   const auto& limits = snapshot.config.server.limits;
   proxy::Forwarder forwarder(
-      {client_, buffer_, *parser_, deadline_, limits.idle_timeout, upstream_deadline_, worker_.draining_flag(),
+      {client_, state_->buffer, *state_->parser, deadline_, limits.idle_timeout, upstream_deadline_, worker_.draining_flag(),
        closed_},
       forward, *pool);
   proxy::ForwardResult result = co_await forwarder.run();
@@ -391,7 +455,7 @@ asio::awaitable<std::optional<http::LocalReply>> ClientSession::authenticate(Exc
   reply.no_store = true;
   reply.www_authenticate = R"(Bearer realm="apigw", error="invalid_token")";
 
-  auth::RequestToken token = auth::find_request_token(parser_->get(), exchange.parsed_target.query,
+  auth::RequestToken token = auth::find_request_token(state_->parser->get(), exchange.parsed_target.query,
                                                       exchange.parsed_target.has_query, auth.token_from);
   if (token.found && token.shape != auth::TokenShape::kValid) {
     // Refused before Redis is asked: such a token can name no session.
@@ -470,7 +534,7 @@ bool ClientSession::in_migration_share(Exchange& exchange, std::uint32_t thresho
   if (!exchange.user.empty() && snapshot.beta_users.contains(exchange.user)) return true;
   if (!exchange.bucket) {
     const config::MigrationConfig& migration = snapshot.config.migration;
-    const auto& request = parser_->get();
+    const auto& request = state_->parser->get();
     std::string client;
     if (snapshot.trusted_proxies.contains(peer_ip_)) client = http::forwarded_client(request);
     if (client.empty()) client = peer_address_;
@@ -488,7 +552,7 @@ std::shared_ptr<ShadowCopy> ClientSession::plan_shadow(Exchange& exchange, std::
   if (target.upstream == serving_upstream) return nullptr;
   const config::Snapshot& snapshot = *exchange.snapshot;
   const config::MigrationConfig& migration = snapshot.config.migration;
-  const auto& request = parser_->get();
+  const auto& request = state_->parser->get();
   // A copy is never copied again, whatever loop the two sides' routes make.
   if (request.find(migration.shadow.header) != request.end()) return nullptr;
   if (!in_migration_share(exchange, target.threshold)) return nullptr;
@@ -497,7 +561,7 @@ std::shared_ptr<ShadowCopy> ClientSession::plan_shadow(Exchange& exchange, std::
     stats.shadow_ignored();
     return nullptr;
   }
-  const auto length = parser_->content_length();
+  const auto length = state_->parser->content_length();
   if (length && *length > migration.shadow.max_body_bytes) {
     stats.shadow_dropped(ShadowDrop::kBodyTooLarge);
     return nullptr;
@@ -505,7 +569,7 @@ std::shared_ptr<ShadowCopy> ClientSession::plan_shadow(Exchange& exchange, std::
   ShadowCopy::Params params{worker_, exchange.generation};
   params.route_index = exchange.route_index;
   params.shadow_upstream = target.upstream;
-  params.framed = length.has_value() || parser_->chunked();
+  params.framed = length.has_value() || state_->parser->chunked();
   params.idempotent = proxy::is_idempotent(request.method());
   params.head_method = request.method() == bhttp::verb::head;
   const unsigned sample = migration.audit.sample;
@@ -533,11 +597,11 @@ asio::awaitable<std::shared_ptr<const cache::CachedResponse>> ClientSession::loo
   using namespace asio::experimental::awaitable_operators;
   cache::CacheStats& stats = exchange.generation->cache->stats();
   const config::RouteCacheConfig& rule = exchange.route->cache;
-  const auto& request = parser_->get();
+  const auto& request = state_->parser->get();
   state.status = "BYPASS";
   const cache::RequestCacheability cacheability = cache::classify_request(exchange.method, request);
   // A request with a body is not one the cache can answer: the body would have to be read for nothing.
-  const bool has_body = parser_->chunked() || (parser_->content_length() && *parser_->content_length() > 0);
+  const bool has_body = state_->parser->chunked() || (state_->parser->content_length() && *state_->parser->content_length() > 0);
   if (cacheability == cache::RequestCacheability::kBypass || has_body) {
     stats.bypasses.add();
     co_return nullptr;
@@ -640,7 +704,7 @@ void ClientSession::finish_fill(CacheState& state) {
 }
 
 asio::awaitable<bool> ClientSession::send_cached(Exchange& exchange, const cache::CachedResponse& stored) {
-  const auto& request = parser_->get();
+  const auto& request = state_->parser->get();
   // A client that holds the stored version already is told so instead of being sent it again.
   std::optional<cache::CachedResponse> reduced;
   if (not_modified(stored, request)) reduced = not_modified_response(stored);
@@ -676,8 +740,8 @@ asio::awaitable<bool> ClientSession::send_cached(Exchange& exchange, const cache
 }
 
 asio::awaitable<void> ClientSession::send_reply(Exchange& exchange, http::LocalReply reply) {
-  const bool keep_alive = !reply.close && parser_ && parser_->is_header_done() && parser_->is_done() &&
-                          parser_->get().keep_alive() && !worker_.draining();
+  const bool keep_alive = !reply.close && state_->parser && state_->parser->is_header_done() && state_->parser->is_done() &&
+                          state_->parser->get().keep_alive() && !worker_.draining();
   reply.close = !keep_alive;
   reply.request_id = exchange.request_id;
   reply.head = exchange.method == "HEAD";

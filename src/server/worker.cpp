@@ -15,6 +15,7 @@
 #include <spdlog/spdlog.h>
 
 #include "apigw/server/client_session.h"
+#include "request_state.h"
 #include "shadow_stage.h"
 
 namespace apigw::server {
@@ -24,6 +25,8 @@ namespace {
 constexpr auto kNoThrow = asio::as_tuple(asio::use_awaitable);
 // How often deadlines are checked: the precision of every client-side timeout.
 constexpr auto kSweepInterval = std::chrono::milliseconds(100);
+// The request states a worker keeps spare are trimmed to what the last second needed.
+constexpr unsigned kSweepsPerTrim = 10;
 // When a drain starts, idle keep-alive connections stay open this long (at most drain_timeout): a request that
 // was already on its way is answered, with Connection: close, instead of meeting a closed connection.
 constexpr auto kDrainIdleGrace = std::chrono::milliseconds(1000);
@@ -68,7 +71,8 @@ Worker::Worker(unsigned index, core::AccessLog& access_log, upstream::HealthTabl
       audit_sink_(audit_sink),
       shadows_in_flight_(metrics_.gauge("apigw_migration_shadows_in_flight",
                                         "Copies of requests on their way to the shadow side")),
-      shadow_dispatch_(std::make_unique<ShadowDispatch>(*this)) {
+      shadow_dispatch_(std::make_unique<ShadowDispatch>(*this)),
+      request_states_(std::make_unique<RequestStatePool>()) {
   heartbeat_.store(std::chrono::steady_clock::now().time_since_epoch().count());
 }
 
@@ -263,20 +267,12 @@ asio::awaitable<void> Worker::accept_loop(std::shared_ptr<asio::ip::tcp::accepto
 }
 
 void Worker::serve(asio::ip::tcp::socket socket) {
-  // Counted until its session has attached, so that a drain cannot finish between the two.
-  ++starting_sessions_;
-  asio::co_spawn(
-      context_,
-      [this, socket = std::move(socket)]() mutable -> asio::awaitable<void> {
-        try {
-          ClientSession session(*this, std::move(socket));
-          --starting_sessions_;
-          co_await session.run();
-        } catch (const std::exception& error) {
-          spdlog::error("worker {}: client session ended on an error: {}", index_, error.what());
-        }
-      },
-      asio::detached);
+  try {
+    // The session attaches before this returns, so a drain cannot finish without it.
+    std::make_shared<ClientSession>(*this, std::move(socket))->start();
+  } catch (const std::exception& error) {
+    spdlog::error("worker {}: client session ended on an error: {}", index_, error.what());
+  }
 }
 
 void Worker::schedule_sweep() {
@@ -290,6 +286,7 @@ void Worker::schedule_sweep() {
     // check_deadline may end a session's operation but never detaches synchronously, so iterating is safe.
     for (ClientSession* session : sessions_) session->check_deadline(now);
     access_log_.flush();
+    if (++sweeps_ % kSweepsPerTrim == 0) request_states_->trim();
     schedule_sweep();
   });
 }
@@ -321,7 +318,7 @@ void Worker::begin_drain() {
 }
 
 void Worker::finish_if_drained() {
-  if (!sessions_.empty() || starting_sessions_ != 0) return;
+  if (!sessions_.empty()) return;
   drained_ = true;
   sweep_timer_.cancel();
   drain_timer_.cancel();

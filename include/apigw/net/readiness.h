@@ -1,10 +1,29 @@
 // Waiting for a socket to become readable the way an edge-triggered event loop does it: without a system call.
 // Asio's own reads try the socket at once and wait only after EAGAIN, which costs one wasted recv() each time a
-// request or response is not there yet. This wait instead uses the reactor's per-socket readiness flag: it
-// completes at once when an event arrived since the last wait (the caller then reads, and may find nothing),
-// and otherwise queues until the next edge. Tied to Asio's epoll reactor of the Boost version CMake requires.
+// request or response is not there yet, and its async_wait(wait_read) re-arms epoll (one epoll_ctl) per wait.
+// The fast path below instead uses the reactor's per-socket readiness flag: it completes at once when an event
+// arrived since the last wait (the caller then reads, and may find nothing), and otherwise queues until the next
+// edge. It reaches into Asio's epoll reactor, so it is compiled only for the Boost versions it was verified on
+// (APIGW_ASIO_READINESS_FAST_PATH); every other version, other reactors, and builds configured with
+// APIGW_PORTABLE_READINESS=ON take Asio's public async_wait(wait_read), which is correct everywhere and costs
+// that one epoll_ctl per wait (docs/decisions.md).
 #pragma once
 
+#include <boost/version.hpp>
+#include <boost/asio/async_result.hpp>
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/system/error_code.hpp>
+
+// Boost versions whose epoll reactor the fast path was verified against (reactor_op, start_op's speculative
+// flag, basic_socket's impl_): 1.81.
+#if !defined(APIGW_PORTABLE_READINESS) && BOOST_VERSION == 108100 && defined(BOOST_ASIO_HAS_EPOLL) && \
+    !defined(BOOST_ASIO_HAS_IO_URING_AS_DEFAULT)
+#define APIGW_ASIO_READINESS_FAST_PATH 1
+#else
+#define APIGW_ASIO_READINESS_FAST_PATH 0
+#endif
+
+#if APIGW_ASIO_READINESS_FAST_PATH
 #include <boost/asio/async_result.hpp>
 #include <boost/asio/detail/bind_handler.hpp>
 #include <boost/asio/detail/fenced_block.hpp>
@@ -13,8 +32,6 @@
 #include <boost/asio/detail/memory.hpp>
 #include <boost/asio/detail/reactor.hpp>
 #include <boost/asio/detail/reactor_op.hpp>
-#include <boost/asio/ip/tcp.hpp>
-#include <boost/system/error_code.hpp>
 
 namespace apigw::net {
 namespace detail {
@@ -87,3 +104,18 @@ auto async_wait_readable(boost::asio::ip::tcp::socket& socket, CompletionToken&&
 }
 
 }  // namespace apigw::net
+
+#else  // the portable path: Asio's public API
+
+namespace apigw::net {
+
+// Completes with no error when `socket` is readable (or closed by the peer), with operation_aborted when the
+// socket is cancelled or closed. Only one wait per socket at a time; reads are the caller's.
+template <typename CompletionToken>
+auto async_wait_readable(boost::asio::ip::tcp::socket& socket, CompletionToken&& token) {
+  return socket.async_wait(boost::asio::ip::tcp::socket::wait_read, std::forward<CompletionToken>(token));
+}
+
+}  // namespace apigw::net
+
+#endif

@@ -28,6 +28,10 @@ struct Connection {
   bool drained = false;
 };
 
+// One non-blocking read of what is there now: the bytes read, 0 with eof, or 0 with no error when nothing is
+// there. Sets `drained` as read_some does.
+std::size_t read_now(Connection& connection, boost::asio::mutable_buffer buffer, boost::system::error_code& error);
+
 // Reads what is there, waiting for it if need be: returns the bytes read (at least one), eof, or the error
 // (operation_aborted when the socket was cancelled).
 boost::asio::awaitable<std::tuple<boost::system::error_code, std::size_t>> read_some(

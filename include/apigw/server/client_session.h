@@ -1,6 +1,8 @@
 // One client connection: reads requests (keep-alive, pipelining), enforces the head and body limits, matches
-// the route, hands the request to the forwarder and writes local replies. Lives on one worker thread; reading
-// `run()` top to bottom reads the protocol.
+// the route, hands the request to the forwarder and writes local replies. Lives on one worker thread; its
+// lifetime is its shared_from_this() chain. While idle it holds its socket and one readiness wait, nothing else:
+// the read buffer and the parser come from the worker's pool when a request's first byte arrives. Reading
+// `start()`, `on_readable()` and `serve_requests()` top to bottom reads the protocol.
 #pragma once
 
 #include <chrono>
@@ -10,7 +12,6 @@
 
 #include <boost/asio/awaitable.hpp>
 #include <boost/asio/ip/tcp.hpp>
-#include <boost/beast/core/flat_buffer.hpp>
 
 #include "apigw/cache/cached_response.h"
 #include "apigw/core/deadline.h"
@@ -25,15 +26,18 @@ class Worker;
 struct CacheState;
 class ShadowCopy;
 
-class ClientSession {
+struct RequestState;
+
+class ClientSession : public std::enable_shared_from_this<ClientSession> {
  public:
   ClientSession(Worker& worker, boost::asio::ip::tcp::socket socket);
   ~ClientSession();
   ClientSession(const ClientSession&) = delete;
   ClientSession& operator=(const ClientSession&) = delete;
 
-  // Serves requests until the client leaves, a limit or error ends the connection, or the worker drains.
-  boost::asio::awaitable<void> run();
+  // Waits for the first request. The session then serves requests until the client leaves, a limit or error
+  // ends the connection, or the worker drains.
+  void start();
 
   // Called by the worker's sweeper: cancels the pending operation once the deadline has passed.
   void check_deadline(core::Deadline::Clock::time_point now);
@@ -53,7 +57,18 @@ class ClientSession {
   };
   struct Exchange;  // one request's state, for the reply and the access log
 
-  boost::asio::awaitable<bool> wait_for_request(bool first);
+  // Idle: waits for the next request's first byte with nothing allocated for it but the wait.
+  void wait_idle();
+  void on_readable(const boost::system::error_code& error);
+  // Busy: serves the requests that arrive back to back, until the connection goes idle or ends.
+  // Returns true when the connection is idle and stays open.
+  boost::asio::awaitable<bool> serve_requests();
+  void log_failure(const std::exception_ptr& failure);
+  // Between two requests: true when the next one's bytes are here already (read without waiting).
+  bool next_request_buffered();
+  // Gives the request state back to the worker's pool and waits for the next request.
+  void go_idle();
+  void close();
   boost::asio::awaitable<HeadResult> read_head();
   boost::asio::awaitable<bool> serve_request();
   std::optional<http::LocalReply> check_request(Exchange& exchange);
@@ -80,14 +95,14 @@ class ClientSession {
 
   Worker& worker_;
   net::Connection client_;
-  boost::beast::flat_buffer buffer_;
-  std::optional<proxy::RequestParser> parser_;
+  std::unique_ptr<RequestState> state_;  // while a request is read or served; null while idle
   core::Deadline deadline_;
   proxy::UpstreamDeadline upstream_deadline_;  // the upstream exchange in progress, if any
   std::string peer_address_;
   http::IpBytes peer_ip_;
   bool idle_ = false;    // waiting for the first byte of a request
   bool closed_ = false;
+  bool kept_alive_ = false;  // served a request already: the next one starts under idle_timeout
 };
 
 }  // namespace apigw::server

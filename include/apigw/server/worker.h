@@ -32,6 +32,7 @@
 namespace apigw::server {
 
 class ClientSession;
+class RequestStatePool;
 class ShadowDispatch;
 
 // What one worker serves with: a snapshot, this worker's pools for its upstreams, its token authenticator and its
@@ -97,6 +98,9 @@ class Worker {
   migration::AuditSink& audit_sink() { return audit_sink_; }
   boost::asio::any_io_executor executor() { return context_.get_executor(); }
 
+  // Worker thread only: the read buffers and parsers of the requests being read or served.
+  RequestStatePool& request_states() { return *request_states_; }
+
   // Worker thread only: draws for requests that carry no affinity key.
   std::minstd_rand& random() { return random_; }
 
@@ -141,6 +145,7 @@ class Worker {
   std::atomic<std::chrono::steady_clock::rep> heartbeat_{0};
   boost::asio::io_context context_{1};
   std::unique_ptr<ShadowDispatch> shadow_dispatch_;
+  std::unique_ptr<RequestStatePool> request_states_;
   std::vector<ListenSocket> pending_listeners_;  // until start()
   std::vector<std::shared_ptr<boost::asio::ip::tcp::acceptor>> acceptors_;
   boost::asio::steady_timer sweep_timer_{context_};
@@ -149,8 +154,8 @@ class Worker {
   std::thread thread_;
   GenerationPtr generation_;
   std::unordered_set<ClientSession*> sessions_;
-  unsigned starting_sessions_ = 0;  // accepted connections whose session has not attached yet
   std::minstd_rand random_{std::random_device{}()};
+  unsigned sweeps_ = 0;
   bool draining_ = false;
   bool idle_grace_over_ = false;
   bool drained_ = false;  // draining and no session left: nothing may schedule more work
