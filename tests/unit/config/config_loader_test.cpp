@@ -5,6 +5,7 @@
 
 #include <gtest/gtest.h>
 #include <stdlib.h>
+#include <unistd.h>
 
 #include <filesystem>
 #include <fstream>
@@ -215,7 +216,7 @@ routes:
 }
 
 TEST(ConfigLoader, ExampleConfigLoads) {
-  const fs::path example = fs::path(__FILE__).parent_path() / "../../config/apigw.example.yaml";
+  const fs::path example = fs::path(__FILE__).parent_path() / "../../../config/apigw.example.yaml";
   const auto result = load_file(example.string());
   ASSERT_TRUE(result.errors.empty()) << all_errors(result);
   const Config& config = *result.config;
@@ -831,6 +832,22 @@ log: { level: info }
 
   EXPECT_TRUE(only_error(load("a: b: c\n"), 1, "YAML syntax error: illegal map value"));
   EXPECT_TRUE(only_error(load(std::string(yaml(kValidTail)) + "---\nserver: {}\n"), 6, "found a second one"));
+}
+
+TEST(ConfigLoader, AStrayCommaIsASyntaxErrorNotAHang) {
+  // yaml-cpp 0.7's LoadAll loops forever on these (adding a null document per turn, so memory grows too): start-up,
+  // `apigw -t` and every reload would hang. The load runs in a child process with an alarm, so that a hang fails
+  // the test instead of holding it.
+  for (const std::string_view text : {",\n", "server: {}\n,\n", ",\nserver: {}\n"}) {
+    EXPECT_EXIT(
+        {
+          alarm(10);
+          const LoadResult result = load(text);
+          std::_Exit(has_error(result, 1 + (text.front() != ','), "YAML syntax error") ? 0 : 1);
+        },
+        ::testing::ExitedWithCode(0), "")
+        << text;
+  }
 }
 
 TEST(ConfigLoader, RepeatedKeyIsAnError) {

@@ -1,4 +1,4 @@
-// Token shapes, sources in header, cookie and query values, key expansion and fingerprints.
+// Token shapes, bearer tokens in header values, key expansion and fingerprints.
 #include <gtest/gtest.h>
 
 #include <vector>
@@ -30,25 +30,6 @@ TEST(TokenSource, BearerScheme) {
   EXPECT_FALSE(bearer_token("Basic dXNlcjpwYXNz"));
   EXPECT_FALSE(bearer_token("Bearerabc"));
   EXPECT_FALSE(bearer_token(""));
-}
-
-TEST(TokenSource, Cookies) {
-  EXPECT_EQ(cookie_value("session_token=xyz", "session_token"), "xyz");
-  EXPECT_EQ(cookie_value("a=1; session_token=xyz; b=2", "session_token"), "xyz");
-  EXPECT_EQ(cookie_value("a=1;session_token=\"xyz\"", "session_token"), "xyz");
-  EXPECT_EQ(cookie_value("session_token=", "session_token"), "");
-  EXPECT_FALSE(cookie_value("xsession_token=xyz; session_tokenx=1", "session_token"));
-  EXPECT_FALSE(cookie_value("", "session_token"));
-}
-
-TEST(TokenSource, QueryParameters) {
-  EXPECT_EQ(query_value("access_token=xyz", "access_token"), "xyz");
-  EXPECT_EQ(query_value("a=1&access_token=x%2Fy%3D&b=2", "access_token"), "x/y=");
-  EXPECT_EQ(query_value("access_token", "access_token"), "");
-  EXPECT_EQ(query_value("access_token=a+b", "access_token"), "a b");
-  EXPECT_FALSE(query_value("access_token=%zz", "access_token"));
-  EXPECT_FALSE(query_value("access_token=%2", "access_token"));
-  EXPECT_FALSE(query_value("xaccess_token=1", "access_token"));
 }
 
 TEST(KeyTemplate, ExpandsTheToken) {

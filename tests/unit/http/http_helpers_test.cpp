@@ -1,7 +1,10 @@
-// Request ids, JSON local replies and trusted-proxy matching.
+// Request ids, JSON local replies, IP addresses and trusted-proxy matching.
 #include <gtest/gtest.h>
 
 #include <set>
+#include <string>
+#include <utility>
+#include <vector>
 
 #include "apigw/http/client_address.h"
 #include "apigw/http/local_reply.h"
@@ -89,6 +92,74 @@ TEST(LocalReply, JsonEscapesControlCharacters) {
   std::string out;
   append_json_escaped(out, std::string_view("a\x01\\", 3));
   EXPECT_EQ(out, "a\\u0001\\\\");
+}
+
+TEST(LocalReply, JsonEscapingKeepsUtf8AndReplacesInvalidBytes) {
+  // A request target may carry any byte from 0x80 up; JSON text must be UTF-8 (RFC 8259 §8.1).
+  std::string out;
+  append_json_escaped(out, "caf\xc3\xa9 \xe2\x82\xac \xf0\x9f\x98\x80");
+  EXPECT_EQ(out, "caf\xc3\xa9 \xe2\x82\xac \xf0\x9f\x98\x80");
+  for (const auto& [in, escaped] : std::vector<std::pair<std::string, std::string>>{
+           {"/\xff", "/\\ufffd"},
+           {"/\xc3", "/\\ufffd"},                      // truncated sequence
+           {"\xc3(", "\\ufffd("},                      // a continuation byte missing
+           {"\x80", "\\ufffd"},                        // a lone continuation byte
+           {"\xc0\xaf", "\\ufffd\\ufffd"},             // overlong '/'
+           {"\xed\xa0\x80", "\\ufffd\\ufffd\\ufffd"},  // a UTF-16 surrogate
+           {"\xf4\x90\x80\x80", "\\ufffd\\ufffd\\ufffd\\ufffd"},  // past U+10FFFF
+           {"\xe2\x82", "\\ufffd\\ufffd"}}) {
+    out.clear();
+    append_json_escaped(out, in);
+    EXPECT_EQ(out, escaped);
+  }
+  LocalReply reply;
+  reply.status = 404;
+  reply.message = "no route matches GET /catalog/\xff\xfe";
+  reply.request_id = "r";
+  out.clear();
+  write_local_reply(out, reply);
+  EXPECT_NE(out.find(R"("message":"no route matches GET /catalog/\ufffd\ufffd")"), std::string::npos) << out;
+}
+
+TEST(ParseIp, OneFamilyAtATime) {
+  const IpBytes v4 = parse_ipv4("10.0.0.1");
+  EXPECT_EQ(v4.size, 4);
+  EXPECT_EQ(std::vector<std::uint8_t>(v4.bytes.begin(), v4.bytes.begin() + 4),
+            (std::vector<std::uint8_t>{10, 0, 0, 1}));
+  EXPECT_EQ(parse_ipv6("::1").size, 16);
+  EXPECT_EQ(parse_ipv6("::1").bytes[15], 1);
+  EXPECT_EQ(parse_ipv4("::1").size, 0);
+  EXPECT_EQ(parse_ipv6("10.0.0.1").size, 0);
+  EXPECT_EQ(parse_ipv6("[::1]").size, 0) << "no brackets";
+  const IpBytes mapped = parse_ipv6("::ffff:10.0.0.1");
+  EXPECT_EQ(mapped.size, 16) << "not folded";
+  EXPECT_EQ(mapped.bytes[10], 0xff);
+  EXPECT_EQ(mapped.bytes[12], 10);
+  for (const std::string_view bad : {"", " ", "1.2.3", "256.0.0.1", "1.2.3.4 ", " 1.2.3.4", "1.2.3.4/32"}) {
+    EXPECT_EQ(parse_ipv4(bad).size, 0) << bad;
+  }
+  for (const std::string_view bad : {"", ":", ":::", "1::2::3", "fe80::1%eth0", "::1 ", "12345::"}) {
+    EXPECT_EQ(parse_ipv6(bad).size, 0) << bad;
+  }
+  const std::string longest = "0000:0000:0000:0000:0000:ffff:255.255.255.255";
+  ASSERT_EQ(longest.size(), 45u);
+  EXPECT_EQ(parse_ipv6(longest).size, 16);
+  EXPECT_EQ(parse_ipv6("0" + longest).size, 0);
+  EXPECT_EQ(parse_ipv6(std::string(200, ':')).size, 0);
+}
+
+TEST(ParseIp, BracketsAndIpv4MappedFolding) {
+  EXPECT_EQ(parse_ip("[::1]").size, 16);
+  EXPECT_EQ(parse_ip("::1").size, 16);
+  EXPECT_EQ(parse_ip("[10.0.0.1]").size, 4);
+  const IpBytes mapped = parse_ip("[::ffff:10.1.2.3]");
+  EXPECT_EQ(mapped.size, 4);
+  EXPECT_EQ(std::vector<std::uint8_t>(mapped.bytes.begin(), mapped.bytes.begin() + 4),
+            (std::vector<std::uint8_t>{10, 1, 2, 3}));
+  EXPECT_EQ(parse_ip("::ffff:0:10.1.2.3").size, 16) << "IPv4-translated is not IPv4-mapped";
+  for (const std::string_view bad : {"", "[]", "[", "[::1", "::1]", "[[::1]]", "not-an-ip"}) {
+    EXPECT_EQ(parse_ip(bad).size, 0) << bad;
+  }
 }
 
 Cidr cidr(std::string_view address, int prefix) {

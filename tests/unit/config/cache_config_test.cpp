@@ -15,6 +15,7 @@ namespace {
 
 using std::chrono::milliseconds;
 using std::chrono::seconds;
+using namespace std::string_view_literals;
 
 // Appended to a section; on its own (leading newline dropped) the routes are on lines 5 and 6.
 constexpr std::string_view kRoutes = R"(
@@ -320,7 +321,9 @@ INSTANTIATE_TEST_SUITE_P(
         BadRoute{"{ ttl: 5s, statuses: [304] }", "304 responses are never cached"},
         BadRoute{"{ ttl: 5s, etag: true }",
                  "unknown key 'etag' in route 'r' cache (allowed: ttl, vary, scope, statuses)"},
-        BadRoute{"[ttl]", "route 'r' cache: expected a map"}));
+        BadRoute{"[ttl]", "route 'r' cache: expected a map"},
+        // NUL is not a token character (config once took strchr's terminator for one): YAML's "\0" is refused.
+        BadRoute{"{ ttl: 5s, vary: [\"X-A\\0\"] }", "cache.vary[0]: 'X-A\0' is not a header name"sv}));
 
 }  // namespace
 }  // namespace apigw::config

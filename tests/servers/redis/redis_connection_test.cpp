@@ -1,9 +1,15 @@
 // redis::Connection against a real redis-server: pipelining, authentication, database selection, timeouts, a
-// server that is down or goes away, and recovery without a restart.
+// server that is down or goes away, and recovery without a restart; and against a scripted one for replies a real
+// server does not send.
 #include <gtest/gtest.h>
 
+#include <string>
+
+#include <boost/asio/as_tuple.hpp>
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/detached.hpp>
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/write.hpp>
 
 #include "apigw/redis/connection.h"
 #include "coroutine_test.h"
@@ -181,6 +187,39 @@ TEST(RedisConnection, ServerDownThenUpAndKilledMidRun) {
       EXPECT_EQ(back.reply.text, "PONG");
     }
     redis->close();
+  });
+}
+
+// Accepts one connection, answers the first command it reads with `reply`, then holds the connection until the
+// client closes it.
+asio::awaitable<void> answer_once(asio::ip::tcp::acceptor& acceptor, std::string reply) {
+  asio::ip::tcp::socket socket = co_await acceptor.async_accept(asio::use_awaitable);
+  char request[512];
+  co_await socket.async_read_some(asio::buffer(request), asio::use_awaitable);
+  co_await asio::async_write(socket, asio::buffer(reply), asio::use_awaitable);
+  co_await socket.async_read_some(asio::buffer(request), asio::as_tuple(asio::use_awaitable));
+}
+
+TEST(RedisConnection, AnArrayLongerThanAnyReplyFailsTheConnectionAtOnce) {
+  // hiredis 0.14 allocates an array's element pointers as soon as it reads the length ("*2147483647": 16 GiB).
+  // Past 2^20 elements the reply is a protocol error before anything is allocated, not a wait for the elements.
+  run([&](asio::any_io_executor executor) -> asio::awaitable<void> {
+    const asio::ip::tcp::endpoint loopback(asio::ip::make_address("127.0.0.1"), 0);
+    asio::ip::tcp::acceptor overlong_server(executor, loopback);
+    asio::co_spawn(executor, answer_once(overlong_server, "*1048577\r\n"), asio::detached);
+    auto overlong = std::make_shared<Connection>(executor, options_for(overlong_server.local_endpoint().port()));
+    const Result refused = co_await overlong->command(cmd("CLUSTER", "SLOTS"));
+    EXPECT_EQ(refused.error, make_error_code(boost::system::errc::protocol_error)) << refused.error.message();
+    overlong->close();
+
+    asio::ip::tcp::acceptor array_server(executor, loopback);
+    asio::co_spawn(executor, answer_once(array_server, "*2\r\n:1\r\n$1\r\na\r\n"), asio::detached);
+    auto arrays = std::make_shared<Connection>(executor, options_for(array_server.local_endpoint().port()));
+    const Result array = co_await arrays->command(cmd("CLUSTER", "SLOTS"));
+    EXPECT_FALSE(array.error) << array.error.message();
+    EXPECT_EQ(array.reply.type, Reply::Type::kArray);
+    EXPECT_EQ(array.reply.elements.size(), 2u);
+    arrays->close();
   });
 }
 

@@ -3,7 +3,7 @@
 
 #include <array>
 
-#include "../../src/server/cache_stage.h"
+#include "server/cache_stage.h"
 
 namespace apigw::server {
 namespace {
