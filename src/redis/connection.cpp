@@ -15,48 +15,6 @@ namespace {
 
 constexpr std::size_t kReadSize = 16 * 1024;
 
-// The longest array a reply may hold. hiredis 0.14 allocates an array's element pointers as soon as it has read
-// the length, which may be up to 2^31 - 1 (16 GiB of pointers for "*2147483647\r\n"); apigw's longest replies are
-// CLUSTER SLOTS' (a few elements per slot range, at most 16384 ranges).
-constexpr int kMaxArrayElements = 1 << 20;
-
-// hiredis's own reply objects, but an array longer than kMaxArrayElements is refused before anything is allocated
-// for it: hiredis then reports an error, and the connection fails as on any protocol error.
-const redisReplyObjectFunctions* hiredis_functions = nullptr;
-
-void* create_array(const redisReadTask* task, int elements) {
-  return elements > kMaxArrayElements ? nullptr : hiredis_functions->createArray(task, elements);
-}
-
-redisReader* create_reader() {
-  redisReader* reader = redisReaderCreate();
-  if (reader == nullptr) return nullptr;
-  static redisReplyObjectFunctions bounded = [&] {
-    hiredis_functions = reader->fn;
-    redisReplyObjectFunctions functions = *reader->fn;
-    functions.createArray = create_array;
-    return functions;
-  }();
-  reader->fn = &bounded;
-  return reader;
-}
-
-Reply convert(const redisReply& from) {
-  Reply reply;
-  switch (from.type) {
-    case REDIS_REPLY_STRING: reply.type = Reply::Type::kString; break;
-    case REDIS_REPLY_STATUS: reply.type = Reply::Type::kStatus; break;
-    case REDIS_REPLY_ERROR: reply.type = Reply::Type::kError; break;
-    case REDIS_REPLY_INTEGER: reply.type = Reply::Type::kInteger; break;
-    case REDIS_REPLY_ARRAY: reply.type = Reply::Type::kArray; break;
-    default: reply.type = Reply::Type::kNil; break;
-  }
-  if (from.str != nullptr) reply.text.assign(from.str, from.len);
-  reply.integer = from.integer;
-  for (std::size_t i = 0; i < from.elements; ++i) reply.elements.push_back(convert(*from.element[i]));
-  return reply;
-}
-
 }  // namespace
 
 struct Connection::Pending : Waiter {
@@ -68,8 +26,7 @@ struct Connection::Pending : Waiter {
 
 Connection::Connection(asio::any_io_executor executor, ConnectionOptions options)
     : PipelinedConnection(std::move(executor), {"redis", options.address, options.port, options.timeout, kReadSize}),
-      options_(std::move(options)),
-      reader_(nullptr, redisReaderFree) {}
+      options_(std::move(options)) {}
 
 void Connection::encode(const std::vector<std::string>& args) {
   std::vector<const char*> argv;
@@ -107,20 +64,19 @@ asio::awaitable<Result> Connection::command(std::vector<std::string> args) {
 }
 
 bool Connection::consume(const char* data, std::size_t n) {
-  if (redisReaderFeed(reader_.get(), data, n) != REDIS_OK) {
+  if (!reader_.feed(data, n)) {
     fail(make_error_code(boost::system::errc::protocol_error), true);
     return false;
   }
   for (;;) {
-    void* parsed = nullptr;
-    if (redisReaderGetReply(reader_.get(), &parsed) != REDIS_OK || (parsed != nullptr && !has_waiters())) {
-      if (parsed != nullptr) freeReplyObject(parsed);
+    Reply reply;
+    const ReplyReader::Status status = reader_.next(reply);
+    if (status == ReplyReader::Status::kNeedMore) return true;
+    // A reply nobody asked for is as much a protocol error as bytes that are not RESP.
+    if (status == ReplyReader::Status::kProtocolError || !has_waiters()) {
       fail(make_error_code(boost::system::errc::protocol_error), true);
       return false;
     }
-    if (parsed == nullptr) return true;
-    Reply reply = convert(*static_cast<redisReply*>(parsed));
-    freeReplyObject(parsed);
     const auto pending = std::static_pointer_cast<Pending>(take_front());
     if (pending->handshake != nullptr && reply.type == Reply::Type::kError) {
       spdlog::error("redis {}:{}: {} failed: {}", options_.address, options_.port, pending->handshake, reply.text);
@@ -132,6 +88,6 @@ bool Connection::consume(const char* data, std::size_t n) {
   }
 }
 
-void Connection::reset_parser() { reader_.reset(create_reader()); }
+void Connection::reset_parser() { reader_.reset(); }
 
 }  // namespace apigw::redis

@@ -1,14 +1,10 @@
 // Redis replies as redis::Connection reads them (src/redis/connection.cpp, Connection::consume): the input is what
-// a server sent, fed to hiredis's redisReader (with arrays bounded as the connection bounds them) and each reply
-// converted into redis::Reply; then what the cluster client does with replies, through the public pure functions:
-// ClusterMap::from_slots on each reply, parse_redirect on each error and ClusterMap::move for a MOVED, key_slot on
-// each string. The reader's setup and the conversion are private to connection.cpp; `create_reader` and `convert`
-// below are copies of them and must be kept in step.
+// a server sent, read by redis::ReplyReader; then what the cluster client does with replies, through the public
+// pure functions: ClusterMap::from_slots on each reply, parse_redirect on each error and ClusterMap::move for a
+// MOVED, key_slot on each string.
 //
-// Invariant: hiredis's reader is incremental. The same bytes fed in pieces give the same replies, in order, and
-// the same verdict (a protocol error, or waiting for more) as feeding them at once.
-#include <hiredis/hiredis.h>
-
+// Invariant: the reader is incremental. The same bytes fed in pieces give the same replies, in order, and the same
+// verdict (a protocol error, or waiting for more) as feeding them at once.
 #include <array>
 #include <cstdint>
 #include <memory>
@@ -21,49 +17,12 @@
 #include "apigw/redis/cluster_map.h"
 #include "apigw/redis/key_slot.h"
 #include "apigw/redis/reply.h"
+#include "apigw/redis/reply_reader.h"
 #include "fuzz_support.h"
 
 namespace {
 
 using apigw::redis::Reply;
-
-// connection.cpp's kMaxArrayElements, create_array and create_reader.
-constexpr int kMaxArrayElements = 1 << 20;
-const redisReplyObjectFunctions* hiredis_functions = nullptr;
-
-void* create_array(const redisReadTask* task, int elements) {
-  return elements > kMaxArrayElements ? nullptr : hiredis_functions->createArray(task, elements);
-}
-
-redisReader* create_reader() {
-  redisReader* reader = redisReaderCreate();
-  if (reader == nullptr) return nullptr;
-  static redisReplyObjectFunctions bounded = [&] {
-    hiredis_functions = reader->fn;
-    redisReplyObjectFunctions functions = *reader->fn;
-    functions.createArray = create_array;
-    return functions;
-  }();
-  reader->fn = &bounded;
-  return reader;
-}
-
-// connection.cpp's convert.
-Reply convert(const redisReply& from) {
-  Reply reply;
-  switch (from.type) {
-    case REDIS_REPLY_STRING: reply.type = Reply::Type::kString; break;
-    case REDIS_REPLY_STATUS: reply.type = Reply::Type::kStatus; break;
-    case REDIS_REPLY_ERROR: reply.type = Reply::Type::kError; break;
-    case REDIS_REPLY_INTEGER: reply.type = Reply::Type::kInteger; break;
-    case REDIS_REPLY_ARRAY: reply.type = Reply::Type::kArray; break;
-    default: reply.type = Reply::Type::kNil; break;
-  }
-  if (from.str != nullptr) reply.text.assign(from.str, from.len);
-  reply.integer = from.integer;
-  for (std::size_t i = 0; i < from.elements; ++i) reply.elements.push_back(convert(*from.element[i]));
-  return reply;
-}
 
 bool same(const Reply& a, const Reply& b) {
   if (a.type != b.type || a.text != b.text || a.integer != b.integer || a.elements.size() != b.elements.size()) {
@@ -83,26 +42,24 @@ struct Parsed {
 // Connection::consume for each piece of `input` (all of it at once when `pieces` is empty).
 Parsed read_replies(std::string_view input, std::span<const std::size_t> pieces) {
   Parsed out;
-  const std::unique_ptr<redisReader, void (*)(redisReader*)> reader(create_reader(), redisReaderFree);
-  FUZZ_CHECK(reader != nullptr);
+  apigw::redis::ReplyReader reader;
   std::size_t next = 0;
   do {
     const std::size_t n = pieces.empty() ? input.size() : std::min(pieces[next++ % pieces.size()], input.size());
-    if (redisReaderFeed(reader.get(), input.data(), n) != REDIS_OK) {
+    if (!reader.feed(input.data(), n)) {
       out.failed = true;
       return out;
     }
     input.remove_prefix(n);
     for (;;) {
-      void* parsed = nullptr;
-      if (redisReaderGetReply(reader.get(), &parsed) != REDIS_OK) {
-        if (parsed != nullptr) freeReplyObject(parsed);
+      Reply reply;
+      const apigw::redis::ReplyReader::Status status = reader.next(reply);
+      if (status == apigw::redis::ReplyReader::Status::kNeedMore) break;
+      if (status == apigw::redis::ReplyReader::Status::kProtocolError) {
         out.failed = true;
         return out;
       }
-      if (parsed == nullptr) break;
-      out.replies.push_back(convert(*static_cast<redisReply*>(parsed)));
-      freeReplyObject(parsed);
+      out.replies.push_back(std::move(reply));
     }
   } while (!input.empty());
   return out;

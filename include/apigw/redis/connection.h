@@ -18,8 +18,7 @@
 #include "apigw/core/units.h"
 #include "apigw/net/pipelined_connection.h"
 #include "apigw/redis/reply.h"
-
-struct redisReader;
+#include "apigw/redis/reply_reader.h"
 
 namespace apigw::redis {
 
@@ -53,7 +52,7 @@ class Connection : public net::PipelinedConnection {
   void reset_parser() override;
 
   ConnectionOptions options_;
-  std::unique_ptr<redisReader, void (*)(redisReader*)> reader_;  // a new one per connection
+  ReplyReader reader_;  // reset for each connection
 };
 
 }  // namespace apigw::redis
