@@ -4,6 +4,7 @@
 #include <boost/beast/core/string.hpp>
 
 #include "apigw/http/cookie.h"
+#include "apigw/http/query.h"
 
 namespace apigw::auth {
 namespace {

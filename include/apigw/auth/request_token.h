@@ -1,5 +1,5 @@
-// Finding a request's token among the configured `auth.token_from` sources, and keeping it out of the access
-// log. Pure (reads the parsed request only).
+// Finding a request's token among the configured `auth.token_from` sources (keeping it out of the access log is
+// http::redact_query_parameter). Pure (reads the parsed request only).
 #pragma once
 
 #include <span>
@@ -9,7 +9,6 @@
 #include <boost/beast/http/fields.hpp>
 
 #include "apigw/auth/token.h"
-#include "apigw/http/query.h"
 
 namespace apigw::auth {
 
