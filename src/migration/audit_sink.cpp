@@ -21,16 +21,11 @@
 #include <boost/asio/ip/address.hpp>
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/use_awaitable.hpp>
-#include <boost/beast/core/error.hpp>
-#include <boost/beast/core/flat_buffer.hpp>
-#include <boost/beast/core/tcp_stream.hpp>
-#include <boost/beast/http/read.hpp>
-#include <boost/beast/http/string_body.hpp>
-#include <boost/beast/http/write.hpp>
 #include <fmt/format.h>
 #include <spdlog/spdlog.h>
 
 #include "apigw/config/audit_sink_target.h"
+#include "apigw/upstream/http_client.h"
 
 namespace apigw::migration {
 namespace asio = boost::asio;
@@ -72,7 +67,6 @@ using Delivery = AuditDestination::Delivery;
 constexpr auto kNoThrow = asio::as_tuple(asio::use_awaitable);
 constexpr auto kOpenRetryInterval = std::chrono::seconds(1);
 constexpr auto kWarningInterval = std::chrono::seconds(10);
-constexpr std::uint32_t kMaxAnswerBytes = 64 * 1024;  // a collector's answer body is read and ignored
 constexpr mode_t kFileMode = 0640;
 
 // A target that is none (reopen() said why): every batch fails.
@@ -139,31 +133,27 @@ class HttpDestination final : public AuditDestination {
   Delivery deliver(std::string payload, Clock::time_point deadline) override;
 
  private:
-  using Request = bhttp::request<bhttp::string_body>;
-
-  asio::awaitable<Delivery> exchange(const Request& request, Clock::time_point deadline);
-  asio::awaitable<Delivery> post(const Request& request, Clock::time_point deadline);
+  asio::awaitable<Delivery> exchange(const std::string& request, Clock::time_point deadline);
+  asio::awaitable<Delivery> post(const std::string& request, Clock::time_point deadline);
   asio::awaitable<Delivery> connect(Clock::time_point deadline);
   // Drops the connection; a timeout is kTimeout whatever the step, other errors are `otherwise`.
-  Delivery failure(const error_code& error, std::string_view doing, Failure otherwise);
-  void disconnect();
+  Delivery failure(const error_code& error, bool timed_out, std::string_view doing, Failure otherwise);
+  void disconnect() { connection_.reset(); }
 
   config::Endpoint endpoint_;
   std::string authority_;  // host:port as the target writes it, for the Host header
   std::string path_;
   asio::io_context io_;
-  std::optional<beast::tcp_stream> stream_;  // connected, or being connected
-  beast::flat_buffer buffer_;
+  std::optional<upstream::UpstreamConnection> connection_;  // connected, or being connected
 };
 
 Delivery HttpDestination::deliver(std::string payload, Clock::time_point deadline) {
   if (Clock::now() >= deadline) return {Failure::kTimeout, "no time left to send before the sink stops"};
-  Request request(bhttp::verb::post, path_, 11);
-  request.set(bhttp::field::host, authority_);
-  request.set(bhttp::field::user_agent, "apigw-audit");
-  request.set(bhttp::field::content_type, "application/x-ndjson");
-  request.body() = std::move(payload);
-  request.prepare_payload();
+  std::string request = fmt::format(
+      "POST {} HTTP/1.1\r\nHost: {}\r\nUser-Agent: apigw-audit\r\nContent-Type: application/x-ndjson\r\n"
+      "Content-Length: {}\r\n\r\n",
+      path_, authority_, payload.size());
+  request.append(payload);
   Delivery result{Failure::kExchange, "unexpected error"};
   io_.restart();
   asio::co_spawn(io_, exchange(request, deadline), [&result](std::exception_ptr error, Delivery delivery) {
@@ -174,67 +164,74 @@ Delivery HttpDestination::deliver(std::string payload, Clock::time_point deadlin
   return result;
 }
 
-asio::awaitable<Delivery> HttpDestination::exchange(const Request& request, Clock::time_point deadline) {
-  const bool reused = stream_.has_value();
+asio::awaitable<Delivery> HttpDestination::exchange(const std::string& request, Clock::time_point deadline) {
+  const bool reused = connection_.has_value();
   Delivery delivery = co_await post(request, deadline);
   // A collector may close a kept-alive connection while it is idle; that costs the batch one more try.
   if (reused && delivery.failure == Failure::kClosed) delivery = co_await post(request, deadline);
   co_return delivery;
 }
 
-asio::awaitable<Delivery> HttpDestination::post(const Request& request, Clock::time_point deadline) {
-  if (!stream_) {
+asio::awaitable<Delivery> HttpDestination::post(const std::string& request, Clock::time_point deadline) {
+  if (!connection_) {
     Delivery connected = co_await connect(deadline);
     if (connected.failure != Failure::kNone) co_return connected;
   }
-  stream_->expires_at(deadline);  // one budget for connect, request and answer
-  auto [write_error, sent] = co_await bhttp::async_write(*stream_, request, kNoThrow);
-  if (write_error) co_return failure(write_error, "sending the batch", Failure::kClosed);
-  bhttp::response_parser<bhttp::string_body> parser;
-  parser.body_limit(kMaxAnswerBytes);
-  auto [read_error, received] = co_await bhttp::async_read(*stream_, buffer_, parser, kNoThrow);
-  if (read_error) {
-    co_return failure(read_error, "reading the answer", parser.got_some() ? Failure::kExchange : Failure::kClosed);
+  upstream::UpstreamConnection& connection = *connection_;
+  upstream::ExchangeDeadline limit(io_.get_executor(), deadline);  // one budget for connect, request and answer
+  limit.watch(connection);
+  const std::array<asio::const_buffer, 1> buffers{asio::buffer(request)};
+  auto [write_error, sent] = co_await upstream::send_request(connection, buffers);
+  if (write_error) {
+    limit.unwatch();
+    co_return failure(write_error, limit.expired(), "sending the batch", Failure::kClosed);
   }
-  const unsigned status = parser.get().result_int();
-  if (!parser.get().keep_alive()) disconnect();
+  upstream::ResponseReader reader;
+  bool got_bytes = false;
+  error_code read_error = co_await reader.read_head(connection, false, got_bytes);
+  // The answer's body is read through and dropped.
+  if (!read_error) read_error = co_await reader.read_rest(connection, {});
+  limit.unwatch();
+  if (read_error) {
+    co_return failure(read_error, limit.expired(), "reading the answer",
+                      got_bytes ? Failure::kExchange : Failure::kClosed);
+  }
+  const unsigned status = reader.status();
+  if (!reader.reusable(connection)) disconnect();
   if (status >= 200 && status < 300) co_return Delivery{};
   disconnect();
   co_return Delivery{Failure::kAnswer, fmt::format("answered {}", status)};
 }
 
 asio::awaitable<Delivery> HttpDestination::connect(Clock::time_point deadline) {
-  stream_.emplace(io_);
-  buffer_.clear();
-  stream_->expires_at(deadline);
   const std::string doing = fmt::format("connecting to {}", authority_);
+  std::vector<asio::ip::tcp::endpoint> candidates;
   error_code error;
   const asio::ip::address address = asio::ip::make_address(endpoint_.host, error);
   if (!error) {
-    std::tie(error) = co_await stream_->async_connect(asio::ip::tcp::endpoint(address, endpoint_.port), kNoThrow);
+    candidates.emplace_back(address, endpoint_.port);
   } else {
     // A name is resolved at each connect, so that the collector may move.
     asio::ip::tcp::resolver resolver(io_);
     auto [resolve_error, endpoints] =
         co_await resolver.async_resolve(endpoint_.host, std::to_string(endpoint_.port), kNoThrow);
-    if (resolve_error) co_return failure(resolve_error, doing, Failure::kConnect);
-    std::tie(error, std::ignore) = co_await stream_->async_connect(endpoints, kNoThrow);
+    if (resolve_error) co_return failure(resolve_error, false, doing, Failure::kConnect);
+    for (const auto& entry : endpoints) candidates.push_back(entry.endpoint());
   }
-  if (error) co_return failure(error, doing, Failure::kConnect);
-  co_return Delivery{};
+  for (const asio::ip::tcp::endpoint& candidate : candidates) {
+    connection_.emplace(io_.get_executor(), 0);
+    error = co_await upstream::connect(*connection_, candidate, deadline);
+    if (!error) co_return Delivery{};
+  }
+  co_return failure(error, error == asio::error::timed_out, doing, Failure::kConnect);
 }
 
-Delivery HttpDestination::failure(const error_code& error, std::string_view doing, Failure otherwise) {
+Delivery HttpDestination::failure(const error_code& error, bool timed_out, std::string_view doing,
+                                  Failure otherwise) {
   disconnect();
-  const bool timeout = error == beast::error::timeout;
-  return {timeout ? Failure::kTimeout : otherwise,
-          timeout ? fmt::format("{}: timed out ({} s for the whole exchange)", doing, AuditSink::kHttpTimeout.count())
-                  : fmt::format("{}: {}", doing, error.message())};
-}
-
-void HttpDestination::disconnect() {
-  stream_.reset();
-  buffer_.clear();
+  return {timed_out ? Failure::kTimeout : otherwise,
+          timed_out ? fmt::format("{}: timed out ({} s for the whole exchange)", doing, AuditSink::kHttpTimeout.count())
+                    : fmt::format("{}: {}", doing, error.message())};
 }
 
 // The destination of a target that is not "", or one that fails every batch with `why` when the target is

@@ -19,7 +19,7 @@ void append_header(std::string& out, std::string_view name, std::string_view val
 }
 }  // namespace
 
-void CacheFill::on_head(unsigned status, std::span<const proxy::ResponseParser::Field> fields) {
+void CacheFill::on_head(unsigned status, std::span<const http::ResponseParser::Field> fields) {
   std::vector<cache::HeaderView> views;
   views.reserve(fields.size());
   for (const auto& field : fields) views.push_back({field.name_text, field.value});

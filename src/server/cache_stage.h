@@ -24,7 +24,7 @@ class CacheFill final : public proxy::ResponseObserver {
  public:
   CacheFill(const config::RouteCacheConfig& rule, std::size_t max_bytes) : rule_(rule), max_bytes_(max_bytes) {}
 
-  void on_head(unsigned status, std::span<const proxy::ResponseParser::Field> fields) override;
+  void on_head(unsigned status, std::span<const http::ResponseParser::Field> fields) override;
   void on_body(std::string_view bytes) override;
   void on_complete() override { complete_ = collecting_; }
 

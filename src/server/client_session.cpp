@@ -404,11 +404,14 @@ asio::awaitable<bool> ClientSession::route_and_forward(Exchange& exchange) {
     forward.user_id = exchange.user;
   }
   forward.cache_status = cache.status;
-  if (cache.observer) forward.observers[0] = &*cache.observer;
+  std::array<proxy::ResponseObserver*, 2> observers{};
+  std::size_t observer_count = 0;
+  if (cache.observer) observers[observer_count++] = &*cache.observer;
   if (shadow) {
     forward.request_observer = shadow.get();
-    forward.observers[1] = shadow->primary_observer();
+    if (proxy::ResponseObserver* audit = shadow->primary_observer()) observers[observer_count++] = audit;
   }
+  forward.observers = std::span<proxy::ResponseObserver* const>(observers.data(), observer_count);
 
   const auto& limits = snapshot.config.server.limits;
   proxy::Forwarder forwarder(

@@ -32,11 +32,6 @@ std::chrono::microseconds since(std::chrono::steady_clock::time_point start) {
   return std::chrono::duration_cast<std::chrono::microseconds>(std::chrono::steady_clock::now() - start);
 }
 
-bool is_http_error(const error_code& error) {
-  return error.category() == make_error_code(bhttp::error::bad_method).category() &&
-         error != bhttp::error::partial_message && error != bhttp::error::end_of_stream;
-}
-
 std::string_view failure_text(ShadowFailure failure) {
   switch (failure) {
     case ShadowFailure::kNoEndpoint: return "no healthy endpoint";
@@ -76,7 +71,7 @@ void AnswerCapture::fail(std::string error) {
   finished_ = true;
 }
 
-void ShadowCopy::PrimaryObserver::on_head(unsigned status, std::span<const proxy::ResponseParser::Field>) {
+void ShadowCopy::PrimaryObserver::on_head(unsigned status, std::span<const http::ResponseParser::Field>) {
   copy_.audit_->primary.head(status);
 }
 
@@ -158,27 +153,16 @@ void ShadowCopy::sending() {
 
 asio::awaitable<error_code> ShadowCopy::read_answer(upstream::UpstreamConnection& connection, bool& got_bytes,
                                                     bool& keep_alive) {
-  std::vector<proxy::ResponseParser::Field> fields;
-  std::optional<proxy::ResponseParser> response;
-  if (const error_code error = co_await proxy::read_final_head(connection, response, fields, head_method_, got_bytes)) {
-    co_return error;
-  }
-  const unsigned status = response->status();
+  upstream::ResponseReader reader;
+  if (const error_code error = co_await reader.read_head(connection, head_method_, got_bytes)) co_return error;
+  const unsigned status = reader.status();
   if (audit_) audit_->shadow.head(status);
-
-  // Bodies are read through and dropped: one scratch buffer per thread serves every copy.
-  thread_local std::array<char, kShadowBodyChunk> chunk;
-  while (!response->is_done()) {
-    response->set_body_buffer(chunk.data(), chunk.size());
-    if (response->need_eof()) connection.drained = false;
-    error_code error =
-        co_await net::parse_some(connection, connection.buffer, *response, upstream::kUpstreamReadSize);
-    if (error == bhttp::error::need_buffer) error = {};
-    if (error) co_return error;
-    if (audit_) audit_->shadow.body({chunk.data(), chunk.size() - response->body_space()});
-  }
+  // The body is read through; the audit keeps what it compares.
+  std::function<void(std::string_view)> sink;
+  if (audit_) sink = [this](std::string_view bytes) { audit_->shadow.body(bytes); };
+  if (const error_code error = co_await reader.read_rest(connection, sink)) co_return error;
   stats().shadow_answered(status);
-  keep_alive = response->keep_alive();
+  keep_alive = reader.response().keep_alive();
   co_return error_code{};
 }
 
@@ -254,24 +238,9 @@ void ShadowDispatch::flush() {
 
 asio::awaitable<void> ShadowDispatch::send(Lane& lane, upstream::UpstreamPoolPtr pool_ptr, Batch copies) {
   upstream::UpstreamPool& pool = *pool_ptr;
-  // The timer's handler may run after this coroutine ended: what it touches is shared.
-  struct Watch {
-    bool timed_out = false;
-    asio::ip::tcp::socket* socket = nullptr;  // the connection, while the batch uses it
-  };
-  const auto watch = std::make_shared<Watch>();
-  asio::steady_timer timer(worker_.executor());
   core::Duration timeout = copies.front()->timeout();
   for (const auto& copy : copies) timeout = std::min(timeout, copy->timeout());
-  timer.expires_after(timeout);
-  timer.async_wait([watch](const error_code& error) {
-    if (error) return;
-    watch->timed_out = true;
-    if (watch->socket != nullptr) {
-      error_code ignored;
-      watch->socket->cancel(ignored);
-    }
-  });
+  upstream::ExchangeDeadline deadline(worker_.executor(), std::chrono::steady_clock::now() + timeout);
   for (const auto& copy : copies) copy->sending();
 
   std::size_t next = 0;  // the first copy without an outcome
@@ -287,31 +256,23 @@ asio::awaitable<void> ShadowDispatch::send(Lane& lane, upstream::UpstreamPoolPtr
       fail_rest(ShadowFailure::kReset);
       break;
     }
-    const std::size_t endpoint = pool.pick();
-    if (endpoint == upstream::kNoEndpoint) {
-      fail_rest(ShadowFailure::kNoEndpoint);
+    upstream::LeaseResult leased = pool.lease_idle(upstream::kNoEndpoint, fresh);
+    if (leased.pending()) leased = co_await pool.lease_new(leased.endpoint, fresh);
+    if (!leased.lease) {
+      fail_rest(leased.failure == upstream::LeaseResult::Failure::kNoEndpoint ? ShadowFailure::kNoEndpoint
+                : leased.failure == upstream::LeaseResult::Failure::kPoolFull ? ShadowFailure::kPoolFull
+                : deadline.expired()                                             ? ShadowFailure::kTimeout
+                                                                               : ShadowFailure::kConnect);
       break;
     }
-    upstream::AcquireResult acquired;
-    if (!fresh) acquired.connection = pool.acquire_idle(endpoint);
-    if (acquired.connection) {
-      acquired.reused = true;
-    } else {
-      acquired = co_await pool.acquire(endpoint, fresh);
-    }
-    if (acquired.pool_full) {
-      pool.stats().error(upstream::UpstreamError::kPoolFull);
-      fail_rest(ShadowFailure::kPoolFull);
-      break;
-    }
-    if (acquired.error) {
-      pool.stats().error(upstream::UpstreamError::kConnect);
-      fail_rest(watch->timed_out ? ShadowFailure::kTimeout : ShadowFailure::kConnect);
-      break;
-    }
-    upstream::UpstreamConnectionPtr connection = std::move(acquired.connection);
-    if (watch->timed_out) {
-      pool.release(std::move(connection), !worker_.drained());
+    upstream::Lease& lease = leased.lease;
+    upstream::UpstreamConnection& connection = lease.connection();
+    if (deadline.expired()) {
+      if (worker_.drained()) {
+        lease.discard();
+      } else {
+        lease.put_back();
+      }
       fail_rest(ShadowFailure::kTimeout);
       break;
     }
@@ -324,14 +285,14 @@ asio::awaitable<void> ShadowDispatch::send(Lane& lane, upstream::UpstreamPoolPtr
       const auto request = copies[i]->request();
       buffers.insert(buffers.end(), request.begin(), request.end());
     }
-    watch->socket = &connection->socket;
+    deadline.watch(connection);
     const auto start = std::chrono::steady_clock::now();
     auto last = start;
     const std::size_t first = next;
-    auto [error, written] = co_await net::write_all(*connection, buffers);
+    auto [error, written] = co_await upstream::send_request(connection, buffers);
     bool got_bytes = false, keep_alive = true;
     while (!error && keep_alive && next < copies.size()) {
-      error = co_await copies[next]->read_answer(*connection, got_bytes, keep_alive);
+      error = co_await copies[next]->read_answer(connection, got_bytes, keep_alive);
       if (error) break;
       const auto now = std::chrono::steady_clock::now();
       pool.stats().duration.observe(now - start);
@@ -339,37 +300,42 @@ asio::awaitable<void> ShadowDispatch::send(Lane& lane, upstream::UpstreamPoolPtr
       // alone, its whole exchange (an upper bound: it includes the round trip).
       if (next > first || copies.size() - first == 1) lane.observe(now - last);
       last = now;
-      ++connection->requests;
+      ++connection.requests;
       copies[next]->finish(std::nullopt);
       copies[next++].reset();
       got_bytes = false;
     }
-    watch->socket = nullptr;
+    deadline.unwatch();
     if (!error) {
       // After the worker drained, an idle connection's watch would keep its loop from ending.
-      const bool reusable = keep_alive && next == copies.size() && connection->buffer.size() == 0;
-      pool.release(std::move(connection), reusable && !worker_.drained());
+      const bool reusable = keep_alive && next == copies.size() && connection.buffer.size() == 0;
+      if (reusable && !worker_.drained()) {
+        lease.put_back();
+      } else {
+        lease.discard();
+      }
       fruitless = 0;
       continue;  // the shadow side closed after an answer: the copies after it go on another connection
     }
-    pool.release(std::move(connection), false);
-    if (watch->timed_out) {
+    lease.discard();
+    if (deadline.expired()) {
       pool.stats().error(upstream::UpstreamError::kTimeout);
       fail_rest(ShadowFailure::kTimeout);
       break;
     }
     const bool answered_here = next > first || got_bytes;
+    const bool reused = lease.reused();
     // A kept-alive connection the upstream closed while idle: nothing was answered, and the copies go again on
     // a fresh one, as the primary does. Otherwise the copy being answered failed, and the copies after it, which
     // the shadow side may not have read, go again.
-    if (is_http_error(error)) {
+    if (upstream::is_protocol_error(error)) {
       pool.stats().error(upstream::UpstreamError::kBadResponse);
       copies[next]->finish(ShadowFailure::kBadResponse);
       copies[next++].reset();
       fruitless = 0;
     } else {
       pool.stats().error(upstream::UpstreamError::kReset);
-      if (acquired.reused && !answered_here) {
+      if (reused && !answered_here) {
         fresh = true;
         ++fruitless;
       } else {
@@ -384,7 +350,6 @@ asio::awaitable<void> ShadowDispatch::send(Lane& lane, upstream::UpstreamPoolPtr
       copies.pop_back();
     }
   }
-  timer.cancel();
   // The batch that filled up meanwhile leaves now.
   --lane.sending;
   if (!lane.batch.empty()) launch(lane);

@@ -80,7 +80,7 @@ class ShadowCopy final : public proxy::RequestObserver, public std::enable_share
   class PrimaryObserver final : public proxy::ResponseObserver {
    public:
     explicit PrimaryObserver(ShadowCopy& copy) : copy_(copy) {}
-    void on_head(unsigned status, std::span<const proxy::ResponseParser::Field> fields) override;
+    void on_head(unsigned status, std::span<const http::ResponseParser::Field> fields) override;
     void on_body(std::string_view bytes) override;
     void on_complete() override;
 

@@ -1,28 +1,25 @@
 // Active health probes (see health_checker.h).
 #include "apigw/upstream/health_checker.h"
 
+#include <array>
+#include <string>
+
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/detached.hpp>
 #include <boost/asio/ip/address.hpp>
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/use_awaitable.hpp>
-#include <boost/beast/core/flat_buffer.hpp>
-#include <boost/beast/core/tcp_stream.hpp>
-#include <boost/beast/http/empty_body.hpp>
-#include <boost/beast/http/read.hpp>
-#include <boost/beast/http/string_body.hpp>
-#include <boost/beast/http/write.hpp>
+#include <fmt/format.h>
 #include <spdlog/spdlog.h>
+
+#include "apigw/upstream/http_client.h"
 
 namespace apigw::upstream {
 namespace asio = boost::asio;
-namespace beast = boost::beast;
-namespace bhttp = boost::beast::http;
 
 namespace {
 constexpr auto kNoThrow = asio::as_tuple(asio::use_awaitable);
-constexpr std::uint32_t kMaxProbeResponseBytes = 64 * 1024;
 }  // namespace
 
 struct HealthChecker::Target {
@@ -102,25 +99,25 @@ asio::awaitable<bool> HealthChecker::probe_once(Target& target) {
   boost::system::error_code error;
   const auto address = asio::ip::make_address(target.address.address, error);
   if (error) co_return false;
-  beast::tcp_stream stream(executor_);
-  stream.expires_after(target.config.timeout);  // one budget for connect, request and response
-  auto [connect_error] = co_await stream.async_connect(asio::ip::tcp::endpoint(address, target.address.port),
-                                                       kNoThrow);
-  if (connect_error) co_return false;
-  bhttp::request<bhttp::empty_body> request(bhttp::verb::get, target.config.path, 11);
-  request.set(bhttp::field::host, target.address.text);
-  request.set(bhttp::field::user_agent, "apigw-health-check");
-  request.set(bhttp::field::connection, "close");
-  auto [write_error, written] = co_await bhttp::async_write(stream, request, kNoThrow);
-  if (write_error) co_return false;
-  beast::flat_buffer buffer;
-  bhttp::response_parser<bhttp::string_body> parser;
-  parser.body_limit(kMaxProbeResponseBytes);
-  auto [read_error, read] = co_await bhttp::async_read_header(stream, buffer, parser, kNoThrow);
+  UpstreamConnection connection(executor_, 0);
+  // One budget for connect, request and response.
+  const auto deadline = std::chrono::steady_clock::now() + target.config.timeout;
+  ExchangeDeadline limit(executor_, deadline);
+  if (co_await connect(connection, asio::ip::tcp::endpoint(address, target.address.port), deadline)) co_return false;
+  limit.watch(connection);
+  const std::string request = fmt::format("GET {} HTTP/1.1\r\nHost: {}\r\nUser-Agent: apigw-health-check\r\n"
+                                          "Connection: close\r\n\r\n",
+                                          target.config.path, target.address.text);
+  const std::array<asio::const_buffer, 1> buffers{asio::buffer(request)};
+  auto [write_error, written] = co_await send_request(connection, buffers);
+  bool got_bytes = false;
+  ResponseReader reader;
+  boost::system::error_code read_error = write_error;
+  if (!write_error) read_error = co_await reader.read_head(connection, false, got_bytes);
+  limit.unwatch();
   if (read_error) co_return false;
-  const unsigned status = parser.get().result_int();
-  boost::system::error_code ignored;
-  stream.socket().shutdown(asio::ip::tcp::socket::shutdown_both, ignored);
+  const unsigned status = reader.status();
+  connection.socket.shutdown(asio::ip::tcp::socket::shutdown_both, error);
   co_return status >= 200 && status < 400;
 }
 

@@ -5,10 +5,8 @@
 
 #include <algorithm>
 #include <cerrno>
-#include <variant>
 
 #include <boost/asio/as_tuple.hpp>
-#include <boost/asio/experimental/awaitable_operators.hpp>
 #include <boost/asio/ip/address.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/use_awaitable.hpp>
@@ -16,6 +14,7 @@
 #include <spdlog/spdlog.h>
 
 #include "apigw/net/readiness.h"
+#include "apigw/upstream/http_client.h"
 
 namespace apigw::upstream {
 namespace asio = boost::asio;
@@ -158,21 +157,53 @@ void UpstreamPool::drop_idle(const UpstreamConnectionPtr& connection) {
   idle.erase(it);
 }
 
-UpstreamConnectionPtr UpstreamPool::acquire_idle(std::size_t index) {
-  EndpointState& endpoint = endpoints_[index];
-  UpstreamConnectionPtr connection = take_idle(endpoint);
-  if (connection) ++endpoint.active;
-  return connection;
+void Lease::end(bool reusable) {
+  if (!connection_) return;
+  pool_->release(std::move(connection_), reusable);
+  connection_.reset();
 }
 
-asio::awaitable<AcquireResult> UpstreamPool::acquire(std::size_t index, bool fresh) {
+LeaseResult UpstreamPool::lease_idle(std::size_t avoid, bool fresh) {
+  LeaseResult result;
+  result.endpoint = pick(avoid);
+  if (result.endpoint == kNoEndpoint) {
+    result.failure = LeaseResult::Failure::kNoEndpoint;
+    return result;
+  }
+  if (fresh) return result;
+  EndpointState& endpoint = endpoints_[result.endpoint];
+  if (UpstreamConnectionPtr connection = take_idle(endpoint)) {
+    ++endpoint.active;
+    result.lease = Lease(*this, std::move(connection), true);
+  }
+  return result;
+}
+
+asio::awaitable<LeaseResult> UpstreamPool::lease_new(std::size_t endpoint, bool fresh) {
+  LeaseResult result;
+  result.endpoint = endpoint;
+  Acquired acquired = co_await acquire(endpoint, fresh);
+  if (acquired.pool_full) {
+    stats_.error(UpstreamError::kPoolFull);
+    result.failure = LeaseResult::Failure::kPoolFull;
+  } else if (acquired.error) {
+    stats_.error(UpstreamError::kConnect);
+    result.failure = LeaseResult::Failure::kConnect;
+    result.error = acquired.error;
+  } else {
+    result.lease = Lease(*this, std::move(acquired.connection), acquired.reused);
+  }
+  co_return result;
+}
+
+asio::awaitable<UpstreamPool::Acquired> UpstreamPool::acquire(std::size_t index, bool fresh) {
   const auto deadline = std::chrono::steady_clock::now() + upstream_.config.connect_timeout;
   EndpointState& endpoint = endpoints_[index];
   for (;;) {
     if (!fresh) {
       if (UpstreamConnectionPtr connection = take_idle(endpoint)) {
         ++endpoint.active;
-        co_return AcquireResult{std::move(connection), {}, true, false};
+        co_return Acquired{std::move(connection), {}, true, false};
       }
     }
     if (open_ < upstream_.config.max_connections || close_one_idle()) {
@@ -182,7 +213,7 @@ asio::awaitable<AcquireResult> UpstreamPool::acquire(std::size_t index, bool fre
       auto connection = std::make_shared<UpstreamConnection>(executor_, index);
       // Time spent waiting for a slot does not shorten the connect itself.
       const auto connect_deadline = std::chrono::steady_clock::now() + upstream_.config.connect_timeout;
-      if (const boost::system::error_code error = co_await connect(*connection, connect_deadline)) {
+      if (const boost::system::error_code error = co_await connect(*connection, endpoint.address, connect_deadline)) {
         --open_;
         stats_.connections.sub(1);
         --endpoint.active;
@@ -198,10 +229,10 @@ asio::awaitable<AcquireResult> UpstreamPool::acquire(std::size_t index, bool fre
                            upstream_.config.passive_health.eject_for).count(),
                        upstream_.config.passive_health.unhealthy_after);
         }
-        co_return AcquireResult{nullptr, error, false, false};
+        co_return Acquired{nullptr, error, false, false};
       }
       health_[index]->record_connect_success();
-      co_return AcquireResult{std::move(connection), {}, false, false};
+      co_return Acquired{std::move(connection), {}, false, false};
     }
     // Full: wait for a release (it cancels our timer) or for the deadline.
     stats_.pool_waits.add();
@@ -210,25 +241,8 @@ asio::awaitable<AcquireResult> UpstreamPool::acquire(std::size_t index, bool fre
     waiters_.push_back(&timer);
     auto [error] = co_await timer.async_wait(kNoThrow);
     std::erase(waiters_, &timer);
-    if (!error) co_return AcquireResult{nullptr, {}, false, true};
+    if (!error) co_return Acquired{nullptr, {}, false, true};
   }
-}
-
-asio::awaitable<boost::system::error_code> UpstreamPool::connect(UpstreamConnection& connection,
-                                                                 std::chrono::steady_clock::time_point deadline) {
-  using namespace asio::experimental::awaitable_operators;
-  const asio::ip::tcp::endpoint& address = endpoints_[connection.endpoint].address;
-  asio::steady_timer timer(executor_, deadline);
-  // Whichever ends first cancels the other.
-  auto outcome = co_await (connection.socket.async_connect(address, kNoThrow) || timer.async_wait(kNoThrow));
-  if (outcome.index() == 1) co_return boost::system::error_code(asio::error::timed_out);
-  boost::system::error_code error = std::get<0>(std::get<0>(outcome));
-  if (!error) connection.socket.set_option(asio::ip::tcp::no_delay(true), error);
-  if (error) {
-    boost::system::error_code ignored;
-    connection.socket.close(ignored);
-  }
-  co_return error;
 }
 
 void UpstreamPool::release(UpstreamConnectionPtr connection, bool reusable) {

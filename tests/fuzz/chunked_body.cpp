@@ -1,6 +1,6 @@
 // Chunked bodies both ways: after a fixed chunked head, the input is the body of a client request (read as
 // Forwarder::stream_request_body reads it, with proxy::RequestParser and a body limit) or of an upstream response
-// (read as Forwarder::relay_response reads it, with proxy::ResponseParser). The first input byte chooses the side,
+// (read as Forwarder::relay_response reads it, with http::ResponseParser). The first input byte chooses the side,
 // the relay buffer's size, the size of each read and the body limit; the rest is the body.
 //
 // Invariant: the decoded body, whether the message completed and whether it failed do not depend on how the bytes
@@ -18,7 +18,7 @@
 #include <boost/beast/http/parser.hpp>
 
 #include "apigw/proxy/forwarder.h"
-#include "apigw/proxy/response_parser.h"
+#include "apigw/http/response_parser.h"
 #include "apigw/upstream/upstream_connection.h"
 #include "fuzz_support.h"
 
@@ -84,9 +84,9 @@ Outcome read_response(std::string_view body, std::size_t relay_size, std::size_t
   const std::array<std::size_t, 1> reads{read_size};
   ByteStream stream(bytes, reads);
   boost::beast::flat_buffer buffer;
-  std::vector<apigw::proxy::ResponseParser::Field> fields;
-  apigw::proxy::ResponseParser parser(fields);
-  parser.header_limit(apigw::proxy::kMaxResponseHeadBytes);
+  std::vector<apigw::http::ResponseParser::Field> fields;
+  apigw::http::ResponseParser parser(fields);
+  parser.header_limit(apigw::upstream::kMaxResponseHeadBytes);
   parser.body_limit(boost::none);
   out.error = apigw::fuzz::parse_some(stream, buffer, parser, apigw::upstream::kUpstreamReadSize);
   FUZZ_CHECK(!out.error && parser.is_header_done() && parser.chunked() && parser.status() == 200);

@@ -1,5 +1,5 @@
 // An upstream's response as the forwarder reads it (src/proxy/forwarder.cpp): read_final_head (a fresh
-// proxy::ResponseParser per interim 1xx response, 101 refused), then relay_response (the whole body straight from
+// http::ResponseParser per interim 1xx response, 101 refused), then relay_response (the whole body straight from
 // the read buffer when it came with the head, else read_response_body into the relay buffer step by step), with
 // the response cache's fill watching (cache::storable_for on the head, the body collected up to max_item_bytes,
 // then cache::encode_record). The first input byte chooses the relay buffer's size (or the forwarder's own rule),
@@ -24,7 +24,7 @@
 #include "apigw/config/config.h"
 #include "apigw/proxy/forwarder.h"
 #include "apigw/proxy/header_rules.h"
-#include "apigw/proxy/response_parser.h"
+#include "apigw/http/response_parser.h"
 #include "apigw/upstream/upstream_connection.h"
 #include "fuzz_support.h"
 
@@ -32,7 +32,7 @@ namespace {
 
 namespace bhttp = boost::beast::http;
 using apigw::fuzz::ByteStream;
-using apigw::proxy::ResponseParser;
+using apigw::http::ResponseParser;
 using boost::system::error_code;
 
 constexpr std::array<std::size_t, 8> kRelaySizes{0, 1, 2, 5, 64, 1000, 16 * 1024, apigw::proxy::kRelayChunk};
@@ -117,7 +117,7 @@ error_code read_final_head(ByteStream& stream, boost::beast::flat_buffer& buffer
                            bool head_request) {
   for (;;) {
     response.emplace(fields);
-    response->header_limit(apigw::proxy::kMaxResponseHeadBytes);
+    response->header_limit(apigw::upstream::kMaxResponseHeadBytes);
     response->body_limit(boost::none);
     if (head_request) response->skip(true);
     const error_code error = apigw::fuzz::parse_some(stream, buffer, *response, apigw::upstream::kUpstreamReadSize);

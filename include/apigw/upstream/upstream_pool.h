@@ -17,19 +17,11 @@
 
 #include "apigw/config/snapshot.h"
 #include "apigw/upstream/health.h"
+#include "apigw/upstream/lease.h"
 #include "apigw/upstream/upstream_connection.h"
 #include "apigw/upstream/upstream_stats.h"
 
 namespace apigw::upstream {
-
-inline constexpr std::size_t kNoEndpoint = std::numeric_limits<std::size_t>::max();
-
-struct AcquireResult {
-  UpstreamConnectionPtr connection;  // set on success
-  boost::system::error_code error;   // the connect error, when connecting failed
-  bool reused = false;               // the connection served requests before (it may have gone stale)
-  bool pool_full = false;            // no slot became free within connect_timeout
-};
 
 class UpstreamPool {
  public:
@@ -49,16 +41,14 @@ class UpstreamPool {
   std::size_t pick(std::size_t avoid = kNoEndpoint);
   UpstreamStats& stats() { return stats_; }
 
-  // Leases an idle keep-alive connection to `endpoint` or opens a new one within connect_timeout. When the pool
-  // is at max_connections it waits for a release until connect_timeout, then reports pool_full.
-  // With `fresh`, never reuses an idle connection (a retry after a stale one).
-  boost::asio::awaitable<AcquireResult> acquire(std::size_t endpoint, bool fresh = false);
-  // The common case of acquire() without a coroutine: an idle connection to `endpoint`, or null.
-  UpstreamConnectionPtr acquire_idle(std::size_t endpoint);
-
-  // Ends a lease: `reusable` connections go back to the idle list, watched for the upstream closing them;
-  // others are closed. Wakes one waiter.
-  void release(UpstreamConnectionPtr connection, bool reusable);
+  // Leasing a connection takes one or two steps. lease_idle picks an endpoint (skipping `avoid` as pick does)
+  // and leases an idle keep-alive connection to it without suspending: the common case. When there is none (or
+  // with `fresh`, a retry after a stale connection, which never reuses one), the result is pending and lease_new
+  // opens a connection within connect_timeout, waiting for a free slot while the pool is at max_connections.
+  // Failures are counted in the upstream's metrics (pool_full, connect) and a connect failure in the endpoint's
+  // passive health.
+  LeaseResult lease_idle(std::size_t avoid = kNoEndpoint, bool fresh = false);
+  boost::asio::awaitable<LeaseResult> lease_new(std::size_t endpoint, bool fresh = false);
 
   // Closes every idle connection (reload and shutdown).
   void close_idle();
@@ -72,13 +62,22 @@ class UpstreamPool {
     unsigned active = 0;                      // leased connections = requests in flight
   };
 
+  friend class Lease;
+  struct Acquired {
+    UpstreamConnectionPtr connection;  // set on success
+    boost::system::error_code error;   // the connect error, when connecting failed
+    bool reused = false;               // the connection served requests before (it may have gone stale)
+    bool pool_full = false;            // no slot became free within connect_timeout
+  };
+  boost::asio::awaitable<Acquired> acquire(std::size_t endpoint, bool fresh);
+  // Ends a lease: `reusable` connections go back to the idle list, watched for the upstream closing them;
+  // others are closed. Wakes one waiter.
+  void release(UpstreamConnectionPtr connection, bool reusable);
   UpstreamConnectionPtr take_idle(EndpointState& endpoint);
   bool close_one_idle();
   void watch_idle(const UpstreamConnectionPtr& connection);
   void drop_idle(const UpstreamConnectionPtr& connection);
   void close(UpstreamConnection& connection);
-  boost::asio::awaitable<boost::system::error_code> connect(UpstreamConnection& connection,
-                                                            std::chrono::steady_clock::time_point deadline);
   void wake_one_waiter();
 
   boost::asio::any_io_executor executor_;

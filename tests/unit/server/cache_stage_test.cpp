@@ -9,7 +9,7 @@ namespace apigw::server {
 namespace {
 
 namespace bhttp = boost::beast::http;
-using Field = proxy::ResponseParser::Field;
+using Field = http::ResponseParser::Field;
 
 config::RouteCacheConfig rule() {
   config::RouteCacheConfig cache;

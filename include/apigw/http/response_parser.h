@@ -15,7 +15,7 @@
 #include <boost/beast/core/string.hpp>
 #include <boost/beast/http/field.hpp>
 
-namespace apigw::proxy {
+namespace apigw::http {
 
 class ResponseParser : public boost::beast::http::basic_parser<false> {
  public:
@@ -62,4 +62,4 @@ class ResponseParser : public boost::beast::http::basic_parser<false> {
   std::size_t body_space_ = 0;
 };
 
-}  // namespace apigw::proxy
+}  // namespace apigw::http

@@ -1,5 +1,5 @@
 // Upstream response parsing into views (see response_parser.h).
-#include "apigw/proxy/response_parser.h"
+#include "apigw/http/response_parser.h"
 
 #include <algorithm>
 #include <cstring>
@@ -8,7 +8,7 @@
 
 #include "apigw/http/text.h"
 
-namespace apigw::proxy {
+namespace apigw::http {
 namespace bhttp = boost::beast::http;
 
 ResponseParser::ResponseParser(std::vector<Field>& fields) : fields_(fields) { fields_.clear(); }
@@ -50,4 +50,4 @@ std::size_t ResponseParser::store_body(boost::beast::string_view body, boost::sy
   return n;
 }
 
-}  // namespace apigw::proxy
+}  // namespace apigw::http

@@ -1,0 +1,177 @@
+// The upstream request's head and the client response's head (see forward_heads.h).
+#include "apigw/proxy/forward_heads.h"
+
+#include <iterator>
+
+#include <boost/beast/core/string.hpp>
+#include <fmt/format.h>
+
+#include "apigw/http/local_reply.h"
+#include "apigw/proxy/header_rules.h"
+
+namespace apigw::proxy {
+namespace beast = boost::beast;
+namespace bhttp = boost::beast::http;
+
+namespace {
+
+constexpr std::string_view kCrlf = "\r\n";
+
+void append_header(std::string& out, std::string_view name, std::string_view value) {
+  out.append(name);
+  out.append(": ");
+  out.append(value);
+  out.append(kCrlf);
+}
+
+// The forwarding headers a client may only set through a trusted proxy.
+enum class ForwardingHeader { kNone, kFor, kProto, kHost, kRealIp, kForwarded, kRequestId, kApigw };
+
+ForwardingHeader classify(bhttp::field field, std::string_view name) {
+  if (field == bhttp::field::forwarded) return ForwardingHeader::kForwarded;
+  if (field != bhttp::field::unknown || name.size() < 9 || (name[0] != 'x' && name[0] != 'X')) {
+    return ForwardingHeader::kNone;
+  }
+  if (beast::iequals(name, "x-forwarded-for")) return ForwardingHeader::kFor;
+  if (beast::iequals(name, "x-forwarded-proto")) return ForwardingHeader::kProto;
+  if (beast::iequals(name, "x-forwarded-host")) return ForwardingHeader::kHost;
+  if (beast::iequals(name, "x-real-ip")) return ForwardingHeader::kRealIp;
+  if (beast::iequals(name, "x-request-id")) return ForwardingHeader::kRequestId;
+  if (beast::iequals(name.substr(0, 8), "x-apigw-")) return ForwardingHeader::kApigw;
+  return ForwardingHeader::kNone;
+}
+
+// Whether a client request field goes upstream as it is; X-Forwarded-For values from a trusted peer are
+// gathered into `forwarded_for` instead.
+struct ForwardedFields {
+  std::string forwarded_for;
+  bool has_host = false;
+  bool has_proto = false;
+  bool has_forwarded_host = false;
+
+  bool keep(const ForwardRequest& forward, bhttp::field name, std::string_view name_text, std::string_view value) {
+    if (name == bhttp::field::host) {
+      if (!forward.authority.empty()) return false;  // absolute-form: the target's authority is the host
+      has_host = true;
+    }
+    switch (classify(name, name_text)) {
+      case ForwardingHeader::kFor:
+        if (forward.trusted_peer) {
+          if (!forwarded_for.empty()) forwarded_for.append(", ");
+          forwarded_for.append(value);
+        }
+        return false;
+      case ForwardingHeader::kProto:
+        has_proto = has_proto || forward.trusted_peer;
+        return forward.trusted_peer;
+      case ForwardingHeader::kHost:
+        has_forwarded_host = has_forwarded_host || forward.trusted_peer;
+        return forward.trusted_peer;
+      case ForwardingHeader::kRealIp:
+      case ForwardingHeader::kForwarded:
+        return forward.trusted_peer;
+      case ForwardingHeader::kRequestId:
+      case ForwardingHeader::kApigw:
+        return false;
+      case ForwardingHeader::kNone:
+        return true;
+    }
+    return true;
+  }
+};
+
+}  // namespace
+
+std::size_t build_upstream_request_head(const bhttp::request_header<>& request, const ForwardRequest& forward,
+                                        RequestFraming framing, std::string& out) {
+  const HopByHopRules rules(request);
+  out.reserve(512);
+  out.append(request.method_string());
+  out.push_back(' ');
+  out.append(forward.path);
+  if (forward.has_query) {
+    out.push_back('?');
+    out.append(forward.query);
+  }
+  out.append(" HTTP/1.1\r\n");
+
+  ForwardedFields seen;
+  for (const auto& field : request) {
+    const std::string_view name = field.name_string();
+    if (rules.drop(field.name(), name) || field.name() == bhttp::field::expect) continue;
+    if (!forward.user_header.empty() && beast::iequals(name, forward.user_header)) continue;
+    if (seen.keep(forward, field.name(), name, field.value())) append_header(out, name, field.value());
+  }
+  if (!seen.has_host && !forward.host.empty()) append_header(out, "Host", forward.host);
+  if (!seen.forwarded_for.empty()) seen.forwarded_for.append(", ");
+  seen.forwarded_for.append(forward.peer_address);
+  append_header(out, "X-Forwarded-For", seen.forwarded_for);
+  if (!seen.has_proto) append_header(out, "X-Forwarded-Proto", "http");
+  if (!seen.has_forwarded_host && !forward.host.empty()) append_header(out, "X-Forwarded-Host", forward.host);
+  append_header(out, "X-Request-Id", forward.request_id);
+  if (!forward.user_id.empty()) append_header(out, forward.user_header, forward.user_id);
+  const std::size_t framing_at = out.size();
+  if (framing.chunked) {
+    append_header(out, "Transfer-Encoding", "chunked");
+  } else if (framing.length) {
+    append_header(out, "Content-Length", fmt::format_int(*framing.length).str());
+  }
+  out.append(kCrlf);
+  return framing_at;
+}
+
+ResponseFraming response_framing(const http::ResponseParser& response, bool head_request, bool client_http11,
+                                 bool keep_alive_wanted) {
+  ResponseFraming framing;
+  const unsigned status = response.status();
+  framing.has_body = !head_request && status != 204 && status != 304;
+  framing.chunked = framing.has_body && !response.content_length() && client_http11;
+  // Without a length and without chunked, the end of the body is the end of the connection.
+  framing.keep_alive =
+      keep_alive_wanted && (!framing.has_body || response.content_length().has_value() || framing.chunked);
+  return framing;
+}
+
+std::string build_client_response_head(const http::ResponseParser& response, const ForwardRequest& forward,
+                                       std::string_view upstream_name, ResponseFraming framing, bool head_request,
+                                       bool client_http11) {
+  const unsigned status = response.status();
+  HopByHopRules rules;
+  for (const http::ResponseParser::Field& field : response.fields()) {
+    if (field.name == bhttp::field::connection) rules.add_connection(field.value);
+  }
+  std::string out;
+  out.reserve(512);
+  const std::string_view reason = response.reason();
+  fmt::format_to(std::back_inserter(out), "HTTP/1.1 {} {}\r\n", status,
+                 reason.empty() ? http::reason_phrase(status) : reason);
+  bool has_date = false;
+  for (const http::ResponseParser::Field& field : response.fields()) {
+    if (rules.drop(field.name, field.name_text)) continue;
+    const ForwardingHeader kind = classify(field.name, field.name_text);
+    if (kind == ForwardingHeader::kRequestId || kind == ForwardingHeader::kApigw) continue;
+    if (!forward.cache_status.empty() && beast::iequals(field.name_text, "X-Cache")) continue;
+    has_date = has_date || field.name == bhttp::field::date;
+    append_header(out, field.name_text, field.value);
+  }
+  if (!has_date) append_header(out, "Date", http::http_date());
+  append_header(out, "X-Request-Id", forward.request_id);
+  if (forward.debug_headers) append_header(out, "X-Apigw-Route", forward.route->name);
+  if (forward.debug_headers || forward.name_upstream) append_header(out, "X-Apigw-Upstream", upstream_name);
+  if (framing.chunked) {
+    append_header(out, "Transfer-Encoding", "chunked");
+  } else if (response.content_length() && (framing.has_body || head_request || status == 304)) {
+    // A HEAD or 304 answer carries the length the full response would have.
+    append_header(out, "Content-Length", fmt::format_int(*response.content_length()).str());
+  }
+  if (!forward.cache_status.empty()) append_header(out, "X-Cache", forward.cache_status);
+  if (!framing.keep_alive) {
+    append_header(out, "Connection", "close");
+  } else if (!client_http11) {
+    append_header(out, "Connection", "keep-alive");
+  }
+  out.append(kCrlf);
+  return out;
+}
+
+}  // namespace apigw::proxy
