@@ -150,6 +150,8 @@ asio::awaitable<Forwarder::Attempt> Forwarder::exchange(upstream::UpstreamConnec
   if (has_body_ && !buffered_) {
     attempt = co_await stream_request_body(connection);
     if (attempt.outcome != AttemptOutcome::kResponseHead) co_return attempt;
+    // The body went out; the attempt succeeds only once the response head is in.
+    attempt.outcome = AttemptOutcome::kUpstreamFailed;
   } else {
     const std::array<asio::const_buffer, 2> buffers{asio::buffer(request_head_), asio::buffer(body_)};
     auto [error, n] = co_await upstream::send_request(connection, buffers);

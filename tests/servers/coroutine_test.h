@@ -12,6 +12,25 @@
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/asio/use_future.hpp>
+#include <boost/system/error_code.hpp>
+#include <gtest/gtest.h>
+
+// ASSERT_* for test coroutines, which cannot `return`: records the failure and ends the coroutine.
+#define CO_ASSERT(condition)                                 \
+  do {                                                       \
+    if (!(condition)) {                                      \
+      ADD_FAILURE() << "assertion failed: " << #condition;   \
+      co_return;                                             \
+    }                                                        \
+  } while (false)
+// The same for an operation that must succeed: `expression` gives an error_code.
+#define CO_ASSERT_OK(expression)                                                  \
+  do {                                                                            \
+    if (const boost::system::error_code apigw_co_error = (expression)) {          \
+      ADD_FAILURE() << #expression << " failed: " << apigw_co_error.message();    \
+      co_return;                                                                  \
+    }                                                                             \
+  } while (false)
 
 namespace apigw::test_servers {
 
