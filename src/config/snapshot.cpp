@@ -49,93 +49,118 @@ bool same_upstream(const Upstream& a, const Upstream& b) {
          x.health_check == y.health_check && x.passive_health == y.passive_health;
 }
 
+namespace {
+
+// Builds one snapshot from a config, gathering every error rather than stopping at the first.
+class SnapshotBuilder {
+ public:
+  SnapshotBuilder(const Config& config, Snapshot& snapshot, std::vector<ConfigError>& errors)
+      : config_(config), snapshot_(snapshot), errors_(errors) {}
+
+  void add_upstreams() {
+    for (const auto& [name, upstream_config] : config_.upstreams) {
+      Upstream upstream{upstream_config, {}};
+      for (const Endpoint& endpoint : upstream_config.endpoints) {
+        std::string error;
+        std::optional<ResolvedEndpoint> resolved = resolve(endpoint, error);
+        if (!resolved) {
+          errors_.push_back({upstream_config.position, fmt::format("upstream '{}': {}", name, error)});
+          continue;
+        }
+        upstream.endpoints.push_back(std::move(*resolved));
+      }
+      upstream_index_.emplace(name, static_cast<std::uint32_t>(snapshot_.upstreams.size()));
+      snapshot_.upstreams.push_back(std::move(upstream));
+    }
+  }
+
+  void add_routes() {
+    for (const RouteConfig& route : config_.routes) {
+      const auto upstream = upstream_index_.find(route.upstream);
+      if (upstream == upstream_index_.end()) {
+        errors_.push_back(
+            {route.position, fmt::format("route '{}': unknown upstream '{}'", route.name, route.upstream)});
+        continue;
+      }
+      const auto index = static_cast<std::uint32_t>(snapshot_.routes.size());
+      if (auto error = snapshot_.trie.add(route.match.host, route.match.path, route.match.methods, index)) {
+        errors_.push_back({route.position, fmt::format("route '{}': {}", route.name, error->message)});
+        continue;
+      }
+      snapshot_.routes.push_back({route.name, upstream->second, route.strip_prefix, route.auth, route.cache,
+                                  side_target(route, route.split, config_.migration.split),
+                                  side_target(route, route.shadow, config_.migration.shadow_target)});
+    }
+  }
+
+  void add_migration_lists() {
+    snapshot_.beta_users.insert(config_.migration.beta_users.begin(), config_.migration.beta_users.end());
+    for (const std::string& text : config_.migration.shadow_ignore) {
+      std::string why;
+      if (auto pattern = routing::RequestPattern::parse(text, why)) {
+        snapshot_.shadow_ignore.push_back(std::move(*pattern));
+      } else {
+        errors_.push_back({Position{config_.source_file, 0, 0},
+                           fmt::format("migration.shadow_ignore: bad pattern '{}': {}", text, why)});
+      }
+    }
+  }
+
+  // Dependencies' servers are resolved here too, so that workers never block on DNS.
+  void resolve_dependencies() {
+    if (config_.auth.enabled) resolve_all(config_.auth.redis.nodes, "auth.redis.nodes", snapshot_.redis_nodes);
+    if (!config_.cache.enabled) return;
+    resolve_all(config_.cache.primary.servers, "cache.primary.servers", snapshot_.cache_primary);
+    if (config_.cache.secondary) {
+      resolve_all(config_.cache.secondary->servers, "cache.secondary.servers", snapshot_.cache_secondary);
+    }
+  }
+
+ private:
+  // A route's effective split or shadow, by upstream index (the loader has checked that the upstream exists).
+  std::optional<SideTarget> side_target(const RouteConfig& route, const std::optional<MigrationTarget>& own,
+                                        const std::optional<MigrationTarget>& fallback) {
+    const MigrationTarget* target = effective_target(own, fallback);
+    if (target == nullptr) return std::nullopt;
+    const auto found = upstream_index_.find(target->upstream);
+    if (found == upstream_index_.end()) {
+      errors_.push_back({route.position, fmt::format("route '{}': unknown upstream '{}'", route.name, target->upstream)});
+      return std::nullopt;
+    }
+    return SideTarget{found->second, target->threshold};
+  }
+
+  void resolve_all(const std::vector<Endpoint>& endpoints, std::string_view key, std::vector<ResolvedEndpoint>& into) {
+    for (const Endpoint& endpoint : endpoints) {
+      std::string error;
+      std::optional<ResolvedEndpoint> resolved = resolve(endpoint, error);
+      if (!resolved) {
+        errors_.push_back({Position{config_.source_file, 0, 0}, fmt::format("{}: {}", key, error)});
+        continue;
+      }
+      into.push_back(std::move(*resolved));
+    }
+  }
+
+  const Config& config_;
+  Snapshot& snapshot_;
+  std::vector<ConfigError>& errors_;
+  std::map<std::string, std::uint32_t> upstream_index_;
+};
+
+}  // namespace
+
 SnapshotResult build_snapshot(const Config& config, std::uint64_t generation) {
   SnapshotResult result;
   auto snapshot = std::make_shared<Snapshot>();
   snapshot->generation = generation;
   snapshot->config = config;
   snapshot->trusted_proxies = http::TrustedProxies(config.server.trusted_proxies);
-
-  std::map<std::string, std::uint32_t> upstream_index;
-  // A route's effective split or shadow, by upstream index (the loader has checked that the upstream exists).
-  const auto side_target = [&](const RouteConfig& route, const std::optional<MigrationTarget>& own,
-                               const std::optional<MigrationTarget>& fallback) -> std::optional<SideTarget> {
-    const MigrationTarget* target = effective_target(own, fallback);
-    if (target == nullptr) return std::nullopt;
-    const auto found = upstream_index.find(target->upstream);
-    if (found == upstream_index.end()) {
-      result.errors.push_back(
-          {route.position, fmt::format("route '{}': unknown upstream '{}'", route.name, target->upstream)});
-      return std::nullopt;
-    }
-    return SideTarget{found->second, target->threshold};
-  };
-  for (const auto& [name, upstream_config] : config.upstreams) {
-    Upstream upstream{upstream_config, {}};
-    for (const Endpoint& endpoint : upstream_config.endpoints) {
-      std::string error;
-      std::optional<ResolvedEndpoint> resolved = resolve(endpoint, error);
-      if (!resolved) {
-        result.errors.push_back({upstream_config.position, fmt::format("upstream '{}': {}", name, error)});
-        continue;
-      }
-      upstream.endpoints.push_back(std::move(*resolved));
-    }
-    upstream_index.emplace(name, static_cast<std::uint32_t>(snapshot->upstreams.size()));
-    snapshot->upstreams.push_back(std::move(upstream));
-  }
-
-  for (const RouteConfig& route_config : config.routes) {
-    const auto upstream = upstream_index.find(route_config.upstream);
-    if (upstream == upstream_index.end()) {
-      result.errors.push_back({route_config.position, fmt::format("route '{}': unknown upstream '{}'",
-                                                                  route_config.name, route_config.upstream)});
-      continue;
-    }
-    const auto index = static_cast<std::uint32_t>(snapshot->routes.size());
-    if (auto error = snapshot->trie.add(route_config.match.host, route_config.match.path,
-                                        route_config.match.methods, index)) {
-      result.errors.push_back({route_config.position, fmt::format("route '{}': {}", route_config.name,
-                                                                  error->message)});
-      continue;
-    }
-    snapshot->routes.push_back({route_config.name, upstream->second, route_config.strip_prefix, route_config.auth,
-                                route_config.cache,
-                                side_target(route_config, route_config.split, config.migration.split),
-                                side_target(route_config, route_config.shadow, config.migration.shadow_target)});
-  }
-  snapshot->beta_users.insert(config.migration.beta_users.begin(), config.migration.beta_users.end());
-  for (const std::string& text : config.migration.shadow_ignore) {
-    std::string why;
-    if (auto pattern = routing::RequestPattern::parse(text, why)) {
-      snapshot->shadow_ignore.push_back(std::move(*pattern));
-    } else {
-      result.errors.push_back({Position{config.source_file, 0, 0},
-                               fmt::format("migration.shadow_ignore: bad pattern '{}': {}", text, why)});
-    }
-  }
-
-  // Dependencies' servers are resolved here too, so that workers never block on DNS.
-  const auto resolve_all = [&](const std::vector<Endpoint>& endpoints, std::string_view key,
-                               std::vector<ResolvedEndpoint>& into) {
-    for (const Endpoint& endpoint : endpoints) {
-      std::string error;
-      std::optional<ResolvedEndpoint> resolved = resolve(endpoint, error);
-      if (!resolved) {
-        result.errors.push_back({Position{config.source_file, 0, 0}, fmt::format("{}: {}", key, error)});
-        continue;
-      }
-      into.push_back(std::move(*resolved));
-    }
-  };
-  if (config.auth.enabled) resolve_all(config.auth.redis.nodes, "auth.redis.nodes", snapshot->redis_nodes);
-  if (config.cache.enabled) {
-    resolve_all(config.cache.primary.servers, "cache.primary.servers", snapshot->cache_primary);
-    if (config.cache.secondary) {
-      resolve_all(config.cache.secondary->servers, "cache.secondary.servers", snapshot->cache_secondary);
-    }
-  }
-
+  SnapshotBuilder builder(config, *snapshot, result.errors);
+  builder.add_upstreams();
+  builder.add_routes();
+  builder.add_migration_lists();
+  builder.resolve_dependencies();
   if (result.errors.empty()) result.snapshot = std::move(snapshot);
   return result;
 }
