@@ -34,6 +34,33 @@ HeadScan RequestHeadScanner::scan(std::string_view data) {
   return {};
 }
 
+namespace {
+std::size_t request_line_length(std::string_view data) {
+  const std::size_t end = data.find("\r\n");
+  return end == std::string_view::npos ? data.size() : end;
+}
+}  // namespace
+
+HeadVerdict judge_head(RequestHeadScanner& scanner, std::string_view data, const HeadLimits& limits) {
+  using Kind = HeadVerdict::Kind;
+  const HeadScan scan = scanner.scan(data);
+  if (scan.state == HeadScan::State::kComplete && scan.length <= limits.max_header_bytes) {
+    return {Kind::kHead, scan.length, 0, {}};
+  }
+  if (scan.state == HeadScan::State::kBad) return {Kind::kRefuse, 0, 400, scan.reason};
+  if (scanner.in_request_line() && data.size() > limits.max_uri_bytes + 32) {
+    return {Kind::kRefuse, 0, 414, "request target exceeds server.limits.max_uri_bytes"};
+  }
+  // A head over the limit is refused whether it is still arriving or came whole in one read.
+  if (data.size() > limits.max_header_bytes) {
+    if (scanner.in_request_line() || request_line_length(data) > limits.max_uri_bytes) {
+      return {Kind::kRefuse, 0, 414, "request line exceeds server.limits.max_header_bytes"};
+    }
+    return {Kind::kRefuse, 0, 431, "request head exceeds server.limits.max_header_bytes"};
+  }
+  return {};
+}
+
 std::size_t leading_empty_lines(std::string_view data) {
   std::size_t n = 0;
   while (n + 1 < data.size() && data[n] == '\r' && data[n + 1] == '\n') n += 2;

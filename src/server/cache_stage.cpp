@@ -1,130 +1,146 @@
-// The response cache's request stage helpers (see cache_stage.h).
+// The cache stage (see cache_stage.h).
 #include "cache_stage.h"
 
-#include <array>
-#include <iterator>
+#include <chrono>
 
-#include <boost/beast/core/string.hpp>
-#include <fmt/format.h>
+#include <boost/asio/as_tuple.hpp>
+#include <boost/asio/experimental/awaitable_operators.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/use_awaitable.hpp>
 
+#include "apigw/cache/cache_key.h"
 #include "apigw/cache/cache_policy.h"
-#include "apigw/http/local_reply.h"
-#include "apigw/http/text.h"
 
 namespace apigw::server {
+namespace asio = boost::asio;
 
 namespace {
-void append_header(std::string& out, std::string_view name, std::string_view value) {
-  out.append(name).append(": ").append(value).append("\r\n");
+std::int64_t unix_now() {
+  return std::chrono::duration_cast<std::chrono::seconds>(std::chrono::system_clock::now().time_since_epoch())
+      .count();
 }
 }  // namespace
 
-void CacheFill::on_head(unsigned status, std::span<const http::ResponseParser::Field> fields) {
-  std::vector<cache::HeaderView> views;
-  views.reserve(fields.size());
-  for (const auto& field : fields) views.push_back({field.name_text, field.value});
-  const std::optional<std::chrono::seconds> ttl = cache::storable_for(status, views, rule_);
-  if (!ttl) return;
-  collecting_ = true;
-  status_ = status;
-  ttl_ = *ttl;
-  headers_.reserve(fields.size());
-  for (const auto& field : fields) headers_.push_back({std::string(field.name_text), std::string(field.value)});
-}
-
-void CacheFill::on_body(std::string_view bytes) {
-  if (!collecting_) return;
-  if (body_.size() + bytes.size() > max_bytes_) {
-    collecting_ = false;  // too large to store: let go of what was kept
-    std::string().swap(body_);
-    return;
+asio::awaitable<StageResult> CacheStage::on_request(RequestContext& context) {
+  std::shared_ptr<const cache::CachedResponse> hit = co_await look_up(context);
+  if (hit) {
+    context.stored = std::move(hit);
+    co_return StageResult::kStored;
   }
-  body_.append(bytes);
+  if (context.cache.observer) context.observers.add(&*context.cache.observer);
+  co_return StageResult::kContinue;
 }
 
-std::optional<std::string> CacheFill::record(std::int64_t now) const {
-  if (!complete_) return std::nullopt;
-  std::vector<cache::HeaderView> views;
-  views.reserve(headers_.size());
-  for (const auto& header : headers_) views.push_back({header.name, header.value});
-  return cache::encode_record({status_, views, body_, now, ttl_}, max_bytes_);
-}
-
-namespace {
-
-// An entity tag without its weakness prefix: weak comparison treats W/"x" and "x" alike.
-std::string_view opaque_tag(std::string_view tag) {
-  tag = http::trim_ows(tag);
-  if (tag.starts_with("W/")) tag.remove_prefix(2);
-  return tag;
-}
-
-std::optional<std::string_view> stored(const cache::CachedResponse& response, std::string_view name) {
-  for (const cache::StoredHeader& header : response.headers) {
-    if (boost::beast::iequals(header.name, name)) return std::string_view(header.value);
-  }
-  return std::nullopt;
-}
-
-}  // namespace
-
-bool not_modified(const cache::CachedResponse& response, const boost::beast::http::fields& request) {
-  namespace bhttp = boost::beast::http;
-  if (response.status != 200) return false;
-  const auto if_none_match = request.equal_range(bhttp::field::if_none_match);
-  if (if_none_match.first != if_none_match.second) {
-    const std::optional<std::string_view> etag = stored(response, "ETag");
-    bool matched = false;
-    for (auto field = if_none_match.first; field != if_none_match.second; ++field) {
-      http::for_each_list_element(field->value(), [&](std::string_view tag) {
-        matched = matched || tag == "*" || (etag && opaque_tag(tag) == opaque_tag(*etag));
-      });
+void CacheStage::on_response(RequestContext& context, const proxy::ForwardResult&) {
+  CacheState& state = context.cache;
+  if (!state.observer) return;
+  std::optional<std::string> record = state.observer->record(unix_now());
+  std::shared_ptr<const cache::CachedResponse> response;
+  if (record) {
+    if (std::optional<cache::CachedResponse> decoded = cache::decode_record(*record)) {
+      response = std::make_shared<const cache::CachedResponse>(std::move(*decoded));
     }
-    return matched;  // If-Modified-Since is ignored when If-None-Match is present
+    state.cache->store(state.key, std::move(*record), state.observer->ttl());
   }
-  const auto if_modified_since = request.find(bhttp::field::if_modified_since);
-  if (if_modified_since == request.end()) return false;
-  const std::optional<std::string_view> last_modified = stored(response, "Last-Modified");
-  return last_modified && http::trim_ows(*last_modified) == http::trim_ows(if_modified_since->value());
+  // The requests waiting for this fill get what it stored (or nothing, and go upstream themselves).
+  if (state.fill) {
+    state.cache->finish(state.key, state.fill, std::move(response));
+    state.fill.reset();
+  }
 }
 
-cache::CachedResponse not_modified_response(const cache::CachedResponse& response) {
-  constexpr std::array<std::string_view, 6> kKept{"Cache-Control", "Content-Location", "ETag",
-                                                  "Expires",       "Last-Modified",    "Vary"};
-  cache::CachedResponse reduced;
-  reduced.status = 304;
-  reduced.stored_at = response.stored_at;
-  reduced.ttl = response.ttl;
-  for (const cache::StoredHeader& header : response.headers) {
-    for (const std::string_view kept : kKept) {
-      if (boost::beast::iequals(header.name, kept)) reduced.headers.push_back(header);
+asio::awaitable<std::shared_ptr<const cache::CachedResponse>> CacheStage::look_up(RequestContext& context) {
+  CacheState& state = context.cache;
+  cache::CacheStats& stats = context.generation->cache->stats();
+  const config::RouteCacheConfig& rule = context.route->cache;
+  const auto& request = context.request();
+  state.status = "BYPASS";
+  const cache::RequestCacheability cacheability = cache::classify_request(context.method, request);
+  // A request with a body is not one the cache can answer: the body would have to be read for nothing.
+  const auto length = context.parser().content_length();
+  const bool has_body = context.parser().chunked() || (length && *length > 0);
+  if (cacheability == cache::RequestCacheability::kBypass || has_body) {
+    stats.bypasses.add();
+    co_return nullptr;
+  }
+  state.cache = context.generation->cache;
+  // HEAD is answered from the GET entry (and never fills it: its response has no body).
+  const bool head = context.method == "HEAD";
+  cache::KeyRequest key_request{"GET", context.checked.host, context.path(), context.checked.target.query,
+                                &request, {}};
+  if (!context.user.empty()) key_request.user_id = context.user;
+  std::optional<std::string> key =
+      cache::build_cache_key(state.cache->config().key_prefix, context.route->name, rule, key_request);
+  if (!key) {
+    stats.bypasses.add();
+    co_return nullptr;
+  }
+  state.key = std::move(*key);
+  const auto max_bytes = static_cast<std::size_t>(state.cache->config().max_item_bytes);
+  if (cacheability == cache::RequestCacheability::kRevalidate) {
+    // Fetched from upstream whatever is stored, and stored afresh.
+    state.status = "MISS";
+    stats.misses.add();
+    if (!head) state.observer.emplace(rule, max_bytes);
+    co_return nullptr;
+  }
+
+  cache::ResponseCache::Joined joined = state.cache->join(state.key, !head);
+  if (joined.fill && !joined.is_leader) co_return co_await wait_for_fill(context, std::move(joined.fill));
+  const memcache::GetResult got = co_await state.cache->get(state.key);
+  if (got.error) {
+    // The primary is down or slow: served from upstream, and nothing is stored.
+    if (joined.fill) {
+      joined.fill->unavailable = true;
+      state.cache->finish(state.key, joined.fill, nullptr);
+    }
+    stats.bypasses.add();
+    co_return nullptr;
+  }
+  if (got.item) {
+    std::optional<cache::CachedResponse> stored = cache::decode_record(got.item->value);
+    // A value that is not a record (corrupt, or another program's) or is past its ttl is a miss.
+    if (stored && stored->fresh(unix_now())) {
+      auto response = std::make_shared<const cache::CachedResponse>(std::move(*stored));
+      if (joined.fill) state.cache->finish(state.key, joined.fill, response);
+      stats.hits.add();
+      state.status = "HIT";
+      co_return response;
     }
   }
-  return reduced;
+  state.status = "MISS";
+  stats.misses.add();
+  if (joined.fill) {
+    state.fill = std::move(joined.fill);
+    state.observer.emplace(rule, max_bytes);
+  }
+  co_return nullptr;
 }
 
-std::string cached_response_head(const cache::CachedResponse& response, const CachedHead& head) {
-  std::string out;
-  out.reserve(512);
-  fmt::format_to(std::back_inserter(out), "HTTP/1.1 {} {}\r\n", response.status, http::reason_phrase(response.status));
-  for (const cache::StoredHeader& header : response.headers) append_header(out, header.name, header.value);
-  append_header(out, "Date", http::http_date());
-  append_header(out, "Age", fmt::format_int(head.age.count()).c_str());
-  // 204 and 304 have no body and no length; any other status sends the stored body's length (HEAD too).
-  if (response.status != 204 && response.status != 304) {
-    append_header(out, "Content-Length", fmt::format_int(response.body.size()).c_str());
+asio::awaitable<std::shared_ptr<const cache::CachedResponse>> CacheStage::wait_for_fill(
+    RequestContext& context, std::shared_ptr<cache::Fill> fill) {
+  using namespace asio::experimental::awaitable_operators;
+  CacheState& state = context.cache;
+  cache::CacheStats& stats = context.generation->cache->stats();
+  if (!fill->done) {
+    asio::steady_timer limit(context.worker.executor());
+    limit.expires_after(context.generation->pools[context.route->upstream]->upstream().config.timeout);
+    co_await (fill->done_signal.async_wait(asio::as_tuple(asio::use_awaitable)) ||
+              limit.async_wait(asio::as_tuple(asio::use_awaitable)));
   }
-  append_header(out, "X-Request-Id", head.request_id);
-  append_header(out, "X-Cache", "HIT");
-  if (!head.route.empty()) append_header(out, "X-Apigw-Route", head.route);
-  if (!head.upstream.empty()) append_header(out, "X-Apigw-Upstream", head.upstream);
-  if (!head.keep_alive) {
-    append_header(out, "Connection", "close");
-  } else if (head.http10) {
-    append_header(out, "Connection", "keep-alive");
+  if (fill->done && fill->response) {
+    stats.hits.add();
+    stats.coalesced.add();
+    state.status = "HIT";
+    co_return fill->response;
   }
-  out.append("\r\n");
-  return out;
+  if (fill->unavailable) {
+    stats.bypasses.add();
+    co_return nullptr;
+  }
+  state.status = "MISS";
+  stats.misses.add();
+  co_return nullptr;
 }
 
 }  // namespace apigw::server

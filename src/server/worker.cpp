@@ -16,7 +16,7 @@
 
 #include "apigw/server/client_session.h"
 #include "request_state.h"
-#include "shadow_stage.h"
+#include "pipeline.h"
 
 namespace apigw::server {
 namespace asio = boost::asio;
@@ -71,18 +71,13 @@ Worker::Worker(unsigned index, core::AccessLog& access_log, upstream::HealthTabl
       audit_sink_(audit_sink),
       shadows_in_flight_(metrics_.gauge("apigw_migration_shadows_in_flight",
                                         "Copies of requests on their way to the shadow side")),
-      shadow_dispatch_(std::make_unique<ShadowDispatch>(*this)),
+      shadow_dispatch_(std::make_unique<migration::ShadowDispatch>(context_.get_executor(), audit_sink_,
+                                                                   shadows_in_flight_, drained_)),
+      pipeline_(std::make_unique<RequestPipeline>(auth_stats_)),
       request_states_(std::make_unique<RequestStatePool>()) {
   heartbeat_.store(std::chrono::steady_clock::now().time_since_epoch().count());
 }
 
-bool Worker::begin_shadow(unsigned max) {
-  if (shadows_in_flight_.value() >= static_cast<std::int64_t>(max)) return false;
-  shadows_in_flight_.add(1);
-  return true;
-}
-
-void Worker::end_shadow() { shadows_in_flight_.sub(1); }
 
 Worker::~Worker() {
   join();

@@ -1,6 +1,6 @@
 // A client's request as ClientSession (src/server/client_session.cpp) and the forwarder take it in, with the
 // server's default limits: read_head's raw scan (http::RequestHeadScanner, leading empty lines, the size limits),
-// serve_request's Beast parse of the head (proxy::RequestParser, header and body limits), check_request's checks
+// serve_request's Beast parse of the head (proxy::RequestParser, header and body limits), http::check_request
 // (version, Transfer-Encoding, target length, http::parse_request_target, Host count), the request id, the
 // forwarder's hop-by-hop rules over the fields, and the body read as the forwarder reads it, whole when small
 // (read_buffered_body) or streamed (stream_request_body). The session's private steps are reproduced here from
@@ -27,6 +27,7 @@
 #include <fmt/format.h>
 
 #include "apigw/config/config.h"
+#include "apigw/http/request_checks.h"
 #include "apigw/http/request_head.h"
 #include "apigw/http/local_reply.h"
 #include "apigw/http/request_id.h"
@@ -95,20 +96,6 @@ void check_target(const apigw::http::RequestTarget& target) {
   FUZZ_CHECK(apigw::http::parse_request_target(copy, again, storage).empty());
   FUZZ_CHECK(again.path == path);
   FUZZ_CHECK(!again.has_query && again.authority.empty());
-}
-
-// check_request: nullopt when the request may be routed, else the status of the local reply.
-std::optional<unsigned> check_request(const apigw::proxy::RequestParser& parser, apigw::http::RequestTarget& parsed,
-                                      std::string& storage) {
-  const auto& request = parser.get();
-  if (request.version() != 10 && request.version() != 11) return 505;
-  if (request.find(bhttp::field::transfer_encoding) != request.end() && !parser.chunked()) return 400;
-  const std::string_view target = request.target();
-  if (target.size() > kLimits.max_uri_bytes) return 414;
-  if (!apigw::http::parse_request_target(target, parsed, storage).empty()) return 400;
-  const std::size_t hosts = request.count(bhttp::field::host);
-  if (hosts > 1 || (hosts == 0 && request.version() == 11)) return 400;
-  return std::nullopt;
 }
 
 // The 404 that route_and_forward answers when no route matches: its body must be valid JSON whatever the path.
@@ -189,7 +176,12 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* bytes, std::size_t siz
   apigw::http::RequestHeadScanner scanner;
   const apigw::http::HeadScan scan = scanner.scan(data);
   FUZZ_CHECK(same_scan(scan, scan_bytewise(data)));
-  if (scan.state != apigw::http::HeadScan::State::kComplete || scan.length > kLimits.max_header_bytes) return 0;
+  apigw::http::RequestHeadScanner judged;
+  const apigw::http::HeadVerdict verdict =
+      apigw::http::judge_head(judged, data, {kLimits.max_uri_bytes, kLimits.max_header_bytes});
+  if (verdict.kind == apigw::http::HeadVerdict::Kind::kRefuse) FUZZ_CHECK(verdict.status >= 400 && !verdict.message.empty());
+  if (verdict.kind != apigw::http::HeadVerdict::Kind::kHead) return 0;
+  FUZZ_CHECK(scan.state == apigw::http::HeadScan::State::kComplete && verdict.length == scan.length);
   const std::string_view head = data.substr(0, scan.length);
   check_clean_head(head);
 
@@ -208,9 +200,9 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* bytes, std::size_t siz
   if (id != request.end() && apigw::http::is_sane_request_id(id->value())) {
     request_id = std::string(id->value());
   }
-  apigw::http::RequestTarget target;
-  std::string storage;
-  if (check_request(parser, target, storage)) return 0;
+  apigw::http::CheckedRequest checked;
+  if (apigw::http::check_request(request, parser.chunked(), kLimits.max_uri_bytes, checked)) return 0;
+  const apigw::http::RequestTarget& target = checked.target;
   check_target(target);
   check_not_found_reply(request.method_string(), target.path, request_id);
   (void)apigw::http::strip_path_prefix(target.path, "/v1");

@@ -1,5 +1,7 @@
-// One client connection: reads requests (keep-alive, pipelining), enforces the head and body limits, matches
-// the route, hands the request to the forwarder and writes local replies. Lives on one worker thread; its
+// One client connection: the HTTP/1.1 protocol and nothing else. It reads requests (keep-alive, pipelining),
+// enforces the head and body limits, checks each head, hands the request to the worker's pipeline
+// (src/server/pipeline.h: routing, the stages, the forwarder), writes the replies the pipeline comes to, logs
+// each request, and drains. Lives on one worker thread; its
 // lifetime is its shared_from_this() chain. While idle it holds its socket and one readiness wait, nothing else:
 // the read buffer and the parser come from the worker's pool when a request's first byte arrives. Reading
 // `start()`, `on_readable()` and `serve_requests()` top to bottom reads the protocol.
@@ -23,10 +25,14 @@
 namespace apigw::server {
 
 class Worker;
-struct CacheState;
-class ShadowCopy;
-
+struct RequestContext;
 struct RequestState;
+
+// The client connection's peer, as the session found it when it accepted the connection.
+struct ClientPeer {
+  std::string address;  // text, IPv4-mapped IPv6 shown as IPv4
+  http::IpBytes ip;
+};
 
 class ClientSession : public std::enable_shared_from_this<ClientSession> {
  public:
@@ -55,8 +61,6 @@ class ClientSession : public std::enable_shared_from_this<ClientSession> {
     unsigned status = 0;        // kReply
     std::string_view message;   // kReply
   };
-  struct Exchange;  // one request's state, for the reply and the access log
-
   // Idle: waits for the next request's first byte with nothing allocated for it but the wait.
   void wait_idle();
   void on_readable(const boost::system::error_code& error);
@@ -70,36 +74,23 @@ class ClientSession : public std::enable_shared_from_this<ClientSession> {
   void go_idle();
   void close();
   boost::asio::awaitable<HeadResult> read_head();
+  // One request: its head read, parsed and checked, then the worker's pipeline, then the answer it came to.
   boost::asio::awaitable<bool> serve_request();
-  std::optional<http::LocalReply> check_request(Exchange& exchange);
-  boost::asio::awaitable<bool> route_and_forward(Exchange& exchange);
-  // The route's auth stage: sets the exchange's user, or returns the reply that refuses the request.
-  boost::asio::awaitable<std::optional<http::LocalReply>> authenticate(Exchange& exchange);
-  // Whether the request is in a migration target's share: a beta user, or its affinity bucket (computed once per
-  // request) below `threshold`.
-  bool in_migration_share(Exchange& exchange, std::uint32_t threshold);
-  // The shadow stage: the copy to send to the route's shadow side, or null when this request is not copied
-  // (outside the share, on the ignore list, a copy itself, too large, or already served by that side).
-  std::shared_ptr<ShadowCopy> plan_shadow(Exchange& exchange, std::size_t serving_upstream);
-  // The route's cache stage: the stored response to answer with, or null (then `state` says how the request goes
-  // on: MISS, possibly leading a fill, or BYPASS).
-  boost::asio::awaitable<std::shared_ptr<const cache::CachedResponse>> look_up_cache(Exchange& exchange,
-                                                                                     CacheState& state);
+  // Parses the head (`length` bytes in the buffer) and checks it: the reply that refuses it, or nullopt.
+  std::optional<http::LocalReply> parse_head(RequestContext& context, std::size_t length);
+  boost::asio::awaitable<bool> finish_forwarded(RequestContext& context, const proxy::ForwardResult& result);
   // Answers with a stored response (or 304 when the request's conditions match it).
-  boost::asio::awaitable<bool> send_cached(Exchange& exchange, const cache::CachedResponse& stored);
-  // After the forward: stores what the fill collected and hands it to the requests waiting for it.
-  void finish_fill(CacheState& state);
-  boost::asio::awaitable<void> send_reply(Exchange& exchange, http::LocalReply reply);
+  boost::asio::awaitable<bool> send_stored(RequestContext& context, const cache::CachedResponse& stored);
+  boost::asio::awaitable<void> send_reply(RequestContext& context, http::LocalReply reply);
   boost::asio::awaitable<void> close_gracefully(bool drain_input);
-  void log(const Exchange& exchange);  // metrics and the access log, once per request
+  void log(const RequestContext& context);  // metrics and the access log, once per request
 
   Worker& worker_;
   net::Connection client_;
   std::unique_ptr<RequestState> state_;  // while a request is read or served; null while idle
   core::Deadline deadline_;
   proxy::UpstreamDeadline upstream_deadline_;  // the upstream exchange in progress, if any
-  std::string peer_address_;
-  http::IpBytes peer_ip_;
+  ClientPeer peer_;
   bool idle_ = false;    // waiting for the first byte of a request
   bool closed_ = false;
   bool kept_alive_ = false;  // served a request already: the next one starts under idle_timeout

@@ -19,12 +19,14 @@
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/steady_timer.hpp>
 
+#include "apigw/auth/auth_stats.h"
 #include "apigw/auth/authenticator.h"
 #include "apigw/cache/response_cache.h"
 #include "apigw/config/snapshot.h"
 #include "apigw/core/access_log.h"
 #include "apigw/core/metrics.h"
 #include "apigw/migration/audit_sink.h"
+#include "apigw/migration/shadow_dispatch.h"
 #include "apigw/server/request_stats.h"
 #include "apigw/upstream/health.h"
 #include "apigw/upstream/upstream_pool.h"
@@ -32,8 +34,8 @@
 namespace apigw::server {
 
 class ClientSession;
+class RequestPipeline;
 class RequestStatePool;
-class ShadowDispatch;
 
 // What one worker serves with: a snapshot, this worker's pools for its upstreams, its token authenticator and its
 // response cache. A request holds the generation it started with, so all of these outlive a reload until it ends.
@@ -85,15 +87,10 @@ class Worker {
   }
   // Any thread may render it; only the worker writes to it.
   const core::MetricsRegistry& metrics() const { return metrics_; }
-  // Worker thread only: requests on routes with auth, by decision.
-  AuthStats& auth_stats() { return auth_stats_; }
-
-  // Worker thread only: the migration shadow's copies in flight. begin_shadow counts one more unless `max` are
-  // already in flight.
-  bool begin_shadow(unsigned max);
-  void end_shadow();
-  // Worker thread only: sends the copies.
-  ShadowDispatch& shadow_dispatch() { return *shadow_dispatch_; }
+  // Worker thread only: the way every request takes once its head is read (routing, stages, forwarder).
+  RequestPipeline& pipeline() { return *pipeline_; }
+  // Worker thread only: sends the migration shadow's copies, and counts them in flight.
+  migration::ShadowDispatch& shadow_dispatch() { return *shadow_dispatch_; }
   // Any thread: where audit records go (shared by every worker).
   migration::AuditSink& audit_sink() { return audit_sink_; }
   boost::asio::any_io_executor executor() { return context_.get_executor(); }
@@ -137,14 +134,15 @@ class Worker {
   core::Gauge& client_connections_;
   migration::AuditSink& audit_sink_;
   core::Gauge& shadows_in_flight_;
-  AuthStats auth_stats_{metrics_};
+  auth::AuthStats auth_stats_{metrics_};
   cache::CacheStats cache_stats_{metrics_};
   std::map<std::string, std::unique_ptr<RouteStats>, std::less<>> route_stats_;
   std::map<std::string, std::unique_ptr<upstream::UpstreamStats>, std::less<>> upstream_stats_;
   std::atomic<bool> exited_{false};
   std::atomic<std::chrono::steady_clock::rep> heartbeat_{0};
   boost::asio::io_context context_{1};
-  std::unique_ptr<ShadowDispatch> shadow_dispatch_;
+  std::unique_ptr<migration::ShadowDispatch> shadow_dispatch_;
+  std::unique_ptr<RequestPipeline> pipeline_;
   std::unique_ptr<RequestStatePool> request_states_;
   std::vector<ListenSocket> pending_listeners_;  // until start()
   std::vector<std::shared_ptr<boost::asio::ip::tcp::acceptor>> acceptors_;

@@ -73,5 +73,39 @@ TEST(RequestHeadScanner, LeadingEmptyLinesAreCounted) {
   EXPECT_EQ(leading_empty_lines("GET"), 0u);
 }
 
+HeadVerdict judge(std::string_view data, HeadLimits limits = {64, 256}) {
+  RequestHeadScanner scanner;
+  return judge_head(scanner, data, limits);
+}
+
+TEST(JudgeHead, ACompleteHeadWithinTheLimitIsAHead) {
+  const HeadVerdict verdict = judge("GET / HTTP/1.1\r\nHost: a\r\n\r\nbody");
+  EXPECT_EQ(verdict.kind, HeadVerdict::Kind::kHead);
+  EXPECT_EQ(verdict.length, 27u);
+  EXPECT_EQ(judge("GET / HTTP/1.1\r\nHost: a\r\n").kind, HeadVerdict::Kind::kNeedMore);
+}
+
+TEST(JudgeHead, AMalformedHeadIs400) {
+  const HeadVerdict verdict = judge("GET / HTTP/1.1\nHost: a\r\n\r\n");
+  EXPECT_EQ(verdict.kind, HeadVerdict::Kind::kRefuse);
+  EXPECT_EQ(verdict.status, 400u);
+}
+
+TEST(JudgeHead, ALongRequestLineIs414WhileItIsStillArriving) {
+  const HeadVerdict verdict = judge("GET /" + std::string(100, 'a'));
+  EXPECT_EQ(verdict.kind, HeadVerdict::Kind::kRefuse);
+  EXPECT_EQ(verdict.status, 414u);
+  // Under the URI limit plus the method and version's room, it may still come whole.
+  EXPECT_EQ(judge("GET /" + std::string(80, 'a')).kind, HeadVerdict::Kind::kNeedMore);
+}
+
+TEST(JudgeHead, ALongHeadIs431WhetherArrivingOrWhole) {
+  const std::string fields = "GET / HTTP/1.1\r\nX-A: " + std::string(300, 'a') + "\r\n";
+  EXPECT_EQ(judge(fields).status, 431u);
+  EXPECT_EQ(judge(fields + "\r\n").status, 431u);
+  // A head over the limit whose request line is itself over max_uri_bytes is 414.
+  EXPECT_EQ(judge("GET /" + std::string(70, 'a') + " HTTP/1.1\r\n" + std::string(300, 'b'), {64, 256}).status, 414u);
+}
+
 }  // namespace
 }  // namespace apigw::http

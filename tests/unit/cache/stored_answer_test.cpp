@@ -1,82 +1,19 @@
-// The cache stage's fill (what it keeps of a relayed response) and the head of a response served from the cache.
+// The head of a response served from the cache, and the 304 answer to a client that holds the stored version.
+#include "apigw/cache/stored_answer.h"
+
 #include <gtest/gtest.h>
 
-#include <array>
+#include <string>
 
-#include "server/cache_stage.h"
+#include <boost/beast/http/fields.hpp>
 
-namespace apigw::server {
+namespace apigw::cache {
 namespace {
 
 namespace bhttp = boost::beast::http;
-using Field = http::ResponseParser::Field;
 
-config::RouteCacheConfig rule() {
-  config::RouteCacheConfig cache;
-  cache.enabled = true;
-  cache.ttl = std::chrono::seconds(30);
-  return cache;
-}
-
-TEST(CacheFill, KeepsAWholeStorableResponse) {
-  const config::RouteCacheConfig route = rule();
-  CacheFill fill(route, 1024 * 1024);
-  const std::array<Field, 3> fields{Field{bhttp::field::content_type, "Content-Type", "application/json"},
-                                    Field{bhttp::field::cache_control, "Cache-Control", "max-age=10"},
-                                    Field{bhttp::field::content_length, "Content-Length", "11"}};
-  fill.on_head(200, fields);
-  fill.on_body("{\"a\":");
-  fill.on_body("\"b\"}");
-  EXPECT_FALSE(fill.record(1000)) << "nothing until the response is complete";
-  fill.on_complete();
-  EXPECT_EQ(fill.ttl(), std::chrono::seconds(10));
-  const auto record = fill.record(1000);
-  ASSERT_TRUE(record);
-  const auto stored = cache::decode_record(*record);
-  ASSERT_TRUE(stored);
-  EXPECT_EQ(stored->status, 200u);
-  EXPECT_EQ(stored->body, "{\"a\":\"b\"}");
-  EXPECT_EQ(stored->stored_at, 1000);
-  EXPECT_EQ(stored->ttl, std::chrono::seconds(10));
-  ASSERT_EQ(stored->headers.size(), 2u);  // Content-Length is regenerated, not stored
-  EXPECT_EQ(stored->headers[0].name, "Content-Type");
-  EXPECT_EQ(stored->headers[1].value, "max-age=10");
-}
-
-TEST(CacheFill, KeepsNothingOfAResponseThatMayNotBeStored) {
-  const config::RouteCacheConfig route = rule();
-  CacheFill cookie(route, 1024);
-  const std::array<Field, 1> set_cookie{Field{bhttp::field::set_cookie, "Set-Cookie", "a=b"}};
-  cookie.on_head(200, set_cookie);
-  cookie.on_body("x");
-  cookie.on_complete();
-  EXPECT_FALSE(cookie.record(1));
-
-  CacheFill status(route, 1024);
-  status.on_head(500, {});
-  status.on_complete();
-  EXPECT_FALSE(status.record(1));
-}
-
-TEST(CacheFill, GivesUpPastTheItemLimit) {
-  const config::RouteCacheConfig route = rule();
-  CacheFill fill(route, 100);
-  fill.on_head(200, {});
-  fill.on_body(std::string(60, 'a'));
-  fill.on_body(std::string(60, 'b'));
-  fill.on_complete();
-  EXPECT_FALSE(fill.record(1));
-
-  // The limit counts the whole record, not only the body.
-  CacheFill close(route, 100);
-  close.on_head(200, {});
-  close.on_body(std::string(90, 'a'));
-  close.on_complete();
-  EXPECT_FALSE(close.record(1));
-}
-
-cache::CachedResponse response(unsigned status, std::string body) {
-  cache::CachedResponse stored;
+CachedResponse response(unsigned status, std::string body) {
+  CachedResponse stored;
   stored.status = status;
   stored.headers = {{"Content-Type", "text/plain"}, {"ETag", "\"v1\""}};
   stored.body = std::move(body);
@@ -119,8 +56,8 @@ TEST(CachedResponseHead, NoLengthForStatusesWithoutBody) {
   EXPECT_EQ(out.find("Content-Length"), std::string::npos);
 }
 
-cache::CachedResponse with_validators() {
-  cache::CachedResponse stored = response(200, "body");
+CachedResponse with_validators() {
+  CachedResponse stored = response(200, "body");
   stored.headers = {{"Content-Type", "text/plain"}, {"ETag", "W/\"v7\""}, {"Cache-Control", "max-age=60"},
                     {"Last-Modified", "Mon, 23 Nov 2026 10:00:00 GMT"}, {"X-Other", "x"}};
   return stored;
@@ -157,13 +94,13 @@ TEST(NotModified, OnlyA200WithValidatorsIsAnsweredSo) {
   bhttp::fields tagged;
   tagged.insert(bhttp::field::if_none_match, "\"v1\"");
   EXPECT_TRUE(not_modified(response(200, ""), tagged));  // response() stores ETag "v1"
-  cache::CachedResponse untagged = response(200, "");
+  CachedResponse untagged = response(200, "");
   untagged.headers.clear();
   EXPECT_FALSE(not_modified(untagged, tagged));
 }
 
 TEST(NotModified, The304KeepsOnlyValidityHeaders) {
-  const cache::CachedResponse reduced = not_modified_response(with_validators());
+  const CachedResponse reduced = not_modified_response(with_validators());
   EXPECT_EQ(reduced.status, 304u);
   EXPECT_TRUE(reduced.body.empty());
   std::vector<std::string> names;
@@ -174,5 +111,29 @@ TEST(NotModified, The304KeepsOnlyValidityHeaders) {
   EXPECT_EQ(head.find("Content-Length"), std::string::npos);
 }
 
+TEST(AnswerFromStore, SendsTheStoredBodyExceptToHead) {
+  const CachedResponse stored = response(200, "hello");
+  const bhttp::fields request;
+  const StoredAnswer get = answer_from_store(stored, request, false, CachedHead{}, 0);
+  EXPECT_EQ(get.status, 200u);
+  EXPECT_EQ(get.body, "hello");
+  EXPECT_NE(get.head.find("Content-Length: 5\r\n"), std::string::npos);
+  const StoredAnswer head = answer_from_store(stored, request, true, CachedHead{}, 0);
+  EXPECT_TRUE(head.body.empty());
+  EXPECT_NE(head.head.find("Content-Length: 5\r\n"), std::string::npos) << "HEAD says the length GET would send";
+}
+
+TEST(AnswerFromStore, AClientHoldingTheStoredVersionGets304WithoutBody) {
+  const CachedResponse stored = response(200, "hello");
+  bhttp::fields request;
+  request.insert(bhttp::field::if_none_match, "\"v1\"");
+  const StoredAnswer answer = answer_from_store(stored, request, false, CachedHead{}, 0);
+  EXPECT_EQ(answer.status, 304u);
+  EXPECT_TRUE(answer.body.empty());
+  EXPECT_EQ(answer.head.rfind("HTTP/1.1 304 ", 0), 0u);
+  EXPECT_EQ(answer.head.find("Content-Type"), std::string::npos);
+  EXPECT_EQ(answer.head.find("Content-Length"), std::string::npos);
+}
+
 }  // namespace
-}  // namespace apigw::server
+}  // namespace apigw::cache

@@ -1,0 +1,81 @@
+// The request pipeline (see pipeline.h).
+#include "pipeline.h"
+
+#include <fmt/format.h>
+
+#include "apigw/http/request_target.h"
+#include "apigw/proxy/forwarder.h"
+
+namespace apigw::server {
+namespace asio = boost::asio;
+
+asio::awaitable<PipelineOutcome> RequestPipeline::run(RequestContext& context) {
+  PipelineOutcome outcome;
+  if (!route(context)) co_return outcome;
+  std::array<Stage*, kStages> entered{};
+  std::size_t count = 0;
+  for (Stage* stage : stages_) {
+    if (!stage->applies(context)) continue;
+    const StageResult result = co_await stage->on_request(context);
+    if (result == StageResult::kReply) co_return outcome;
+    if (result == StageResult::kStored) {
+      outcome.kind = PipelineOutcome::Kind::kStored;
+      co_return outcome;
+    }
+    entered[count++] = stage;
+  }
+  outcome.kind = PipelineOutcome::Kind::kForwarded;
+  outcome.forward = co_await forward(context);
+  context.endpoint = outcome.forward.endpoint;
+  while (count > 0) entered[--count]->on_response(context, outcome.forward);
+  co_return outcome;
+}
+
+bool RequestPipeline::route(RequestContext& context) {
+  const routing::RouteTrieMatch match =
+      context.snapshot->trie.match(context.checked.host, context.method, context.path());
+  if (match.kind != routing::RouteTrieMatch::Kind::kFound) {
+    const bool no_path = match.kind == routing::RouteTrieMatch::Kind::kNoPath;
+    context.reply_message =
+        fmt::format("{} {} {}", no_path ? "no route matches" : "method not allowed for", context.method,
+                    context.path());
+    context.reply.status = no_path ? 404 : 405;
+    context.reply.message = context.reply_message;
+    context.reply.allow = match.allow;
+    return false;
+  }
+  context.route = &context.snapshot->routes[match.route];
+  context.route_index = match.route;
+  context.serving = context.route->upstream;
+  context.upstream = context.pool().upstream().config.name;
+  return true;
+}
+
+asio::awaitable<proxy::ForwardResult> RequestPipeline::forward(RequestContext& context) {
+  const config::Snapshot& snapshot = *context.snapshot;
+  proxy::ForwardRequest forward;
+  forward.route = context.route;
+  forward.request_id = context.request_id;
+  forward.path = http::strip_path_prefix(context.path(), context.route->strip_prefix);
+  forward.query = context.checked.target.query;
+  forward.has_query = context.checked.target.has_query;
+  forward.authority = context.checked.target.authority;
+  forward.host = context.checked.host;
+  forward.peer_address = context.peer.address;
+  forward.trusted_peer = snapshot.trusted_proxies.contains(context.peer.ip);
+  forward.debug_headers = snapshot.config.server.debug_headers;
+  forward.name_upstream = context.route->split.has_value();  // which side served it is part of the answer
+  forward.keep_alive = context.request().keep_alive() && !context.worker.draining();
+  if (snapshot.config.auth.enabled) {
+    // On every route, so that no client can pass itself off as a user.
+    forward.user_header = snapshot.config.auth.forward_header;
+    forward.user_id = context.user;
+  }
+  forward.cache_status = context.cache.status;
+  forward.observers = context.observers.view();
+  forward.request_observer = context.request_observer;
+  proxy::Forwarder forwarder(*context.client, forward, context.pool());
+  co_return co_await forwarder.run();
+}
+
+}  // namespace apigw::server

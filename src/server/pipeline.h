@@ -1,0 +1,61 @@
+// A request's way through the gateway, once the session has read and checked its head:
+//
+//   route ─▶ auth ─▶ cache ─▶ split ─▶ shadow ─▶ audit ─▶ forward
+//   (match)  AuthStage CacheStage SplitStage ShadowStage AuditStage  proxy::Forwarder
+//                                                                       │
+//                      way out, in reverse: audit ◀ shadow ◀ split ◀ cache ◀ auth
+//
+// Routing matches the route (404 and 405 end the way there). Each stage then runs when the route's config switches
+// it on, and may end the way in with a reply (auth's 401) or with the cache's answer; otherwise the forwarder sends
+// the request upstream with the observers the stages added, and the stages that took part see the outcome on the
+// way out. The order is fixed here; one RequestPipeline per worker.
+#pragma once
+
+#include <array>
+
+#include <boost/asio/awaitable.hpp>
+
+#include "apigw/auth/auth_stats.h"
+#include "apigw/proxy/forward_request.h"
+#include "auth_stage.h"
+#include "cache_stage.h"
+#include "request_context.h"
+#include "shadow_stage.h"
+#include "split_stage.h"
+
+namespace apigw::server {
+
+struct PipelineOutcome {
+  enum class Kind {
+    kReply,      // context.reply answers the request (no route, or a stage refused it)
+    kStored,     // context.stored answers it (the cache)
+    kForwarded,  // the forwarder ran: `forward` says what came of it
+  };
+  Kind kind = Kind::kReply;
+  proxy::ForwardResult forward;
+};
+
+class RequestPipeline {
+ public:
+  explicit RequestPipeline(auth::AuthStats& auth_stats) : auth_(auth_stats) {}
+  RequestPipeline(const RequestPipeline&) = delete;
+  RequestPipeline& operator=(const RequestPipeline&) = delete;
+
+  boost::asio::awaitable<PipelineOutcome> run(RequestContext& context);
+
+ private:
+  static constexpr std::size_t kStages = 5;
+
+  // Matches the route: false (with context.reply) when none does.
+  bool route(RequestContext& context);
+  boost::asio::awaitable<proxy::ForwardResult> forward(RequestContext& context);
+
+  AuthStage auth_;
+  CacheStage cache_;
+  SplitStage split_;
+  ShadowStage shadow_;
+  AuditStage audit_;
+  const std::array<Stage*, kStages> stages_{&auth_, &cache_, &split_, &shadow_, &audit_};
+};
+
+}  // namespace apigw::server

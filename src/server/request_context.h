@@ -1,0 +1,91 @@
+// One request's state on its way through the pipeline (see pipeline.h): what the session read (the head, the
+// checked target, the request id), what each stage decided (route, user, cache state, affinity bucket, the
+// upstream that serves it, the shadow copy), what the forwarder is given (observers), and what the access log
+// line reports. Lives in the session's coroutine frame for the length of one request.
+#pragma once
+
+#include <array>
+#include <chrono>
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <span>
+#include <string>
+#include <string_view>
+
+#include "apigw/core/deadline.h"
+#include "apigw/http/client_address.h"
+#include "apigw/http/local_reply.h"
+#include "apigw/http/request_checks.h"
+#include "apigw/migration/shadow_copy.h"
+#include "apigw/proxy/forward_request.h"
+#include "apigw/server/client_session.h"
+#include "apigw/server/worker.h"
+#include "cache_fill.h"
+
+namespace apigw::server {
+
+// The response observers of one request, in stage order.
+class ObserverList {
+ public:
+  void add(proxy::ResponseObserver* observer) {
+    if (observer != nullptr && size_ < items_.size()) items_[size_++] = observer;
+  }
+  std::span<proxy::ResponseObserver* const> view() const { return {items_.data(), size_}; }
+
+ private:
+  std::array<proxy::ResponseObserver*, 4> items_{};
+  std::size_t size_ = 0;
+};
+
+struct RequestContext {
+  RequestContext(Worker& owner, const ClientPeer& client_peer) : worker(owner), peer(client_peer) {}
+  RequestContext(const RequestContext&) = delete;
+  RequestContext& operator=(const RequestContext&) = delete;
+
+  Worker& worker;
+  const ClientPeer& peer;
+  core::Deadline::Clock::time_point start = core::Deadline::Clock::now();
+  GenerationPtr generation;  // what the request is served with, whatever reloads happen meanwhile
+  const config::Snapshot* snapshot = nullptr;
+
+  // The session: the head as read and checked.
+  std::string request_id;
+  std::string_view method = "-";
+  std::string_view target = "-";
+  http::CheckedRequest checked;
+  proxy::ClientSide* client = nullptr;  // once the head is parsed and checked
+
+  // Routing: the route, and the upstream that serves the request (the route's, or the split's).
+  const config::Route* route = nullptr;
+  std::uint32_t route_index = 0;
+  std::size_t serving = 0;     // snapshot upstream index
+  std::string_view upstream;   // its name
+
+  // Stages.
+  std::string user;      // the user id auth resolved; empty when anonymous
+  std::string token_id;  // the token's fingerprint, for the log
+  std::optional<std::uint32_t> bucket;  // the affinity bucket, once a migration stage needed it
+  CacheState cache;
+  std::shared_ptr<const cache::CachedResponse> stored;  // the cache's answer
+  std::shared_ptr<migration::ShadowCopy> shadow;       // the copy for the shadow side
+  ObserverList observers;
+  proxy::RequestObserver* request_observer = nullptr;
+
+  // A reply that ended the way in, and the text behind its message.
+  http::LocalReply reply;
+  std::string reply_message;
+
+  // What the access log line reports.
+  unsigned status = 0;
+  std::uint64_t bytes = 0;
+  std::string_view endpoint;
+
+  const proxy::RequestParser& parser() const { return client->parser; }
+  const proxy::RequestParser::value_type& request() const { return client->parser.get(); }
+  std::string_view path() const { return checked.target.path; }
+  RouteStats& route_stats() const { return *generation->route_stats[route_index]; }
+  upstream::UpstreamPool& pool() const { return *generation->pools[serving]; }
+};
+
+}  // namespace apigw::server
