@@ -141,35 +141,41 @@ asio::awaitable<void> Forwarder::relay_response(upstream::Lease lease) {
   for (ResponseObserver* observer : request_.observers) observer->on_head(result_.status, response.fields());
 
   const auto length = response.content_length();
-  const bool whole = framing.has_body && length && lease->buffer.size() >= *length;
-  // Most API responses come whole with their head: they go out from the read buffer as they are.
-  const bool relayed = whole ? co_await relay_whole_body(lease, head, static_cast<std::size_t>(*length))
-                             : co_await relay_body(lease, head, framing);
+  bool relayed = false;
+  if (framing.has_body && length && lease->buffer.size() >= *length) {
+    // Most API responses come whole with their head: they go out from the read buffer as they are, in one write.
+    const std::string_view body(static_cast<const char*>(lease->buffer.data().data()),
+                                static_cast<std::size_t>(*length));
+    const std::array<asio::const_buffer, 2> buffers{asio::buffer(head), asio::buffer(body.data(), body.size())};
+    client_.deadline.arm(client_.io_timeout);
+    error_code error;
+    std::size_t n = net::write_now(client_.connection, buffers, error);
+    if (!error && n < asio::buffer_size(buffers)) {
+      std::tie(error, n) = co_await net::write_rest(client_.connection, buffers, n);
+    }
+    relayed = whole_body_sent(lease, body, n, error);
+  } else {
+    relayed = co_await relay_body(lease, head, framing);
+  }
   result_.kind = relayed ? ForwardResult::Kind::kResponded : ForwardResult::Kind::kAbort;
   result_.keep_alive = framing.keep_alive;
 }
 
-asio::awaitable<bool> Forwarder::relay_whole_body(upstream::Lease& lease, const std::string& head,
-                                                  std::size_t length) {
-  upstream::UpstreamConnection& connection = lease.connection();
-  const std::string_view body(static_cast<const char*>(connection.buffer.data().data()), length);
-  const std::array<asio::const_buffer, 2> buffers{asio::buffer(head), asio::buffer(body.data(), body.size())};
-  client_.deadline.arm(client_.io_timeout);
-  error_code error;
-  std::size_t n = net::write_now(client_.connection, buffers, error);
-  if (!error && n < asio::buffer_size(buffers)) std::tie(error, n) = co_await net::write_rest(client_.connection, buffers, n);
-  result_.bytes += n;
+bool Forwarder::whole_body_sent(upstream::Lease& lease, std::string_view body, std::size_t written,
+                                const error_code& error) {
+  result_.bytes += written;
   if (!error) {
     for (ResponseObserver* observer : request_.observers) {
       observer->on_body(body);
       observer->on_complete();
     }
   }
-  connection.buffer.consume(length);
+  upstream::UpstreamConnection& connection = lease.connection();
+  connection.buffer.consume(body.size());
   // The parser never saw these body bytes: whether the connection can serve another request is the upstream's
   // keep-alive and nothing left after the body.
   finish_lease(lease, !error && response_.response().keep_alive() && connection.buffer.size() == 0);
-  co_return !error;
+  return !error;
 }
 
 asio::awaitable<bool> Forwarder::relay_body(upstream::Lease& lease, const std::string& head,

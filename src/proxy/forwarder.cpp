@@ -54,7 +54,10 @@ asio::awaitable<ForwardResult> Forwarder::run() {
   buffered_ = has_body_ && !framing_.chunked && *framing_.length <= kBufferedBodyLimit;
   result_.body_consumed = !has_body_;
 
-  if (!co_await send_continue()) co_return result_;  // kAbort
+  if (wants_continue()) {
+    const bool continued = co_await send_continue();
+    if (!continued) co_return result_;  // kAbort
+  }
   if (buffered_ && !co_await read_buffered_body()) co_return result_;
   framing_at_ = build_upstream_request_head(request, request_, framing_, request_head_);
 
@@ -99,11 +102,14 @@ asio::awaitable<ForwardResult> Forwarder::run() {
   }
 }
 
-asio::awaitable<bool> Forwarder::send_continue() {
+bool Forwarder::wants_continue() const {
   const auto& request = client_.parser.get();
-  if (!has_body_ || request.version() != 11) co_return true;
+  if (!has_body_ || request.version() != 11) return false;
   const auto expect = request.find(bhttp::field::expect);
-  if (expect == request.end() || !beast::iequals(expect->value(), "100-continue")) co_return true;
+  return expect != request.end() && beast::iequals(expect->value(), "100-continue");
+}
+
+asio::awaitable<bool> Forwarder::send_continue() {
   // The client waits for this before sending the body; the upstream never sees Expect.
   static constexpr std::string_view kContinue = "HTTP/1.1 100 Continue\r\n\r\n";
   client_.deadline.arm(client_.io_timeout);
@@ -154,7 +160,10 @@ asio::awaitable<Forwarder::Attempt> Forwarder::exchange(upstream::UpstreamConnec
     attempt.outcome = AttemptOutcome::kUpstreamFailed;
   } else {
     const std::array<asio::const_buffer, 2> buffers{asio::buffer(request_head_), asio::buffer(body_)};
-    auto [error, n] = co_await upstream::send_request(connection, buffers);
+    // Most requests go out in this one write, without suspending.
+    error_code error;
+    const std::size_t n = net::write_now(connection, buffers, error);
+    if (!error && n < asio::buffer_size(buffers)) std::tie(error, std::ignore) = co_await upstream::send_request(connection, buffers, n);
     if (error) {
       attempt.error = upstream_error(error);
       co_return attempt;

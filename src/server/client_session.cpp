@@ -3,7 +3,9 @@
 
 #include <array>
 
+#include <boost/asio/as_tuple.hpp>
 #include <boost/asio/co_spawn.hpp>
+#include <boost/asio/use_awaitable.hpp>
 #include <fmt/format.h>
 #include <spdlog/spdlog.h>
 
@@ -27,6 +29,11 @@ using Clock = core::Deadline::Clock;
 
 namespace {
 constexpr std::size_t kReadChunk = 8 * 1024;
+// Sweeps (100 ms apart) a kept-alive connection waits for its next request in its coroutine before it goes cold.
+constexpr unsigned kHotSweeps = 2;
+// Requests a connection serves before it waits hot: one that sent a single request (a health check, a client
+// that opens a connection per request) would only hold its coroutine for nothing.
+constexpr unsigned kHotAfter = 2;
 // After an error reply, unread input is drained this long so that the client reads the reply instead of a reset.
 constexpr auto kLingerTime = std::chrono::seconds(1);
 constexpr std::size_t kLingerBytes = 1024 * 1024;
@@ -56,6 +63,12 @@ void ClientSession::check_deadline(Clock::time_point now) {
     client_.socket.cancel(ignored);
   }
   upstream_deadline_.check(now);
+  // A connection waiting hot since before the last sweep goes cold: its coroutine ends, and it waits frameless.
+  if (hot_ && ++hot_sweeps_ >= kHotSweeps && !cooling_) {
+    cooling_ = true;
+    error_code ignored;
+    client_.socket.cancel(ignored);
+  }
 }
 
 void ClientSession::on_drain() {
@@ -127,17 +140,49 @@ asio::awaitable<bool> ClientSession::serve_requests() {
     open = co_await serve_request();
     if (!open) break;
     kept_alive_ = true;
+    if (served_ < kHotAfter) ++served_;
     // A response that went out just before a drain began said keep-alive: the client may already be sending its
     // next request, which is answered (with Connection: close) if it comes within the drain's idle grace.
     if (closed_ || worker_.idle_grace_over()) {
       open = false;
     } else if (next_request_buffered()) {
       deadline_.arm(worker_.snapshot()->config.server.limits.header_timeout);
+    } else if (served_ < kHotAfter) {
+      break;  // a connection that has not shown itself busy yet waits cold
     } else {
-      break;
+      const HotWait waited = co_await wait_hot();
+      if (waited == HotWait::kCold) break;
+      open = waited == HotWait::kRequest;
     }
   }
   co_return open && !closed_;
+}
+
+asio::awaitable<ClientSession::HotWait> ClientSession::wait_hot() {
+  // Nothing is held for the next request but this coroutine and the wait.
+  worker_.request_states().release(std::move(state_));
+  deadline_.arm(worker_.snapshot()->config.server.limits.idle_timeout);
+  idle_ = true;
+  hot_ = true;
+  hot_sweeps_ = 0;
+  auto [error] = co_await net::async_wait_readable(client_.socket, asio::as_tuple(asio::use_awaitable));
+  idle_ = false;
+  hot_ = false;
+  const bool cooled = cooling_;
+  cooling_ = false;
+  // Aborted by the deadline (idle_timeout) or a drain: the connection ends. Aborted by the sweeper because the
+  // client has been quiet: the connection goes cold, unless its next request came meanwhile.
+  if (closed_ || (error && (!cooled || deadline_.expired))) co_return HotWait::kClosed;
+  state_ = worker_.request_states().acquire();
+  error_code read_error;
+  client_.drained = false;
+  const std::size_t n = net::read_now(client_, state_->buffer.prepare(kReadChunk), read_error);
+  if (read_error) co_return HotWait::kClosed;  // the client left
+  if (n == 0) co_return HotWait::kCold;        // quiet, or readiness from bytes an earlier read took
+  state_->buffer.commit(n);
+  // The next request took up to idle_timeout to start; now it has header_timeout to complete.
+  deadline_.arm(worker_.snapshot()->config.server.limits.header_timeout);
+  co_return HotWait::kRequest;
 }
 
 bool ClientSession::next_request_buffered() {
@@ -199,7 +244,12 @@ asio::awaitable<ClientSession::HeadResult> ClientSession::read_head() {
 }
 
 asio::awaitable<bool> ClientSession::serve_request() {
-  RequestContext context(worker_, peer_);
+  // What the request holds is given up with it: a generation kept past its request would outlive a reload.
+  struct Done {
+    RequestState& state;
+    ~Done() { state.context.reset(); }
+  } done{*state_};
+  RequestContext& context = state_->context.emplace(worker_, peer_);
   const HeadResult head = co_await read_head();
   // The request arrived with its head: it is served by the configuration current now.
   context.generation = worker_.generation();
@@ -233,6 +283,13 @@ asio::awaitable<bool> ClientSession::serve_request() {
     case PipelineOutcome::Kind::kStored:
       co_return co_await send_stored(context, *context.stored);
     case PipelineOutcome::Kind::kForwarded:
+      if (outcome.forward.kind == proxy::ForwardResult::Kind::kResponded && outcome.forward.keep_alive) {
+        // The common case, without a coroutine of its own: the response went out and the connection stays.
+        context.status = outcome.forward.status;
+        context.bytes = outcome.forward.bytes;
+        log(context);
+        co_return !closed_;
+      }
       co_return co_await finish_forwarded(context, outcome.forward);
   }
   co_return false;

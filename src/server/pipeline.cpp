@@ -25,7 +25,9 @@ asio::awaitable<PipelineOutcome> RequestPipeline::run(RequestContext& context) {
     entered[count++] = stage;
   }
   outcome.kind = PipelineOutcome::Kind::kForwarded;
-  outcome.forward = co_await forward(context);
+  context.forward = forward_request(context);
+  proxy::Forwarder& forwarder = context.forwarder.emplace(*context.client, context.forward, context.pool());
+  outcome.forward = co_await forwarder.run();
   context.endpoint = outcome.forward.endpoint;
   while (count > 0) entered[--count]->on_response(context, outcome.forward);
   co_return outcome;
@@ -51,7 +53,7 @@ bool RequestPipeline::route(RequestContext& context) {
   return true;
 }
 
-asio::awaitable<proxy::ForwardResult> RequestPipeline::forward(RequestContext& context) {
+proxy::ForwardRequest RequestPipeline::forward_request(const RequestContext& context) {
   const config::Snapshot& snapshot = *context.snapshot;
   proxy::ForwardRequest forward;
   forward.route = context.route;
@@ -74,8 +76,7 @@ asio::awaitable<proxy::ForwardResult> RequestPipeline::forward(RequestContext& c
   forward.cache_status = context.cache.status;
   forward.observers = context.observers.view();
   forward.request_observer = context.request_observer;
-  proxy::Forwarder forwarder(*context.client, forward, context.pool());
-  co_return co_await forwarder.run();
+  return forward;
 }
 
 }  // namespace apigw::server

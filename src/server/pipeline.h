@@ -48,7 +48,8 @@ class RequestPipeline {
 
   // Matches the route: false (with context.reply) when none does.
   bool route(RequestContext& context);
-  boost::asio::awaitable<proxy::ForwardResult> forward(RequestContext& context);
+  // What the forwarder is given: the request as the stages left it.
+  static proxy::ForwardRequest forward_request(const RequestContext& context);
 
   AuthStage auth_;
   CacheStage cache_;

@@ -1,7 +1,7 @@
 // One request's state on its way through the pipeline (see pipeline.h): what the session read (the head, the
 // checked target, the request id), what each stage decided (route, user, cache state, affinity bucket, the
 // upstream that serves it, the shadow copy), what the forwarder is given (observers), and what the access log
-// line reports. Lives in the session's coroutine frame for the length of one request.
+// line reports. Lives in the request's pooled RequestState (request_state.h) for the length of one request.
 #pragma once
 
 #include <array>
@@ -19,6 +19,7 @@
 #include "apigw/http/request_checks.h"
 #include "apigw/migration/shadow_copy.h"
 #include "apigw/proxy/forward_request.h"
+#include "apigw/proxy/forwarder.h"
 #include "apigw/server/client_session.h"
 #include "apigw/server/worker.h"
 #include "cache_fill.h"
@@ -71,6 +72,10 @@ struct RequestContext {
   std::shared_ptr<migration::ShadowCopy> shadow;       // the copy for the shadow side
   ObserverList observers;
   proxy::RequestObserver* request_observer = nullptr;
+
+  // The forward: what the forwarder is given, and the forwarder (kept here for the frame sizes, see RequestState).
+  proxy::ForwardRequest forward;
+  std::optional<proxy::Forwarder> forwarder;
 
   // A reply that ended the way in, and the text behind its message.
   http::LocalReply reply;

@@ -12,12 +12,16 @@
 #include <boost/beast/core/flat_buffer.hpp>
 
 #include "apigw/proxy/forwarder.h"
+#include "request_context.h"
 
 namespace apigw::server {
 
 struct RequestState {
   boost::beast::flat_buffer buffer;
   std::optional<proxy::RequestParser> parser;
+  // The request being served: kept here rather than in the coroutine frames, so that those stay small enough for
+  // Asio's per-thread frame cache (it keeps no block over about 1 KiB: those always go back to malloc).
+  std::optional<RequestContext> context;
 };
 using RequestStatePtr = std::unique_ptr<RequestState>;
 
@@ -42,6 +46,7 @@ class RequestStatePool {
   // `state`'s buffer must hold no unread bytes: they belong to the connection, which keeps the state then.
   void release(RequestStatePtr state) {
     if (spare_.size() >= kMaxSpare) return;
+    state->context.reset();
     state->parser.reset();
     state->buffer.clear();
     if (state->buffer.capacity() > kMaxKeptCapacity) state->buffer.shrink_to_fit();

@@ -39,9 +39,10 @@ asio::awaitable<error_code> connect(UpstreamConnection& connection, const asio::
 }
 
 asio::awaitable<std::tuple<error_code, std::size_t>> send_request(UpstreamConnection& connection,
-                                                                  std::span<const asio::const_buffer> buffers) {
+                                                                  std::span<const asio::const_buffer> buffers,
+                                                                  std::size_t sent) {
   error_code error;
-  const std::size_t n = net::write_now(connection, buffers, error);
+  const std::size_t n = sent == 0 ? net::write_now(connection, buffers, error) : sent;
   if (error || n == asio::buffer_size(buffers)) co_return std::tuple{error, n};
   co_return co_await net::write_rest(connection, buffers, n);
 }

@@ -1,6 +1,7 @@
-// An upstream's response as the forwarder reads it (src/proxy/forwarder.cpp): read_final_head (a fresh
-// http::ResponseParser per interim 1xx response, 101 refused), then relay_response (the whole body straight from
-// the read buffer when it came with the head, else read_response_body into the relay buffer step by step), with
+// An upstream's response as the forwarder reads it (upstream::ResponseReader, src/upstream/http_client.cpp):
+// read_head (a fresh http::ResponseParser per interim 1xx response, 101 refused), then the relay
+// (src/proxy/body_relay.cpp: the whole body straight from the read buffer when it came with the head, else
+// read_body into the relay buffer step by step), with
 // the response cache's fill watching (cache::storable_for on the head, the body collected up to max_item_bytes,
 // then cache::encode_record). The first input byte chooses the relay buffer's size (or the forwarder's own rule),
 // the size of each read and whether the request was a HEAD; the rest is what the upstream sent.

@@ -121,6 +121,29 @@ def test_idle_client_connection_closed_after_idle_timeout(gateway, upstream):
         assert time.monotonic() - t0 >= 0.35
 
 
+def test_a_busy_connection_serves_its_next_request_after_any_pause(gateway, upstream):
+    # Between requests a busy connection first waits in its coroutine, then (quiet for two 100 ms sweeps) without
+    # one: a request that comes in either state, or whose head is split across the move, is served the same way.
+    gw, up = make(gateway, upstream, limits={"idle_timeout": "1500ms", "header_timeout": "5s"})
+    with Client(gw.port) as c:
+        for i in range(5):
+            assert c.request("GET", f"/busy/{i}").status == 200
+        for pause in (0.01, 0.15, 0.35, 0.8):
+            time.sleep(pause)
+            r = c.request("GET", f"/after/{pause}")
+            assert r.status == 200 and r.body == f"/after/{pause}".encode(), r
+            assert not r.wants_close(), r
+        c.send(b"GET /split HTTP/1.1\r\nHo")
+        time.sleep(0.3)
+        c.send(b"st: x\r\n\r\n")
+        r = c.read_response()
+        assert r.status == 200 and r.body == b"/split", r
+        # The idle timeout still ends it, hot or cold.
+        t0 = time.monotonic()
+        assert c.wait_closed(5), "idle connection not closed"
+        assert time.monotonic() - t0 >= 1.2
+
+
 def test_concurrent_clients(gateway, upstream):
     gw, up = make(gateway, upstream, workers=2)
     up.default = Dynamic(lambda req: Fixed(200, req.target.encode(), delay=0.05))

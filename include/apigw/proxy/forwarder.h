@@ -43,6 +43,7 @@ class Forwarder {
 
   // forwarder.cpp: the attempts.
   bool replayable() const { return !has_body_ || buffered_; }
+  bool wants_continue() const;  // Expect: 100-continue on an HTTP/1.1 request with a body
   boost::asio::awaitable<bool> send_continue();
   boost::asio::awaitable<Attempt> exchange(upstream::UpstreamConnection& connection);
   void request_sent();
@@ -61,7 +62,9 @@ class Forwarder {
   void fail_on_client(const boost::system::error_code& error);
   boost::asio::awaitable<Attempt> stream_request_body(upstream::UpstreamConnection& connection);
   boost::asio::awaitable<void> relay_response(upstream::Lease lease);
-  boost::asio::awaitable<bool> relay_whole_body(upstream::Lease& lease, const std::string& head, std::size_t length);
+  // A body that came whole with its head was written (`written` bytes of head and body, or `error`).
+  bool whole_body_sent(upstream::Lease& lease, std::string_view body, std::size_t written,
+                       const boost::system::error_code& error);
   boost::asio::awaitable<bool> relay_body(upstream::Lease& lease, const std::string& head, ResponseFraming framing);
   void ensure_relay_buffer(std::size_t wanted);
 

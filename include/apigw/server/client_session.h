@@ -2,8 +2,9 @@
 // enforces the head and body limits, checks each head, hands the request to the worker's pipeline
 // (src/server/pipeline.h: routing, the stages, the forwarder), writes the replies the pipeline comes to, logs
 // each request, and drains. Lives on one worker thread; its
-// lifetime is its shared_from_this() chain. While idle it holds its socket and one readiness wait, nothing else:
-// the read buffer and the parser come from the worker's pool when a request's first byte arrives. Reading
+// lifetime is its shared_from_this() chain. Between two requests of a busy client it waits in its coroutine
+// (hot); once quiet for two sweeps it holds its socket and one readiness wait, nothing else (cold). The read
+// buffer and the parser come from the worker's pool when a request's first byte arrives. Reading
 // `start()`, `on_readable()` and `serve_requests()` top to bottom reads the protocol.
 #pragma once
 
@@ -70,6 +71,12 @@ class ClientSession : public std::enable_shared_from_this<ClientSession> {
   void log_failure(const std::exception_ptr& failure);
   // Between two requests: true when the next one's bytes are here already (read without waiting).
   bool next_request_buffered();
+  // Between two requests, hot: the coroutine waits for the next request's first byte, holding no request state,
+  // until the sweeper finds the connection quiet for kHotSweeps sweeps and sends it cold (frameless, go_idle).
+  // A busy client's next request so costs no new coroutine. Only a connection that served kHotAfter requests waits
+  // hot.
+  enum class HotWait { kRequest, kCold, kClosed };
+  boost::asio::awaitable<HotWait> wait_hot();
   // Gives the request state back to the worker's pool and waits for the next request.
   void go_idle();
   void close();
@@ -94,6 +101,10 @@ class ClientSession : public std::enable_shared_from_this<ClientSession> {
   bool idle_ = false;    // waiting for the first byte of a request
   bool closed_ = false;
   bool kept_alive_ = false;  // served a request already: the next one starts under idle_timeout
+  bool hot_ = false;         // waiting in wait_hot()
+  bool cooling_ = false;     // the sweeper cancelled the hot wait
+  unsigned hot_sweeps_ = 0;  // sweeps seen while hot
+  unsigned served_ = 0;      // requests served, counted up to kHotAfter
 };
 
 }  // namespace apigw::server

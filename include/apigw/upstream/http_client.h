@@ -35,10 +35,11 @@ boost::asio::awaitable<boost::system::error_code> connect(UpstreamConnection& co
                                                           const boost::asio::ip::tcp::endpoint& address,
                                                           std::chrono::steady_clock::time_point deadline);
 
-// Sends all of `buffers` (one request's head and body, or several pipelined requests). Returns the error and the
-// bytes sent; the caller's buffers must live until it returns.
+// Sends all of `buffers` (one request's head and body, or several pipelined requests) but the first `sent` bytes.
+// Returns the error and the bytes sent in all; the caller's buffers must live until it returns. A hot path tries
+// net::write_now first and calls this only for what the socket did not take at once.
 boost::asio::awaitable<std::tuple<boost::system::error_code, std::size_t>> send_request(
-    UpstreamConnection& connection, std::span<const boost::asio::const_buffer> buffers);
+    UpstreamConnection& connection, std::span<const boost::asio::const_buffer> buffers, std::size_t sent = 0);
 
 // One deadline for a whole exchange (connect, request and answer) of a client the worker's sweeper does not watch
 // (the shadow's batches, the health prober, the audit sink's collector): when it passes, the watched connection's
