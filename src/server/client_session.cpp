@@ -18,7 +18,7 @@
 #include "pipeline.h"
 #include "request_context.h"
 #include "request_state.h"
-#include "token_redaction.h"
+#include "request_log.h"
 
 namespace apigw::server {
 namespace asio = boost::asio;
@@ -224,7 +224,7 @@ asio::awaitable<ClientSession::HeadResult> ClientSession::read_head() {
       }
     }
     const http::HeadVerdict verdict = http::judge_head(scanner, data, {limits.max_uri_bytes, limits.max_header_bytes});
-    if (verdict.kind == http::HeadVerdict::Kind::kHead) co_return HeadResult{HeadResult::Kind::kHead, verdict.length};
+    if (verdict.kind == http::HeadVerdict::Kind::kHead) co_return HeadResult{HeadResult::Kind::kHead, verdict.length, 0, {}};
     if (verdict.kind == http::HeadVerdict::Kind::kRefuse) {
       co_return HeadResult{HeadResult::Kind::kReply, 0, verdict.status, verdict.message};
     }
@@ -287,7 +287,7 @@ asio::awaitable<bool> ClientSession::serve_request() {
         // The common case, without a coroutine of its own: the response went out and the connection stays.
         context.status = outcome.forward.status;
         context.bytes = outcome.forward.bytes;
-        log(context);
+        log_request(context);
         co_return !closed_;
       }
       co_return co_await finish_forwarded(context, outcome.forward);
@@ -326,7 +326,7 @@ asio::awaitable<bool> ClientSession::finish_forwarded(RequestContext& context, c
     case proxy::ForwardResult::Kind::kResponded:
       context.status = result.status;
       context.bytes = result.bytes;
-      log(context);
+      log_request(context);
       if (!result.keep_alive) co_await close_gracefully(false);
       co_return result.keep_alive && !closed_;
     case proxy::ForwardResult::Kind::kLocalReply: {
@@ -342,7 +342,7 @@ asio::awaitable<bool> ClientSession::finish_forwarded(RequestContext& context, c
       // Nothing reached the client: logged as 499 (client closed), whatever the upstream said.
       context.status = result.status == 0 || result.bytes == 0 ? 499 : result.status;
       context.bytes = result.bytes;
-      log(context);
+      log_request(context);
       co_return false;
   }
   co_return false;
@@ -367,7 +367,7 @@ asio::awaitable<bool> ClientSession::send_stored(RequestContext& context, const 
   auto [error, n] = co_await net::write_all(client_, buffers);
   context.status = error && n == 0 ? 499 : answer.status;
   context.bytes = n;
-  log(context);
+  log_request(context);
   if (error) {
     closed_ = true;
     co_return false;
@@ -392,7 +392,7 @@ asio::awaitable<void> ClientSession::send_reply(RequestContext& context, http::L
   auto [error, n] = co_await net::write_all(client_, asio::buffer(out));
   context.status = error && n == 0 ? 499 : reply.status;
   context.bytes = n;
-  log(context);
+  log_request(context);
   if (error) {
     closed_ = true;
     co_return;
@@ -418,32 +418,6 @@ asio::awaitable<void> ClientSession::close_gracefully(bool drain_input) {
     }
   }
   client_.socket.close(ignored);
-}
-
-void ClientSession::log(const RequestContext& context) {
-  const auto elapsed = Clock::now() - context.start;
-  if (context.generation) {
-    RouteStats* stats = context.route ? context.generation->route_stats[context.route_index]
-                                       : context.generation->unrouted;
-    stats->record(context.method, context.status, elapsed);
-  }
-  core::AccessLogBuffer& access_log = worker_.access_log();
-  if (!access_log.enabled()) return;
-  core::AccessRecord record;
-  record.request_id = context.request_id;
-  record.client = peer_.address;
-  record.method = context.method;
-  // A token sent in the query string stays out of the log, whichever route the request took.
-  const std::string redacted = redact_tokens(context.snapshot, context.target);
-  record.path = redacted.empty() ? context.target : std::string_view(redacted);
-  record.status = context.status;
-  record.bytes = context.bytes;
-  record.duration = std::chrono::duration_cast<std::chrono::microseconds>(elapsed);
-  record.route = context.route ? std::string_view(context.route->name) : std::string_view();
-  record.endpoint = context.endpoint;
-  record.user = context.user;
-  record.token = context.token_id;
-  access_log.record(record);
 }
 
 }  // namespace apigw::server

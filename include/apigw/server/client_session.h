@@ -90,7 +90,6 @@ class ClientSession : public std::enable_shared_from_this<ClientSession> {
   boost::asio::awaitable<bool> send_stored(RequestContext& context, const cache::CachedResponse& stored);
   boost::asio::awaitable<void> send_reply(RequestContext& context, http::LocalReply reply);
   boost::asio::awaitable<void> close_gracefully(bool drain_input);
-  void log(const RequestContext& context);  // metrics and the access log, once per request
 
   Worker& worker_;
   net::Connection client_;

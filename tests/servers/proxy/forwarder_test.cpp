@@ -258,11 +258,7 @@ class Gateway {
 
   // What the worker's sweeper does at `now`: an upstream wait past its deadline is cancelled.
   void sweep(core::Deadline::Clock::time_point now) { upstream_deadline_.check(now); }
-  // Cancels the pending upstream operation, if any, whatever its deadline.
-  void cancel_upstream_wait() {
-    error_code ignored;
-    if (upstream_deadline_.socket != nullptr) upstream_deadline_.socket->cancel(ignored);
-  }
+
 
   // Everything the client receives until the gateway's end closes.
   asio::awaitable<std::string> client_bytes() {
@@ -757,17 +753,8 @@ TEST(Forwarder, AHeldBodysUpstreamClosingWithoutAnAnswerGetsA502) {
   });
 }
 
-// The three tests below fail: with a streamed request body, Forwarder::exchange (src/proxy/forwarder.cpp) returns
-// an attempt whose response head failed with the outcome kResponseHead that stream_request_body left in it, so
-// run() relays a response that never came instead of answering 502 or 504.
-// What the worker's sweeper would do, at the upstream's timeout, to a forwarder that went on to relay a response
-// that never came (the bug the tests below show): cancel its wait on the upstream. Ends at once when the forwarder
-// finished without relaying anything.
-asio::awaitable<void> free_a_stuck_forwarder(asio::any_io_executor executor, Gateway& gateway, const bool& done) {
-  co_await wait_until(executor, [&] { return done || gateway.observer.heads > 0; });
-  if (!done) gateway.cancel_upstream_wait();
-}
-
+// With a streamed request body, a response head that then failed once came back as a response to relay (the
+// outcome the body's streaming left in the attempt): these three keep it a failed attempt.
 TEST(Forwarder, AStreamedBodysUpstreamClosingWithoutAnAnswerGetsA502) {
   run([](asio::any_io_executor executor) -> asio::awaitable<void> {
     Upstream upstream(executor, [](const Received&) {
@@ -777,11 +764,8 @@ TEST(Forwarder, AStreamedBodysUpstreamClosingWithoutAnAnswerGetsA502) {
     });
     Gateway gateway(executor, {upstream.endpoint()});
     co_await gateway.connect();
-    bool done = false;
-    asio::co_spawn(executor, free_a_stuck_forwarder(executor, gateway, done), asio::detached);
     const ForwardResult result = co_await gateway.forward(
         "POST /upload HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n0\r\n\r\n");
-    done = true;
     EXPECT_EQ(result.kind, ForwardResult::Kind::kLocalReply);
     EXPECT_EQ(result.status, 502u);
     EXPECT_TRUE(result.body_consumed);
@@ -795,11 +779,8 @@ TEST(Forwarder, AStreamedBodysUpstreamAnswering101GetsA502) {
                                        "Connection: Upgrade\r\n\r\n"));
     Gateway gateway(executor, {upstream.endpoint()});
     co_await gateway.connect();
-    bool done = false;
-    asio::co_spawn(executor, free_a_stuck_forwarder(executor, gateway, done), asio::detached);
     const ForwardResult result = co_await gateway.forward(
         "POST /upload HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n0\r\n\r\n");
-    done = true;
     EXPECT_EQ(result.kind, ForwardResult::Kind::kLocalReply);
     EXPECT_EQ(result.status, 502u);
     EXPECT_EQ(gateway.observer.heads, 0) << "observers saw a head with status " << gateway.observer.status;
@@ -814,18 +795,16 @@ TEST(Forwarder, AStreamedBodysUpstreamThatDoesNotAnswerInTimeGetsA504) {
     Upstream upstream(executor, [](const Received&) { return silence(); });
     Gateway gateway(executor, {upstream.endpoint()});
     co_await gateway.connect();
-    bool done = false;
+    // The worker's sweeper, once the upstream has the request: the upstream's timeout has passed.
     asio::co_spawn(
         executor,
         [&]() -> asio::awaitable<void> {
           co_await wait_until(executor, [&] { return upstream.requests().size() == 1; });
           gateway.sweep(much_later());
-          co_await free_a_stuck_forwarder(executor, gateway, done);
         },
         asio::detached);
     const ForwardResult result = co_await gateway.forward(
         "POST /upload HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n0\r\n\r\n");
-    done = true;
     EXPECT_EQ(result.kind, ForwardResult::Kind::kLocalReply);
     EXPECT_EQ(result.status, 504u);
     EXPECT_EQ(gateway.errors(upstream::UpstreamError::kTimeout), 1u);
