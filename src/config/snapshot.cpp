@@ -124,7 +124,8 @@ class SnapshotBuilder {
     if (target == nullptr) return std::nullopt;
     const auto found = upstream_index_.find(target->upstream);
     if (found == upstream_index_.end()) {
-      errors_.push_back({route.position, fmt::format("route '{}': unknown upstream '{}'", route.name, target->upstream)});
+      errors_.push_back(
+          {route.position, fmt::format("route '{}': unknown upstream '{}'", route.name, target->upstream)});
       return std::nullopt;
     }
     return SideTarget{found->second, target->threshold};

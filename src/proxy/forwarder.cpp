@@ -163,7 +163,9 @@ asio::awaitable<Forwarder::Attempt> Forwarder::exchange(upstream::UpstreamConnec
     // Most requests go out in this one write, without suspending.
     error_code error;
     const std::size_t n = net::write_now(connection, buffers, error);
-    if (!error && n < asio::buffer_size(buffers)) std::tie(error, std::ignore) = co_await upstream::send_request(connection, buffers, n);
+    if (!error && n < asio::buffer_size(buffers)) {
+      std::tie(error, std::ignore) = co_await upstream::send_request(connection, buffers, n);
+    }
     if (error) {
       attempt.error = upstream_error(error);
       co_return attempt;

@@ -224,7 +224,9 @@ asio::awaitable<ClientSession::HeadResult> ClientSession::read_head() {
       }
     }
     const http::HeadVerdict verdict = http::judge_head(scanner, data, {limits.max_uri_bytes, limits.max_header_bytes});
-    if (verdict.kind == http::HeadVerdict::Kind::kHead) co_return HeadResult{HeadResult::Kind::kHead, verdict.length, 0, {}};
+    if (verdict.kind == http::HeadVerdict::Kind::kHead) {
+      co_return HeadResult{HeadResult::Kind::kHead, verdict.length, 0, {}};
+    }
     if (verdict.kind == http::HeadVerdict::Kind::kRefuse) {
       co_return HeadResult{HeadResult::Kind::kReply, 0, verdict.status, verdict.message};
     }
@@ -377,7 +379,8 @@ asio::awaitable<bool> ClientSession::send_stored(RequestContext& context, const 
 }
 
 asio::awaitable<void> ClientSession::send_reply(RequestContext& context, http::LocalReply reply) {
-  const bool keep_alive = !reply.close && state_->parser && state_->parser->is_header_done() && state_->parser->is_done() &&
+  const bool keep_alive = !reply.close && state_->parser && state_->parser->is_header_done() &&
+                          state_->parser->is_done() &&
                           state_->parser->get().keep_alive() && !worker_.draining();
   reply.close = !keep_alive;
   reply.request_id = context.request_id;

@@ -47,7 +47,8 @@ asio::awaitable<std::tuple<error_code, std::size_t>> send_request(UpstreamConnec
   co_return co_await net::write_rest(connection, buffers, n);
 }
 
-ExchangeDeadline::ExchangeDeadline(const asio::any_io_executor& executor, std::chrono::steady_clock::time_point deadline)
+ExchangeDeadline::ExchangeDeadline(const asio::any_io_executor& executor,
+                                   std::chrono::steady_clock::time_point deadline)
     : state_(std::make_shared<State>()), timer_(executor, deadline) {
   timer_.async_wait([state = state_](const error_code& error) {
     if (error) return;

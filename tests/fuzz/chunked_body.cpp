@@ -1,7 +1,8 @@
 // Chunked bodies both ways: after a fixed chunked head, the input is the body of a client request (read as
 // Forwarder::stream_request_body reads it, with proxy::RequestParser and a body limit) or of an upstream response
-// (read as Forwarder::relay_response reads it, with http::ResponseParser). The first input byte chooses the side,
-// the relay buffer's size, the size of each read and the body limit; the rest is the body.
+// (read as Forwarder::relay_response reads it through upstream::ResponseReader, with http::ResponseParser). The
+// first input byte chooses the side, the relay buffer's size, the size of each read and the body limit; the rest
+// is the body.
 //
 // Invariant: the decoded body, whether the message completed and whether it failed do not depend on how the bytes
 // arrived or on the relay buffer's size: the same bytes read all at once into a 64 KiB buffer give the same.
@@ -77,7 +78,7 @@ Outcome read_request(std::string_view body, std::size_t relay_size, std::size_t 
   return out;
 }
 
-// Forwarder::read_final_head, then relay_response's body loop (read_response_body).
+// upstream::ResponseReader::read_head, then the relay loop of src/proxy/body_relay.cpp (ResponseReader::read_body).
 Outcome read_response(std::string_view body, std::size_t relay_size, std::size_t read_size) {
   Outcome out;
   const std::string bytes = std::string(kResponseHead) + std::string(body);

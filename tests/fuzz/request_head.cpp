@@ -179,7 +179,9 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* bytes, std::size_t siz
   apigw::http::RequestHeadScanner judged;
   const apigw::http::HeadVerdict verdict =
       apigw::http::judge_head(judged, data, {kLimits.max_uri_bytes, kLimits.max_header_bytes});
-  if (verdict.kind == apigw::http::HeadVerdict::Kind::kRefuse) FUZZ_CHECK(verdict.status >= 400 && !verdict.message.empty());
+  if (verdict.kind == apigw::http::HeadVerdict::Kind::kRefuse) {
+    FUZZ_CHECK(verdict.status >= 400 && !verdict.message.empty());
+  }
   if (verdict.kind != apigw::http::HeadVerdict::Kind::kHead) return 0;
   FUZZ_CHECK(scan.state == apigw::http::HeadScan::State::kComplete && verdict.length == scan.length);
   const std::string_view head = data.substr(0, scan.length);

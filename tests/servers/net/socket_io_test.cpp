@@ -166,7 +166,8 @@ TEST(SocketIo, ParseSomeReadsOnlyWhileTheParserNeedsMore) {
     Pair pair(executor);
     co_await pair.connect();
     // The head and part of the body come first, the rest of the body later.
-    EXPECT_TRUE(co_await test_servers::write_text(pair.peer, "POST /p HTTP/1.1\r\nHost: a\r\nContent-Length: 10\r\n\r\n0123"));
+    EXPECT_TRUE(co_await test_servers::write_text(
+        pair.peer, "POST /p HTTP/1.1\r\nHost: a\r\nContent-Length: 10\r\n\r\n0123"));
     boost::beast::flat_buffer buffer;
     bhttp::request_parser<bhttp::buffer_body> parser;
     error_code error = co_await parse_some(pair.ours, buffer, parser, 4096);
