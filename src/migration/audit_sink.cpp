@@ -133,8 +133,10 @@ class HttpDestination final : public AuditDestination {
   Delivery deliver(std::string payload, Clock::time_point deadline) override;
 
  private:
-  asio::awaitable<Delivery> exchange(const std::string& request, Clock::time_point deadline);
-  asio::awaitable<Delivery> post(const std::string& request, Clock::time_point deadline);
+  // A POST's head and the batch, sent as they are.
+  using Request = std::array<asio::const_buffer, 2>;
+  asio::awaitable<Delivery> exchange(Request request, Clock::time_point deadline);
+  asio::awaitable<Delivery> post(Request request, Clock::time_point deadline);
   asio::awaitable<Delivery> connect(Clock::time_point deadline);
   // Drops the connection; a timeout is kTimeout whatever the step, other errors are `otherwise`.
   Delivery failure(const error_code& error, bool timed_out, std::string_view doing, Failure otherwise);
@@ -149,13 +151,13 @@ class HttpDestination final : public AuditDestination {
 
 Delivery HttpDestination::deliver(std::string payload, Clock::time_point deadline) {
   if (Clock::now() >= deadline) return {Failure::kTimeout, "no time left to send before the sink stops"};
-  std::string request = fmt::format(
+  const std::string head = fmt::format(
       "POST {} HTTP/1.1\r\nHost: {}\r\nUser-Agent: apigw-audit\r\nContent-Type: application/x-ndjson\r\n"
       "Content-Length: {}\r\n\r\n",
       path_, authority_, payload.size());
-  request.append(payload);
   Delivery result{Failure::kExchange, "unexpected error"};
   io_.restart();
+  const Request request{asio::buffer(head), asio::buffer(payload)};
   asio::co_spawn(io_, exchange(request, deadline), [&result](std::exception_ptr error, Delivery delivery) {
     if (!error) result = std::move(delivery);
   });
@@ -164,7 +166,7 @@ Delivery HttpDestination::deliver(std::string payload, Clock::time_point deadlin
   return result;
 }
 
-asio::awaitable<Delivery> HttpDestination::exchange(const std::string& request, Clock::time_point deadline) {
+asio::awaitable<Delivery> HttpDestination::exchange(Request request, Clock::time_point deadline) {
   const bool reused = connection_.has_value();
   Delivery delivery = co_await post(request, deadline);
   // A collector may close a kept-alive connection while it is idle; that costs the batch one more try.
@@ -172,7 +174,7 @@ asio::awaitable<Delivery> HttpDestination::exchange(const std::string& request, 
   co_return delivery;
 }
 
-asio::awaitable<Delivery> HttpDestination::post(const std::string& request, Clock::time_point deadline) {
+asio::awaitable<Delivery> HttpDestination::post(Request request, Clock::time_point deadline) {
   if (!connection_) {
     Delivery connected = co_await connect(deadline);
     if (connected.failure != Failure::kNone) co_return connected;
@@ -180,8 +182,7 @@ asio::awaitable<Delivery> HttpDestination::post(const std::string& request, Cloc
   upstream::UpstreamConnection& connection = *connection_;
   upstream::ExchangeDeadline limit(io_.get_executor(), deadline);  // one budget for connect, request and answer
   limit.watch(connection);
-  const std::array<asio::const_buffer, 1> buffers{asio::buffer(request)};
-  auto [write_error, sent] = co_await upstream::send_request(connection, buffers);
+  auto [write_error, sent] = co_await upstream::send_request(connection, request);
   if (write_error) {
     limit.unwatch();
     co_return failure(write_error, limit.expired(), "sending the batch", Failure::kClosed);

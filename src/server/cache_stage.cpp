@@ -14,13 +14,6 @@
 namespace apigw::server {
 namespace asio = boost::asio;
 
-namespace {
-std::int64_t unix_now() {
-  return std::chrono::duration_cast<std::chrono::seconds>(std::chrono::system_clock::now().time_since_epoch())
-      .count();
-}
-}  // namespace
-
 asio::awaitable<StageResult> CacheStage::on_request(RequestContext& context) {
   std::shared_ptr<const cache::CachedResponse> hit = co_await look_up(context);
   if (hit) {
@@ -34,7 +27,7 @@ asio::awaitable<StageResult> CacheStage::on_request(RequestContext& context) {
 void CacheStage::on_response(RequestContext& context, const proxy::ForwardResult&) {
   CacheState& state = context.cache;
   if (!state.observer) return;
-  std::optional<std::string> record = state.observer->record(unix_now());
+  std::optional<std::string> record = state.observer->record(cache::unix_now());
   std::shared_ptr<const cache::CachedResponse> response;
   if (record) {
     if (std::optional<cache::CachedResponse> decoded = cache::decode_record(*record)) {
@@ -100,7 +93,7 @@ asio::awaitable<std::shared_ptr<const cache::CachedResponse>> CacheStage::look_u
   if (got.item) {
     std::optional<cache::CachedResponse> stored = cache::decode_record(got.item->value);
     // A value that is not a record (corrupt, or another program's) or is past its ttl is a miss.
-    if (stored && stored->fresh(unix_now())) {
+    if (stored && stored->fresh(cache::unix_now())) {
       auto response = std::make_shared<const cache::CachedResponse>(std::move(*stored));
       if (joined.fill) state.cache->finish(state.key, joined.fill, response);
       stats.hits.add();

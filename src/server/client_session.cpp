@@ -246,11 +246,7 @@ asio::awaitable<ClientSession::HeadResult> ClientSession::read_head() {
 }
 
 asio::awaitable<bool> ClientSession::serve_request() {
-  // What the request holds is given up with it: a generation kept past its request would outlive a reload.
-  struct Done {
-    RequestState& state;
-    ~Done() { state.context.reset(); }
-  } done{*state_};
+  // The previous request's context goes now; the state's release (hot, cold or closed) ends this one's.
   RequestContext& context = state_->context.emplace(worker_, peer_);
   const HeadResult head = co_await read_head();
   // The request arrived with its head: it is served by the configuration current now.
@@ -361,9 +357,8 @@ asio::awaitable<bool> ClientSession::send_stored(RequestContext& context, const 
   }
   head.keep_alive = keep_alive;
   head.http10 = request.version() == 10;
-  const std::int64_t now =
-      std::chrono::duration_cast<std::chrono::seconds>(std::chrono::system_clock::now().time_since_epoch()).count();
-  const cache::StoredAnswer answer = cache::answer_from_store(stored, request, context.method == "HEAD", head, now);
+  const cache::StoredAnswer answer =
+      cache::answer_from_store(stored, request, context.method == "HEAD", head, cache::unix_now());
   const std::array<asio::const_buffer, 2> buffers{asio::buffer(answer.head), asio::buffer(answer.body)};
   deadline_.arm(context.snapshot->config.server.limits.idle_timeout);
   auto [error, n] = co_await net::write_all(client_, buffers);

@@ -5,6 +5,7 @@
 #pragma once
 
 #include <array>
+#include <cassert>
 #include <chrono>
 #include <cstdint>
 #include <memory>
@@ -18,7 +19,6 @@
 #include "apigw/http/local_reply.h"
 #include "apigw/http/request_checks.h"
 #include "apigw/migration/shadow_copy.h"
-#include "apigw/proxy/forward_request.h"
 #include "apigw/proxy/forwarder.h"
 #include "apigw/server/client_session.h"
 #include "apigw/server/worker.h"
@@ -26,11 +26,12 @@
 
 namespace apigw::server {
 
-// The response observers of one request, in stage order.
+// The response observers of one request, in stage order: at most one per stage, which the capacity covers.
 class ObserverList {
  public:
   void add(proxy::ResponseObserver* observer) {
-    if (observer != nullptr && size_ < items_.size()) items_[size_++] = observer;
+    assert(size_ < items_.size());
+    if (observer != nullptr) items_[size_++] = observer;
   }
   std::span<proxy::ResponseObserver* const> view() const { return {items_.data(), size_}; }
 

@@ -179,31 +179,17 @@ LeaseResult UpstreamPool::lease_idle(std::size_t avoid, bool fresh) {
   return result;
 }
 
-asio::awaitable<LeaseResult> UpstreamPool::lease_new(std::size_t endpoint, bool fresh) {
+asio::awaitable<LeaseResult> UpstreamPool::lease_new(std::size_t index, bool fresh) {
   LeaseResult result;
-  result.endpoint = endpoint;
-  Acquired acquired = co_await acquire(endpoint, fresh);
-  if (acquired.pool_full) {
-    stats_.error(UpstreamError::kPoolFull);
-    result.failure = LeaseResult::Failure::kPoolFull;
-  } else if (acquired.error) {
-    stats_.error(UpstreamError::kConnect);
-    result.failure = LeaseResult::Failure::kConnect;
-    result.error = acquired.error;
-  } else {
-    result.lease = Lease(*this, std::move(acquired.connection), acquired.reused);
-  }
-  co_return result;
-}
-
-asio::awaitable<UpstreamPool::Acquired> UpstreamPool::acquire(std::size_t index, bool fresh) {
+  result.endpoint = index;
   const auto deadline = std::chrono::steady_clock::now() + upstream_.config.connect_timeout;
   EndpointState& endpoint = endpoints_[index];
   for (;;) {
     if (!fresh) {
       if (UpstreamConnectionPtr connection = take_idle(endpoint)) {
         ++endpoint.active;
-        co_return Acquired{std::move(connection), {}, true, false};
+        result.lease = Lease(*this, std::move(connection), true);
+        co_return result;
       }
     }
     if (open_ < upstream_.config.max_connections || close_one_idle()) {
@@ -214,25 +200,14 @@ asio::awaitable<UpstreamPool::Acquired> UpstreamPool::acquire(std::size_t index,
       // Time spent waiting for a slot does not shorten the connect itself.
       const auto connect_deadline = std::chrono::steady_clock::now() + upstream_.config.connect_timeout;
       if (const boost::system::error_code error = co_await connect(*connection, endpoint.address, connect_deadline)) {
-        --open_;
-        stats_.connections.sub(1);
-        --endpoint.active;
-        wake_one_waiter();
-        // Ejecting the last available endpoint would only turn its 502s into 503s and hide its recovery.
-        bool others = false;
-        for (std::size_t i = 0; i < health_.size() && !others; ++i) others = i != index && health_[i]->available();
-        if (endpoint_failed(error) &&
-            health_[index]->record_connect_failure(upstream_.config.passive_health, others)) {
-          spdlog::warn("upstream '{}' endpoint {} ejected for {} ms after {} consecutive connect failures",
-                       upstream_.config.name, endpoint_text(index),
-                       std::chrono::duration_cast<std::chrono::milliseconds>(
-                           upstream_.config.passive_health.eject_for).count(),
-                       upstream_.config.passive_health.unhealthy_after);
-        }
-        co_return Acquired{nullptr, error, false, false};
+        connect_failed(index, error);
+        result.failure = LeaseResult::Failure::kConnect;
+        result.error = error;
+        co_return result;
       }
       health_[index]->record_connect_success();
-      co_return Acquired{std::move(connection), {}, false, false};
+      result.lease = Lease(*this, std::move(connection), false);
+      co_return result;
     }
     // Full: wait for a release (it cancels our timer) or for the deadline.
     stats_.pool_waits.add();
@@ -241,7 +216,29 @@ asio::awaitable<UpstreamPool::Acquired> UpstreamPool::acquire(std::size_t index,
     waiters_.push_back(&timer);
     auto [error] = co_await timer.async_wait(kNoThrow);
     std::erase(waiters_, &timer);
-    if (!error) co_return Acquired{nullptr, {}, false, true};
+    if (!error) {
+      stats_.error(UpstreamError::kPoolFull);
+      result.failure = LeaseResult::Failure::kPoolFull;
+      co_return result;
+    }
+  }
+}
+
+void UpstreamPool::connect_failed(std::size_t index, const boost::system::error_code& error) {
+  --open_;
+  stats_.connections.sub(1);
+  --endpoints_[index].active;
+  stats_.error(UpstreamError::kConnect);
+  wake_one_waiter();
+  // Ejecting the last available endpoint would only turn its 502s into 503s and hide its recovery.
+  bool others = false;
+  for (std::size_t i = 0; i < health_.size() && !others; ++i) others = i != index && health_[i]->available();
+  if (endpoint_failed(error) && health_[index]->record_connect_failure(upstream_.config.passive_health, others)) {
+    spdlog::warn("upstream '{}' endpoint {} ejected for {} ms after {} consecutive connect failures",
+                 upstream_.config.name, endpoint_text(index),
+                 std::chrono::duration_cast<std::chrono::milliseconds>(upstream_.config.passive_health.eject_for)
+                     .count(),
+                 upstream_.config.passive_health.unhealthy_after);
   }
 }
 

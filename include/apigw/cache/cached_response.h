@@ -53,6 +53,12 @@ struct ResponseToStore {
   std::chrono::seconds ttl{0};
 };
 
+// The wall clock in Unix seconds: the time records are stored at and aged by.
+inline std::int64_t unix_now() {
+  return std::chrono::duration_cast<std::chrono::seconds>(std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
+
 // A decoded record.
 struct CachedResponse {
   unsigned status = 0;

@@ -63,13 +63,8 @@ class UpstreamPool {
   };
 
   friend class Lease;
-  struct Acquired {
-    UpstreamConnectionPtr connection;  // set on success
-    boost::system::error_code error;   // the connect error, when connecting failed
-    bool reused = false;               // the connection served requests before (it may have gone stale)
-    bool pool_full = false;            // no slot became free within connect_timeout
-  };
-  boost::asio::awaitable<Acquired> acquire(std::size_t endpoint, bool fresh);
+  // A connect to endpoint `index` failed: its slot is given back, and the failure counted (metrics, passive health).
+  void connect_failed(std::size_t index, const boost::system::error_code& error);
   // Ends a lease: `reusable` connections go back to the idle list, watched for the upstream closing them;
   // others are closed. Wakes one waiter.
   void release(UpstreamConnectionPtr connection, bool reusable);

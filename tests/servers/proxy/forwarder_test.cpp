@@ -698,19 +698,32 @@ Answer silence() {
   return answer;
 }
 
+// An upstream that closes the connection without answering.
+Answer hang_up() {
+  Answer answer;
+  answer.close = true;
+  return answer;
+}
+
+constexpr const char* kSwitchingProtocols =
+    "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n";
+// A request whose body streams (chunked), so it can be sent only once.
+constexpr const char* kChunkedUpload =
+    "POST /upload HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n0\r\n\r\n";
+
+// What the worker's sweeper does once the upstream has the request and its timeout passes: the forwarder's wait
+// for the answer is cancelled.
+asio::awaitable<void> sweep_once_sent(asio::any_io_executor executor, Upstream& upstream, Gateway& gateway) {
+  co_await wait_until(executor, [&] { return upstream.requests().size() == 1; });
+  gateway.sweep(much_later());
+}
+
 TEST(Forwarder, AnUpstreamThatDoesNotAnswerInTimeGetsA504WithoutARetry) {
   run([](asio::any_io_executor executor) -> asio::awaitable<void> {
     Upstream upstream(executor, [](const Received&) { return silence(); });
     Gateway gateway(executor, {upstream.endpoint()});
     co_await gateway.connect();
-    asio::co_spawn(
-        executor,
-        [&]() -> asio::awaitable<void> {
-          // Once the upstream has the request, the forwarder waits for the answer: its deadline passes.
-          co_await wait_until(executor, [&] { return upstream.requests().size() == 1; });
-          gateway.sweep(much_later());
-        },
-        asio::detached);
+    asio::co_spawn(executor, sweep_once_sent(executor, upstream, gateway), asio::detached);
     const ForwardResult result = co_await gateway.forward("GET /slow HTTP/1.1\r\nHost: a\r\n\r\n");
     EXPECT_EQ(result.kind, ForwardResult::Kind::kLocalReply);
     EXPECT_EQ(result.status, 504u);
@@ -722,8 +735,7 @@ TEST(Forwarder, AnUpstreamThatDoesNotAnswerInTimeGetsA504WithoutARetry) {
 
 TEST(Forwarder, SwitchingProtocolsFromTheUpstreamIsNeverRelayed) {
   run([](asio::any_io_executor executor) -> asio::awaitable<void> {
-    Upstream upstream(executor, always("HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n"
-                                       "Connection: Upgrade\r\n\r\n"));
+    Upstream upstream(executor, always(kSwitchingProtocols));
     Gateway gateway(executor, {upstream.endpoint()});
     co_await gateway.connect();
     const ForwardResult result = co_await gateway.forward("GET /ws HTTP/1.1\r\nHost: a\r\n\r\n");
@@ -737,11 +749,7 @@ TEST(Forwarder, SwitchingProtocolsFromTheUpstreamIsNeverRelayed) {
 
 TEST(Forwarder, AHeldBodysUpstreamClosingWithoutAnAnswerGetsA502) {
   run([](asio::any_io_executor executor) -> asio::awaitable<void> {
-    Upstream upstream(executor, [](const Received&) {
-      Answer answer;
-      answer.close = true;
-      return answer;
-    });
+    Upstream upstream(executor, [](const Received&) { return hang_up(); });
     Gateway gateway(executor, {upstream.endpoint()});
     co_await gateway.connect();
     const ForwardResult result =
@@ -757,15 +765,10 @@ TEST(Forwarder, AHeldBodysUpstreamClosingWithoutAnAnswerGetsA502) {
 // outcome the body's streaming left in the attempt): these three keep it a failed attempt.
 TEST(Forwarder, AStreamedBodysUpstreamClosingWithoutAnAnswerGetsA502) {
   run([](asio::any_io_executor executor) -> asio::awaitable<void> {
-    Upstream upstream(executor, [](const Received&) {
-      Answer answer;
-      answer.close = true;
-      return answer;
-    });
+    Upstream upstream(executor, [](const Received&) { return hang_up(); });
     Gateway gateway(executor, {upstream.endpoint()});
     co_await gateway.connect();
-    const ForwardResult result = co_await gateway.forward(
-        "POST /upload HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n0\r\n\r\n");
+    const ForwardResult result = co_await gateway.forward(kChunkedUpload);
     EXPECT_EQ(result.kind, ForwardResult::Kind::kLocalReply);
     EXPECT_EQ(result.status, 502u);
     EXPECT_TRUE(result.body_consumed);
@@ -775,12 +778,10 @@ TEST(Forwarder, AStreamedBodysUpstreamClosingWithoutAnAnswerGetsA502) {
 
 TEST(Forwarder, AStreamedBodysUpstreamAnswering101GetsA502) {
   run([](asio::any_io_executor executor) -> asio::awaitable<void> {
-    Upstream upstream(executor, always("HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n"
-                                       "Connection: Upgrade\r\n\r\n"));
+    Upstream upstream(executor, always(kSwitchingProtocols));
     Gateway gateway(executor, {upstream.endpoint()});
     co_await gateway.connect();
-    const ForwardResult result = co_await gateway.forward(
-        "POST /upload HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n0\r\n\r\n");
+    const ForwardResult result = co_await gateway.forward(kChunkedUpload);
     EXPECT_EQ(result.kind, ForwardResult::Kind::kLocalReply);
     EXPECT_EQ(result.status, 502u);
     EXPECT_EQ(gateway.observer.heads, 0) << "observers saw a head with status " << gateway.observer.status;
@@ -795,16 +796,8 @@ TEST(Forwarder, AStreamedBodysUpstreamThatDoesNotAnswerInTimeGetsA504) {
     Upstream upstream(executor, [](const Received&) { return silence(); });
     Gateway gateway(executor, {upstream.endpoint()});
     co_await gateway.connect();
-    // The worker's sweeper, once the upstream has the request: the upstream's timeout has passed.
-    asio::co_spawn(
-        executor,
-        [&]() -> asio::awaitable<void> {
-          co_await wait_until(executor, [&] { return upstream.requests().size() == 1; });
-          gateway.sweep(much_later());
-        },
-        asio::detached);
-    const ForwardResult result = co_await gateway.forward(
-        "POST /upload HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n0\r\n\r\n");
+    asio::co_spawn(executor, sweep_once_sent(executor, upstream, gateway), asio::detached);
+    const ForwardResult result = co_await gateway.forward(kChunkedUpload);
     EXPECT_EQ(result.kind, ForwardResult::Kind::kLocalReply);
     EXPECT_EQ(result.status, 504u);
     EXPECT_EQ(gateway.errors(upstream::UpstreamError::kTimeout), 1u);
