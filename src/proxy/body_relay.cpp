@@ -134,8 +134,9 @@ asio::awaitable<void> Forwarder::relay_response(upstream::Lease lease) {
   // A drain that began while the request was in flight closes the connection after this response.
   const ResponseFraming framing =
       response_framing(response, head_request_, client_http11, request_.keep_alive && !client_.draining);
-  const std::string head = build_client_response_head(response, request_, pool_.upstream().config.name, framing,
-                                                      head_request_, client_http11);
+  build_client_response_head(response, request_, pool_.upstream().config.name, framing, head_request_,
+                             client_http11, response_head_);
+  const std::string& head = response_head_;
   result_.status = response.status();
   if (result_.status >= 500) pool_.stats().error(upstream::UpstreamError::k5xx);
   for (ResponseObserver* observer : request_.observers) observer->on_head(result_.status, response.fields());

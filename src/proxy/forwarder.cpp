@@ -35,8 +35,24 @@ bool is_idempotent(bhttp::verb method) {
   }
 }
 
-Forwarder::Forwarder(ClientSide client, const ForwardRequest& request, upstream::UpstreamPool& pool)
-    : client_(client), request_(request), pool_(pool) {}
+void ExchangeBuffers::clear(std::size_t max_capacity) {
+  for (std::string* head : {&request_head, &response_head}) {
+    head->clear();
+    if (head->capacity() > max_capacity) head->shrink_to_fit();
+  }
+}
+
+Forwarder::Forwarder(ClientSide client, const ForwardRequest& request, upstream::UpstreamPool& pool,
+                     ExchangeBuffers& buffers)
+    : client_(client),
+      request_(request),
+      pool_(pool),
+      request_head_(buffers.request_head),
+      response_head_(buffers.response_head),
+      response_(buffers.response) {
+  request_head_.clear();
+  response_head_.clear();
+}
 
 void Forwarder::local_reply(unsigned status, std::string message) {
   result_.kind = ForwardResult::Kind::kLocalReply;

@@ -247,32 +247,31 @@ asio::awaitable<ClientSession::HeadResult> ClientSession::read_head() {
 
 asio::awaitable<bool> ClientSession::serve_request() {
   // The previous request's context goes now; the state's release (hot, cold or closed) ends this one's.
-  RequestContext& context = state_->context.emplace(worker_, peer_);
+  RequestContext& context = state_->context.emplace(worker_, peer_, state_->exchange);
   const HeadResult head = co_await read_head();
   // The request arrived with its head: it is served by the configuration current now.
   context.generation = worker_.generation();
   context.snapshot = context.generation->snapshot.get();
   if (head.kind == HeadResult::Kind::kClosed) co_return false;
-  context.request_id = http::generate_request_id();
+  context.request_id = http::RequestId::generate();
+  // The locals of this coroutine stay few (what a reply needs is in the context): its frame is one per request.
+  bool parsed = false;
   if (head.kind == HeadResult::Kind::kReply) {
-    http::LocalReply reply;
-    reply.status = head.status;
-    reply.message = head.message;
-    reply.close = true;
-    co_await send_reply(context, reply);
-    co_return false;
+    context.reply.status = head.status;
+    context.reply.message = head.message;
+  } else {
+    parsed = parse_head(context, head.length);
   }
-  if (std::optional<http::LocalReply> reply = parse_head(context, head.length)) {
-    reply->close = true;  // the request is not trusted enough to read past it
-    co_await send_reply(context, *reply);
+  if (!parsed) {
+    context.reply.close = true;  // the request is not trusted enough to read past it
+    co_await send_reply(context, context.reply);
     co_return false;
   }
 
   const auto& request = state_->parser->get();
-  const auto& limits = context.snapshot->config.server.limits;
-  proxy::ClientSide client{client_,          state_->buffer,      *state_->parser,         deadline_,
-                           limits.idle_timeout, upstream_deadline_, worker_.draining_flag(), closed_};
-  context.client = &client;
+  context.client.emplace(client_, state_->buffer, *state_->parser, deadline_,
+                         context.snapshot->config.server.limits.idle_timeout, upstream_deadline_,
+                         worker_.draining_flag(), closed_);
   const PipelineOutcome outcome = co_await worker_.pipeline().run(context);
   switch (outcome.kind) {
     case PipelineOutcome::Kind::kReply:
@@ -293,7 +292,7 @@ asio::awaitable<bool> ClientSession::serve_request() {
   co_return false;
 }
 
-std::optional<http::LocalReply> ClientSession::parse_head(RequestContext& context, std::size_t length) {
+bool ClientSession::parse_head(RequestContext& context, std::size_t length) {
   const auto& limits = context.snapshot->config.server.limits;
   state_->parser.emplace();
   state_->parser->header_limit(static_cast<std::uint32_t>(limits.max_header_bytes + 4));
@@ -302,21 +301,23 @@ std::optional<http::LocalReply> ClientSession::parse_head(RequestContext& contex
   state_->parser->put(asio::buffer(state_->buffer.data().data(), length), error);
   if (!error && !state_->parser->is_header_done()) error = bhttp::error::need_more;
   if (error) {
-    http::LocalReply reply;
-    reply.status = error == bhttp::error::body_limit ? 413 : 400;
-    context.reply_message = reply.status == 413 ? std::string("request body exceeds server.limits.max_body_bytes")
-                                                : fmt::format("malformed request: {}", error.message());
-    reply.message = context.reply_message;
-    return reply;
+    context.reply.status = error == bhttp::error::body_limit ? 413 : 400;
+    context.reply_message = context.reply.status == 413
+                                ? std::string("request body exceeds server.limits.max_body_bytes")
+                                : fmt::format("malformed request: {}", error.message());
+    context.reply.message = context.reply_message;
+    return false;
   }
   state_->buffer.consume(length);
   const auto& request = state_->parser->get();
   context.method = request.method_string();
   context.target = request.target();
-  if (const auto id = request.find("X-Request-Id"); id != request.end() && http::is_sane_request_id(id->value())) {
-    context.request_id = std::string(id->value());
-  }
-  return http::check_request(request, state_->parser->chunked(), limits.max_uri_bytes, context.checked);
+  if (const auto id = request.find("X-Request-Id"); id != request.end()) context.request_id.assign_if_sane(id->value());
+  std::optional<http::LocalReply> refused =
+      http::check_request(request, state_->parser->chunked(), limits.max_uri_bytes, context.checked);
+  if (!refused) return true;
+  context.reply = *refused;
+  return false;
 }
 
 asio::awaitable<bool> ClientSession::finish_forwarded(RequestContext& context, const proxy::ForwardResult& result) {

@@ -26,7 +26,8 @@ asio::awaitable<PipelineOutcome> RequestPipeline::run(RequestContext& context) {
   }
   outcome.kind = PipelineOutcome::Kind::kForwarded;
   context.forward = forward_request(context);
-  proxy::Forwarder& forwarder = context.forwarder.emplace(*context.client, context.forward, context.pool());
+  proxy::Forwarder& forwarder = context.forwarder.emplace(*context.client, context.forward, context.pool(),
+                                                              context.exchange_buffers);
   outcome.forward = co_await forwarder.run();
   context.endpoint = outcome.forward.endpoint;
   while (count > 0) entered[--count]->on_response(context, outcome.forward);

@@ -18,6 +18,7 @@
 #include "apigw/http/client_address.h"
 #include "apigw/http/local_reply.h"
 #include "apigw/http/request_checks.h"
+#include "apigw/http/request_id.h"
 #include "apigw/migration/shadow_copy.h"
 #include "apigw/proxy/forwarder.h"
 #include "apigw/server/client_session.h"
@@ -41,7 +42,8 @@ class ObserverList {
 };
 
 struct RequestContext {
-  RequestContext(Worker& owner, const ClientPeer& client_peer) : worker(owner), peer(client_peer) {}
+  RequestContext(Worker& owner, const ClientPeer& client_peer, proxy::ExchangeBuffers& buffers)
+      : worker(owner), peer(client_peer), exchange_buffers(buffers) {}
   RequestContext(const RequestContext&) = delete;
   RequestContext& operator=(const RequestContext&) = delete;
 
@@ -52,11 +54,11 @@ struct RequestContext {
   const config::Snapshot* snapshot = nullptr;
 
   // The session: the head as read and checked.
-  std::string request_id;
+  http::RequestId request_id;
   std::string_view method = "-";
   std::string_view target = "-";
   http::CheckedRequest checked;
-  proxy::ClientSide* client = nullptr;  // once the head is parsed and checked
+  std::optional<proxy::ClientSide> client;  // once the head is parsed and checked
 
   // Routing: the route, and the upstream that serves the request (the route's, or the split's).
   const config::Route* route = nullptr;
@@ -77,6 +79,7 @@ struct RequestContext {
   // The forward: what the forwarder is given, and the forwarder (kept here for the frame sizes, see RequestState).
   proxy::ForwardRequest forward;
   std::optional<proxy::Forwarder> forwarder;
+  proxy::ExchangeBuffers& exchange_buffers;  // the forwarder's, kept by the request state between requests
 
   // A reply that ended the way in, and the text behind its message.
   http::LocalReply reply;

@@ -1,6 +1,7 @@
-// What a client connection holds only while a request is being read or served: the read buffer and the request
-// parser. An idle keep-alive connection holds none of it; it is taken from its worker's pool when the first byte
-// of a request arrives and given back when the response is written. Worker thread only.
+// What a client connection holds only while a request is being read or served: the read buffer, the request
+// parser, the request's context and the forwarder's buffers. An idle keep-alive connection holds none of it; it is
+// taken from its worker's pool when the first byte of a request arrives and given back when the response is
+// written. Worker thread only.
 #pragma once
 
 #include <algorithm>
@@ -20,8 +21,10 @@ struct RequestState {
   boost::beast::flat_buffer buffer;
   std::optional<proxy::RequestParser> parser;
   // The request being served: kept here rather than in the coroutine frames, so that those stay small enough for
-  // Asio's per-thread frame cache (it keeps no block over about 1 KiB: those always go back to malloc).
+  // malloc's per-thread cache (it keeps no block over 1,032 bytes: larger ones take malloc's slower path).
   std::optional<RequestContext> context;
+  // The forwarder's heads and response reader, reused by the connection's next request.
+  proxy::ExchangeBuffers exchange;
 };
 using RequestStatePtr = std::unique_ptr<RequestState>;
 
@@ -31,7 +34,7 @@ using RequestStatePtr = std::unique_ptr<RequestState>;
 class RequestStatePool {
  public:
   static constexpr std::size_t kMaxSpare = 256;
-  // A buffer that grew past this for one large head is shrunk before it is kept.
+  // A buffer (or a head) that grew past this for one large request is shrunk before it is kept.
   static constexpr std::size_t kMaxKeptCapacity = 16 * 1024;
   static_assert(kMaxSpare > 0);
 
@@ -47,6 +50,7 @@ class RequestStatePool {
   void release(RequestStatePtr state) {
     if (spare_.size() >= kMaxSpare) return;
     state->context.reset();
+    state->exchange.clear(kMaxKeptCapacity);
     state->parser.reset();
     state->buffer.clear();
     if (state->buffer.capacity() > kMaxKeptCapacity) state->buffer.shrink_to_fit();

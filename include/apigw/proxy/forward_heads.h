@@ -37,9 +37,9 @@ struct ResponseFraming {
 ResponseFraming response_framing(const http::ResponseParser& response, bool head_request, bool client_http11,
                                  bool keep_alive_wanted);
 
-// The client response's head, framed as `framing` says.
-std::string build_client_response_head(const http::ResponseParser& response, const ForwardRequest& forward,
-                                       std::string_view upstream_name, ResponseFraming framing, bool head_request,
-                                       bool client_http11);
+// Appends the client response's head, framed as `framing` says, to `out`.
+void build_client_response_head(const http::ResponseParser& response, const ForwardRequest& forward,
+                                std::string_view upstream_name, ResponseFraming framing, bool head_request,
+                                bool client_http11, std::string& out);
 
 }  // namespace apigw::proxy

@@ -28,9 +28,21 @@ inline constexpr std::size_t kRelayChunk = 64 * 1024;
 // Bytes read from a client at a time while its request body streams.
 inline constexpr std::size_t kClientReadSize = 16 * 1024;
 
+// What the forwarder keeps from one exchange to the next, so that the requests of a busy connection reuse these
+// instead of allocating them each time: the two heads and the response reader (its field storage). Owned by the
+// caller; one exchange at a time.
+struct ExchangeBuffers {
+  std::string request_head;   // the upstream request's head
+  std::string response_head;  // the client response's head
+  upstream::ResponseReader response;
+
+  // Ready for the next exchange; a head that grew past `max_capacity` for one large request is given back.
+  void clear(std::size_t max_capacity);
+};
+
 class Forwarder {
  public:
-  Forwarder(ClientSide client, const ForwardRequest& request, upstream::UpstreamPool& pool);
+  Forwarder(ClientSide client, const ForwardRequest& request, upstream::UpstreamPool& pool, ExchangeBuffers& buffers);
   boost::asio::awaitable<ForwardResult> run();
 
  private:
@@ -80,12 +92,13 @@ class Forwarder {
   bool buffered_ = false;
   RequestFraming framing_;
   std::string body_;          // a buffered request body
-  std::string request_head_;  // the upstream request's head
+  std::string& request_head_;  // the upstream request's head
   std::size_t framing_at_ = 0;  // where its framing header (or closing blank line) starts
   bool sent_ = false;           // the whole request reached an upstream once
   std::unique_ptr<char[]> relay_;  // body bytes in transit, either way
   std::size_t relay_size_ = 0;
-  upstream::ResponseReader response_;
+  std::string& response_head_;  // the client response's head
+  upstream::ResponseReader& response_;
 };
 
 }  // namespace apigw::proxy

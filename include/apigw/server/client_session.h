@@ -83,8 +83,9 @@ class ClientSession : public std::enable_shared_from_this<ClientSession> {
   boost::asio::awaitable<HeadResult> read_head();
   // One request: its head read, parsed and checked, then the worker's pipeline, then the answer it came to.
   boost::asio::awaitable<bool> serve_request();
-  // Parses the head (`length` bytes in the buffer) and checks it: the reply that refuses it, or nullopt.
-  std::optional<http::LocalReply> parse_head(RequestContext& context, std::size_t length);
+  // Parses the head (`length` bytes in the buffer) and checks it; false when it is refused (context.reply then
+  // says why).
+  bool parse_head(RequestContext& context, std::size_t length);
   boost::asio::awaitable<bool> finish_forwarded(RequestContext& context, const proxy::ForwardResult& result);
   // Answers with a stored response (or 304 when the request's conditions match it).
   boost::asio::awaitable<bool> send_stored(RequestContext& context, const cache::CachedResponse& stored);

@@ -23,10 +23,23 @@ TEST(RequestId, SaneIdsAreKept) {
   EXPECT_FALSE(is_sane_request_id("a\r\nX-Evil: 1"));
 }
 
+TEST(RequestId, AnIncomingIdReplacesTheGeneratedOneOnlyWhenSane) {
+  RequestId id = RequestId::generate();
+  const std::string generated(id.view());
+  EXPECT_FALSE(id.assign_if_sane("a\r\nX-Evil: 1"));
+  EXPECT_FALSE(id.assign_if_sane(std::string(129, 'a')));
+  EXPECT_EQ(id.view(), generated);
+  EXPECT_TRUE(id.assign_if_sane(std::string(128, 'b')));
+  EXPECT_EQ(id.view(), std::string(128, 'b'));
+  EXPECT_TRUE(id.assign_if_sane("edge-7"));
+  EXPECT_EQ(id.view(), "edge-7");
+}
+
 TEST(RequestId, GeneratedIdsAreUuidV4AndUnique) {
   std::set<std::string> seen;
+  std::set<char> digits;
   for (int i = 0; i < 10000; ++i) {
-    const std::string id = generate_request_id();
+    const std::string id(RequestId::generate().view());
     ASSERT_EQ(id.size(), 36u);
     EXPECT_EQ(id[8], '-');
     EXPECT_EQ(id[13], '-');
@@ -35,9 +48,12 @@ TEST(RequestId, GeneratedIdsAreUuidV4AndUnique) {
     EXPECT_NE(std::string("89ab").find(id[19]), std::string::npos);
     EXPECT_EQ(id[23], '-');
     EXPECT_TRUE(is_sane_request_id(id));
+    for (std::size_t at : {0, 9, 14, 19, 24, 35}) digits.insert(id[at]);
     seen.insert(id);
   }
   EXPECT_EQ(seen.size(), 10000u);
+  // Every lower-case hex digit turns up, and nothing else.
+  EXPECT_EQ(std::string(digits.begin(), digits.end()), "0123456789abcdef");
 }
 
 TEST(LocalReply, WritesJsonWithIdAndHeaders) {

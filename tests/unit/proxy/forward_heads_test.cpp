@@ -101,7 +101,9 @@ class ForwardHeads : public ::testing::Test {
   std::string client_head(const UpstreamResponse& response, ResponseFraming framing, bool head_request = false,
                           bool client_http11 = true) {
     EXPECT_FALSE(response.error) << response.error.message();
-    return build_client_response_head(response.parser(), forward, "backend", framing, head_request, client_http11);
+    std::string out;
+    build_client_response_head(response.parser(), forward, "backend", framing, head_request, client_http11, out);
+    return out;
   }
 
   config::Route route;
