@@ -551,6 +551,31 @@ def load_split(split_path):
     return split
 
 
+def cpu_per_request(split, key, run, clk_tck):
+    """The target's own CPU (user + system) in microseconds per request in `run`, or None when not measured."""
+    got = split.get((key, run["round"]))
+    if not clk_tck or not got or run["reqs"] <= 0:
+        return None
+    return (got[0] + got[1]) * 1e6 / clk_tck / run["reqs"]
+
+
+def print_cpu_target(runs, split, clk_tck, rounds):
+    """apigw's own CPU per request against HAProxy's, round by round (each round runs both one after the other),
+    judged on the median of those ratios (with one round, on its ratio)."""
+    by_round = {r["round"]: cpu_per_request(split, "haproxy", r, clk_tck) for r in runs["haproxy"]}
+    ratios = []
+    for r in runs["apigw1"]:
+        mine, theirs = cpu_per_request(split, "apigw1", r, clk_tck), by_round.get(r["round"])
+        if mine is not None and theirs:
+            ratios.append(mine / theirs)
+    if not ratios:
+        return
+    decided = statistics.median(ratios)
+    rounds_text = "   (%s; median)" % " ".join("%.2f" % x for x in ratios) if rounds > 1 else ""
+    print("  %-18s %6.2fx   target %-9s %s%s" % ("CPU/req vs HAProxy", decided, "<= 1.00x",
+                                               "PASS" if round(decided, 2) <= 1.0 else "FAIL", rounds_text))
+
+
 # apigw against its baseline: the noise allowance. A change is called "no worse" when apigw's req/s is at least
 # BASELINE_RPS_MIN times the baseline's and its own CPU per request at most BASELINE_CPU_MAX times the baseline's.
 BASELINE_RPS_MIN = 0.97
@@ -563,17 +588,9 @@ def print_baseline(runs, rows, rounds, split, clk_tck, baseline_path):
     on the median of the rounds' ratios (with one round, on its ratios)."""
     if "apigw1" not in rows or "baseline" not in rows:
         return
-    tick_us = 1e6 / clk_tck if clk_tck else None
-
-    def cpu_per_req(key, run):
-        got = split.get((key, run["round"]))
-        if tick_us is None or not got or run["reqs"] <= 0:
-            return None
-        return (got[0] + got[1]) * tick_us / run["reqs"]
-
     for key in ("apigw1", "baseline"):
         for r in runs[key]:
-            r["cpu_req"] = cpu_per_req(key, r)
+            r["cpu_req"] = cpu_per_request(split, key, r, clk_tck)
 
     def ratios(field):
         """(ratio of the median runs or None, [ratio of each round both have])."""
@@ -695,6 +712,8 @@ def report(results_path, rss_path, header, split_path=None, clk_tck=None, baseli
         for name, peer, field, ratio, target, ok in checks:
             print("  %-18s %6.2fx   target %-9s %s%s" % (name, ratio, target, "PASS" if ok else "FAIL",
                                                        per_round_ratios(runs, "apigw1", peer, field, rounds)))
+        if split_path and clk_tck:
+            print_cpu_target(runs, load_split(split_path), int(clk_tck), rounds)
 
     if baseline_path:
         print_baseline(runs, rows, rounds, load_split(split_path), int(clk_tck) if clk_tck else None,

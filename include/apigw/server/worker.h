@@ -140,7 +140,9 @@ class Worker {
   std::map<std::string, std::unique_ptr<upstream::UpstreamStats>, std::less<>> upstream_stats_;
   std::atomic<bool> exited_{false};
   std::atomic<std::chrono::steady_clock::rep> heartbeat_{0};
-  boost::asio::io_context context_{1};
+  // One thread runs the loop, and only that thread touches the sockets and timers on it: other threads only post()
+  // to it. So Asio locks its scheduler (for those posts) but not each socket's reactor state.
+  boost::asio::io_context context_{BOOST_ASIO_CONCURRENCY_HINT_UNSAFE_IO};
   std::unique_ptr<migration::ShadowDispatch> shadow_dispatch_;
   std::unique_ptr<RequestPipeline> pipeline_;
   std::unique_ptr<RequestStatePool> request_states_;
