@@ -5,7 +5,8 @@
 // lifetime is its shared_from_this() chain. Between two requests of a busy client it waits in its coroutine
 // (hot); once quiet for two sweeps it holds its socket and one readiness wait, nothing else (cold). The read
 // buffer and the parser come from the worker's pool when a request's first byte arrives. Reading
-// `start()`, `on_readable()` and `serve_requests()` top to bottom reads the protocol.
+// `start()`, `on_readable()` and `serve_requests()` top to bottom (src/server/client_session.cpp) reads the
+// protocol; the answers it writes are in src/server/client_replies.cpp.
 #pragma once
 
 #include <chrono>
