@@ -71,6 +71,15 @@ json::object upstream_object(const config::UpstreamConfig& upstream) {
                    {"retries", json::object{{"attempts", upstream.retry_attempts}}},
                    {"passive_health", json::object{{"unhealthy_after", upstream.passive_health.unhealthy_after},
                                                    {"eject_for", duration_text(upstream.passive_health.eject_for)}}}};
+  if (upstream.tls) {
+    // What the upstream's TLS is, never the files' contents.
+    json::object tls{{"verify", upstream.tls->verify},
+                     {"min_version", upstream.tls->min_version == config::TlsVersion::k13 ? "1.3" : "1.2"},
+                     {"ca", upstream.tls->ca ? json::value(upstream.tls->ca->path) : json::value("system")}};
+    if (!upstream.tls->sni.empty()) tls["sni"] = upstream.tls->sni;
+    if (upstream.tls->cert) tls["cert"] = upstream.tls->cert->path;
+    out["tls"] = std::move(tls);
+  }
   const config::HealthCheckConfig& check = upstream.health_check;
   if (check.enabled) {
     out["health_check"] = json::object{{"path", check.path},
@@ -231,6 +240,7 @@ std::string upstreams_json(const config::Snapshot& snapshot, const upstream::Hea
       endpoints.push_back(std::move(item));
     }
     upstreams[upstream.config.name] = json::object{{"balance", balance_text(upstream.config.balance)},
+                                                   {"tls", upstream.config.tls.has_value()},
                                                    {"healthy_endpoints", available},
                                                    {"endpoints", std::move(endpoints)}};
   }

@@ -44,7 +44,18 @@ Loaded load_snapshot(const std::string& path, std::uint64_t generation) {
     loaded.snapshot = std::move(built.snapshot);
     for (auto& error : built.errors) errors.push_back(std::move(error));
   }
+  if (loaded.snapshot) {
+    for (const config::Upstream& upstream : loaded.snapshot->upstreams) {
+      if (!upstream.config.tls) continue;
+      std::string why;
+      auto context = net::TlsClientContext::get(*upstream.config.tls, why);
+      if (!context) errors.push_back({upstream.config.position, "upstream '" + upstream.config.name + "' tls: " + why});
+      loaded.tls_contexts.push_back(std::move(context));
+    }
+    if (!errors.empty()) loaded.snapshot.reset();
+  }
   for (const auto& error : errors) loaded.errors.push_back(error.text());
+  for (const auto& warning : result.warnings) loaded.warnings.push_back(warning.text());
   if (loaded.files.empty()) loaded.files.push_back(path);
   return loaded;
 }
@@ -155,6 +166,7 @@ void Control::try_reload(std::string_view reason) {
   notify_reloading(fmt::format("reloading {}", config_path_));
   Loaded loaded = load_snapshot(config_path_, next_generation_);
   stamps_ = stamp_files(loaded.files);
+  for (const std::string& warning : loaded.warnings) spdlog::warn("{}", warning);
   if (!loaded.snapshot) {
     for (const std::string& error : loaded.errors) spdlog::error("{}", error);
     reload_failed(fmt::format("{} error{} in the new configuration", loaded.errors.size(),
@@ -184,7 +196,10 @@ void Control::try_reload(std::string_view reason) {
       }
     }
     reloading_ = true;
-    gateway_.apply(next, [this, next] { asio::post(loop_, [this, next] { commit(next); }); });
+    gateway_.apply(next, [this, next, tls = std::move(loaded.tls_contexts)] {
+      // The workers' pools hold the new TLS contexts now; until then the reload did.
+      asio::post(loop_, [this, next] { commit(next); });
+    });
   } catch (const std::exception& error) {
     reloading_ = false;
     if (move_admin && now.admin.enabled) {
@@ -359,6 +374,13 @@ std::string Control::render_metrics() {
   scrape.counter("apigw_migration_audit_sink_records_total", kAuditHelp, failed).add(audit_sink_.failed());
   scrape.gauge("apigw_ready", "1 when ready to serve, 0 while starting or draining")
       .set(state_ == State::kReady ? 1 : 0);
+  for (const config::Upstream& upstream : snapshot_->upstreams) {
+    if (!upstream.config.tls || !upstream.config.tls->cert) continue;
+    scrape.gauge("apigw_tls_certificate_expiry_timestamp_seconds",
+                 "When each configured certificate expires (Unix time): client certificates and listeners'",
+                 {{"use", "upstream " + upstream.config.name}, {"file", upstream.config.tls->cert->path}})
+        .set(upstream.config.tls->cert_not_after);
+  }
   for (const upstream::EndpointHealthPtr& entry : health_.all()) {
     const core::Labels labels{{"upstream", entry->upstream}, {"endpoint", entry->endpoint}};
     scrape.gauge("apigw_upstream_endpoint_healthy", "1 when the endpoint gets traffic (checks pass, not ejected)",

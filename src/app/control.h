@@ -17,6 +17,7 @@
 #include "apigw/core/access_log.h"
 #include "apigw/core/metrics.h"
 #include "apigw/migration/audit_sink.h"
+#include "apigw/net/tls.h"
 #include "apigw/server/gateway.h"
 #include "apigw/upstream/health.h"
 #include "apigw/upstream/health_checker.h"
@@ -26,6 +27,10 @@ namespace apigw::app {
 struct Loaded {
   config::SnapshotPtr snapshot;     // null when the config has errors
   std::vector<std::string> errors;  // "file:line:column: reason"
+  std::vector<std::string> warnings;  // the same, for what was accepted but weakens the gateway
+  // The TLS contexts of the snapshot, built (and so checked by OpenSSL) at load; held until the workers' pools
+  // hold them.
+  std::vector<std::shared_ptr<net::TlsClientContext>> tls_contexts;
   std::vector<std::string> files;   // every file read, for the watch (as far as reading got)
 };
 // Loads, validates and builds a snapshot; blocking (DNS): main thread only.

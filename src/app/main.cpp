@@ -69,6 +69,7 @@ int main(int argc, char** argv) {
 
   const apigw::app::Loaded loaded = apigw::app::load_snapshot(options.config_path, 1);
   for (const std::string& error : loaded.errors) std::fprintf(stderr, "%s\n", error.c_str());
+  for (const std::string& warning : loaded.warnings) std::fprintf(stderr, "warning: %s\n", warning.c_str());
   if (!loaded.snapshot) {
     std::fprintf(stderr, "apigw: configuration %s has %zu error%s\n", options.config_path.c_str(),
                  loaded.errors.size(), loaded.errors.size() == 1 ? "" : "s");

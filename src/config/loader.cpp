@@ -18,6 +18,7 @@
 #include "migration_section.h"
 #include "position_text.h"
 #include "route_checks.h"
+#include "tls_section.h"
 #include "value_parsers.h"
 #include "yaml_document.h"
 #include "yaml_reader.h"
@@ -37,9 +38,9 @@ constexpr std::array<std::string_view, 5> kLimitsKeys{"max_header_bytes", "max_u
 constexpr std::array<std::string_view, 2> kLogKeys{"access", "level"};
 constexpr std::array<std::string_view, 1> kAdminKeys{"listen"};
 constexpr std::array<std::string_view, 2> kReloadKeys{"watch", "interval"};
-constexpr std::array<std::string_view, 8> kUpstreamKeys{"endpoints", "balance",         "connect_timeout",
-                                                        "timeout",   "max_connections", "retries",
-                                                        "health_check", "passive_health"};
+constexpr std::array<std::string_view, 9> kUpstreamKeys{"endpoints",    "balance",        "connect_timeout",
+                                                        "timeout",      "max_connections", "retries",
+                                                        "health_check", "passive_health", "tls"};
 constexpr std::array<std::string_view, 5> kHealthCheckKeys{"path", "interval", "timeout", "unhealthy_after",
                                                            "healthy_after"};
 constexpr std::array<std::string_view, 2> kPassiveHealthKeys{"unhealthy_after", "eject_for"};
@@ -55,6 +56,7 @@ constexpr unsigned kMaxConnections = 1'000'000;
 struct LoadState {
   Config config;
   std::vector<ConfigError> errors;
+  std::vector<ConfigError> warnings;
   std::vector<RouteSource> route_sources;  // beside config.routes, index for index
   MigrationSource migration_source;        // where the main file's migration defaults were written
   std::vector<fs::path> loaded;            // canonical forms of config.files, to notice a file read twice
@@ -153,6 +155,7 @@ UpstreamConfig read_upstream(YamlReader& reader, const std::string& name, const 
     }
     if (key == "health_check") return read_health_check(reader, value, upstream.health_check);
     if (key == "passive_health") return read_passive_health(reader, value, upstream.passive_health);
+    if (key == "tls") return void(upstream.tls = read_tls_client(reader, value));
     endpoints_misshapen = !reader.is_null(value) && !value.node->IsSequence();
     reader.for_each_item(value, [&](std::size_t, const Field& item) {
       ++endpoints_given;
@@ -301,23 +304,6 @@ void read_routes(LoadState& state, YamlReader& reader, const Field& field) {
 
 // ---- files and includes -----------------------------------------------------------------------------------
 
-bool read_file(const fs::path& path, std::string& text, std::string& why) {
-  std::error_code ec;
-  if (fs::is_directory(path, ec)) {
-    why = "is a directory";
-    return false;
-  }
-  std::ifstream in(path, std::ios::binary);
-  if (!in) {
-    why = std::strerror(errno);
-    return false;
-  }
-  std::ostringstream contents;
-  contents << in.rdbuf();
-  text = std::move(contents).str();
-  return true;
-}
-
 fs::path canonical_form(const fs::path& path) {
   std::error_code ec;
   fs::path canonical = fs::weakly_canonical(path, ec);
@@ -332,13 +318,13 @@ bool already_loaded(const LoadState& state, const fs::path& path) {
 void read_include_file(LoadState& state, const fs::path& path, const Position& included_at) {
   std::string text;
   std::string why;
-  if (!read_file(path, text, why)) {
+  if (!read_text_file(path, text, why)) {
     state.errors.push_back({included_at, "include '" + path.string() + "': cannot read: " + why});
     return;
   }
   state.config.files.push_back(path.string());
   state.loaded.push_back(canonical_form(path));
-  YamlReader reader(path.string(), state.errors);
+  YamlReader reader(path.string(), state.errors, &state.warnings);
   const auto root = parse_document(reader, text);
   if (!root) return;
   const auto visit = [&](std::string_view key, const Field& value) {
@@ -443,14 +429,16 @@ LoadResult load_text(std::string_view yaml, const std::string& name) {
   state.config.source_file = name;
   state.config.files.push_back(name);
   state.loaded.push_back(canonical_form(name));
-  YamlReader reader(name, state.errors);
+  YamlReader reader(name, state.errors, &state.warnings);
   if (const auto root = parse_document(reader, yaml)) read_main(state, reader, *root);
   check_routes(state.config, state.route_sources, state.errors);
   check_migration(state.config, state.migration_source, state.route_sources, state.errors);
 
   LoadResult result;
   sort_errors(state.config.files, state.errors);
+  sort_errors(state.config.files, state.warnings);
   result.errors = std::move(state.errors);
+  result.warnings = std::move(state.warnings);
   if (result.errors.empty()) result.config = std::move(state.config);
   return result;
 }
@@ -460,7 +448,7 @@ LoadResult load_text(std::string_view yaml, const std::string& name) {
 LoadResult load_file(const std::string& path) {
   std::string text;
   std::string why;
-  if (!read_file(path, text, why)) {
+  if (!read_text_file(path, text, why)) {
     LoadResult result;
     result.errors.push_back({Position{path, 0, 0}, "cannot read config file: " + why});
     return result;

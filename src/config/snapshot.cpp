@@ -46,7 +46,7 @@ bool same_upstream(const Upstream& a, const Upstream& b) {
   return a.endpoints == b.endpoints && x.name == y.name && x.endpoints == y.endpoints && x.balance == y.balance &&
          x.connect_timeout == y.connect_timeout && x.timeout == y.timeout &&
          x.max_connections == y.max_connections && x.retry_attempts == y.retry_attempts &&
-         x.health_check == y.health_check && x.passive_health == y.passive_health;
+         x.health_check == y.health_check && x.passive_health == y.passive_health && x.tls == y.tls;
 }
 
 namespace {

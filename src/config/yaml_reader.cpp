@@ -59,6 +59,10 @@ void YamlReader::error(const Position& at, std::string message) {
   errors_.push_back(ConfigError{at, std::move(message)});
 }
 
+void YamlReader::warn(const Position& at, std::string message) {
+  if (warnings_) warnings_->push_back(ConfigError{at, std::move(message)});
+}
+
 bool YamlReader::is_null(const Field& field) const { return field.node->IsNull(); }
 
 bool YamlReader::expect_map(const Field& field) {

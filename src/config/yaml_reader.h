@@ -34,12 +34,15 @@ class YamlReader {
   using FieldVisitor = std::function<void(std::string_view key, const Field& value)>;
   using ItemVisitor = std::function<void(std::size_t index, const Field& item)>;
 
-  YamlReader(std::string file, std::vector<ConfigError>& errors) : file_(std::move(file)), errors_(errors) {}
+  YamlReader(std::string file, std::vector<ConfigError>& errors, std::vector<ConfigError>* warnings = nullptr)
+      : file_(std::move(file)), errors_(errors), warnings_(warnings) {}
 
   const std::string& file() const { return file_; }
   Position position(const YAML::Node& node) const;
   Field root(const YAML::Node& node) const;
   void error(const Position& at, std::string message);
+  // Something accepted that weakens the gateway (a TLS peer left unverified): said at load, never refused.
+  void warn(const Position& at, std::string message);
 
   bool is_null(const Field& field) const;
   // A null value counts as an empty map or list: false, no error. Any other wrong type is reported.
@@ -70,6 +73,7 @@ class YamlReader {
  private:
   std::string file_;
   std::vector<ConfigError>& errors_;
+  std::vector<ConfigError>* warnings_;
 };
 
 // Sets `target` from what YamlReader::value returned; leaves it (the default) when the value was refused.

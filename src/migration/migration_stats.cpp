@@ -34,8 +34,8 @@ void RouteMigrationStats::shadow_answered(unsigned status) {
 }
 
 void RouteMigrationStats::shadow_failed(ShadowFailure failure) {
-  constexpr std::array<const char*, kShadowFailures> kReasons{"no_endpoint", "pool_full", "connect",
-                                                              "timeout",     "reset",     "bad_response"};
+  constexpr std::array<const char*, kShadowFailures> kReasons{"no_endpoint", "pool_full", "connect", "timeout",
+                                                              "reset",       "bad_response", "tls"};
   const auto index = static_cast<std::size_t>(failure);
   lazy(shadow_failed_[index], "apigw_migration_shadow_errors_total",
        "Shadow copies that got no answer, by route and reason", {{"reason", kReasons[index]}})

@@ -28,6 +28,7 @@ std::string_view failure_text(ShadowFailure failure) {
     case ShadowFailure::kTimeout: return "timed out";
     case ShadowFailure::kReset: return "connection failed";
     case ShadowFailure::kBadResponse: return "malformed response";
+    case ShadowFailure::kTls: return "TLS handshake failed";
   }
   return "failed";
 }

@@ -106,6 +106,7 @@ ShadowFailure lease_failure(const upstream::LeaseResult& leased, bool timed_out)
   switch (leased.failure) {
     case upstream::LeaseResult::Failure::kNoEndpoint: return ShadowFailure::kNoEndpoint;
     case upstream::LeaseResult::Failure::kPoolFull: return ShadowFailure::kPoolFull;
+    case upstream::LeaseResult::Failure::kTls: return ShadowFailure::kTls;
     default: return timed_out ? ShadowFailure::kTimeout : ShadowFailure::kConnect;
   }
 }

@@ -14,6 +14,7 @@
 #include <boost/beast/http/error.hpp>
 
 #include "apigw/net/readiness.h"
+#include "tls_io.h"
 
 namespace apigw::net {
 namespace asio = boost::asio;
@@ -79,12 +80,17 @@ asio::awaitable<error_code> parse_step(Connection& connection, beast::flat_buffe
 }  // namespace
 
 std::size_t read_now(Connection& connection, asio::mutable_buffer buffer, error_code& error) {
+  if (connection.tls) {
+    connection.drained = true;
+    return 0;
+  }
   const std::size_t n = recv_now(connection.socket, buffer, error);
   connection.drained = n < buffer.size();
   return n;
 }
 
 asio::awaitable<std::tuple<error_code, std::size_t>> read_some(Connection& connection, asio::mutable_buffer buffer) {
+  if (connection.tls) co_return co_await detail::tls_read_some(connection, buffer);
   error_code error;
   if (!connection.drained) {
     const std::size_t n = read_now(connection, buffer, error);
@@ -101,6 +107,7 @@ asio::awaitable<std::tuple<error_code, std::size_t>> read_some(Connection& conne
 }
 
 std::size_t write_now(Connection& connection, std::span<const asio::const_buffer> buffers, error_code& error) {
+  if (connection.tls) return 0;
   constexpr std::size_t kMaxIov = 8;
   iovec iov[kMaxIov];
   const std::size_t count = std::min(buffers.size(), kMaxIov);
@@ -131,6 +138,7 @@ asio::awaitable<std::tuple<error_code, std::size_t>> write_all(Connection& conne
 asio::awaitable<std::tuple<error_code, std::size_t>> write_rest(Connection& connection,
                                                                 std::span<const asio::const_buffer> buffers,
                                                                 std::size_t written) {
+  if (connection.tls) co_return co_await detail::tls_write(connection, buffers, written);
   beast::buffers_suffix<std::span<const asio::const_buffer>> rest(buffers);
   rest.consume(written);
   auto [wait_error, n] = co_await asio::async_write(connection.socket, rest, kNoThrow);

@@ -54,10 +54,11 @@ Forwarder::Forwarder(ClientSide client, const ForwardRequest& request, upstream:
   response_head_.clear();
 }
 
-void Forwarder::local_reply(unsigned status, std::string message) {
+void Forwarder::local_reply(unsigned status, std::string message, std::string_view error) {
   result_.kind = ForwardResult::Kind::kLocalReply;
   result_.status = status;
   result_.message = std::move(message);
+  result_.error = error;
 }
 
 asio::awaitable<ForwardResult> Forwarder::run() {
@@ -87,7 +88,11 @@ asio::awaitable<ForwardResult> Forwarder::run() {
     if (leased.endpoint != upstream::kNoEndpoint) result_.endpoint = pool_.endpoint_text(leased.endpoint);
     RetryPolicy::Next next = RetryPolicy::Next::kGiveUp;
     if (!leased.lease) {
-      if (leased.failure == upstream::LeaseResult::Failure::kConnect) next = retry.after_connect_failure();
+      // Nothing was sent on a connection that failed to open, with or without its TLS handshake.
+      if (leased.failure == upstream::LeaseResult::Failure::kConnect ||
+          leased.failure == upstream::LeaseResult::Failure::kTls) {
+        next = retry.after_connect_failure();
+      }
       if (next == RetryPolicy::Next::kGiveUp) {
         lease_failed(leased);
         co_return result_;
@@ -142,6 +147,12 @@ void Forwarder::lease_failed(const upstream::LeaseResult& leased) {
       return;
     case upstream::LeaseResult::Failure::kPoolFull:
       local_reply(503, fmt::format("upstream '{}' has no free connection", name));
+      return;
+    case upstream::LeaseResult::Failure::kTls:
+      local_reply(502,
+                  fmt::format("TLS handshake with upstream '{}' at {} failed: {}", name,
+                              pool_.endpoint_text(leased.endpoint), leased.tls_failure),
+                  "upstream_tls");
       return;
     case upstream::LeaseResult::Failure::kConnect:
     case upstream::LeaseResult::Failure::kNone: {

@@ -36,6 +36,7 @@ asio::awaitable<bool> ClientSession::finish_forwarded(RequestContext& context, c
       http::LocalReply reply;
       reply.status = result.status;
       reply.message = result.message;
+      reply.error = result.error;
       reply.cache_status = context.cache.status;
       reply.close = !result.body_consumed || !state_->parser->get().keep_alive() || worker_.draining();
       co_await send_reply(context, reply);
@@ -94,6 +95,7 @@ asio::awaitable<void> ClientSession::send_reply(RequestContext& context, http::L
   deadline_.arm(context.snapshot->config.server.limits.idle_timeout);
   auto [error, n] = co_await net::write_all(client_, asio::buffer(out));
   context.status = error && n == 0 ? 499 : reply.status;
+  context.error = reply.error.empty() ? http::error_code(reply.status) : reply.error;
   context.bytes = n;
   log_request(context);
   if (error) {

@@ -87,6 +87,7 @@ struct RequestContext {
 
   // What the access log line reports.
   unsigned status = 0;
+  std::string_view error;  // the "error" code of a reply apigw made itself
   std::uint64_t bytes = 0;
   std::string_view endpoint;
 

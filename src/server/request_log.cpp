@@ -28,6 +28,7 @@ void log_request(const RequestContext& context) {
   record.endpoint = context.endpoint;
   record.user = context.user;
   record.token = context.token_id;
+  record.error = context.error;
   access_log.record(record);
 }
 

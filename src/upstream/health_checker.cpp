@@ -2,6 +2,7 @@
 #include "apigw/upstream/health_checker.h"
 
 #include <array>
+#include <optional>
 #include <string>
 
 #include <boost/asio/as_tuple.hpp>
@@ -30,6 +31,7 @@ struct HealthChecker::Target {
   EndpointHealthPtr health;
   config::ResolvedEndpoint address;
   config::HealthCheckConfig config;
+  std::optional<TlsTarget> tls;  // an HTTPS upstream is probed over TLS, its sessions resumed
   asio::steady_timer timer;
   bool stopped = false;
   unsigned failures = 0;   // consecutive
@@ -53,6 +55,12 @@ void HealthChecker::update(const config::SnapshotPtr& snapshot) {
   stop();
   for (const config::Upstream& upstream : snapshot->upstreams) {
     const std::vector<EndpointHealthPtr> entries = table_.entries(upstream);
+    std::shared_ptr<net::TlsClientContext> tls_context;
+    if (upstream.config.tls && upstream.config.health_check.enabled) {
+      std::string error;
+      tls_context = net::TlsClientContext::get(*upstream.config.tls, error);
+      if (!tls_context) spdlog::error("upstream '{}': TLS: {}", upstream.config.name, error);
+    }
     for (std::size_t i = 0; i < entries.size(); ++i) {
       if (!upstream.config.health_check.enabled) {
         entries[i]->probe_healthy.store(true, std::memory_order_relaxed);
@@ -60,6 +68,7 @@ void HealthChecker::update(const config::SnapshotPtr& snapshot) {
       }
       auto target = std::make_shared<Target>(executor_, entries[i], upstream.endpoints[i],
                                              upstream.config.health_check);
+      if (tls_context) target->tls = tls_target(tls_context, upstream.endpoints[i]);
       targets_.push_back(target);
       asio::co_spawn(executor_, probe_loop(std::move(target)), asio::detached);
     }
@@ -103,7 +112,10 @@ asio::awaitable<bool> HealthChecker::probe_once(Target& target) {
   // One budget for connect, request and response.
   const auto deadline = std::chrono::steady_clock::now() + target.config.timeout;
   ExchangeDeadline limit(executor_, deadline);
-  if (co_await connect(connection, asio::ip::tcp::endpoint(address, target.address.port), deadline)) co_return false;
+  const TlsTarget* tls = target.tls ? &*target.tls : nullptr;
+  if (co_await connect(connection, asio::ip::tcp::endpoint(address, target.address.port), deadline, tls)) {
+    co_return false;
+  }
   limit.watch(connection);
   const std::string request = fmt::format("GET {} HTTP/1.1\r\nHost: {}\r\nUser-Agent: apigw-health-check\r\n"
                                           "Connection: close\r\n\r\n",

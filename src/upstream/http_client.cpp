@@ -10,6 +10,7 @@
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/beast/http/error.hpp>
 
+#include "apigw/http/client_address.h"
 #include "apigw/net/socket_io.h"
 
 namespace apigw::upstream {
@@ -23,16 +24,39 @@ constexpr std::size_t kTypicalResponseFields = 16;
 constexpr std::size_t kScratchBytes = 16 * 1024;
 }  // namespace
 
+TlsTarget tls_target(std::shared_ptr<net::TlsClientContext> context, const config::ResolvedEndpoint& endpoint) {
+  TlsTarget target;
+  if (!context->config().sni.empty()) {
+    target.server_name = context->config().sni;
+  } else if (http::parse_ip(endpoint.host).size == 0) {
+    target.server_name = endpoint.host;
+  }
+  target.address = endpoint.address;
+  target.context = std::move(context);
+  return target;
+}
+
 asio::awaitable<error_code> connect(UpstreamConnection& connection, const asio::ip::tcp::endpoint& address,
-                                    std::chrono::steady_clock::time_point deadline) {
+                                    std::chrono::steady_clock::time_point deadline, const TlsTarget* tls,
+                                    std::string* tls_failure) {
   using namespace asio::experimental::awaitable_operators;
   asio::steady_timer timer(connection.socket.get_executor(), deadline);
   // Whichever ends first cancels the other.
   auto outcome = co_await (connection.socket.async_connect(address, kNoThrow) || timer.async_wait(kNoThrow));
   error_code error = outcome.index() == 1 ? error_code(asio::error::timed_out) : std::get<0>(std::get<0>(outcome));
   if (!error) connection.socket.set_option(asio::ip::tcp::no_delay(true), error);
+  if (!error && tls) {
+    std::string failure;
+    auto handshake = co_await (net::tls_handshake(connection, tls->context, {tls->server_name, tls->address},
+                                                  tls->sessions, failure) ||
+                               timer.async_wait(kNoThrow));
+    // A handshake that runs out of time fails as a connect that does (timed_out); any other failure is TLS's.
+    error = handshake.index() == 1 ? error_code(asio::error::timed_out) : std::get<0>(handshake);
+    if (error && error != asio::error::timed_out && tls_failure) *tls_failure = std::move(failure);
+  }
   if (error) {
     error_code ignored;
+    connection.tls.reset();
     connection.socket.close(ignored);
   }
   co_return error;

@@ -48,15 +48,29 @@ UpstreamPool::UpstreamPool(asio::any_io_executor executor, const config::Upstrea
                            std::vector<EndpointHealthPtr> health, UpstreamStats& stats)
     : executor_(std::move(executor)), upstream_(upstream), health_(std::move(health)), stats_(stats),
       random_(std::random_device{}()) {
+  std::shared_ptr<net::TlsClientContext> tls_context;
+  if (upstream_.config.tls) {
+    // The same configuration was built when the config was loaded (app::load_snapshot), so this finds it.
+    std::string error;
+    tls_context = net::TlsClientContext::get(*upstream_.config.tls, error);
+    if (!tls_context) spdlog::error("upstream '{}': TLS: {}", upstream_.config.name, error);
+  }
   for (const config::ResolvedEndpoint& endpoint : upstream_.endpoints) {
     EndpointState state;
     state.address = asio::ip::tcp::endpoint(asio::ip::make_address(endpoint.address), endpoint.port);
+    if (tls_context) state.tls = tls_target(tls_context, endpoint);
     endpoints_.push_back(std::move(state));
   }
   next_ = endpoints_.empty() ? 0 : random_() % endpoints_.size();
 }
 
 UpstreamPool::~UpstreamPool() { close_idle(); }
+
+std::uint64_t UpstreamPool::tls_resumed() const {
+  std::uint64_t resumed = 0;
+  for (const EndpointState& endpoint : endpoints_) resumed += endpoint.tls ? endpoint.tls->sessions->resumed : 0;
+  return resumed;
+}
 
 std::size_t UpstreamPool::pick(std::size_t avoid) {
   const std::size_t count = endpoints_.size();
@@ -199,9 +213,23 @@ asio::awaitable<LeaseResult> UpstreamPool::lease_new(std::size_t index, bool fre
       auto connection = std::make_shared<UpstreamConnection>(executor_, index);
       // Time spent waiting for a slot does not shorten the connect itself.
       const auto connect_deadline = std::chrono::steady_clock::now() + upstream_.config.connect_timeout;
-      if (const boost::system::error_code error = co_await connect(*connection, endpoint.address, connect_deadline)) {
-        connect_failed(index, error);
-        result.failure = LeaseResult::Failure::kConnect;
+      boost::system::error_code error;
+      if (upstream_.config.tls && !endpoint.tls) {
+        // OpenSSL refused a context the config check accepted (logged when the pool was made).
+        error = boost::system::errc::make_error_code(boost::system::errc::protocol_not_supported);
+        result.tls_failure = "no TLS context for this upstream (see the error log)";
+      } else {
+        const TlsTarget* tls = endpoint.tls ? &*endpoint.tls : nullptr;
+        const std::uint64_t resumed = tls ? tls->sessions->resumed : 0;
+        error = co_await connect(*connection, endpoint.address, connect_deadline, tls, &result.tls_failure);
+        if (tls && !error) {
+          stats_.handshake(tls->sessions->resumed != resumed ? TlsHandshake::kResumed : TlsHandshake::kFull);
+        }
+      }
+      if (error) {
+        const bool tls_failed = !result.tls_failure.empty();
+        connect_failed(index, error, tls_failed);
+        result.failure = tls_failed ? LeaseResult::Failure::kTls : LeaseResult::Failure::kConnect;
         result.error = error;
         co_return result;
       }
@@ -224,16 +252,18 @@ asio::awaitable<LeaseResult> UpstreamPool::lease_new(std::size_t index, bool fre
   }
 }
 
-void UpstreamPool::connect_failed(std::size_t index, const boost::system::error_code& error) {
+void UpstreamPool::connect_failed(std::size_t index, const boost::system::error_code& error, bool tls) {
   --open_;
   stats_.connections.sub(1);
   --endpoints_[index].active;
-  stats_.error(UpstreamError::kConnect);
+  stats_.error(tls ? UpstreamError::kTls : UpstreamError::kConnect);
+  if (tls) stats_.handshake(TlsHandshake::kFailed);
   wake_one_waiter();
   // Ejecting the last available endpoint would only turn its 502s into 503s and hide its recovery.
   bool others = false;
   for (std::size_t i = 0; i < health_.size() && !others; ++i) others = i != index && health_[i]->available();
-  if (endpoint_failed(error) && health_[index]->record_connect_failure(upstream_.config.passive_health, others)) {
+  // A failed handshake counts as a failed connect: the endpoint cannot serve.
+  if ((tls || endpoint_failed(error)) && health_[index]->record_connect_failure(upstream_.config.passive_health, others)) {
     spdlog::warn("upstream '{}' endpoint {} ejected for {} ms after {} consecutive connect failures",
                  upstream_.config.name, endpoint_text(index),
                  std::chrono::duration_cast<std::chrono::milliseconds>(upstream_.config.passive_health.eject_for)

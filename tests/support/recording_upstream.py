@@ -3,7 +3,9 @@
 Raw sockets, one thread per connection, keep-alive, Content-Length and chunked request bodies. It records
 every COMPLETE request it receives (a request cut short is never recorded) and answers by a behaviour set
 per path: fixed, chunked, echo (streamed, spooled to a temp file so 50 MiB never sits in memory),
-generated bodies, delays, resets, closes, hangs and garbage. Binds 127.0.0.1 only.
+generated bodies, delays, resets, closes, hangs and garbage. Binds 127.0.0.1 only. With `tls=` (an
+`ssl.SSLContext` from `tls_server_context`) it speaks HTTPS, and each recorded request says what the TLS
+handshake of its connection carried: the SNI name, the client certificate's CN, whether the session was resumed.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ import json
 import os
 import shutil
 import socket
+import ssl
 import struct
 import tempfile
 import threading
@@ -76,6 +79,9 @@ class RecordedRequest(HeaderAccess):
     client_port: int
     time: float = field(default_factory=time.monotonic)
     pipelined: bool = False  # its head had come with the bytes of an earlier request (HTTP/1.1 pipelining)
+    tls_sni: Optional[str] = None        # the server name the client sent (HTTPS only)
+    tls_client_cn: Optional[str] = None  # the CN of the client certificate, when one was presented
+    tls_resumed: bool = False            # the connection's TLS session was resumed
 
     @property
     def path(self) -> str:
@@ -294,6 +300,9 @@ class _Conn:
         self.lock = threading.Lock()
         self.tag: list[tuple[str, str]] = []  # headers added to every response head
         self.head_was_buffered = False  # the last head read had come with earlier bytes, no read needed
+        self.tls_sni: Optional[str] = None
+        self.tls_client_cn: Optional[str] = None
+        self.tls_resumed = False
 
     def head(self, status: int, headers, reason: str = "") -> bytes:
         return _head(status, list(headers) + self.tag, reason)
@@ -413,11 +422,38 @@ def parse_request_head(head: bytes):
     return parts[0], parts[1], parts[2], headers
 
 
+# The SNI name of each handshake, by the client's port (the callback sees the connection before wrap_socket
+# returns it).
+_SNI_SEEN: dict[int, Optional[str]] = {}
+
+
+def tls_server_context(cert, key, client_ca=None) -> ssl.SSLContext:
+    """An HTTPS server's context for the recording upstream: `cert`/`key` files, and with `client_ca` a client
+    certificate issued by it is required."""
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(str(cert), str(key))
+    if client_ca is not None:
+        context.load_verify_locations(str(client_ca))
+        context.verify_mode = ssl.CERT_REQUIRED
+
+    def remember_sni(sock, server_name, _context):
+        try:
+            _SNI_SEEN[sock.getpeername()[1]] = server_name
+        except OSError:
+            pass
+
+    context.sni_callback = remember_sni
+    return context
+
+
 class Upstream:
     """The recording upstream. `on(path, behaviour)` sets how a path is answered; `default` the rest."""
 
-    def __init__(self, name: str = "", default: Optional[Behaviour] = None, tag_responses: bool = True):
+    def __init__(self, name: str = "", default: Optional[Behaviour] = None, tag_responses: bool = True,
+                 tls: Optional[ssl.SSLContext] = None):
         self.name = name
+        self.tls = tls
+        self.tls_failures: list[str] = []  # handshakes that failed, with the reason Python's ssl gave
         self.default: Behaviour = default or Fixed(200, b"ok")
         self.routes: dict[str, Behaviour] = {}
         self.tag_responses = tag_responses and bool(name)
@@ -543,7 +579,30 @@ class Upstream:
         path = urlsplit(target).path if not target.startswith("/") else target.split("?", 1)[0]
         return self.routes.get(path, self.default)
 
+    def _handshake(self, conn: _Conn) -> bool:
+        try:
+            conn.sock = self.tls.wrap_socket(conn.sock, server_side=True)
+        except (ssl.SSLError, OSError) as e:
+            with self._lock:
+                self.tls_failures.append(str(e))
+            self._event(f"conn {conn.id}: TLS handshake failed: {e}")
+            try:
+                conn.sock.close()
+            except OSError:
+                pass
+            return False
+        conn.tls_sni = _SNI_SEEN.pop(conn.peer[1], None)
+        peer = conn.sock.getpeercert()
+        if peer:
+            conn.tls_client_cn = next((v for rdn in peer.get("subject", ()) for k, v in rdn if k == "commonName"),
+                                      None)
+        conn.tls_resumed = conn.sock.session_reused
+        self._event(f"conn {conn.id}: TLS {conn.sock.version()} sni={conn.tls_sni} resumed={conn.tls_resumed}")
+        return True
+
     def _serve(self, conn: _Conn) -> None:
+        if self.tls is not None and not self._handshake(conn):
+            return
         try:
             while not self._stopping.is_set():
                 head = conn.read_head()
@@ -580,7 +639,10 @@ class Upstream:
             unread = bool(conn.buf)
             if not unread and not conn.closed:
                 try:
-                    unread = bool(conn.sock.recv(1, socket.MSG_DONTWAIT | socket.MSG_PEEK))
+                    if isinstance(conn.sock, ssl.SSLSocket):
+                        unread = conn.sock.pending() > 0  # TLS has no peek at what the peer sent
+                    else:
+                        unread = bool(conn.sock.recv(1, socket.MSG_DONTWAIT | socket.MSG_PEEK))
                 except OSError:
                     pass
             conn.linger() if unread else conn.close()
@@ -644,7 +706,9 @@ class Upstream:
             if len(kept) < BODY_KEEP_LIMIT:
                 kept += piece[: BODY_KEEP_LIMIT - len(kept)]
         return RecordedRequest(method, target, version, headers, bytes(kept), total, h.hexdigest(),
-                               framing[0] == "chunked", conn.id, conn.peer[1], pipelined=conn.head_was_buffered)
+                               framing[0] == "chunked", conn.id, conn.peer[1], pipelined=conn.head_was_buffered,
+                               tls_sni=conn.tls_sni, tls_client_cn=conn.tls_client_cn,
+                               tls_resumed=conn.tls_resumed)
 
     def _echo(self, conn, behaviour: Echo, method, target, version, headers, framing) -> bool:
         """Streams the request body back as it arrives, through a spool file so that the reader never

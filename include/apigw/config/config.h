@@ -10,6 +10,7 @@
 #include <string>
 #include <vector>
 
+#include "apigw/config/tls_config.h"
 #include "apigw/core/units.h"
 #include "apigw/http/client_address.h"
 
@@ -78,6 +79,7 @@ struct UpstreamConfig {
   unsigned retry_attempts = 1;                       // extra tries, idempotent methods only
   HealthCheckConfig health_check;
   PassiveHealthConfig passive_health;
+  std::optional<TlsClientConfig> tls;  // the upstream speaks HTTPS: the pool's connections and health checks
   Position position;
 };
 

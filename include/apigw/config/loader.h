@@ -20,6 +20,7 @@ struct ConfigError {
 struct LoadResult {
   std::optional<Config> config;    // set when errors is empty
   std::vector<ConfigError> errors;
+  std::vector<ConfigError> warnings;  // accepted, but said at load (a TLS peer left unverified)
 };
 
 // Reads `path`; `include:` globs are relative to the including file's directory.

@@ -29,6 +29,7 @@ struct AccessRecord {
   std::string_view endpoint;  // upstream endpoint, "-" when none was used
   std::string_view user;      // the authenticated user id, "-" when none
   std::string_view token;     // the token's fingerprint (never the token), "-" when none was checked
+  std::string_view error;     // the "error" code of a reply apigw made itself, "-" for an upstream's answer
 };
 
 class AccessLog;

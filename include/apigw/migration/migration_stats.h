@@ -13,8 +13,8 @@
 namespace apigw::migration {
 
 // Why a shadow copy got no answer (apigw_migration_shadow_errors_total{reason}).
-enum class ShadowFailure : std::size_t { kNoEndpoint, kPoolFull, kConnect, kTimeout, kReset, kBadResponse };
-inline constexpr std::size_t kShadowFailures = 6;
+enum class ShadowFailure : std::size_t { kNoEndpoint, kPoolFull, kConnect, kTimeout, kReset, kBadResponse, kTls };
+inline constexpr std::size_t kShadowFailures = 7;
 // Why a request in the shadow's share was not copied (apigw_migration_shadow_dropped_total{reason}).
 enum class ShadowDrop : std::size_t { kMaxInFlight, kBodyTooLarge };
 inline constexpr std::size_t kShadowDrops = 2;

@@ -5,6 +5,7 @@
 #pragma once
 
 #include <cstddef>
+#include <memory>
 #include <span>
 #include <tuple>
 
@@ -17,6 +18,12 @@
 
 namespace apigw::net {
 
+// TLS over a connection's socket (tls.h), and how it is freed where its type is unknown.
+struct TlsStream;
+struct TlsStreamDelete {
+  void operator()(TlsStream* stream) const;
+};
+
 // A data-plane socket and what the last read said about it.
 struct Connection {
   explicit Connection(boost::asio::ip::tcp::socket&& s) : socket(std::move(s)) {}
@@ -26,6 +33,9 @@ struct Connection {
   // The last read left the socket empty, so the next one waits for an edge first. False after a read that
   // filled its buffer (more may be waiting, and no new edge will say so).
   bool drained = false;
+  // Set once a TLS handshake began on the socket: every read and write below then goes through it (their
+  // immediate forms, read_now and write_now, do nothing on it and leave the work to the waiting ones).
+  std::unique_ptr<TlsStream, TlsStreamDelete> tls;
 };
 
 // One non-blocking read of what is there now: the bytes read, 0 with eof, or 0 with no error when nothing is

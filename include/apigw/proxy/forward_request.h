@@ -112,6 +112,7 @@ struct ForwardResult {
   Kind kind = Kind::kAbort;
   unsigned status = 0;
   std::string message;
+  std::string_view error;      // kLocalReply: the reply's "error" code; empty: the status's
   bool keep_alive = false;     // kResponded: the client connection may carry another request
   bool body_consumed = true;   // kLocalReply: the request body was read to its end
   std::uint64_t bytes = 0;     // bytes written to the client

@@ -65,7 +65,7 @@ class Forwarder {
   void count_failure(const boost::system::error_code& error);  // an attempt's upstream error, in metrics
   void lease_failed(const upstream::LeaseResult& leased);
   void attempt_failed(const Attempt& attempt, std::size_t endpoint);
-  void local_reply(unsigned status, std::string message);
+  void local_reply(unsigned status, std::string message, std::string_view error = {});
 
   // body_relay.cpp: the request body from the client, the response body to it.
   boost::asio::awaitable<bool> read_buffered_body();

@@ -12,6 +12,7 @@
 #include <memory>
 #include <optional>
 #include <span>
+#include <string>
 #include <string_view>
 #include <vector>
 
@@ -21,7 +22,9 @@
 #include <boost/asio/steady_timer.hpp>
 #include <boost/system/error_code.hpp>
 
+#include "apigw/config/snapshot.h"
 #include "apigw/http/response_parser.h"
+#include "apigw/net/tls.h"
 #include "apigw/upstream/upstream_connection.h"
 
 namespace apigw::upstream {
@@ -29,11 +32,24 @@ namespace apigw::upstream {
 // Upper bound of an upstream response head.
 inline constexpr std::uint32_t kMaxResponseHeadBytes = 64 * 1024;
 
-// Connects `connection` to `address` (TCP_NODELAY set), or fails with timed_out at `deadline`. A failed
-// connection's socket is closed.
+// How a connection to an HTTPS endpoint opens TLS: the shared context, whom the handshake is with (the server
+// name, else the address to verify), and the endpoint's resumable sessions.
+struct TlsTarget {
+  std::shared_ptr<net::TlsClientContext> context;
+  std::string server_name;  // `tls.sni`, else the endpoint's host name; empty for an IP literal
+  std::string address;
+  std::shared_ptr<net::TlsSessionCache> sessions = std::make_shared<net::TlsSessionCache>();
+};
+TlsTarget tls_target(std::shared_ptr<net::TlsClientContext> context, const config::ResolvedEndpoint& endpoint);
+
+// Connects `connection` to `address` (TCP_NODELAY set), then with `tls` runs the TLS handshake, or fails with
+// timed_out at `deadline`. A TLS failure (not a timeout) says why in `tls_failure`, which is left empty for any
+// other failure. A failed connection's socket is closed.
 boost::asio::awaitable<boost::system::error_code> connect(UpstreamConnection& connection,
                                                           const boost::asio::ip::tcp::endpoint& address,
-                                                          std::chrono::steady_clock::time_point deadline);
+                                                          std::chrono::steady_clock::time_point deadline,
+                                                          const TlsTarget* tls = nullptr,
+                                                          std::string* tls_failure = nullptr);
 
 // Sends all of `buffers` (one request's head and body, or several pipelined requests) but the first `sent` bytes.
 // Returns the error and the bytes sent in all; the caller's buffers must live until it returns. A hot path tries

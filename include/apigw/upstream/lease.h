@@ -5,6 +5,7 @@
 
 #include <cstddef>
 #include <limits>
+#include <string>
 #include <utility>
 
 #include <boost/system/error_code.hpp>
@@ -71,10 +72,12 @@ struct LeaseResult {
     kNoEndpoint,  // no endpoint is available (none configured, or all unhealthy or ejected)
     kPoolFull,    // max_connections are in use and none was released within connect_timeout
     kConnect,     // connecting failed: `error` says why (timed_out for connect_timeout)
+    kTls,         // the TLS handshake failed: `tls_failure` says why
   };
   Lease lease;
   Failure failure = Failure::kNone;
   boost::system::error_code error;
+  std::string tls_failure;
   std::size_t endpoint = kNoEndpoint;  // the endpoint chosen, when one was
 
   // UpstreamPool::lease_idle found no idle connection: UpstreamPool::lease_new opens one.

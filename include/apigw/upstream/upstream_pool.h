@@ -7,6 +7,7 @@
 #include <deque>
 #include <limits>
 #include <memory>
+#include <optional>
 #include <random>
 #include <vector>
 
@@ -17,6 +18,7 @@
 
 #include "apigw/config/snapshot.h"
 #include "apigw/upstream/health.h"
+#include "apigw/upstream/http_client.h"
 #include "apigw/upstream/lease.h"
 #include "apigw/upstream/upstream_connection.h"
 #include "apigw/upstream/upstream_stats.h"
@@ -35,6 +37,9 @@ class UpstreamPool {
   const config::Upstream& upstream() const { return upstream_; }
   std::size_t endpoint_count() const { return endpoints_.size(); }
   const std::string& endpoint_text(std::size_t index) const { return upstream_.endpoints[index].text; }
+  bool tls() const { return upstream_.config.tls.has_value(); }
+  // Handshakes that resumed a session, over the pool's endpoints.
+  std::uint64_t tls_resumed() const;
 
   // Chooses an available endpoint (healthy, not ejected) by the balance policy, skipping `avoid` when another
   // available endpoint exists; kNoEndpoint when none is available.
@@ -58,13 +63,15 @@ class UpstreamPool {
  private:
   struct EndpointState {
     boost::asio::ip::tcp::endpoint address;
+    std::optional<TlsTarget> tls;  // an HTTPS upstream: how its connections open TLS
     std::vector<UpstreamConnectionPtr> idle;  // most recently used last
     unsigned active = 0;                      // leased connections = requests in flight
   };
 
   friend class Lease;
-  // A connect to endpoint `index` failed: its slot is given back, and the failure counted (metrics, passive health).
-  void connect_failed(std::size_t index, const boost::system::error_code& error);
+  // A connect to endpoint `index` failed (with `tls`, its TLS handshake): its slot is given back, and the failure
+  // counted (metrics, passive health).
+  void connect_failed(std::size_t index, const boost::system::error_code& error, bool tls);
   // Ends a lease: `reusable` connections go back to the idle list, watched for the upstream closing them;
   // others are closed. Wakes one waiter.
   void release(UpstreamConnectionPtr connection, bool reusable);

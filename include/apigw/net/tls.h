@@ -1,0 +1,79 @@
+// TLS where apigw is the client (upstreams; Redis, Memcached and the audit sink build on the same): Asio's SSL
+// stream over a data-plane connection's socket, so that net's reads and writes (socket_io.h) go through it once a
+// handshake ran. The contexts are OpenSSL's, built from a config::TlsClientConfig: trust anchors (the configured
+// ones or the system's), a client certificate for mutual TLS, the minimum version, ALPN http/1.1, verification of
+// the chain and of the peer's name or address. Sessions are resumed per peer (TlsSessionCache).
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <string_view>
+
+#include <boost/asio/awaitable.hpp>
+#include <boost/system/error_code.hpp>
+
+#include "apigw/config/tls_config.h"
+#include "apigw/net/socket_io.h"
+
+namespace apigw::net {
+
+// One client configuration made usable. Contexts are shared by every connection (and worker) with an equal
+// configuration: OpenSSL's contexts are safe to use from several threads, and reading the trust anchors is
+// costly (the system's bundle holds over a hundred certificates).
+class TlsClientContext {
+ public:
+  // The live context for `config`, or a new one; null with `error` set when OpenSSL refuses a part of it.
+  static std::shared_ptr<TlsClientContext> get(const config::TlsClientConfig& config, std::string& error);
+
+  ~TlsClientContext();
+  TlsClientContext(const TlsClientContext&) = delete;
+  TlsClientContext& operator=(const TlsClientContext&) = delete;
+
+  const config::TlsClientConfig& config() const { return config_; }
+  struct Impl;
+  Impl& impl() { return *impl_; }
+
+ private:
+  explicit TlsClientContext(const config::TlsClientConfig& config);
+  config::TlsClientConfig config_;
+  std::unique_ptr<Impl> impl_;
+};
+
+// The latest resumable session one peer gave: offered at the next handshake with it, replaced by each new
+// ticket. One per endpoint and pool; used on the pool's thread only.
+class TlsSessionCache {
+ public:
+  TlsSessionCache() = default;
+  ~TlsSessionCache();
+  TlsSessionCache(const TlsSessionCache&) = delete;
+  TlsSessionCache& operator=(const TlsSessionCache&) = delete;
+
+  struct Session;
+  void keep(Session* session);
+  Session* latest() const { return latest_; }
+  std::uint64_t resumed = 0;  // handshakes that resumed the offered session
+
+ private:
+  Session* latest_ = nullptr;
+};
+
+// Whom a handshake is with: the name to send (SNI) and verify, or the address to verify when there is no name.
+struct TlsPeer {
+  std::string_view server_name;  // a DNS name; empty: no SNI, and `address` is verified instead
+  std::string_view address;      // the endpoint's IP literal
+};
+
+// Runs the client handshake on `connection`'s connected socket. On failure the error is returned and `failure`
+// says why in words (the certificate check that failed, or the alert or OpenSSL reason); the caller closes the
+// connection. Cancelling the socket ends it with operation_aborted.
+boost::asio::awaitable<boost::system::error_code> tls_handshake(Connection& connection,
+                                                                std::shared_ptr<TlsClientContext> context,
+                                                                TlsPeer peer,
+                                                                std::shared_ptr<TlsSessionCache> sessions,
+                                                                std::string& failure);
+
+// Whether `error` came from TLS (a handshake or record failure) rather than from the connection beneath it.
+bool is_tls_error(const boost::system::error_code& error);
+
+}  // namespace apigw::net
