@@ -49,7 +49,9 @@ Loaded load_snapshot(const std::string& path, std::uint64_t generation) {
       if (!upstream.config.tls) continue;
       std::string why;
       auto context = net::TlsClientContext::get(*upstream.config.tls, why);
-      if (!context) errors.push_back({upstream.config.position, "upstream '" + upstream.config.name + "' tls: " + why});
+      if (!context) {
+        errors.push_back({upstream.config.position, "upstream '" + upstream.config.name + "' tls: " + why});
+      }
       loaded.tls_contexts.push_back(std::move(context));
     }
     if (!errors.empty()) loaded.snapshot.reset();

@@ -66,12 +66,6 @@ UpstreamPool::UpstreamPool(asio::any_io_executor executor, const config::Upstrea
 
 UpstreamPool::~UpstreamPool() { close_idle(); }
 
-std::uint64_t UpstreamPool::tls_resumed() const {
-  std::uint64_t resumed = 0;
-  for (const EndpointState& endpoint : endpoints_) resumed += endpoint.tls ? endpoint.tls->sessions->resumed : 0;
-  return resumed;
-}
-
 std::size_t UpstreamPool::pick(std::size_t avoid) {
   const std::size_t count = endpoints_.size();
   if (count == 1) return health_[0]->available() ? 0 : kNoEndpoint;
@@ -228,6 +222,7 @@ asio::awaitable<LeaseResult> UpstreamPool::lease_new(std::size_t index, bool fre
       }
       if (error) {
         const bool tls_failed = !result.tls_failure.empty();
+        if (tls_failed) tls_failed_warning(index, result.tls_failure);
         connect_failed(index, error, tls_failed);
         result.failure = tls_failed ? LeaseResult::Failure::kTls : LeaseResult::Failure::kConnect;
         result.error = error;
@@ -252,6 +247,17 @@ asio::awaitable<LeaseResult> UpstreamPool::lease_new(std::size_t index, bool fre
   }
 }
 
+void UpstreamPool::tls_failed_warning(std::size_t index, const std::string& why) {
+  // Every failure is in its answer and in the metrics; the process log says it once in a while per endpoint.
+  constexpr auto kEvery = std::chrono::seconds(10);
+  const auto now = std::chrono::steady_clock::now();
+  EndpointState& endpoint = endpoints_[index];
+  if (endpoint.tls_warned != std::chrono::steady_clock::time_point{} && now - endpoint.tls_warned < kEvery) return;
+  endpoint.tls_warned = now;
+  spdlog::warn("upstream '{}' endpoint {}: TLS handshake failed: {}", upstream_.config.name, endpoint_text(index),
+               why);
+}
+
 void UpstreamPool::connect_failed(std::size_t index, const boost::system::error_code& error, bool tls) {
   --open_;
   stats_.connections.sub(1);
@@ -263,7 +269,8 @@ void UpstreamPool::connect_failed(std::size_t index, const boost::system::error_
   bool others = false;
   for (std::size_t i = 0; i < health_.size() && !others; ++i) others = i != index && health_[i]->available();
   // A failed handshake counts as a failed connect: the endpoint cannot serve.
-  if ((tls || endpoint_failed(error)) && health_[index]->record_connect_failure(upstream_.config.passive_health, others)) {
+  const bool failed = tls || endpoint_failed(error);
+  if (failed && health_[index]->record_connect_failure(upstream_.config.passive_health, others)) {
     spdlog::warn("upstream '{}' endpoint {} ejected for {} ms after {} consecutive connect failures",
                  upstream_.config.name, endpoint_text(index),
                  std::chrono::duration_cast<std::chrono::milliseconds>(upstream_.config.passive_health.eject_for)

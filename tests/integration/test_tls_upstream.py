@@ -122,6 +122,7 @@ def test_a_certificate_that_does_not_verify_answers_502_upstream_tls(gateway, up
     rid = r.header("X-Request-Id")
     assert wait_until(lambda: any(rid in line and line.endswith(" upstream_tls")
                                   for line in gw.log().splitlines())), gw.log()
+    assert f"upstream 's' endpoint {up.endpoint}: TLS handshake failed: certificate verify failed" in gw.log()
 
 
 def test_an_upstream_that_requires_a_client_certificate_refuses_one_without_it(gateway, upstream, certs):

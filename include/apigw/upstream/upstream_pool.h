@@ -37,9 +37,6 @@ class UpstreamPool {
   const config::Upstream& upstream() const { return upstream_; }
   std::size_t endpoint_count() const { return endpoints_.size(); }
   const std::string& endpoint_text(std::size_t index) const { return upstream_.endpoints[index].text; }
-  bool tls() const { return upstream_.config.tls.has_value(); }
-  // Handshakes that resumed a session, over the pool's endpoints.
-  std::uint64_t tls_resumed() const;
 
   // Chooses an available endpoint (healthy, not ejected) by the balance policy, skipping `avoid` when another
   // available endpoint exists; kNoEndpoint when none is available.
@@ -64,6 +61,7 @@ class UpstreamPool {
   struct EndpointState {
     boost::asio::ip::tcp::endpoint address;
     std::optional<TlsTarget> tls;  // an HTTPS upstream: how its connections open TLS
+    std::chrono::steady_clock::time_point tls_warned{};  // the last handshake failure logged
     std::vector<UpstreamConnectionPtr> idle;  // most recently used last
     unsigned active = 0;                      // leased connections = requests in flight
   };
@@ -72,6 +70,7 @@ class UpstreamPool {
   // A connect to endpoint `index` failed (with `tls`, its TLS handshake): its slot is given back, and the failure
   // counted (metrics, passive health).
   void connect_failed(std::size_t index, const boost::system::error_code& error, bool tls);
+  void tls_failed_warning(std::size_t index, const std::string& why);
   // Ends a lease: `reusable` connections go back to the idle list, watched for the upstream closing them;
   // others are closed. Wakes one waiter.
   void release(UpstreamConnectionPtr connection, bool reusable);
