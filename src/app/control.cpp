@@ -45,15 +45,23 @@ Loaded load_snapshot(const std::string& path, std::uint64_t generation) {
     for (auto& error : built.errors) errors.push_back(std::move(error));
   }
   if (loaded.snapshot) {
-    for (const config::Upstream& upstream : loaded.snapshot->upstreams) {
-      if (!upstream.config.tls) continue;
+    // OpenSSL builds every TLS context now, so that what it refuses rejects the config, like any error.
+    const config::Config& config = loaded.snapshot->config;
+    const auto build = [&](const std::optional<config::TlsClientConfig>& tls, config::Position at,
+                           const std::string& where) {
+      if (!tls) return;
       std::string why;
-      auto context = net::TlsClientContext::get(*upstream.config.tls, why);
-      if (!context) {
-        errors.push_back({upstream.config.position, "upstream '" + upstream.config.name + "' tls: " + why});
-      }
+      auto context = net::TlsClientContext::get(*tls, why);
+      if (!context) errors.push_back({std::move(at), where + ".tls: " + why});
       loaded.tls_contexts.push_back(std::move(context));
+    };
+    for (const config::Upstream& upstream : loaded.snapshot->upstreams) {
+      build(upstream.config.tls, upstream.config.position, "upstream '" + upstream.config.name + "'");
     }
+    const config::Position file{config.source_file, 0, 0};
+    if (config.auth.enabled) build(config.auth.redis.tls, file, "auth.redis");
+    if (config.cache.enabled) build(config.cache.primary.tls, file, "cache.primary");
+    if (config.cache.enabled && config.cache.secondary) build(config.cache.secondary->tls, file, "cache.secondary");
     if (!errors.empty()) loaded.snapshot.reset();
   }
   for (const auto& error : errors) loaded.errors.push_back(error.text());
@@ -376,13 +384,20 @@ std::string Control::render_metrics() {
   scrape.counter("apigw_migration_audit_sink_records_total", kAuditHelp, failed).add(audit_sink_.failed());
   scrape.gauge("apigw_ready", "1 when ready to serve, 0 while starting or draining")
       .set(state_ == State::kReady ? 1 : 0);
-  for (const config::Upstream& upstream : snapshot_->upstreams) {
-    if (!upstream.config.tls || !upstream.config.tls->cert) continue;
+  const auto expiry = [&scrape](const std::optional<config::TlsClientConfig>& tls, const std::string& use) {
+    if (!tls || !tls->cert) return;
     scrape.gauge("apigw_tls_certificate_expiry_timestamp_seconds",
                  "When each configured certificate expires (Unix time): client certificates and listeners'",
-                 {{"use", "upstream " + upstream.config.name}, {"file", upstream.config.tls->cert->path}})
-        .set(upstream.config.tls->cert_not_after);
+                 {{"use", use}, {"file", tls->cert->path}})
+        .set(tls->cert_not_after);
+  };
+  for (const config::Upstream& upstream : snapshot_->upstreams) {
+    expiry(upstream.config.tls, "upstream " + upstream.config.name);
   }
+  const config::Config& config = snapshot_->config;
+  if (config.auth.enabled) expiry(config.auth.redis.tls, "auth.redis");
+  if (config.cache.enabled) expiry(config.cache.primary.tls, "cache.primary");
+  if (config.cache.enabled && config.cache.secondary) expiry(config.cache.secondary->tls, "cache.secondary");
   for (const upstream::EndpointHealthPtr& entry : health_.all()) {
     const core::Labels labels{{"upstream", entry->upstream}, {"endpoint", entry->endpoint}};
     scrape.gauge("apigw_upstream_endpoint_healthy", "1 when the endpoint gets traffic (checks pass, not ejected)",

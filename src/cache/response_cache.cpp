@@ -46,11 +46,18 @@ std::vector<memcache::Server> memcache_servers(const std::vector<config::Resolve
 
 namespace {
 memcache::ClientOptions client_options(std::vector<memcache::Server> servers, core::Duration timeout,
-                                       unsigned connections) {
+                                       unsigned connections, const std::optional<config::TlsClientConfig>& tls) {
   memcache::ClientOptions options;
   options.servers = std::move(servers);
   options.timeout = timeout;
   options.connections = connections;
+  if (tls) {
+    // Built (and so checked) when the config was loaded: this finds that context.
+    std::string error;
+    options.tls = net::TlsClientContext::get(*tls, error);
+    if (!options.tls) throw std::invalid_argument("memcached TLS: " + error);
+    options.sni = tls->sni;
+  }
   return options;
 }
 }  // namespace
@@ -61,10 +68,12 @@ ResponseCache::ResponseCache(asio::any_io_executor executor, const config::Cache
     : executor_(executor),
       config_(config),
       stats_(stats),
-      primary_(executor, client_options(std::move(primary), config.primary.timeout, config.primary.connections)) {
+      primary_(executor, client_options(std::move(primary), config.primary.timeout, config.primary.connections,
+                                        config.primary.tls)) {
   if (config.secondary && !secondary.empty()) {
     secondary_ = std::make_unique<memcache::Client>(
-        executor, client_options(std::move(secondary), config.secondary->timeout, config.primary.connections));
+        executor, client_options(std::move(secondary), config.secondary->timeout, config.primary.connections,
+                                 config.secondary->tls));
   }
 }
 

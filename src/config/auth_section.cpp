@@ -8,6 +8,7 @@
 
 #include <fmt/format.h>
 
+#include "tls_section.h"
 #include "value_parsers.h"
 
 namespace apigw::config {
@@ -15,8 +16,8 @@ namespace {
 
 constexpr std::array<std::string_view, 7> kAuthKeys{"redis",   "token_from", "key",     "user_id",
                                                      "forward_header", "cache", "on_error"};
-constexpr std::array<std::string_view, 7> kRedisKeys{"nodes", "cluster", "username", "password",
-                                                     "db",    "timeout", "connections"};
+constexpr std::array<std::string_view, 8> kRedisKeys{"nodes", "cluster", "username",    "password",
+                                                     "db",    "timeout", "connections", "tls"};
 constexpr std::array<std::string_view, 3> kCacheKeys{"ttl", "negative_ttl", "max_entries"};
 constexpr unsigned kMaxRedisDb = 15;
 constexpr unsigned kMaxRedisConnections = 64;
@@ -92,6 +93,7 @@ void read_redis(YamlReader& reader, const Field& field, RedisConfig& redis) {
       return;
     }
     if (key == "cluster") return assign(redis.cluster, reader.value(value, parse_bool));
+    if (key == "tls") return void(redis.tls = read_tls_client(reader, value));
     if (key == "username") return assign(redis.username, reader.value(value, any_text));
     if (key == "password") return assign(redis.password, reader.value(value, any_text));
     if (key == "db") {

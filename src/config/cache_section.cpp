@@ -7,14 +7,15 @@
 #include <array>
 
 #include "apigw/http/text.h"
+#include "tls_section.h"
 #include "value_parsers.h"
 
 namespace apigw::config {
 namespace {
 
 constexpr std::array<std::string_view, 5> kCacheKeys{"primary", "secondary", "key_prefix", "max_item_bytes", "api"};
-constexpr std::array<std::string_view, 3> kPrimaryKeys{"servers", "timeout", "connections"};
-constexpr std::array<std::string_view, 3> kSecondaryKeys{"servers", "timeout", "queue"};
+constexpr std::array<std::string_view, 4> kPrimaryKeys{"servers", "timeout", "connections", "tls"};
+constexpr std::array<std::string_view, 4> kSecondaryKeys{"servers", "timeout", "queue", "tls"};
 constexpr std::array<std::string_view, 1> kApiKeys{"token"};
 constexpr std::array<std::string_view, 4> kRouteCacheKeys{"ttl", "vary", "scope", "statuses"};
 constexpr unsigned kMaxCacheConnections = 64;
@@ -103,6 +104,7 @@ void read_primary(YamlReader& reader, const Field& field, CachePrimaryConfig& pr
   reader.for_each_field(field, kPrimaryKeys, [&](std::string_view key, const Field& value) {
     if (key == "servers") return read_servers(reader, value, primary.servers);
     if (key == "timeout") return assign(primary.timeout, reader.value(value, parse_positive_duration));
+    if (key == "tls") return void(primary.tls = read_tls_client(reader, value));
     assign(primary.connections, reader.value(value, whole_number(1, kMaxCacheConnections)));
   });
 }
@@ -115,6 +117,7 @@ void read_secondary(YamlReader& reader, const Field& field, CacheSecondaryConfig
       return read_servers(reader, value, secondary.servers);
     }
     if (key == "timeout") return assign(secondary.timeout, reader.value(value, parse_positive_duration));
+    if (key == "tls") return void(secondary.tls = read_tls_client(reader, value));
     assign(secondary.queue, reader.value(value, whole_number(1, kMaxSecondaryQueue)));
   });
   if (!has_servers && (reader.is_null(field) || field.node->IsMap())) {

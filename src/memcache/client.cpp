@@ -41,9 +41,11 @@ Client::Client(asio::any_io_executor executor, ClientOptions options)
   ConnectionOptions connection;
   connection.timeout = options.timeout;
   const unsigned per_server = std::max(options.connections, 1u);
+  connection.tls = options.tls;
   for (const Server& server : options.servers) {
     connection.address = server.address;
     connection.port = server.port;
+    connection.server_name = net::tls_server_name(options.sni, server.name.empty() ? server.address : server.name);
     Node& node = nodes_.emplace_back();
     for (unsigned i = 0; i < per_server; ++i) {
       node.connections.push_back(std::make_shared<Connection>(executor, connection));

@@ -49,7 +49,8 @@ struct Connection::Pending : Waiter {
 
 Connection::Connection(asio::any_io_executor executor, ConnectionOptions options)
     : PipelinedConnection(std::move(executor),
-                          {"memcached", std::move(options.address), options.port, options.timeout, kReadSize}) {}
+                          {"memcached", std::move(options.address), options.port, options.timeout, kReadSize,
+                           std::move(options.tls), std::move(options.server_name)}) {}
 
 asio::awaitable<GetResult> Connection::get(std::string key) {
   if (!valid_key(key)) co_return GetResult{asio::error::invalid_argument, {}};

@@ -10,7 +10,10 @@
 #include <boost/asio/write.hpp>
 #include <spdlog/spdlog.h>
 
+#include <tuple>
 #include <vector>
+
+#include "tls_io.h"
 
 namespace apigw::net {
 namespace asio = boost::asio;
@@ -25,7 +28,9 @@ constexpr auto kMaxBackoff = std::chrono::milliseconds(2000);
 }  // namespace
 
 PipelinedConnection::PipelinedConnection(asio::any_io_executor executor, Peer peer)
-    : executor_(std::move(executor)), peer_(std::move(peer)), socket_(executor_) {}
+    : executor_(std::move(executor)),
+      peer_(std::move(peer)),
+      sessions_(peer_.tls ? std::make_shared<TlsSessionCache>() : nullptr) {}
 
 PipelinedConnection::~PipelinedConnection() { fail(asio::error::operation_aborted, false); }
 
@@ -80,9 +85,11 @@ asio::awaitable<void> PipelinedConnection::connect_and_read(std::shared_ptr<Pipe
     fail(error, true);
     co_return;
   }
+  const auto connection = std::make_shared<Connection>(executor_);
+  connection_ = connection;
   asio::steady_timer timer(executor_);
   timer.expires_after(peer_.timeout);
-  auto outcome = co_await (socket_.async_connect(asio::ip::tcp::endpoint(address, peer_.port), kNoThrow) ||
+  auto outcome = co_await (connection->socket.async_connect(asio::ip::tcp::endpoint(address, peer_.port), kNoThrow) ||
                            timer.async_wait(kNoThrow));
   if (epoch != epoch_) co_return;  // closed meanwhile
   if (outcome.index() == 1) {
@@ -93,7 +100,23 @@ asio::awaitable<void> PipelinedConnection::connect_and_read(std::shared_ptr<Pipe
     fail(connect_error, true);
     co_return;
   }
-  socket_.set_option(asio::ip::tcp::no_delay(true), error);
+  connection->socket.set_option(asio::ip::tcp::no_delay(true), error);
+  if (peer_.tls) {
+    std::string failure;
+    auto handshake = co_await (tls_handshake(*connection, peer_.tls, {peer_.server_name, peer_.address}, sessions_,
+                                             failure) ||
+                               timer.async_wait(kNoThrow));
+    if (epoch != epoch_) co_return;
+    const error_code handshake_error =
+        handshake.index() == 1 ? error_code(asio::error::timed_out) : std::get<0>(handshake);
+    if (handshake_error) {
+      // The backoff (100 ms doubling to 2 s) bounds how often this is said.
+      spdlog::warn("{} {}:{}: TLS handshake failed: {}", peer_.label, peer_.address, peer_.port,
+                   handshake.index() == 1 ? std::string("timed out") : failure);
+      fail(handshake_error, true);
+      co_return;
+    }
+  }
   reset_parser();
   state_ = State::kReady;
   backoff_ = std::chrono::milliseconds(0);
@@ -101,7 +124,13 @@ asio::awaitable<void> PipelinedConnection::connect_and_read(std::shared_ptr<Pipe
 
   std::vector<char> buffer(peer_.read_size);
   for (;;) {
-    auto [read_error, n] = co_await socket_.async_read_some(asio::buffer(buffer), kNoThrow);
+    error_code read_error;
+    std::size_t n = 0;
+    if (connection->tls) {
+      std::tie(read_error, n) = co_await detail::tls_read_some(*connection, asio::buffer(buffer));
+    } else {
+      std::tie(read_error, n) = co_await connection->socket.async_read_some(asio::buffer(buffer), kNoThrow);
+    }
     if (epoch != epoch_) co_return;
     if (read_error) {
       fail(read_error, true);
@@ -113,11 +142,19 @@ asio::awaitable<void> PipelinedConnection::connect_and_read(std::shared_ptr<Pipe
 
 asio::awaitable<void> PipelinedConnection::write_loop(std::shared_ptr<PipelinedConnection> self) {
   const std::uint64_t epoch = epoch_;
+  const std::shared_ptr<Connection> connection = connection_;
+  if (!connection) co_return;  // failed before this writer started
   writing_ = true;
   while (!out_.empty()) {
     std::string chunk;
     chunk.swap(out_);
-    auto [error, n] = co_await asio::async_write(socket_, asio::buffer(chunk), kNoThrow);
+    error_code error;
+    if (connection->tls) {
+      const asio::const_buffer piece = asio::buffer(chunk);
+      std::tie(error, std::ignore) = co_await detail::tls_write(*connection, {&piece, 1}, 0);
+    } else {
+      std::tie(error, std::ignore) = co_await asio::async_write(connection->socket, asio::buffer(chunk), kNoThrow);
+    }
     if (epoch != epoch_) co_return;  // fail() already reset the writer state
     if (error) {
       fail(error, true);
@@ -129,8 +166,11 @@ asio::awaitable<void> PipelinedConnection::write_loop(std::shared_ptr<PipelinedC
 
 void PipelinedConnection::fail(const error_code& error, bool backoff) {
   ++epoch_;
-  error_code ignored;
-  socket_.close(ignored);
+  if (connection_) {
+    error_code ignored;
+    connection_->socket.close(ignored);
+    connection_.reset();
+  }
   out_.clear();
   writing_ = false;
   state_ = backoff ? State::kBackoff : State::kIdle;

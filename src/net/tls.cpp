@@ -17,6 +17,7 @@
 #include <boost/asio/write.hpp>
 #include <boost/beast/core/buffers_suffix.hpp>
 
+#include "apigw/http/client_address.h"
 #include "tls_io.h"
 
 namespace apigw::net {
@@ -135,6 +136,12 @@ struct TlsStream {
 };
 
 void TlsStreamDelete::operator()(TlsStream* stream) const { delete stream; }
+
+std::string tls_server_name(std::string_view sni, std::string_view host) {
+  if (!sni.empty()) return std::string(sni);
+  if (http::parse_ip(host).size != 0) return {};
+  return std::string(host);
+}
 
 bool is_tls_error(const error_code& error) {
   return error.category() == asio::error::get_ssl_category() || error.category() == ssl::error::get_stream_category();

@@ -122,6 +122,8 @@ std::shared_ptr<Connection> Client::State::connection_to(const NodeAddress& addr
     connection.password = options.password;
     connection.db = options.cluster ? 0 : options.db;
     connection.timeout = options.timeout;
+    connection.tls = options.tls;
+    connection.server_name = net::tls_server_name(options.sni, address.host);
     for (unsigned i = 0; i < options.connections; ++i) {
       found->second.connections.push_back(std::make_shared<Connection>(executor, connection));
     }

@@ -25,7 +25,8 @@ struct Connection::Pending : Waiter {
 };
 
 Connection::Connection(asio::any_io_executor executor, ConnectionOptions options)
-    : PipelinedConnection(std::move(executor), {"redis", options.address, options.port, options.timeout, kReadSize}),
+    : PipelinedConnection(std::move(executor), {"redis", options.address, options.port, options.timeout, kReadSize,
+                                                options.tls, options.server_name}),
       options_(std::move(options)) {}
 
 void Connection::encode(const std::vector<std::string>& args) {

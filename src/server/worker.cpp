@@ -143,6 +143,13 @@ std::shared_ptr<auth::Authenticator> Worker::make_authenticator(const config::Sn
   options.db = auth.redis.db;
   options.timeout = auth.redis.timeout;
   options.connections = auth.redis.connections;
+  if (auth.redis.tls) {
+    // Built (and so checked) when the config was loaded: this finds that context.
+    std::string error;
+    options.tls = net::TlsClientContext::get(*auth.redis.tls, error);
+    if (!options.tls) throw std::invalid_argument("redis TLS: " + error);
+    options.sni = auth.redis.tls->sni;
+  }
   redis::ClientMetrics client_metrics;
   client_metrics.moved = &metrics_.counter("apigw_redis_redirects_total",
                                            "Redis Cluster redirections followed, by kind", {{"kind", "moved"}});

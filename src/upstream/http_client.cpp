@@ -10,7 +10,6 @@
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/beast/http/error.hpp>
 
-#include "apigw/http/client_address.h"
 #include "apigw/net/socket_io.h"
 
 namespace apigw::upstream {
@@ -26,11 +25,7 @@ constexpr std::size_t kScratchBytes = 16 * 1024;
 
 TlsTarget tls_target(std::shared_ptr<net::TlsClientContext> context, const config::ResolvedEndpoint& endpoint) {
   TlsTarget target;
-  if (!context->config().sni.empty()) {
-    target.server_name = context->config().sni;
-  } else if (http::parse_ip(endpoint.host).size == 0) {
-    target.server_name = endpoint.host;
-  }
+  target.server_name = net::tls_server_name(context->config().sni, endpoint.host);
   target.address = endpoint.address;
   target.context = std::move(context);
   return target;

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import socket
+import ssl
 import subprocess
 import time
 from typing import Optional, Sequence, Union
@@ -32,8 +33,10 @@ class MemcachedServer(ServerProcess):
     name = "memcached"
 
     def __init__(self, port: Optional[int] = None, args: Sequence[str] = (), start: bool = True,
-                 start_timeout: float = 10.0):
+                 start_timeout: float = 10.0, tls: Optional[tuple] = None):
+        """With `tls=(cert, key)` the server speaks only TLS (`-Z`), and this client does too."""
         super().__init__(port, args, start_timeout)
+        self.tls = tls
         if start:
             self.start()
 
@@ -41,9 +44,21 @@ class MemcachedServer(ServerProcess):
         argv = ["memcached", "-l", HOST, "-p", str(self.port), "-U", "0", "-t", "1", "-m", "64"]
         if os.geteuid() == 0:
             argv += ["-u", "root"]  # memcached refuses to run as root without -u
+        if self.tls:
+            argv += ["-Z", "-o", f"ssl_chain_cert={self.tls[0]},ssl_key={self.tls[1]}"]
         return argv + self.args
 
+    def _wrap(self, s: socket.socket) -> socket.socket:
+        """The harness's own view of a TLS server: encrypted, not verified (apigw's side is what tests verify)."""
+        if not self.tls:
+            return s
+        context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+        context.check_hostname = False
+        context.verify_mode = ssl.CERT_NONE
+        return context.wrap_socket(s)
+
     def answers(self, s: socket.socket) -> bool:
+        s = self._wrap(s)
         s.sendall(b"version\r\n")
         return s.recv(64).startswith(b"VERSION")
 
@@ -63,7 +78,7 @@ class MemcachedServer(ServerProcess):
 
     def _exchange(self, request: bytes, done) -> bytes:
         """Sends `request` on a fresh connection and reads until `done(reply so far)` holds."""
-        with socket.create_connection((HOST, self.port), timeout=IO_TIMEOUT) as s:
+        with self._wrap(socket.create_connection((HOST, self.port), timeout=IO_TIMEOUT)) as s:
             s.sendall(request)
             reply = b""
             while not done(reply):

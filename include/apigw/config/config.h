@@ -158,6 +158,7 @@ struct RedisConfig {
   unsigned db = 0;  // standalone only
   core::Duration timeout = std::chrono::milliseconds(50);  // bounds each Redis round trip
   unsigned connections = 2;                                  // per worker (per master for a cluster), pipelined
+  std::optional<TlsClientConfig> tls;  // TLS to every node (cluster redirections included)
   bool operator==(const RedisConfig&) const = default;
 };
 
@@ -188,6 +189,7 @@ struct CachePrimaryConfig {
   std::vector<Endpoint> servers{{"127.0.0.1", 11211}};
   core::Duration timeout = std::chrono::milliseconds(50);  // bounds each Memcached round trip
   unsigned connections = 2;                                  // per worker and server
+  std::optional<TlsClientConfig> tls;
   bool operator==(const CachePrimaryConfig&) const = default;
 };
 
@@ -196,6 +198,7 @@ struct CacheSecondaryConfig {
   std::vector<Endpoint> servers;
   core::Duration timeout = std::chrono::milliseconds(200);
   unsigned queue = 10000;  // writes waiting to be sent; beyond it new ones are dropped
+  std::optional<TlsClientConfig> tls;
   bool operator==(const CacheSecondaryConfig&) const = default;
 };
 

@@ -36,6 +36,10 @@ struct ClientOptions {
   std::vector<Server> servers;  // the order matters: it is part of the placement
   core::Duration timeout = std::chrono::milliseconds(50);  // each command, connecting included
   unsigned connections = 2;                                  // per server, at least 1
+  // TLS to every server; `sni` is sent and verified for all of them (empty: a server written by name sends its
+  // name, one written as an address sends none).
+  std::shared_ptr<net::TlsClientContext> tls;
+  std::string sni;
 };
 
 class Client {

@@ -7,6 +7,7 @@
 
 #include <chrono>
 #include <cstdint>
+#include <memory>
 #include <optional>
 #include <string>
 
@@ -36,6 +37,8 @@ struct ConnectionOptions {
   std::string address;  // numeric IPv4 or IPv6
   std::uint16_t port = 11211;
   core::Duration timeout = std::chrono::milliseconds(50);  // each command, connecting included
+  std::shared_ptr<net::TlsClientContext> tls;  // TLS to the server, when set
+  std::string server_name;  // sent (SNI) and verified; empty: none, and the address is verified
 };
 
 // Errors of get/set/remove:

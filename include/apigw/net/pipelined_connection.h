@@ -2,7 +2,9 @@
 // written as soon as they are issued and answered in order, each bounded by the timeout. A failed or timed-out
 // connection fails everything in flight, then reconnects on the next request after a backoff (100 ms doubling to
 // 2 s); while backing off, requests fail at once with not_connected rather than wait. Never blocks the worker
-// thread. A derived class encodes requests into out() and parses what is read in consume().
+// thread. A derived class encodes requests into out() and parses what is read in consume(). With `Peer::tls`, each
+// connection runs a TLS handshake (within the same timeout) before its first request, resuming the session the
+// server gave the previous one.
 #pragma once
 
 #include <chrono>
@@ -19,6 +21,8 @@
 #include <boost/system/error_code.hpp>
 
 #include "apigw/core/units.h"
+#include "apigw/net/socket_io.h"
+#include "apigw/net/tls.h"
 
 namespace apigw::net {
 
@@ -43,6 +47,8 @@ class PipelinedConnection : public std::enable_shared_from_this<PipelinedConnect
     std::uint16_t port;
     core::Duration timeout;  // each request, connecting included
     std::size_t read_size;   // bytes read at a time
+    std::shared_ptr<TlsClientContext> tls = {};  // TLS to the server, when set
+    std::string server_name = {};  // sent (SNI) and verified; empty: none, and `address` is verified
   };
   // One request's wait for its reply; a derived class's extends it with the reply.
   struct Waiter {
@@ -90,7 +96,10 @@ class PipelinedConnection : public std::enable_shared_from_this<PipelinedConnect
 
   boost::asio::any_io_executor executor_;
   Peer peer_;
-  boost::asio::ip::tcp::socket socket_;
+  // The current connection. The reading and writing coroutines hold it too, so that a failed one, closed here,
+  // lives until their cancelled operations have ended.
+  std::shared_ptr<Connection> connection_;
+  std::shared_ptr<TlsSessionCache> sessions_;  // the server's latest session, for the next connection
   State state_ = State::kIdle;
   std::uint64_t epoch_ = 0;  // a new one per connection, so that stale coroutines of an old one stop
   std::deque<std::shared_ptr<Waiter>> pending_;  // in send order

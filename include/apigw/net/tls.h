@@ -58,6 +58,10 @@ class TlsSessionCache {
   Session* latest_ = nullptr;
 };
 
+// The server name a handshake sends and verifies: `sni` when configured, else `host` when it is a DNS name (an IP
+// literal gets none: its address is verified instead).
+std::string tls_server_name(std::string_view sni, std::string_view host);
+
 // Whom a handshake is with: the name to send (SNI) and verify, or the address to verify when there is no name.
 struct TlsPeer {
   std::string_view server_name;  // a DNS name; empty: no SNI, and `address` is verified instead

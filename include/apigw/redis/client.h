@@ -38,6 +38,10 @@ struct ClientOptions {
   unsigned db = 0;  // standalone only
   core::Duration timeout = std::chrono::milliseconds(50);  // each round trip to a node
   unsigned connections = 2;                                  // per node, at least 1
+  // TLS to every node, seeds and the nodes redirections lead to alike; `sni` is sent and verified for all of them
+  // (empty: a node reported by name sends its name, one reported by address sends none).
+  std::shared_ptr<net::TlsClientContext> tls;
+  std::string sni;
 };
 
 // Counted by the client when set (the worker's metric series); any may be null.

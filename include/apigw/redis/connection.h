@@ -34,6 +34,8 @@ struct ConnectionOptions {
   std::string password;  // AUTH before any command when set
   unsigned db = 0;       // SELECT when not 0
   core::Duration timeout = std::chrono::milliseconds(50);
+  std::shared_ptr<net::TlsClientContext> tls;  // TLS to the node, when set
+  std::string server_name;  // sent (SNI) and verified; empty: none, and the address is verified
 };
 
 // Used from its executor's thread only (one worker's loop). in_flight(), connected() and close() are the base's.

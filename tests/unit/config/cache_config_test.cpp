@@ -244,7 +244,7 @@ INSTANTIATE_TEST_SUITE_P(
         BadCache{"cache:\n  primary: { connections: 0 }\n", 2, "cache.primary.connections: must be from 1 to 64"},
         BadCache{"cache:\n  primary: { connections: 65 }\n", 2, "cache.primary.connections: must be from 1 to 64"},
         BadCache{"cache:\n  primary: { pool: 3 }\n", 2,
-                 "unknown key 'pool' in cache.primary (allowed: servers, timeout, connections)"},
+                 "unknown key 'pool' in cache.primary (allowed: servers, timeout, connections, tls)"},
         BadCache{"cache:\n  secondary: {}\n", 2, "cache.secondary: needs servers"},
         BadCache{"cache:\n  secondary:\n", 2, "cache.secondary: needs servers"},
         BadCache{"cache:\n  secondary: { servers: [] }\n", 2, "cache.secondary.servers: needs at least one server"},
