@@ -8,6 +8,7 @@ packages=(
   clang-15 libfuzzer-15-dev  # the fuzz targets (tests/fuzz): libFuzzer is clang's
   libboost1.81-dev libyaml-cpp-dev libspdlog-dev libfmt-dev libgtest-dev libgmock-dev
   libhiredis-dev libmemcached-dev libsystemd-dev
+  libssl-dev openssl ca-certificates  # TLS (Asio's ssl); the tests make their certificates with openssl
   redis-server redis-tools memcached
   nginx-light haproxy wrk curl python3 python3-pytest procps systemd
 )
