@@ -89,8 +89,8 @@ asio::awaitable<void> PipelinedConnection::connect_and_read(std::shared_ptr<Pipe
   connection_ = connection;
   asio::steady_timer timer(executor_);
   timer.expires_after(peer_.timeout);
-  auto outcome = co_await (connection->socket.async_connect(asio::ip::tcp::endpoint(address, peer_.port), kNoThrow) ||
-                           timer.async_wait(kNoThrow));
+  const asio::ip::tcp::endpoint server(address, peer_.port);
+  auto outcome = co_await (connection->socket.async_connect(server, kNoThrow) || timer.async_wait(kNoThrow));
   if (epoch != epoch_) co_return;  // closed meanwhile
   if (outcome.index() == 1) {
     fail(asio::error::timed_out, true);
