@@ -1,6 +1,6 @@
 """HTTPS upstreams (`upstreams.NAME.tls`): proxying with verification of the chain and of the name or address,
 SNI, keep-alive and session resumption, mutual TLS, each handshake failure as a 502 `upstream_tls` with its
-reason, health checks and shadow copies over TLS, `apigw -t` on the files, and a client certificate rotated by a
+reason, health checks, the split's share and shadow copies over TLS, `apigw -t` on the files, and a client certificate rotated by a
 reload under load with no failed request. The certificates are made with `openssl` for the test session."""
 
 import shutil
@@ -163,6 +163,20 @@ def test_health_checks_probe_an_https_upstream_over_tls(gateway, upstream, certs
     assert wait_until(lambda: len(up.recorded("/healthz")) >= 2, timeout=5)
     state = admin_json(gw, "/upstreams")["upstreams"]["s"]
     assert state["endpoints"][0]["health_check"] == "passing", state
+
+
+def test_the_split_serves_its_share_from_an_https_upstream(gateway, upstream, certs):
+    old = upstream("old", default=Fixed(200, b"old"))
+    new = https_upstream(upstream, certs, name="new", default=Fixed(200, b"new"))
+    cfg = gateway_config([{**route("r", "/*rest", "old"), "split": {"upstream": "cloud", "percent": 100}}],
+                         {"old": old, "cloud": tls_config(new, {"ca": str(certs.ca)})}, server={"workers": 1})
+    cfg["migration"] = {"affinity": ["client_ip"]}
+    gw = gateway(cfg)
+    for _ in range(3):
+        r = request(gw.port, "GET", "/orders")
+        assert r.status == 200 and r.body == b"new", r
+    assert len(new.recorded()) == 3 and old.recorded() == []
+    assert new.connections_accepted == 1
 
 
 def test_shadow_copies_go_to_an_https_upstream(gateway, upstream, certs):
