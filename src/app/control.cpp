@@ -1,6 +1,8 @@
 // The main thread's loop (see control.h).
 #include "control.h"
 
+#include <functional>
+
 #include <boost/asio/post.hpp>
 #include <fmt/format.h>
 #include <spdlog/spdlog.h>
@@ -27,6 +29,23 @@ void open_audit_sink(migration::AuditSink& sink, const std::string& target) {
   }
 }
 
+// Every client `tls` block of a snapshot, with what it is for ("upstream users", "auth.redis", "cache.primary",
+// "cache.secondary": the metric's `use` label and the start of an error) and where to report it.
+void for_each_tls_block(const config::Snapshot& snapshot,
+                        const std::function<void(const config::TlsClientConfig&, const std::string& use,
+                                                 const config::Position& at)>& visit) {
+  for (const config::Upstream& upstream : snapshot.upstreams) {
+    if (upstream.config.tls) visit(*upstream.config.tls, "upstream " + upstream.config.name, upstream.config.position);
+  }
+  const config::Config& config = snapshot.config;
+  const config::Position file{config.source_file, 0, 0};
+  if (config.auth.enabled && config.auth.redis.tls) visit(*config.auth.redis.tls, "auth.redis", file);
+  if (config.cache.enabled && config.cache.primary.tls) visit(*config.cache.primary.tls, "cache.primary", file);
+  if (config.cache.enabled && config.cache.secondary && config.cache.secondary->tls) {
+    visit(*config.cache.secondary->tls, "cache.secondary", file);
+  }
+}
+
 std::string summary(const config::Snapshot& snapshot) {
   return fmt::format("config generation {}: {} route{}, {} upstream{}", snapshot.generation, snapshot.routes.size(),
                      snapshot.routes.size() == 1 ? "" : "s", snapshot.upstreams.size(),
@@ -46,22 +65,13 @@ Loaded load_snapshot(const std::string& path, std::uint64_t generation) {
   }
   if (loaded.snapshot) {
     // OpenSSL builds every TLS context now, so that what it refuses rejects the config, like any error.
-    const config::Config& config = loaded.snapshot->config;
-    const auto build = [&](const std::optional<config::TlsClientConfig>& tls, config::Position at,
-                           const std::string& where) {
-      if (!tls) return;
+    for_each_tls_block(*loaded.snapshot, [&](const config::TlsClientConfig& tls, const std::string& use,
+                                             const config::Position& at) {
       std::string why;
-      auto context = net::TlsClientContext::get(*tls, why);
-      if (!context) errors.push_back({std::move(at), where + ".tls: " + why});
+      auto context = net::TlsClientContext::get(tls, why);
+      if (!context) errors.push_back({at, use + " tls: " + why});
       loaded.tls_contexts.push_back(std::move(context));
-    };
-    for (const config::Upstream& upstream : loaded.snapshot->upstreams) {
-      build(upstream.config.tls, upstream.config.position, "upstream '" + upstream.config.name + "'");
-    }
-    const config::Position file{config.source_file, 0, 0};
-    if (config.auth.enabled) build(config.auth.redis.tls, file, "auth.redis");
-    if (config.cache.enabled) build(config.cache.primary.tls, file, "cache.primary");
-    if (config.cache.enabled && config.cache.secondary) build(config.cache.secondary->tls, file, "cache.secondary");
+    });
     if (!errors.empty()) loaded.snapshot.reset();
   }
   for (const auto& error : errors) loaded.errors.push_back(error.text());
@@ -384,20 +394,14 @@ std::string Control::render_metrics() {
   scrape.counter("apigw_migration_audit_sink_records_total", kAuditHelp, failed).add(audit_sink_.failed());
   scrape.gauge("apigw_ready", "1 when ready to serve, 0 while starting or draining")
       .set(state_ == State::kReady ? 1 : 0);
-  const auto expiry = [&scrape](const std::optional<config::TlsClientConfig>& tls, const std::string& use) {
-    if (!tls || !tls->cert) return;
+  for_each_tls_block(*snapshot_, [&scrape](const config::TlsClientConfig& tls, const std::string& use,
+                                            const config::Position&) {
+    if (!tls.cert) return;
     scrape.gauge("apigw_tls_certificate_expiry_timestamp_seconds",
                  "When each configured certificate expires (Unix time): client certificates and listeners'",
-                 {{"use", use}, {"file", tls->cert->path}})
-        .set(tls->cert_not_after);
-  };
-  for (const config::Upstream& upstream : snapshot_->upstreams) {
-    expiry(upstream.config.tls, "upstream " + upstream.config.name);
-  }
-  const config::Config& config = snapshot_->config;
-  if (config.auth.enabled) expiry(config.auth.redis.tls, "auth.redis");
-  if (config.cache.enabled) expiry(config.cache.primary.tls, "cache.primary");
-  if (config.cache.enabled && config.cache.secondary) expiry(config.cache.secondary->tls, "cache.secondary");
+                 {{"use", use}, {"file", tls.cert->path}})
+        .set(tls.cert_not_after);
+  });
   for (const upstream::EndpointHealthPtr& entry : health_.all()) {
     const core::Labels labels{{"upstream", entry->upstream}, {"endpoint", entry->endpoint}};
     scrape.gauge("apigw_upstream_endpoint_healthy", "1 when the endpoint gets traffic (checks pass, not ejected)",

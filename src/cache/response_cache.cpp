@@ -52,10 +52,7 @@ memcache::ClientOptions client_options(std::vector<memcache::Server> servers, co
   options.timeout = timeout;
   options.connections = connections;
   if (tls) {
-    // Built (and so checked) when the config was loaded: this finds that context.
-    std::string error;
-    options.tls = net::TlsClientContext::get(*tls, error);
-    if (!options.tls) throw std::invalid_argument("memcached TLS: " + error);
+    options.tls = net::TlsClientContext::require(*tls);
     options.sni = tls->sni;
   }
   return options;

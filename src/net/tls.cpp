@@ -5,8 +5,9 @@
 #include <openssl/ssl.h>
 #include <openssl/x509v3.h>
 
-#include <map>
 #include <mutex>
+#include <stdexcept>
+#include <vector>
 
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/ip/tcp.hpp>
@@ -109,6 +110,13 @@ std::shared_ptr<TlsClientContext> TlsClientContext::get(const config::TlsClientC
   return made;
 }
 
+std::shared_ptr<TlsClientContext> TlsClientContext::require(const config::TlsClientConfig& config) {
+  std::string error;
+  auto context = get(config, error);
+  if (!context) throw std::runtime_error("TLS context refused by OpenSSL: " + error);
+  return context;
+}
+
 TlsSessionCache::~TlsSessionCache() {
   if (latest_ != nullptr) SSL_SESSION_free(reinterpret_cast<SSL_SESSION*>(latest_));
 }
@@ -141,10 +149,6 @@ std::string tls_server_name(std::string_view sni, std::string_view host) {
   if (!sni.empty()) return std::string(sni);
   if (http::parse_ip(host).size != 0) return {};
   return std::string(host);
-}
-
-bool is_tls_error(const error_code& error) {
-  return error.category() == asio::error::get_ssl_category() || error.category() == ssl::error::get_stream_category();
 }
 
 asio::awaitable<error_code> tls_handshake(Connection& connection, std::shared_ptr<TlsClientContext> context,

@@ -35,10 +35,11 @@ bool is_idempotent(bhttp::verb method) {
   }
 }
 
-void ExchangeBuffers::clear(std::size_t max_capacity) {
+void ExchangeBuffers::trim(std::size_t max_capacity) {
   for (std::string* head : {&request_head, &response_head}) {
+    if (head->capacity() <= max_capacity) continue;
     head->clear();
-    if (head->capacity() > max_capacity) head->shrink_to_fit();
+    head->shrink_to_fit();
   }
 }
 

@@ -50,7 +50,7 @@ class RequestStatePool {
   void release(RequestStatePtr state) {
     if (spare_.size() >= kMaxSpare) return;
     state->context.reset();
-    state->exchange.clear(kMaxKeptCapacity);
+    state->exchange.trim(kMaxKeptCapacity);
     state->parser.reset();
     state->buffer.clear();
     if (state->buffer.capacity() > kMaxKeptCapacity) state->buffer.shrink_to_fit();

@@ -144,10 +144,7 @@ std::shared_ptr<auth::Authenticator> Worker::make_authenticator(const config::Sn
   options.timeout = auth.redis.timeout;
   options.connections = auth.redis.connections;
   if (auth.redis.tls) {
-    // Built (and so checked) when the config was loaded: this finds that context.
-    std::string error;
-    options.tls = net::TlsClientContext::get(*auth.redis.tls, error);
-    if (!options.tls) throw std::invalid_argument("redis TLS: " + error);
+    options.tls = net::TlsClientContext::require(*auth.redis.tls);
     options.sni = auth.redis.tls->sni;
   }
   redis::ClientMetrics client_metrics;

@@ -57,9 +57,7 @@ void HealthChecker::update(const config::SnapshotPtr& snapshot) {
     const std::vector<EndpointHealthPtr> entries = table_.entries(upstream);
     std::shared_ptr<net::TlsClientContext> tls_context;
     if (upstream.config.tls && upstream.config.health_check.enabled) {
-      std::string error;
-      tls_context = net::TlsClientContext::get(*upstream.config.tls, error);
-      if (!tls_context) spdlog::error("upstream '{}': TLS: {}", upstream.config.name, error);
+      tls_context = net::TlsClientContext::require(*upstream.config.tls);
     }
     for (std::size_t i = 0; i < entries.size(); ++i) {
       if (!upstream.config.health_check.enabled) {

@@ -49,12 +49,7 @@ UpstreamPool::UpstreamPool(asio::any_io_executor executor, const config::Upstrea
     : executor_(std::move(executor)), upstream_(upstream), health_(std::move(health)), stats_(stats),
       random_(std::random_device{}()) {
   std::shared_ptr<net::TlsClientContext> tls_context;
-  if (upstream_.config.tls) {
-    // The same configuration was built when the config was loaded (app::load_snapshot), so this finds it.
-    std::string error;
-    tls_context = net::TlsClientContext::get(*upstream_.config.tls, error);
-    if (!tls_context) spdlog::error("upstream '{}': TLS: {}", upstream_.config.name, error);
-  }
+  if (upstream_.config.tls) tls_context = net::TlsClientContext::require(*upstream_.config.tls);
   for (const config::ResolvedEndpoint& endpoint : upstream_.endpoints) {
     EndpointState state;
     state.address = asio::ip::tcp::endpoint(asio::ip::make_address(endpoint.address), endpoint.port);
@@ -207,18 +202,12 @@ asio::awaitable<LeaseResult> UpstreamPool::lease_new(std::size_t index, bool fre
       auto connection = std::make_shared<UpstreamConnection>(executor_, index);
       // Time spent waiting for a slot does not shorten the connect itself.
       const auto connect_deadline = std::chrono::steady_clock::now() + upstream_.config.connect_timeout;
-      boost::system::error_code error;
-      if (upstream_.config.tls && !endpoint.tls) {
-        // OpenSSL refused a context the config check accepted (logged when the pool was made).
-        error = boost::system::errc::make_error_code(boost::system::errc::protocol_not_supported);
-        result.tls_failure = "no TLS context for this upstream (see the error log)";
-      } else {
-        const TlsTarget* tls = endpoint.tls ? &*endpoint.tls : nullptr;
-        const std::uint64_t resumed = tls ? tls->sessions->resumed : 0;
-        error = co_await connect(*connection, endpoint.address, connect_deadline, tls, &result.tls_failure);
-        if (tls && !error) {
-          stats_.handshake(tls->sessions->resumed != resumed ? TlsHandshake::kResumed : TlsHandshake::kFull);
-        }
+      const TlsTarget* tls = endpoint.tls ? &*endpoint.tls : nullptr;
+      const std::uint64_t resumed = tls ? tls->sessions->resumed : 0;
+      const boost::system::error_code error =
+          co_await connect(*connection, endpoint.address, connect_deadline, tls, &result.tls_failure);
+      if (tls && !error) {
+        stats_.handshake(tls->sessions->resumed != resumed ? TlsHandshake::kResumed : TlsHandshake::kFull);
       }
       if (error) {
         const bool tls_failed = !result.tls_failure.empty();

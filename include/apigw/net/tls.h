@@ -25,6 +25,10 @@ class TlsClientContext {
  public:
   // The live context for `config`, or a new one; null with `error` set when OpenSSL refuses a part of it.
   static std::shared_ptr<TlsClientContext> get(const config::TlsClientConfig& config, std::string& error);
+  // get() for a configuration already built when it was loaded (app::load_snapshot keeps those contexts until
+  // the workers hold them): finds it. Throws std::runtime_error if OpenSSL refuses it after all, rather than let a
+  // connection go without the TLS its config asks for.
+  static std::shared_ptr<TlsClientContext> require(const config::TlsClientConfig& config);
 
   ~TlsClientContext();
   TlsClientContext(const TlsClientContext&) = delete;
@@ -76,8 +80,5 @@ boost::asio::awaitable<boost::system::error_code> tls_handshake(Connection& conn
                                                                 TlsPeer peer,
                                                                 std::shared_ptr<TlsSessionCache> sessions,
                                                                 std::string& failure);
-
-// Whether `error` came from TLS (a handshake or record failure) rather than from the connection beneath it.
-bool is_tls_error(const boost::system::error_code& error);
 
 }  // namespace apigw::net

@@ -36,8 +36,8 @@ struct ExchangeBuffers {
   std::string response_head;  // the client response's head
   upstream::ResponseReader response;
 
-  // Ready for the next exchange; a head that grew past `max_capacity` for one large request is given back.
-  void clear(std::size_t max_capacity);
+  // Gives back a head that grew past `max_capacity` for one large request (the next Forwarder empties the rest).
+  void trim(std::size_t max_capacity);
 };
 
 class Forwarder {
