@@ -356,6 +356,20 @@ class _Conn:
         with self.lock:
             self.sock.sendall(data)
 
+    def unread(self) -> bool:
+        """Whether request bytes have arrived that no request read yet (e.g. requests pipelined behind the one
+        being answered)."""
+        if self.buf:
+            return True
+        if self.closed:
+            return False
+        try:
+            if isinstance(self.sock, ssl.SSLSocket):
+                return self.sock.pending() > 0  # TLS has no peek at what the peer sent
+            return bool(self.sock.recv(1, socket.MSG_DONTWAIT | socket.MSG_PEEK))
+        except OSError:
+            return False
+
     def reset(self) -> None:
         try:
             self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
@@ -371,23 +385,29 @@ class _Conn:
             except OSError:
                 pass
 
-    def linger(self, seconds: float = 1.0) -> None:
+    def linger(self, seconds: float = 1.0) -> bytes:
         """Closes as a server should with requests unread (RFC 9112, 9.6; NGINX's lingering_close): first only its
         sending side, then reads and drops what comes until the peer closes (or `seconds`), so that unread bytes do
-        not turn the close into a reset that destroys the answers already sent."""
+        not turn the close into a reset that destroys the answers already sent. Returns the bytes never read as
+        requests: the buffered ones and those dropped (at most MAX_HEAD_BYTES)."""
+        dropped = bytearray(self.buf)
+        self.buf.clear()
         try:
             self.sock.shutdown(socket.SHUT_WR)
             self.sock.settimeout(0.05)
             deadline = time.monotonic() + seconds
             while time.monotonic() < deadline:
                 try:
-                    if not self.sock.recv(65536):
+                    data = self.sock.recv(65536)
+                    if not data:
                         break
+                    dropped += data[: max(0, MAX_HEAD_BYTES - len(dropped))]
                 except socket.timeout:
                     continue
         except OSError:
             pass
         self.close()
+        return bytes(dropped)
 
     def hang(self, stopping: threading.Event) -> None:
         # Keep reading (and discarding) so that a peer close ends the hang; otherwise wait for stop().
@@ -461,6 +481,7 @@ class Upstream:
         self.events: list[str] = []   # a short log of what happened, printed on test failure
         self.accepted = 0
         self.closed_unread = 0  # connections closed with request bytes never read (pipelined requests unanswered)
+        self.left_unread: list[tuple[int, bytes]] = []  # (conn id, those bytes) for each of them
         self._lock = threading.Lock()
         self._cond = threading.Condition(self._lock)
         self._stopping = threading.Event()
@@ -636,19 +657,19 @@ class Upstream:
         except OSError as e:
             self._event(f"conn {conn.id}: socket error: {e!r}")
         finally:
-            unread = bool(conn.buf)
-            if not unread and not conn.closed:
-                try:
-                    if isinstance(conn.sock, ssl.SSLSocket):
-                        unread = conn.sock.pending() > 0  # TLS has no peek at what the peer sent
-                    else:
-                        unread = bool(conn.sock.recv(1, socket.MSG_DONTWAIT | socket.MSG_PEEK))
-                except OSError:
-                    pass
-            conn.linger() if unread else conn.close()
+            unread = conn.unread()
+            dropped = b""
+            if unread:
+                dropped = conn.linger()
+            else:
+                conn.close()
             with self._lock:
                 self._conns.pop(conn.id, None)
                 self.closed_unread += unread
+                if unread:
+                    self.left_unread.append((conn.id, dropped))
+            if unread:
+                self._event(f"conn {conn.id}: closed with {len(dropped)} request bytes unread")
 
     @staticmethod
     def _framing(headers):
