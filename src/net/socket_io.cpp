@@ -80,10 +80,7 @@ asio::awaitable<error_code> parse_step(Connection& connection, beast::flat_buffe
 }  // namespace
 
 std::size_t read_now(Connection& connection, asio::mutable_buffer buffer, error_code& error) {
-  if (connection.tls) {
-    connection.drained = true;
-    return 0;
-  }
+  if (connection.tls) return detail::tls_read_now(connection, buffer, error);
   const std::size_t n = recv_now(connection.socket, buffer, error);
   connection.drained = n < buffer.size();
   return n;
@@ -107,7 +104,10 @@ asio::awaitable<std::tuple<error_code, std::size_t>> read_some(Connection& conne
 }
 
 std::size_t write_now(Connection& connection, std::span<const asio::const_buffer> buffers, error_code& error) {
-  if (connection.tls) return 0;
+  if (connection.tls) {
+    bool wants_read = false;
+    return detail::tls_write_now(connection, buffers, 0, error, wants_read);
+  }
   constexpr std::size_t kMaxIov = 8;
   iovec iov[kMaxIov];
   const std::size_t count = std::min(buffers.size(), kMaxIov);
@@ -125,6 +125,11 @@ std::size_t write_now(Connection& connection, std::span<const asio::const_buffer
     if (errno != EAGAIN && errno != EWOULDBLOCK) error.assign(errno, boost::system::system_category());
     return 0;
   }
+}
+
+void shutdown_send(Connection& connection, error_code& error) {
+  if (connection.tls) detail::tls_close_notify(connection);
+  connection.socket.shutdown(asio::socket_base::shutdown_send, error);
 }
 
 asio::awaitable<std::tuple<error_code, std::size_t>> write_all(Connection& connection,

@@ -33,8 +33,7 @@ struct Connection {
   // The last read left the socket empty, so the next one waits for an edge first. False after a read that
   // filled its buffer (more may be waiting, and no new edge will say so).
   bool drained = false;
-  // Set once a TLS handshake began on the socket: every read and write below then goes through it (their
-  // immediate forms, read_now and write_now, do nothing on it and leave the work to the waiting ones).
+  // Set once a TLS handshake began on the socket: every read and write below then goes through it.
   std::unique_ptr<TlsStream, TlsStreamDelete> tls;
 };
 
@@ -54,6 +53,9 @@ std::size_t write_now(Connection& connection, std::span<const boost::asio::const
 // Writes what write_now left, `written` bytes into `buffers`, waiting for the socket as needed.
 boost::asio::awaitable<std::tuple<boost::system::error_code, std::size_t>> write_rest(
     Connection& connection, std::span<const boost::asio::const_buffer> buffers, std::size_t written);
+
+// Ends the sending side: over TLS a close_notify first (if the socket takes it now), then the TCP shutdown.
+void shutdown_send(Connection& connection, boost::system::error_code& error);
 
 // Writes all of `buffers`. Returns the error and the bytes written.
 boost::asio::awaitable<std::tuple<boost::system::error_code, std::size_t>> write_all(

@@ -1,8 +1,10 @@
-// TLS where apigw is the client (upstreams; Redis, Memcached and the audit sink build on the same): Asio's SSL
-// stream over a data-plane connection's socket, so that net's reads and writes (socket_io.h) go through it once a
-// handshake ran. The contexts are OpenSSL's, built from a config::TlsClientConfig: trust anchors (the configured
-// ones or the system's), a client certificate for mutual TLS, the minimum version, ALPN http/1.1, verification of
-// the chain and of the peer's name or address. Sessions are resumed per peer (TlsSessionCache).
+// TLS on a data-plane connection, as a client (upstreams; Redis, Memcached and the audit sink build on the same) and
+// on the listener: OpenSSL over the connection's socket, so that net's reads and writes (socket_io.h) go through it
+// once a handshake began, waiting on the worker loop's readiness as plain reads and writes do. The contexts are
+// OpenSSL's, built from a config::TlsClientConfig (trust anchors, the configured ones or the system's; a client
+// certificate for mutual TLS; the minimum version; ALPN http/1.1; verification of the chain and of the peer's name
+// or address) or a config::TlsServerConfig (the certificate chain and key, the minimum version, the CA client
+// certificates must come from). Client sessions are resumed per peer (TlsSessionCache); a listener's by tickets.
 #pragma once
 
 #include <cstdint>
@@ -44,6 +46,27 @@ class TlsClientContext {
   std::unique_ptr<Impl> impl_;
 };
 
+// One listener configuration made usable (`server.tls`, `admin.tls`), shared as client contexts are: every worker
+// uses the one context, so a session ticket from one is good at another.
+class TlsServerContext {
+ public:
+  static std::shared_ptr<TlsServerContext> get(const config::TlsServerConfig& config, std::string& error);
+  static std::shared_ptr<TlsServerContext> require(const config::TlsServerConfig& config);
+
+  ~TlsServerContext();
+  TlsServerContext(const TlsServerContext&) = delete;
+  TlsServerContext& operator=(const TlsServerContext&) = delete;
+
+  const config::TlsServerConfig& config() const { return config_; }
+  struct Impl;
+  Impl& impl() { return *impl_; }
+
+ private:
+  explicit TlsServerContext(const config::TlsServerConfig& config);
+  config::TlsServerConfig config_;
+  std::unique_ptr<Impl> impl_;
+};
+
 // The latest resumable session one peer gave: offered at the next handshake with it, replaced by each new
 // ticket. One per endpoint and pool; used on the pool's thread only.
 class TlsSessionCache {
@@ -80,5 +103,19 @@ boost::asio::awaitable<boost::system::error_code> tls_handshake(Connection& conn
                                                                 TlsPeer peer,
                                                                 std::shared_ptr<TlsSessionCache> sessions,
                                                                 std::string& failure);
+
+// A listener's side of a connection just accepted: tls_accept_now then drives the handshake, one step per
+// readiness, and every read and write goes through TLS from then on.
+void tls_accept_begin(Connection& connection, std::shared_ptr<TlsServerContext> context);
+
+enum class TlsStep { kDone, kWantRead, kWantWrite, kFailed, kPlainHttp, kClosed };
+// Runs the server handshake as far as the socket allows now: done, what to wait for, or failed with `failure`
+// saying why (the certificate check that failed, the alert or OpenSSL's reason); kPlainHttp when the client spoke
+// plain HTTP instead (it may be answered in plain HTTP, on the socket itself); kClosed when the client closed the
+// connection without a word (a port probe, a client that gave up).
+TlsStep tls_accept_now(Connection& connection, std::string& failure);
+
+// Whether the connection's handshake resumed a session.
+bool tls_resumed(const Connection& connection);
 
 }  // namespace apigw::net
