@@ -12,6 +12,7 @@
 #include "apigw/core/json_pointer.h"
 #include "apigw/http/text.h"
 #include "apigw/routing/request_pattern.h"
+#include "tls_section.h"
 #include "value_parsers.h"
 
 namespace apigw::config {
@@ -22,7 +23,7 @@ constexpr std::array<std::string_view, 7> kMigrationKeys{"buckets", "affinity", 
 constexpr std::array<std::string_view, 7> kShadowKeys{"max_in_flight",  "timeout",  "header", "max_body_bytes",
                                                       "pipeline",       "upstream", "percent"};
 constexpr std::array<std::string_view, 2> kTargetKeys{"upstream", "percent"};
-constexpr std::array<std::string_view, 4> kAuditKeys{"sink", "sample", "ignore_fields", "max_body_bytes"};
+constexpr std::array<std::string_view, 5> kAuditKeys{"sink", "sample", "ignore_fields", "max_body_bytes", "tls"};
 constexpr unsigned kMaxBuckets = 1'000'000;
 constexpr unsigned kMaxShadowsInFlight = 1'000'000;
 constexpr unsigned kMaxAuditSample = 100;
@@ -182,17 +183,31 @@ void read_shadow(YamlReader& reader, const Field& field, MigrationConfig& migrat
 void read_audit(YamlReader& reader, const Field& field, AuditConfig& audit) {
   audit.enabled = true;
   bool has_sink = false;
+  std::optional<Field> tls_field;
   reader.for_each_field(field, kAuditKeys, [&](std::string_view key, const Field& value) {
     if (key == "sink") {
       has_sink = true;
       return assign(audit.sink, reader.value(value, parse_audit_sink));
+    }
+    if (key == "tls") {
+      tls_field = value;
+      return void(audit.tls = read_tls_client(reader, value));
     }
     if (key == "sample") return assign(audit.sample, reader.value(value, whole_number(0, kMaxAuditSample)));
     if (key == "ignore_fields") return read_unique_list(reader, value, audit.ignore_fields, parse_ignored_field);
     assign(audit.max_body_bytes, reader.value(value, size_between(kMinAuditBodyBytes, kMaxAuditBodyBytes)));
   });
   if (!has_sink && (reader.is_null(field) || field.node->IsMap())) {
-    reader.error(field.position, field.label + ": needs a sink (file:/absolute/path or http://host:port/path)");
+    reader.error(field.position,
+                 field.label + ": needs a sink (file:/absolute/path, http://host:port/path or https://host:port/path)");
+  }
+  // An https sink without a tls block verifies the collector against the system's trust anchors.
+  const bool https = audit.sink.starts_with("https://");
+  if (tls_field && !https && !audit.sink.empty()) {
+    reader.error(tls_field->key, tls_field->label + ": applies to an https:// sink only (the sink is '" + audit.sink +
+                                     "')");
+  } else if (https && !tls_field) {
+    audit.tls.emplace();
   }
 }
 
@@ -252,19 +267,22 @@ std::optional<AuditSinkTarget> parse_audit_sink_target(std::string_view text, st
     why = "a file sink needs an absolute file path, e.g. file:/var/log/apigw/audit.ndjson";
     return std::nullopt;
   }
-  if (!text.starts_with("http://")) {
-    why = "expected file:/absolute/path or http://host:port/path";
+  target.tls = text.starts_with("https://");
+  if (!target.tls && !text.starts_with("http://")) {
+    why = "expected file:/absolute/path, http://host:port/path or https://host:port/path";
     return std::nullopt;
   }
-  const std::string_view rest = text.substr(7);
+  const std::string_view scheme = target.tls ? "https" : "http";
+  const std::string_view rest = text.substr(scheme.size() + 3);
   const std::size_t slash = rest.find('/');
   if (slash == std::string_view::npos) {
-    why = "an http sink needs a path, e.g. http://audit.internal:8080/audit";
+    why = "an " + std::string(scheme) + " sink needs a path, e.g. " + std::string(scheme) +
+          "://audit.internal:8080/audit";
     return std::nullopt;
   }
   std::optional<Endpoint> endpoint = parse_endpoint(rest.substr(0, slash), why);
   if (!endpoint) {
-    why += " (an http sink is http://host:port/path)";
+    why += " (an " + std::string(scheme) + " sink is " + std::string(scheme) + "://host:port/path)";
     return std::nullopt;
   }
   if (has_control(rest) || rest.find(' ') != std::string_view::npos) {

@@ -38,8 +38,8 @@ using Clock = std::chrono::steady_clock;
 class AuditDestination {
  public:
   // Why a batch was not delivered; the writer warns about each kind at most once per kWarningInterval.
-  enum class Failure { kNone, kTarget, kOpen, kWrite, kConnect, kTimeout, kClosed, kExchange, kAnswer };
-  static constexpr std::size_t kFailureKinds = 9;
+  enum class Failure { kNone, kTarget, kOpen, kWrite, kConnect, kTls, kTimeout, kClosed, kExchange, kAnswer };
+  static constexpr std::size_t kFailureKinds = 10;
 
   struct Delivery {
     Failure failure = Failure::kNone;
@@ -123,12 +123,22 @@ class FileDestination final : public AuditDestination {
   Clock::time_point next_open_{};
 };
 
-// "http://host:port/path": one POST per batch on a connection kept alive across batches. Its io_context runs on
+// "http://host:port/path" or "https://host:port/path": one POST per batch on a connection kept alive across
+// batches (over TLS for https, resuming the collector's session when it is opened again). Its io_context runs on
 // the writer thread for the length of one delivery.
 class HttpDestination final : public AuditDestination {
  public:
-  HttpDestination(std::string target, config::Endpoint endpoint, std::string_view authority, std::string_view path)
-      : AuditDestination(std::move(target)), endpoint_(std::move(endpoint)), authority_(authority), path_(path) {}
+  HttpDestination(std::string target, config::Endpoint endpoint, std::string_view authority, std::string_view path,
+                  std::shared_ptr<net::TlsClientContext> tls)
+      : AuditDestination(std::move(target)), endpoint_(std::move(endpoint)), authority_(authority), path_(path) {
+    if (tls) {
+      upstream::TlsTarget& target_tls = tls_.emplace();
+      target_tls.server_name = net::tls_server_name(tls->config().sni, endpoint_.host);
+      // An IP literal has no name to verify: its address is, as for an upstream.
+      if (target_tls.server_name.empty()) target_tls.address = endpoint_.host;
+      target_tls.context = std::move(tls);
+    }
+  }
 
   Delivery deliver(std::string payload, Clock::time_point deadline) override;
 
@@ -146,6 +156,7 @@ class HttpDestination final : public AuditDestination {
   std::string authority_;  // host:port as the target writes it, for the Host header
   std::string path_;
   asio::io_context io_;
+  std::optional<upstream::TlsTarget> tls_;  // https
   std::optional<upstream::UpstreamConnection> connection_;  // connected, or being connected
 };
 
@@ -219,10 +230,16 @@ asio::awaitable<Delivery> HttpDestination::connect(Clock::time_point deadline) {
     if (resolve_error) co_return failure(resolve_error, false, doing, Failure::kConnect);
     for (const auto& entry : endpoints) candidates.push_back(entry.endpoint());
   }
+  std::string tls_failure;
   for (const asio::ip::tcp::endpoint& candidate : candidates) {
     connection_.emplace(io_.get_executor(), 0);
-    error = co_await upstream::connect(*connection_, candidate, deadline);
+    tls_failure.clear();
+    error = co_await upstream::connect(*connection_, candidate, deadline, tls_ ? &*tls_ : nullptr, &tls_failure);
     if (!error) co_return Delivery{};
+  }
+  if (!tls_failure.empty()) {
+    disconnect();
+    co_return Delivery{Failure::kTls, fmt::format("TLS handshake with {} failed: {}", authority_, tls_failure)};
   }
   co_return failure(error, error == asio::error::timed_out, doing, Failure::kConnect);
 }
@@ -237,14 +254,18 @@ Delivery HttpDestination::failure(const error_code& error, bool timed_out, std::
 
 // The destination of a target that is not "", or one that fails every batch with `why` when the target is
 // malformed. `why` is also set when a file cannot be opened now.
-AuditDestinationPtr make_destination(const std::string& target, std::string& why) {
+AuditDestinationPtr make_destination(const std::string& target, std::shared_ptr<net::TlsClientContext> tls,
+                                     std::string& why) {
   std::optional<config::AuditSinkTarget> parsed = config::parse_audit_sink_target(target, why);
-  if (!parsed) {
+  if (parsed && parsed->tls && !tls) why = "an https sink needs its TLS settings (migration.audit.tls)";
+  if (!parsed || (parsed->tls && !tls)) {
     why = fmt::format("bad audit sink '{}': {}", target, why);
     return std::make_unique<UnusableDestination>(target, why);
   }
   if (parsed->kind == config::AuditSinkTarget::Kind::kHttp) {
-    return std::make_unique<HttpDestination>(target, std::move(parsed->endpoint), parsed->authority, parsed->path);
+    if (!parsed->tls) tls.reset();
+    return std::make_unique<HttpDestination>(target, std::move(parsed->endpoint), parsed->authority, parsed->path,
+                                             std::move(tls));
   }
   auto file = std::make_unique<FileDestination>(target, std::move(parsed->file));
   why = file->open_error();
@@ -301,9 +322,9 @@ AuditSink::~AuditSink() {
   writer_.join();
 }
 
-std::string AuditSink::reopen(const std::string& target) {
+std::string AuditSink::reopen(const std::string& target, std::shared_ptr<net::TlsClientContext> tls) {
   std::string why;
-  AuditDestinationPtr destination = target.empty() ? nullptr : make_destination(target, why);
+  AuditDestinationPtr destination = target.empty() ? nullptr : make_destination(target, std::move(tls), why);
   {
     std::lock_guard lock(mutex_);
     next_ = std::move(destination);

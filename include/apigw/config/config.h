@@ -47,6 +47,7 @@ struct ServerConfig {
   Limits limits;
   bool debug_headers = true;
   core::Duration drain_timeout = std::chrono::seconds(15);
+  std::optional<TlsServerConfig> tls;  // TLS on the listener; nullopt: plain HTTP
 };
 
 enum class Balance { kRoundRobin, kLeastRequest, kRandom };
@@ -241,7 +242,8 @@ struct ShadowSettings {
 // `migration.audit`: a record comparing the two sides' answers, for a sample of shadowed requests.
 struct AuditConfig {
   bool enabled = false;  // the key is present
-  std::string sink;      // "file:/path" or "http://host:port/path"
+  std::string sink;      // "file:/path", "http://host:port/path" or "https://host:port/path"
+  std::optional<TlsClientConfig> tls;  // with an https sink (the defaults when the block is left out), else nullopt
   unsigned sample = 100;  // percent of shadowed requests audited, 0..100
   std::vector<std::string> ignore_fields;  // JSON pointers left out of the comparison
   std::uint64_t max_body_bytes = 64 * 1024;  // bodies are compared up to this size; larger ones by hash only
@@ -276,6 +278,7 @@ struct LogConfig {
 struct AdminConfig {
   Endpoint listen{"127.0.0.1", 9901};
   bool enabled = true;  // `admin: { listen: off }` turns it off
+  std::optional<TlsServerConfig> tls;  // TLS on the admin listener; nullopt: plain HTTP
 };
 
 struct ReloadConfig {

@@ -16,6 +16,10 @@
 #include <thread>
 #include <vector>
 
+namespace apigw::net {
+class TlsClientContext;
+}
+
 namespace apigw::migration {
 
 // Where batches go: a file or an HTTP collector (audit_sink.cpp). Used and destroyed by the writer thread only.
@@ -37,14 +41,15 @@ class AuditSink {
   AuditSink& operator=(const AuditSink&) = delete;
 
   // Main thread. `target` is "" (off), "file:/absolute/path" (appended to, created with mode 0640) or
-  // "http://host:port/path" (an IPv4 address, an IPv6 address in brackets or a host name resolved at each
-  // connect): the grammar of migration.audit.sink. Applies to the batches the writer takes after the call; the
+  // "http://host:port/path" or "https://host:port/path" (an IPv4 address, an IPv6 address in brackets or a host
+  // name resolved at each connect): the grammar of migration.audit.sink. An https target needs `tls`, the context
+  // of migration.audit.tls; its sessions are resumed when the connection is opened again. Applies to the batches the writer takes after the call; the
   // previous destination is closed by the writer once its batch in hand is done, so calling it again with the same
   // file target reopens the file (log rotation).
   // Returns "" when the destination is usable now, else a one-line reason ("cannot open /x/audit.ndjson: Permission
   // denied") for the caller to log. Never fatal: records meant for an unusable destination count as failed, and a
   // file that cannot be opened is tried again at most once per second. An HTTP collector is not contacted here.
-  std::string reopen(const std::string& target);
+  std::string reopen(const std::string& target, std::shared_ptr<net::TlsClientContext> tls = nullptr);
 
   // Any thread; `line` is one JSON object without '\n'. Never waits on I/O, only on a short append under a lock.
   void write(std::string line);

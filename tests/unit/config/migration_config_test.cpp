@@ -166,6 +166,23 @@ TEST(MigrationConfig, OtherValues) {
   EXPECT_TRUE(load_section("migration:\n  audit: { sink: \"http://[::1]:9/a\", max_body_bytes: 1KiB }\n")
                   .errors.empty());
   EXPECT_TRUE(load_section("migration:\n  audit: { sink: \"http://10.0.0.7:80/\" }\n").errors.empty());
+  EXPECT_FALSE(migration.audit.tls.has_value());
+}
+
+TEST(MigrationConfig, AnHttpsAuditSinkHasTlsSettingsWrittenOrDefault) {
+  LoadResult result = load_section("migration:\n  audit: { sink: \"https://audit.internal:443/in\" }\n");
+  ASSERT_TRUE(result.config.has_value());
+  const AuditConfig& audit = result.config->migration.audit;
+  ASSERT_TRUE(audit.tls.has_value());
+  EXPECT_EQ(*audit.tls, TlsClientConfig{});  // the system's trust anchors, verified, TLS 1.2 or later
+  result = load_section(
+      "migration:\n  audit: { sink: \"https://10.0.0.7:8443/in\", tls: { sni: audit.internal, min_version: "
+      "\"1.3\" } }\n");
+  ASSERT_TRUE(result.config.has_value()) << all_errors(result);
+  const AuditConfig& written = result.config->migration.audit;
+  ASSERT_TRUE(written.tls.has_value());
+  EXPECT_EQ(written.tls->sni, "audit.internal");
+  EXPECT_EQ(written.tls->min_version, TlsVersion::k13);
 }
 
 struct Threshold {
@@ -482,11 +499,12 @@ INSTANTIATE_TEST_SUITE_P(
         BadSection{"migration:\n  split: { upstream: new, percent: 0.005 }\n", 2, 36,
                    "migration.split.percent: 0.005 is finer than buckets 10000 allows (steps of 0.01)"},
         BadSection{"migration:\n  audit: {}\n", 2, 10,
-                   "migration.audit: needs a sink (file:/absolute/path or http://host:port/path)"},
+                   "migration.audit: needs a sink (file:/absolute/path, http://host:port/path or "
+                   "https://host:port/path)"},
         BadSection{"migration:\n  audit:\n", 2, 3, "migration.audit: needs a sink"},
         BadSection{"migration:\n  audit: { sink: /var/log/audit.ndjson }\n", 2, 18,
-                   "migration.audit.sink: bad sink '/var/log/audit.ndjson': expected file:/absolute/path or "
-                   "http://host:port/path"},
+                   "migration.audit.sink: bad sink '/var/log/audit.ndjson': expected file:/absolute/path, "
+                   "http://host:port/path or https://host:port/path"},
         BadSection{"migration:\n  audit: { sink: \"file:audit.ndjson\" }\n", 2, 18,
                    "bad sink 'file:audit.ndjson': a file sink needs an absolute file path"},
         BadSection{"migration:\n  audit: { sink: \"file:/var/log/\" }\n", 2, 18,
@@ -500,8 +518,16 @@ INSTANTIATE_TEST_SUITE_P(
                    "port must be a number from 1 to 65535"},
         BadSection{"migration:\n  audit: { sink: \"http://a:1/a b\" }\n", 2, 18,
                    "the path must hold no spaces or control characters"},
-        BadSection{"migration:\n  audit: { sink: \"https://a:1/a\" }\n", 2, 18,
-                   "expected file:/absolute/path or http://host:port/path"},
+        BadSection{"migration:\n  audit: { sink: \"ftp://a:1/a\" }\n", 2, 18,
+                   "expected file:/absolute/path, http://host:port/path or https://host:port/path"},
+        BadSection{"migration:\n  audit: { sink: \"https://a:1\" }\n", 2, 18,
+                   "an https sink needs a path, e.g. https://audit.internal:8080/audit"},
+        BadSection{"migration:\n  audit: { sink: \"https://a/x\" }\n", 2, 18,
+                   "(an https sink is https://host:port/path)"},
+        BadSection{"migration:\n  audit: { sink: \"http://a:1/x\", tls: {} }\n", 2, 34,
+                   "migration.audit.tls: applies to an https:// sink only (the sink is 'http://a:1/x')"},
+        BadSection{"migration:\n  audit: { sink: \"https://a:1/x\", tls: { min_version: \"1.0\" } }\n", 2, 55,
+                   "migration.audit.tls.min_version: '1.0' is not a TLS version"},
         BadSection{"migration:\n  audit: { sink: \"file:/a\", sample: 101 }\n", 2, 37,
                    "migration.audit.sample: must be from 0 to 100, got 101"},
         BadSection{"migration:\n  audit: { sink: \"file:/a\", ignore_fields: [meta] }\n", 2, 45,
@@ -517,7 +543,7 @@ INSTANTIATE_TEST_SUITE_P(
         BadSection{"migration:\n  audit: { sink: \"file:/a\", max_body_bytes: 17MiB }\n", 2, 45,
                    "must be from 1KiB to 16MiB, got 17MiB"},
         BadSection{"migration:\n  audit: { sink: \"file:/a\", rate: 1 }\n", 2, 29,
-                   "unknown key 'rate' in migration.audit (allowed: sink, sample, ignore_fields, max_body_bytes)"}));
+                   "unknown key 'rate' in migration.audit (allowed: sink, sample, ignore_fields, max_body_bytes, tls)"}));
 
 // Route errors: the section is present; the route under test is on line 7, its `split` value at column 59.
 struct BadRoute {
