@@ -13,12 +13,14 @@
 #include <boost/beast/http/read.hpp>
 #include <boost/beast/http/string_body.hpp>
 #include <boost/beast/http/write.hpp>
+#include <boost/beast/ssl/ssl_stream.hpp>
 #include <boost/json.hpp>
 #include <fmt/format.h>
 #include <spdlog/spdlog.h>
 
 #include "apigw/admin/cache_api.h"
 #include "apigw/net/endpoint.h"
+#include "apigw/net/tls_asio.h"
 #include "apigw/routing/route_order.h"
 
 namespace apigw::admin {
@@ -302,22 +304,39 @@ asio::awaitable<void> AdminServer::accept_loop(std::shared_ptr<asio::ip::tcp::ac
       continue;
     }
     if (connections_ >= kMaxConnections) continue;  // the socket closes as it goes out of scope
-    asio::co_spawn(executor_, serve(std::move(socket)), asio::detached);
+    asio::co_spawn(executor_, serve(std::move(socket), tls_), asio::detached);
   }
 }
 
-asio::awaitable<void> AdminServer::serve(asio::ip::tcp::socket socket) {
-  const auto stopped = stopped_;
+asio::awaitable<void> AdminServer::serve(asio::ip::tcp::socket socket, std::shared_ptr<net::TlsServerContext> tls) {
   ++connections_;
   struct Slot {
     unsigned& count;
     ~Slot() { --count; }
   } slot{connections_};
-  beast::tcp_stream stream(std::move(socket));
+  if (!tls) {
+    beast::tcp_stream stream(std::move(socket));
+    co_await exchange(stream);
+    co_return;
+  }
+  beast::ssl_stream<beast::tcp_stream> stream(beast::tcp_stream(std::move(socket)), net::asio_context(*tls));
+  beast::get_lowest_layer(stream).expires_after(kIdleTimeout);
+  auto [error] = co_await stream.async_handshake(asio::ssl::stream_base::server, kNoThrow);
+  if (error) {
+    spdlog::debug("admin listener: TLS handshake failed: {}", error.message());
+    co_return;
+  }
+  co_await exchange(stream);
+}
+
+template <typename Stream>
+asio::awaitable<void> AdminServer::exchange(Stream& stream) {
+  const auto stopped = stopped_;
+  auto& tcp = beast::get_lowest_layer(stream);
   beast::flat_buffer buffer;
   bool unread_body = false;
   for (;;) {
-    stream.expires_after(kIdleTimeout);
+    tcp.expires_after(kIdleTimeout);
     bhttp::request_parser<bhttp::string_body> parser;
     parser.body_limit(boost::none);  // the limit depends on the endpoint, set once the head is read
     auto [head_error, head_read] = co_await bhttp::async_read_header(stream, buffer, parser, kNoThrow);
@@ -375,8 +394,8 @@ asio::awaitable<void> AdminServer::serve(asio::ip::tcp::socket socket) {
   boost::system::error_code ignored;
   if (unread_body) {
     // Closing with the body unread would reset the connection, and the reset may destroy the 413 in flight.
-    stream.socket().shutdown(asio::ip::tcp::socket::shutdown_send, ignored);
-    stream.expires_after(kLingerTime);
+    tcp.socket().shutdown(asio::ip::tcp::socket::shutdown_send, ignored);
+    tcp.expires_after(kLingerTime);
     char sink[16 * 1024];
     for (std::size_t drained = 0; drained < kLingerBytes;) {
       auto [error, n] = co_await stream.async_read_some(asio::buffer(sink), kNoThrow);
@@ -384,7 +403,7 @@ asio::awaitable<void> AdminServer::serve(asio::ip::tcp::socket socket) {
       drained += n;
     }
   }
-  stream.socket().shutdown(asio::ip::tcp::socket::shutdown_both, ignored);
+  tcp.socket().shutdown(asio::ip::tcp::socket::shutdown_both, ignored);
 }
 
 AdminServer::Response AdminServer::handle(std::string_view method, std::string_view target) const {

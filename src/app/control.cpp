@@ -16,15 +16,17 @@ namespace {
 // How often a drain checks whether every worker is done.
 constexpr auto kExitPoll = std::chrono::milliseconds(20);
 
-// Where the migration audit's records go under `config`: "" when there is no audit.
-std::string audit_target(const config::Config& config) {
-  return config.migration.audit.enabled ? config.migration.audit.sink : std::string();
+// Where the migration audit's records go under `config`: no sink when there is no audit.
+AuditTarget audit_target(const config::Config& config) {
+  if (!config.migration.enabled || !config.migration.audit.enabled) return {};
+  return {config.migration.audit.sink, config.migration.audit.tls};
 }
 
 // Points the audit sink at `target`. A destination that does not work yet is no reason to refuse a config: its
 // records are counted as failed until it does.
-void open_audit_sink(migration::AuditSink& sink, const std::string& target) {
-  if (const std::string why = sink.reopen(target); !why.empty()) {
+void open_audit_sink(migration::AuditSink& sink, const AuditTarget& target) {
+  auto tls = target.tls ? net::TlsClientContext::require(*target.tls) : nullptr;
+  if (const std::string why = sink.reopen(target.sink, std::move(tls)); !why.empty()) {
     spdlog::warn("migration.audit.sink: {}; audit records are counted as failed until it works", why);
   }
 }
@@ -44,6 +46,21 @@ void for_each_tls_block(const config::Snapshot& snapshot,
   if (config.cache.enabled && config.cache.secondary && config.cache.secondary->tls) {
     visit(*config.cache.secondary->tls, "cache.secondary", file);
   }
+  const config::AuditConfig& audit = config.migration.audit;
+  if (config.migration.enabled && audit.enabled && audit.tls) visit(*audit.tls, "migration.audit", file);
+}
+
+// The listeners' `tls` blocks: "server" and "admin".
+void for_each_listener_tls(const config::Snapshot& snapshot,
+                           const std::function<void(const config::TlsServerConfig&, const std::string& use)>& visit) {
+  const config::Config& config = snapshot.config;
+  if (config.server.tls) visit(*config.server.tls, "server");
+  if (config.admin.enabled && config.admin.tls) visit(*config.admin.tls, "admin");
+}
+
+// The admin listener's TLS context (built at load), or null for plain HTTP.
+std::shared_ptr<net::TlsServerContext> admin_tls(const config::Config& config) {
+  return config.admin.tls ? net::TlsServerContext::require(*config.admin.tls) : nullptr;
 }
 
 std::string summary(const config::Snapshot& snapshot) {
@@ -71,6 +88,13 @@ Loaded load_snapshot(const std::string& path, std::uint64_t generation) {
       auto context = net::TlsClientContext::get(tls, why);
       if (!context) errors.push_back({at, use + " tls: " + why});
       loaded.tls_contexts.push_back(std::move(context));
+    });
+    const config::Position file{loaded.snapshot->config.source_file, 0, 0};
+    for_each_listener_tls(*loaded.snapshot, [&](const config::TlsServerConfig& tls, const std::string& use) {
+      std::string why;
+      auto context = net::TlsServerContext::get(tls, why);
+      if (!context) errors.push_back({file, use + ".tls: " + why});
+      loaded.listener_contexts.push_back(std::move(context));
     });
     if (!errors.empty()) loaded.snapshot.reset();
   }
@@ -104,6 +128,7 @@ Control::Control(std::string config_path, config::SnapshotPtr snapshot, core::Ac
       generation_gauge_(metrics_.gauge("apigw_config_generation", "Generation of the configuration being served")),
       last_reload_ok_(metrics_.gauge("apigw_config_last_reload_successful",
                                      "1 when the last reload was applied, 0 when it was rejected")) {
+  admin_.use_tls(admin_tls(snapshot_->config));
   if (snapshot_->config.admin.enabled) admin_.listen(snapshot_->config.admin.listen);
   open_audit_sink(audit_sink_, audit_target_);
   stamps_ = stamp_files(snapshot_->config.files);
@@ -152,7 +177,7 @@ void Control::wait_for_rotation() {
     } catch (const std::exception& failure) {
       spdlog::error("SIGUSR1: {}; the access log goes on to the file it had", failure.what());
     }
-    if (audit_target_.starts_with("file:")) open_audit_sink(audit_sink_, audit_target_);
+    if (audit_target_.sink.starts_with("file:")) open_audit_sink(audit_sink_, audit_target_);
     wait_for_rotation();
   });
 }
@@ -216,7 +241,8 @@ void Control::try_reload(std::string_view reason) {
       }
     }
     reloading_ = true;
-    gateway_.apply(next, [this, next, tls = std::move(loaded.tls_contexts)] {
+    gateway_.apply(next, [this, next, tls = std::move(loaded.tls_contexts),
+                          listeners = std::move(loaded.listener_contexts)] {
       // The workers' pools hold the new TLS contexts now; until then the reload did.
       asio::post(loop_, [this, next] { commit(next); });
     });
@@ -260,7 +286,9 @@ void Control::commit(const config::SnapshotPtr& snapshot) {
   health_.retain(*snapshot_);
   checker_.update(snapshot_);
   apply_process_settings(*snapshot_);
-  if (std::string target = audit_target(snapshot_->config); target != audit_target_) {
+  admin_.use_tls(admin_tls(snapshot_->config));
+  // A changed tls block (a rotated client certificate) opens the collector's connection again.
+  if (AuditTarget target = audit_target(snapshot_->config); target != audit_target_) {
     audit_target_ = std::move(target);
     open_audit_sink(audit_sink_, audit_target_);
   }
@@ -400,6 +428,12 @@ std::string Control::render_metrics() {
     scrape.gauge("apigw_tls_certificate_expiry_timestamp_seconds",
                  "When each configured certificate expires (Unix time): client certificates and listeners'",
                  {{"use", use}, {"file", tls.cert->path}})
+        .set(tls.cert_not_after);
+  });
+  for_each_listener_tls(*snapshot_, [&scrape](const config::TlsServerConfig& tls, const std::string& use) {
+    scrape.gauge("apigw_tls_certificate_expiry_timestamp_seconds",
+                 "When each configured certificate expires (Unix time): client certificates and listeners'",
+                 {{"use", use}, {"file", tls.cert.path}})
         .set(tls.cert_not_after);
   });
   for (const upstream::EndpointHealthPtr& entry : health_.all()) {

@@ -5,6 +5,7 @@
 #include <sys/stat.h>
 
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -31,8 +32,17 @@ struct Loaded {
   // The TLS contexts of the snapshot, built (and so checked by OpenSSL) at load; held until the workers' pools
   // hold them.
   std::vector<std::shared_ptr<net::TlsClientContext>> tls_contexts;
+  std::vector<std::shared_ptr<net::TlsServerContext>> listener_contexts;
   std::vector<std::string> files;   // every file read, for the watch (as far as reading got)
 };
+// Where the migration audit's records go: migration.audit.sink ("" without an audit) and, for an https sink, its
+// TLS settings.
+struct AuditTarget {
+  std::string sink;
+  std::optional<config::TlsClientConfig> tls;
+  bool operator==(const AuditTarget&) const = default;
+};
+
 // Loads, validates and builds a snapshot; blocking (DNS): main thread only.
 Loaded load_snapshot(const std::string& path, std::uint64_t generation);
 
@@ -79,7 +89,7 @@ class Control {
   core::AccessLog& access_log_;
   std::string access_target_;  // what the access log writes to now (changes on reload, before the switch)
   migration::AuditSink audit_sink_;  // before the gateway, whose workers write to it
-  std::string audit_target_;         // where audit records go now ("" without an audit)
+  AuditTarget audit_target_;         // where audit records go now (no sink without an audit)
   boost::asio::io_context loop_{1};
   upstream::HealthTable health_;
   server::Gateway gateway_;

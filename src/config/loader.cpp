@@ -31,12 +31,12 @@ namespace fs = std::filesystem;
 constexpr std::array<std::string_view, 10> kMainKeys{"server", "log",       "admin",     "reload", "auth",
                                                      "cache",  "migration", "upstreams", "routes", "include"};
 constexpr std::array<std::string_view, 2> kIncludeKeys{"upstreams", "routes"};
-constexpr std::array<std::string_view, 6> kServerKeys{"listen",          "workers",       "trusted_proxies",
-                                                      "limits",          "debug_headers", "drain_timeout"};
+constexpr std::array<std::string_view, 7> kServerKeys{"listen",        "workers",       "trusted_proxies", "limits",
+                                                      "debug_headers", "drain_timeout", "tls"};
 constexpr std::array<std::string_view, 5> kLimitsKeys{"max_header_bytes", "max_uri_bytes", "max_body_bytes",
                                                       "header_timeout", "idle_timeout"};
 constexpr std::array<std::string_view, 2> kLogKeys{"access", "level"};
-constexpr std::array<std::string_view, 1> kAdminKeys{"listen"};
+constexpr std::array<std::string_view, 2> kAdminKeys{"listen", "tls"};
 constexpr std::array<std::string_view, 2> kReloadKeys{"watch", "interval"};
 constexpr std::array<std::string_view, 9> kUpstreamKeys{"endpoints",    "balance",        "connect_timeout",
                                                         "timeout",      "max_connections", "retries",
@@ -82,6 +82,7 @@ void read_server(YamlReader& reader, const Field& field, ServerConfig& server) {
     if (key == "limits") return read_limits(reader, value, server.limits);
     if (key == "debug_headers") return assign(server.debug_headers, reader.value(value, parse_bool));
     if (key == "drain_timeout") return assign(server.drain_timeout, reader.value(value, parse_duration_value));
+    if (key == "tls") return void(server.tls = read_tls_server(reader, value));
     reader.for_each_item(value, [&](std::size_t, const Field& item) {
       if (auto cidr = reader.value(item, parse_cidr)) server.trusted_proxies.push_back(std::move(*cidr));
     });
@@ -96,7 +97,8 @@ void read_log(YamlReader& reader, const Field& field, LogConfig& log) {
 }
 
 void read_admin(YamlReader& reader, const Field& field, AdminConfig& admin) {
-  reader.for_each_field(field, kAdminKeys, [&](std::string_view, const Field& value) {
+  reader.for_each_field(field, kAdminKeys, [&](std::string_view key, const Field& value) {
+    if (key == "tls") return void(admin.tls = read_tls_server(reader, value));
     if (auto listen = reader.value(value, parse_optional_listen)) {
       admin.enabled = listen->has_value();
       if (*listen) admin.listen = **listen;

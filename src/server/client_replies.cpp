@@ -108,7 +108,7 @@ asio::awaitable<void> ClientSession::send_reply(RequestContext& context, http::L
 asio::awaitable<void> ClientSession::close_gracefully(bool drain_input) {
   closed_ = true;
   error_code ignored;
-  client_.socket.shutdown(asio::socket_base::shutdown_send, ignored);
+  net::shutdown_send(client_, ignored);
   if (drain_input) {
     // Unread request bytes would make close() send a reset that can destroy the reply in flight.
     deadline_.arm(kLingerTime);
@@ -122,6 +122,7 @@ asio::awaitable<void> ClientSession::close_gracefully(bool drain_input) {
       drained += n;
     }
   }
+  client_.tls.reset();
   client_.socket.close(ignored);
 }
 

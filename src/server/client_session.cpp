@@ -80,9 +80,59 @@ void ClientSession::force_close() {
 }
 
 void ClientSession::start() {
-  // A new connection has header_timeout to send its first request.
+  // A new connection has header_timeout to send its first request (and before it, over TLS, to finish the
+  // handshake).
   deadline_.arm(worker_.snapshot()->config.server.limits.header_timeout);
+  if (const auto& tls = worker_.generation()->listener_tls) {
+    net::tls_accept_begin(client_, tls);
+    handshaking_ = true;
+  }
   wait_idle();
+}
+
+bool ClientSession::continue_handshake() {
+  std::string failure;
+  switch (net::tls_accept_now(client_, failure)) {
+    case net::TlsStep::kDone:
+      handshaking_ = false;
+      worker_.listener_handshake(net::tls_resumed(client_) ? ListenerHandshake::kResumed : ListenerHandshake::kFull);
+      return true;
+    case net::TlsStep::kWantRead:
+      wait_idle();
+      return false;
+    case net::TlsStep::kWantWrite:
+      idle_ = true;
+      client_.socket.async_wait(asio::socket_base::wait_write,
+                                [self = shared_from_this()](const error_code& error) { self->on_readable(error); });
+      return false;
+    case net::TlsStep::kFailed:
+      break;
+    case net::TlsStep::kClosed:
+      close();
+      return false;
+    case net::TlsStep::kPlainHttp: {
+      // As NGINX does, a plain HTTP request on the TLS port is told so, in plain HTTP (it is never served).
+      const http::RequestId id = http::RequestId::generate();
+      const std::string body = fmt::format(
+          R"({{"error":"plain_http","message":"this port speaks TLS: use https://","request_id":"{}"}})", id.view());
+      const std::string reply = fmt::format(
+          "HTTP/1.1 400 Bad Request\r\nContent-Type: application/json\r\nContent-Length: {}\r\nX-Request-Id: "
+          "{}\r\nConnection: close\r\n\r\n{}",
+          body.size(), id.view(), body);
+      client_.tls.reset();
+      error_code ignored;
+      const asio::const_buffer bytes = asio::buffer(reply);
+      net::write_now(client_, std::span<const asio::const_buffer>(&bytes, 1), ignored);
+      client_.socket.shutdown(asio::socket_base::shutdown_send, ignored);
+      failure = "the client spoke plain HTTP (answered 400 plain_http)";
+      break;
+    }
+  }
+  worker_.listener_handshake(ListenerHandshake::kFailed);
+  spdlog::debug("worker {}: TLS handshake with client {} failed: {}", worker_.index(), peer_.address, failure);
+  client_.tls.reset();
+  close();
+  return false;
 }
 
 void ClientSession::wait_idle() {
@@ -95,6 +145,7 @@ void ClientSession::on_readable(const error_code& error) {
   idle_ = false;
   // Aborted: the deadline passed, or a drain closed the idle connection.
   if (error || closed_) return close();
+  if (handshaking_ && !continue_handshake()) return;
   state_ = worker_.request_states().acquire();
   error_code read_error;
   client_.drained = false;
@@ -202,6 +253,7 @@ void ClientSession::close() {
   closed_ = true;
   if (state_) worker_.request_states().release(std::move(state_));
   error_code ignored;
+  client_.tls.reset();  // says close_notify to a TLS client, while the socket is open
   client_.socket.close(ignored);
 }
 

@@ -86,6 +86,17 @@ Worker::~Worker() {
 
 void Worker::listen(ListenSocket socket) { pending_listeners_.push_back(socket); }
 
+void Worker::listener_handshake(ListenerHandshake result) {
+  static constexpr std::array<const char*, 3> kResults{"full", "resumed", "failed"};
+  const auto index = static_cast<std::size_t>(result);
+  core::Counter*& counter = listener_handshakes_[index];
+  if (counter == nullptr) {
+    counter = &metrics_.counter("apigw_tls_listener_handshakes_total", "TLS handshakes with clients by result",
+                                {{"listener", "server"}, {"result", kResults[index]}});
+  }
+  counter->add();
+}
+
 GenerationPtr Worker::make_generation(config::SnapshotPtr snapshot, const Generation* previous) {
   auto generation = std::make_shared<Generation>();
   for (const config::Upstream& upstream : snapshot->upstreams) {
@@ -114,6 +125,8 @@ GenerationPtr Worker::make_generation(config::SnapshotPtr snapshot, const Genera
   generation->authenticator = make_authenticator(*snapshot, previous);
   generation->cache = make_cache(*snapshot, previous);
   generation->unrouted = route_stats(kNoRoute);
+  // Built at load, so this finds it (and the workers share it: a session ticket from one is good at another).
+  if (snapshot->config.server.tls) generation->listener_tls = net::TlsServerContext::require(*snapshot->config.server.tls);
   if (previous) {
     // Pools the new generation does not use stop taking connections back; requests still on them finish.
     for (const upstream::UpstreamPoolPtr& old : previous->pools) {

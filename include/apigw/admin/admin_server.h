@@ -21,6 +21,7 @@
 
 #include "apigw/cache/response_cache.h"
 #include "apigw/config/snapshot.h"
+#include "apigw/net/tls.h"
 #include "apigw/upstream/health.h"
 
 namespace apigw::admin {
@@ -47,17 +48,23 @@ class AdminServer {
   const config::Endpoint& address() const { return address_; }
   // Closes the listener; open admin connections end after their current request (or their idle timeout).
   void stop();
+  // Connections accepted from now on speak TLS with `tls` (admin.tls), or plain HTTP when null.
+  void use_tls(std::shared_ptr<net::TlsServerContext> tls) { tls_ = std::move(tls); }
 
  private:
   struct Response;
   boost::asio::awaitable<void> accept_loop(std::shared_ptr<boost::asio::ip::tcp::acceptor> acceptor);
-  boost::asio::awaitable<void> serve(boost::asio::ip::tcp::socket socket);
+  boost::asio::awaitable<void> serve(boost::asio::ip::tcp::socket socket, std::shared_ptr<net::TlsServerContext> tls);
+  // Requests on one connection, plain or TLS, until it ends.
+  template <typename Stream>
+  boost::asio::awaitable<void> exchange(Stream& stream);
   Response handle(std::string_view method, std::string_view target) const;
 
   boost::asio::any_io_executor executor_;
   AdminSources sources_;
   config::Endpoint address_;
   std::shared_ptr<boost::asio::ip::tcp::acceptor> acceptor_;
+  std::shared_ptr<net::TlsServerContext> tls_;
   std::shared_ptr<std::atomic<bool>> stopped_ = std::make_shared<std::atomic<bool>>(false);
   unsigned connections_ = 0;
 };

@@ -66,6 +66,9 @@ class ClientSession : public std::enable_shared_from_this<ClientSession> {
   // Idle: waits for the next request's first byte with nothing allocated for it but the wait.
   void wait_idle();
   void on_readable(const boost::system::error_code& error);
+  // A TLS listener's handshake, as far as the socket allows: true once it is done; otherwise it waits for the
+  // socket again (or, failed, closes the connection) and returns false.
+  bool continue_handshake();
   // Busy: serves the requests that arrive back to back, until the connection goes idle or ends.
   // Returns true when the connection is idle and stays open.
   boost::asio::awaitable<bool> serve_requests();
@@ -99,7 +102,8 @@ class ClientSession : public std::enable_shared_from_this<ClientSession> {
   core::Deadline deadline_;
   proxy::UpstreamDeadline upstream_deadline_;  // the upstream exchange in progress, if any
   ClientPeer peer_;
-  bool idle_ = false;    // waiting for the first byte of a request
+  bool idle_ = false;    // waiting for the first byte of a request (or, over TLS, for the handshake)
+  bool handshaking_ = false;  // a TLS listener's handshake is not done yet
   bool closed_ = false;
   bool kept_alive_ = false;  // served a request already: the next one starts under idle_timeout
   bool hot_ = false;         // waiting in wait_hot()

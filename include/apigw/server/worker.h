@@ -2,6 +2,7 @@
 // upstream pools. Nothing here is shared with another worker except the immutable config snapshot.
 #pragma once
 
+#include <array>
 #include <atomic>
 #include <chrono>
 #include <functional>
@@ -27,6 +28,7 @@
 #include "apigw/core/metrics.h"
 #include "apigw/migration/audit_sink.h"
 #include "apigw/migration/shadow_dispatch.h"
+#include "apigw/net/tls.h"
 #include "apigw/server/request_stats.h"
 #include "apigw/upstream/health.h"
 #include "apigw/upstream/upstream_pool.h"
@@ -46,7 +48,11 @@ struct Generation {
   std::shared_ptr<cache::ResponseCache> cache;         // null without a cache section
   std::vector<RouteStats*> route_stats;                // by snapshot route index; owned by the worker
   RouteStats* unrouted = nullptr;                      // requests no route answered
+  std::shared_ptr<net::TlsServerContext> listener_tls;  // server.tls made usable; null for plain HTTP
 };
+
+// How a TLS listener's handshake with a client ended, as apigw_tls_listener_handshakes_total counts it.
+enum class ListenerHandshake { kFull, kResumed, kFailed };
 using GenerationPtr = std::shared_ptr<const Generation>;
 
 // A listening socket bound and listening, opened by the main thread (so that failures are reported there) and
@@ -112,6 +118,8 @@ class Worker {
   const bool& draining_flag() const { return draining_; }
   // Draining, and idle keep-alive connections are being closed rather than waited on.
   bool idle_grace_over() const { return idle_grace_over_; }
+  // Worker thread only: counts a TLS listener's handshake.
+  void listener_handshake(ListenerHandshake result);
   void attach(ClientSession* session);
   void detach(ClientSession* session);
 
@@ -136,6 +144,7 @@ class Worker {
   core::Gauge& shadows_in_flight_;
   auth::AuthStats auth_stats_{metrics_};
   cache::CacheStats cache_stats_{metrics_};
+  std::array<core::Counter*, 3> listener_handshakes_{};  // by ListenerHandshake, registered at first use
   std::map<std::string, std::unique_ptr<RouteStats>, std::less<>> route_stats_;
   std::map<std::string, std::unique_ptr<upstream::UpstreamStats>, std::less<>> upstream_stats_;
   std::atomic<bool> exited_{false};
