@@ -344,8 +344,13 @@ write_peer_configs() {
   write_upstream_config
   write_nginx_proxy_config "$TMP/nginx" "$P_NGINX"
   mkdir -p "$TMP/haproxy"
+  haproxy_config "127.0.0.1:$P_HAPROXY" "up1 127.0.0.1:$P_UP" >"$TMP/haproxy/haproxy.cfg"
+}
 
-  cat >"$TMP/haproxy/haproxy.cfg" <<EOF
+# haproxy_config BIND SERVER: the HAProxy of write_peer_configs (one thread, keep-alive both ways, http-reuse
+# always), with that bind line (frontend) and server line (backend).
+haproxy_config() {
+  cat <<EOF
 global
   nbthread 1
   maxconn 4096
@@ -361,11 +366,11 @@ defaults
   timeout http-keep-alive 75s
 
 frontend bench
-  bind 127.0.0.1:$P_HAPROXY
+  bind $1
   default_backend upstream
 
 backend upstream
-  server up1 127.0.0.1:$P_UP
+  server $2
 EOF
 }
 
