@@ -314,9 +314,11 @@ asio::awaitable<void> AdminServer::serve(asio::ip::tcp::socket socket, std::shar
     unsigned& count;
     ~Slot() { --count; }
   } slot{connections_};
+  boost::system::error_code ignored;
   if (!tls) {
     beast::tcp_stream stream(std::move(socket));
     co_await exchange(stream);
+    stream.socket().shutdown(asio::ip::tcp::socket::shutdown_both, ignored);
     co_return;
   }
   beast::ssl_stream<beast::tcp_stream> stream(beast::tcp_stream(std::move(socket)), net::asio_context(*tls));
@@ -327,6 +329,10 @@ asio::awaitable<void> AdminServer::serve(asio::ip::tcp::socket socket, std::shar
     co_return;
   }
   co_await exchange(stream);
+  // close_notify, and the client's, within a short time.
+  beast::get_lowest_layer(stream).expires_after(kLingerTime);
+  co_await stream.async_shutdown(kNoThrow);
+  beast::get_lowest_layer(stream).socket().shutdown(asio::ip::tcp::socket::shutdown_both, ignored);
 }
 
 template <typename Stream>
@@ -403,7 +409,6 @@ asio::awaitable<void> AdminServer::exchange(Stream& stream) {
       drained += n;
     }
   }
-  tcp.socket().shutdown(asio::ip::tcp::socket::shutdown_both, ignored);
 }
 
 AdminServer::Response AdminServer::handle(std::string_view method, std::string_view target) const {

@@ -69,6 +69,14 @@ constexpr auto kOpenRetryInterval = std::chrono::seconds(1);
 constexpr auto kWarningInterval = std::chrono::seconds(10);
 constexpr mode_t kFileMode = 0640;
 
+// The one io_context of the writer thread, for every HTTP destination it ever uses. net's readiness fast path
+// caches a thread's reactor by its io_context's address: a destination's own io_context, freed by a reload and
+// another made at the same address, would leave that cache pointing at a dead reactor.
+asio::io_context& writer_io() {
+  thread_local asio::io_context io;
+  return io;
+}
+
 // A target that is none (reopen() said why): every batch fails.
 class UnusableDestination final : public AuditDestination {
  public:
@@ -124,8 +132,8 @@ class FileDestination final : public AuditDestination {
 };
 
 // "http://host:port/path" or "https://host:port/path": one POST per batch on a connection kept alive across
-// batches (over TLS for https, resuming the collector's session when it is opened again). Its io_context runs on
-// the writer thread for the length of one delivery.
+// batches (over TLS for https, resuming the collector's session when it is opened again). The writer thread's
+// io_context runs for the length of one delivery.
 class HttpDestination final : public AuditDestination {
  public:
   HttpDestination(std::string target, config::Endpoint endpoint, std::string_view authority, std::string_view path,
@@ -155,7 +163,8 @@ class HttpDestination final : public AuditDestination {
   config::Endpoint endpoint_;
   std::string authority_;  // host:port as the target writes it, for the Host header
   std::string path_;
-  asio::io_context io_;
+  // The writer thread's io_context (writer_io), taken on that thread only.
+  asio::io_context& io() { return writer_io(); }
   std::optional<upstream::TlsTarget> tls_;  // https
   std::optional<upstream::UpstreamConnection> connection_;  // connected, or being connected
 };
@@ -167,12 +176,12 @@ Delivery HttpDestination::deliver(std::string payload, Clock::time_point deadlin
       "Content-Length: {}\r\n\r\n",
       path_, authority_, payload.size());
   Delivery result{Failure::kExchange, "unexpected error"};
-  io_.restart();
+  io().restart();
   const Request request{asio::buffer(head), asio::buffer(payload)};
-  asio::co_spawn(io_, exchange(request, deadline), [&result](std::exception_ptr error, Delivery delivery) {
+  asio::co_spawn(io(), exchange(request, deadline), [&result](std::exception_ptr error, Delivery delivery) {
     if (!error) result = std::move(delivery);
   });
-  io_.run();
+  io().run();
   if (result.failure != Failure::kNone) disconnect();
   return result;
 }
@@ -191,7 +200,7 @@ asio::awaitable<Delivery> HttpDestination::post(Request request, Clock::time_poi
     if (connected.failure != Failure::kNone) co_return connected;
   }
   upstream::UpstreamConnection& connection = *connection_;
-  upstream::ExchangeDeadline limit(io_.get_executor(), deadline);  // one budget for connect, request and answer
+  upstream::ExchangeDeadline limit(io().get_executor(), deadline);  // one budget for connect, request and answer
   limit.watch(connection);
   auto [write_error, sent] = co_await upstream::send_request(connection, request);
   if (write_error) {
@@ -224,7 +233,7 @@ asio::awaitable<Delivery> HttpDestination::connect(Clock::time_point deadline) {
     candidates.emplace_back(address, endpoint_.port);
   } else {
     // A name is resolved at each connect, so that the collector may move.
-    asio::ip::tcp::resolver resolver(io_);
+    asio::ip::tcp::resolver resolver(io());
     auto [resolve_error, endpoints] =
         co_await resolver.async_resolve(endpoint_.host, std::to_string(endpoint_.port), kNoThrow);
     if (resolve_error) co_return failure(resolve_error, false, doing, Failure::kConnect);
@@ -232,7 +241,7 @@ asio::awaitable<Delivery> HttpDestination::connect(Clock::time_point deadline) {
   }
   std::string tls_failure;
   for (const asio::ip::tcp::endpoint& candidate : candidates) {
-    connection_.emplace(io_.get_executor(), 0);
+    connection_.emplace(io().get_executor(), 0);
     tls_failure.clear();
     error = co_await upstream::connect(*connection_, candidate, deadline, tls_ ? &*tls_ : nullptr, &tls_failure);
     if (!error) co_return Delivery{};

@@ -411,13 +411,21 @@ asio::awaitable<error_code> tls_handshake(Connection& connection, std::shared_pt
   connection.tls.reset(new TlsStream(connection.socket, native, context, std::move(sessions), false));
   TlsStream& tls = *connection.tls;
   SSL* ssl = tls.ssl;
+  // Whom to verify: a handshake that cannot say so does not run, rather than check the chain alone.
+  bool named = true;
   if (!peer.server_name.empty()) {
     const std::string name(peer.server_name);
-    SSL_set_tlsext_host_name(ssl, name.c_str());
-    if (config.verify) SSL_set1_host(ssl, name.c_str());
+    named = SSL_set_tlsext_host_name(ssl, name.c_str()) == 1 &&
+            (!config.verify || SSL_set1_host(ssl, name.c_str()) == 1);
   } else if (config.verify) {
     const std::string address(peer.address);
-    X509_VERIFY_PARAM_set1_ip_asc(SSL_get0_param(ssl), address.c_str());
+    named = X509_VERIFY_PARAM_set1_ip_asc(SSL_get0_param(ssl), address.c_str()) == 1;
+  }
+  if (!named) {
+    ERR_clear_error();
+    failure = "cannot verify the peer as '" + std::string(peer.server_name.empty() ? peer.address : peer.server_name) +
+              "'";
+    co_return asio::error::invalid_argument;
   }
   if (tls.sessions) {
     SSL_set_ex_data(ssl, session_cache_index(), tls.sessions.get());

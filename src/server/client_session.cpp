@@ -123,9 +123,13 @@ bool ClientSession::continue_handshake() {
       error_code ignored;
       const asio::const_buffer bytes = asio::buffer(reply);
       net::write_now(client_, std::span<const asio::const_buffer>(&bytes, 1), ignored);
-      client_.socket.shutdown(asio::socket_base::shutdown_send, ignored);
-      failure = "the client spoke plain HTTP (answered 400 plain_http)";
-      break;
+      worker_.listener_handshake(ListenerHandshake::kFailed);
+      spdlog::debug("worker {}: client {} spoke plain HTTP to the TLS listener (answered 400)", worker_.index(),
+                    peer_.address);
+      // The rest of the request may still come: read and dropped, so that the close does not reset the answer.
+      asio::co_spawn(client_.socket.get_executor(), close_gracefully(true),
+                     [self = shared_from_this()](const std::exception_ptr&) {});
+      return false;
     }
   }
   worker_.listener_handshake(ListenerHandshake::kFailed);
