@@ -478,7 +478,7 @@ TEST(ConfigLoader, UnknownKeysNameTheKeyAndTheAllowedOnes) {
       {"serve: {}\n", 1,
        "unknown key 'serve' at the top level (allowed: server, log, admin, reload, auth, cache, migration, upstreams, "
        "routes, include)"},
-      {"admin: { port: 1 }\n", 1, "unknown key 'port' in admin (allowed: listen)"},
+      {"admin: { port: 1 }\n", 1, "unknown key 'port' in admin (allowed: listen, tls)"},
       {"reload: { watch: true, every: 2s }\n", 1, "unknown key 'every' in reload (allowed: watch, interval)"},
       {"upstreams:\n  u:\n    endpoints: [127.0.0.1:1]\n    health_check: { url: /h }\n", 4,
        "unknown key 'url' in upstream 'u' health_check (allowed: path, interval, timeout, unhealthy_after,", false},
@@ -486,7 +486,7 @@ TEST(ConfigLoader, UnknownKeysNameTheKeyAndTheAllowedOnes) {
        "unknown key 'failures' in upstream 'u' passive_health (allowed: unhealthy_after, eject_for)", false},
       {"server:\n  lisen: 1.2.3.4:80\n", 2,
        "unknown key 'lisen' in server (allowed: listen, workers, trusted_proxies, limits, debug_headers, "
-       "drain_timeout)"},
+       "drain_timeout, tls)"},
       {"server:\n  limits: { max_body: 1 }\n", 2, "unknown key 'max_body' in server.limits (allowed: max_header_bytes"},
       {"log: { format: json }\n", 1, "unknown key 'format' in log (allowed: access, level)"},
       {"upstreams:\n  u:\n    endpoints: [127.0.0.1:1]\n    balanse: random\n", 4,
