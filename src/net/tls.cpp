@@ -560,7 +560,7 @@ std::size_t tls_write_now(Connection& connection, std::span<const asio::const_bu
       std::size_t skip = offset;
       while (at < buffers.size() && size < wanted) {
         const std::size_t take = std::min(buffers[at].size() - skip, wanted - size);
-        std::memcpy(gathered + size, static_cast<const char*>(buffers[at].data()) + skip, take);
+        if (take > 0) std::memcpy(gathered + size, static_cast<const char*>(buffers[at].data()) + skip, take);
         size += take;
         skip = 0;
         ++at;
