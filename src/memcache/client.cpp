@@ -7,6 +7,7 @@
 #include <libmemcached/memcached.h>
 
 #include <algorithm>
+#include <functional>
 #include <stdexcept>
 
 #include <boost/asio/ip/address.hpp>
@@ -64,20 +65,40 @@ std::shared_ptr<Connection> Client::connection_for(std::string_view key) {
   return node.connections[node.next++ % node.connections.size()];
 }
 
+std::shared_ptr<Connection> Client::connection_placed(std::string_view placement) {
+  Node& node = nodes_[server_index(placement)];
+  return node.connections[std::hash<std::string_view>{}(placement) % node.connections.size()];
+}
+
+std::shared_ptr<Connection> Client::connection_for(const std::string& key, const std::string& placement) {
+  return placement.empty() ? connection_for(key) : connection_placed(placement);
+}
+
 // Each picks its connection before its first suspension, so the client may go away while it waits.
-asio::awaitable<GetResult> Client::get(std::string key) {
-  const std::shared_ptr<Connection> connection = connection_for(key);
+asio::awaitable<GetResult> Client::get(std::string key, std::string placement) {
+  const std::shared_ptr<Connection> connection = connection_for(key, placement);
   co_return co_await connection->get(std::move(key));
 }
 
+asio::awaitable<std::vector<GetResult>> Client::get_many(std::vector<std::string> keys, std::string placement) {
+  const std::shared_ptr<Connection> connection = connection_placed(placement);
+  co_return co_await connection->get_many(std::move(keys));
+}
+
 asio::awaitable<error_code> Client::set(std::string key, std::string value, std::uint32_t flags,
-                                        std::chrono::seconds ttl) {
-  const std::shared_ptr<Connection> connection = connection_for(key);
+                                        std::chrono::seconds ttl, std::string placement) {
+  const std::shared_ptr<Connection> connection = connection_for(key, placement);
   co_return co_await connection->set(std::move(key), std::move(value), flags, ttl);
 }
 
-asio::awaitable<error_code> Client::remove(std::string key) {
-  const std::shared_ptr<Connection> connection = connection_for(key);
+asio::awaitable<error_code> Client::add(std::string key, std::string value, std::uint32_t flags,
+                                        std::chrono::seconds ttl, std::string placement) {
+  const std::shared_ptr<Connection> connection = connection_for(key, placement);
+  co_return co_await connection->add(std::move(key), std::move(value), flags, ttl);
+}
+
+asio::awaitable<error_code> Client::remove(std::string key, std::string placement) {
+  const std::shared_ptr<Connection> connection = connection_for(key, placement);
   co_return co_await connection->remove(std::move(key));
 }
 

@@ -1,6 +1,8 @@
 // A pipelined memcached connection on Asio, meta protocol (see connection.h).
 #include "apigw/memcache/connection.h"
 
+#include <algorithm>
+
 #include <boost/asio/error.hpp>
 #include <spdlog/spdlog.h>
 
@@ -67,15 +69,64 @@ asio::awaitable<GetResult> Connection::get(std::string key) {
   co_return GetResult{{}, std::move(item)};
 }
 
+asio::awaitable<std::vector<GetResult>> Connection::get_many(std::vector<std::string> keys) {
+  std::vector<GetResult> results(keys.size());
+  if (keys.empty()) co_return results;
+  const bool valid = std::all_of(keys.begin(), keys.end(), [](const std::string& key) { return valid_key(key); });
+  const error_code refused = !valid ? error_code(asio::error::invalid_argument)
+                             : !accepting() ? error_code(asio::error::not_connected) : error_code();
+  if (refused) {
+    for (GetResult& result : results) result.error = refused;
+    co_return results;
+  }
+  std::vector<std::shared_ptr<Pending>> pendings;
+  pendings.reserve(keys.size());
+  for (const std::string& key : keys) {
+    const std::uint32_t opaque = next_opaque();
+    encode_get(out(), key, opaque);
+    pendings.push_back(std::make_shared<Pending>(executor(), opaque));
+    if (pendings.size() < keys.size()) enqueue(pendings.back());
+  }
+  // Replies come in order: once the last is in, so are the others (or the connection failed them all).
+  co_await await_reply(pendings.back());
+  for (std::size_t i = 0; i < pendings.size(); ++i) {
+    Pending& pending = *pendings[i];
+    if (!pending.done || pending.error) {
+      results[i].error = pending.error ? pending.error : error_code(asio::error::operation_aborted);
+      continue;
+    }
+    Reply& reply = pending.reply;
+    if (reply.code == Reply::Code::kMiss) continue;
+    if (reply.code != Reply::Code::kValue) {
+      results[i].error = reply_error(reply);
+      continue;
+    }
+    Item& item = results[i].item.emplace(Item{std::move(reply.value), reply.flags, {}});
+    if (reply.ttl && *reply.ttl >= 0) item.ttl_left = std::chrono::seconds(*reply.ttl);
+  }
+  co_return results;
+}
+
 asio::awaitable<error_code> Connection::set(std::string key, std::string value, std::uint32_t flags,
                                             std::chrono::seconds ttl) {
+  co_return co_await store(std::move(key), std::move(value), flags, ttl, false);
+}
+
+asio::awaitable<error_code> Connection::add(std::string key, std::string value, std::uint32_t flags,
+                                            std::chrono::seconds ttl) {
+  co_return co_await store(std::move(key), std::move(value), flags, ttl, true);
+}
+
+asio::awaitable<error_code> Connection::store(std::string key, std::string value, std::uint32_t flags,
+                                              std::chrono::seconds ttl, bool add) {
   if (!valid_key(key) || ttl.count() < 0) co_return asio::error::invalid_argument;
   if (!accepting()) co_return asio::error::not_connected;
   const std::uint32_t opaque = next_opaque();
-  encode_set(out(), key, value, flags, exptime(ttl), opaque);
+  encode_set(out(), key, value, flags, exptime(ttl), opaque, add);
   value = {};
   const Outcome outcome = co_await exchange(opaque);
   if (outcome.error) co_return outcome.error;
+  if (add && outcome.reply.code == Reply::Code::kNotStored) co_return make_error_code(errc::file_exists);
   co_return outcome.reply.code == Reply::Code::kHeader ? error_code{} : reply_error(outcome.reply);
 }
 

@@ -86,7 +86,7 @@ void encode_get(std::string& out, std::string_view key, std::uint32_t opaque) {
 }
 
 void encode_set(std::string& out, std::string_view key, std::string_view value, std::uint32_t flags,
-                std::int64_t exptime, std::uint32_t opaque) {
+                std::int64_t exptime, std::uint32_t opaque, bool add) {
   out.reserve(out.size() + key.size() + value.size() + 64);
   out += "ms ";
   out += key;
@@ -98,6 +98,7 @@ void encode_set(std::string& out, std::string_view key, std::string_view value, 
   append_number(out, exptime);
   out += " O";
   append_number(out, opaque);
+  if (add) out += " ME";
   out += "\r\n";
   out += value;
   out += "\r\n";

@@ -50,11 +50,17 @@ class Client {
   Client(const Client&) = delete;
   Client& operator=(const Client&) = delete;
 
-  // As Connection's (errors listed in connection.h); the key's server answers.
-  boost::asio::awaitable<GetResult> get(std::string key);
+  // As Connection's (errors listed in connection.h); the key's server answers, on its connections in turn.
+  // `placement`, when not empty, is hashed instead of the key, so that keys read together live on one server,
+  // and picks one connection of that server, so that this worker's commands for it are answered in order.
+  boost::asio::awaitable<GetResult> get(std::string key, std::string placement = {});
+  // Every key from the server `placement` selects, in one write; results in the keys' order.
+  boost::asio::awaitable<std::vector<GetResult>> get_many(std::vector<std::string> keys, std::string placement);
   boost::asio::awaitable<boost::system::error_code> set(std::string key, std::string value, std::uint32_t flags,
-                                                        std::chrono::seconds ttl);
-  boost::asio::awaitable<boost::system::error_code> remove(std::string key);
+                                                        std::chrono::seconds ttl, std::string placement = {});
+  boost::asio::awaitable<boost::system::error_code> add(std::string key, std::string value, std::uint32_t flags,
+                                                        std::chrono::seconds ttl, std::string placement = {});
+  boost::asio::awaitable<boost::system::error_code> remove(std::string key, std::string placement = {});
 
   // The index in `servers` of the server holding `key` (libmemcached's ketama), for tests and diagnostics.
   std::size_t server_index(std::string_view key) const;
@@ -69,6 +75,8 @@ class Client {
   };
 
   std::shared_ptr<Connection> connection_for(std::string_view key);
+  std::shared_ptr<Connection> connection_placed(std::string_view placement);
+  std::shared_ptr<Connection> connection_for(const std::string& key, const std::string& placement);
 
   std::unique_ptr<memcached_st, void (*)(memcached_st*)> placement_;
   std::vector<Node> nodes_;  // as options.servers

@@ -10,6 +10,7 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <vector>
 
 #include <boost/asio/any_io_executor.hpp>
 #include <boost/asio/awaitable.hpp>
@@ -48,7 +49,8 @@ struct ConnectionOptions {
 //   connection_refused, connection_reset, eof, ...   the socket's own errors
 //   message_size       memcached refused the item as too large (the connection stays)
 //   not_enough_memory  memcached had no memory for the item (the connection stays)
-//   io_error           another SERVER_ERROR, or NS (not stored)
+//   io_error           another SERVER_ERROR, or NS (not stored) on a set
+//   file_exists        add: the key is there already
 //   bad_message        a reply that makes no sense (the connection is dropped)
 //   operation_aborted  close() or destruction
 // Used from its executor's thread only (one worker's loop). in_flight(), connected() and close() are the base's.
@@ -57,8 +59,13 @@ class Connection : public net::PipelinedConnection {
   Connection(boost::asio::any_io_executor executor, ConnectionOptions options);
 
   boost::asio::awaitable<GetResult> get(std::string key);
+  // Several keys in one write, answered in order; the results are in the keys' order.
+  boost::asio::awaitable<std::vector<GetResult>> get_many(std::vector<std::string> keys);
   // `ttl` 0 stores without expiry; more than 30 days is sent as an absolute time, as memcached requires.
   boost::asio::awaitable<boost::system::error_code> set(std::string key, std::string value, std::uint32_t flags,
+                                                        std::chrono::seconds ttl);
+  // Stores only when the key is absent.
+  boost::asio::awaitable<boost::system::error_code> add(std::string key, std::string value, std::uint32_t flags,
                                                         std::chrono::seconds ttl);
   // A missing key is not an error.
   boost::asio::awaitable<boost::system::error_code> remove(std::string key);
@@ -71,6 +78,8 @@ class Connection : public net::PipelinedConnection {
   };
 
   std::uint32_t next_opaque() { return ++opaque_; }
+  boost::asio::awaitable<boost::system::error_code> store(std::string key, std::string value, std::uint32_t flags,
+                                                          std::chrono::seconds ttl, bool add);
   boost::asio::awaitable<Outcome> exchange(std::uint32_t opaque);
   bool consume(const char* data, std::size_t n) override;
   void reset_parser() override { in_.clear(); }

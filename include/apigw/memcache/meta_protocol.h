@@ -23,8 +23,9 @@ bool valid_key(std::string_view key);
 // mg <key> v f t O<opaque>: value, client flags, seconds left.
 void encode_get(std::string& out, std::string_view key, std::uint32_t opaque);
 // ms <key> <length> F<flags> T<exptime> O<opaque>, then the value; exptime as memcached reads it (0: never).
+// With `add`, the item is stored only when the key is absent (mode flag ME; NS otherwise).
 void encode_set(std::string& out, std::string_view key, std::string_view value, std::uint32_t flags,
-                std::int64_t exptime, std::uint32_t opaque);
+                std::int64_t exptime, std::uint32_t opaque, bool add = false);
 // md <key> O<opaque>
 void encode_delete(std::string& out, std::string_view key, std::uint32_t opaque);
 

@@ -1,6 +1,7 @@
 // memcache::Connection and memcache::Client against real memcached processes: commands and binary values, flags
-// and expiry, pipelining, items over the size limit, keys refused before sending, a server killed or paused and
-// back, and key placement checked against libmemcached's own client.
+// and expiry, add, several keys in one round trip, pipelining, items over the size limit, keys refused before
+// sending, a server killed or paused and back, key placement checked against libmemcached's own client, and
+// placement by another string than the key.
 #include <gtest/gtest.h>
 
 #include <libmemcached/memcached.h>
@@ -88,6 +89,156 @@ TEST(MemcacheClient, SetGetRemove) {
     EXPECT_FALSE(removed.item.has_value());
     const boost::system::error_code again = co_await client.remove("page:/a");  // already gone: not an error
     EXPECT_FALSE(again) << again.message();
+  });
+}
+
+TEST(MemcacheClient, AddStoresOnlyWhenTheKeyIsAbsent) {
+  MemcachedServer server;
+  run([&](asio::any_io_executor executor) -> asio::awaitable<void> {
+    Client client(executor, pool({server.port()}));
+    const boost::system::error_code first = co_await client.add("version:/a", "1", 5, seconds(0));
+    EXPECT_FALSE(first) << first.message();
+    EXPECT_EQ(server.peek("version:/a"), "1");
+    const boost::system::error_code second = co_await client.add("version:/a", "2", 6, seconds(0));
+    EXPECT_EQ(second, boost::system::errc::file_exists) << second.message();
+    EXPECT_EQ(server.peek("version:/a"), "1") << "the first value stays";
+    const GetResult kept = co_await client.get("version:/a");
+    EXPECT_TRUE(kept.item && kept.item->value == "1" && kept.item->flags == 5u);
+
+    // A set still overwrites; once removed, the key can be added again.
+    EXPECT_FALSE(co_await client.set("version:/a", "3", 0, seconds(0)));
+    EXPECT_EQ(co_await client.add("version:/a", "4", 0, seconds(0)), boost::system::errc::file_exists);
+    EXPECT_EQ(server.peek("version:/a"), "3");
+    EXPECT_FALSE(co_await client.remove("version:/a"));
+    EXPECT_FALSE(co_await client.add("version:/a", "5", 0, seconds(100)));
+    const GetResult added = co_await client.get("version:/a");
+    EXPECT_TRUE(added.item && added.item->value == "5" && added.item->ttl_left &&
+                added.item->ttl_left->count() >= 99);
+
+    // The same on one connection, and the connection is still fine after the refusal.
+    auto connection = std::make_shared<Connection>(executor, one(server.port()));
+    EXPECT_EQ(co_await connection->add("version:/a", "6", 0, seconds(0)), boost::system::errc::file_exists);
+    EXPECT_FALSE(co_await connection->add("version:/b", "7", 0, seconds(0)));
+    EXPECT_TRUE(connection->connected());
+    const GetResult b = co_await connection->get("version:/b");
+    EXPECT_TRUE(b.item && b.item->value == "7");
+    // Keys and ttls are checked as for set.
+    EXPECT_EQ(co_await connection->add("a b", "v", 0, seconds(0)), asio::error::invalid_argument);
+    EXPECT_EQ(co_await connection->add("k", "v", 0, seconds(-1)), asio::error::invalid_argument);
+    connection->close();
+  });
+}
+
+TEST(MemcacheClient, GetManyAnswersEveryKeyInOrder) {
+  MemcachedServer server;
+  run([&](asio::any_io_executor executor) -> asio::awaitable<void> {
+    Client client(executor, pool({server.port()}));
+    EXPECT_FALSE(co_await client.set("many:1", "one", 1, seconds(0), "group"));
+    EXPECT_FALSE(co_await client.set("many:3", std::string("th\0ree\r\n", 8), 3, seconds(50), "group"));
+    // (Named vectors: g++ 12 cannot keep a braced list of literals alive across co_await.)
+    const std::vector<std::string> asked{"many:3", "many:2", "many:1", "many:3"};
+    const std::vector<GetResult> results = co_await client.get_many(asked, "group");
+    EXPECT_EQ(results.size(), 4u);
+    if (results.size() == 4) {
+      for (const GetResult& result : results) EXPECT_FALSE(result.error) << result.error.message();
+      EXPECT_TRUE(results[0].item && results[0].item->value == std::string("th\0ree\r\n", 8) &&
+                  results[0].item->flags == 3u && results[0].item->ttl_left);
+      EXPECT_FALSE(results[1].item.has_value()) << "a miss keeps its place";
+      EXPECT_TRUE(results[2].item && results[2].item->value == "one" && results[2].item->flags == 1u &&
+                  !results[2].item->ttl_left);
+      EXPECT_TRUE(results[3].item && results[3].item->value == std::string("th\0ree\r\n", 8))
+          << "a repeated key is answered twice";
+    }
+
+    // Only misses; a single key; none at all.
+    const std::vector<std::string> absent{"none:1", "none:2"};
+    const std::vector<GetResult> misses = co_await client.get_many(absent, "group");
+    EXPECT_EQ(misses.size(), 2u);
+    for (const GetResult& miss : misses) EXPECT_TRUE(!miss.error && !miss.item);
+    const std::vector<std::string> one_key{"many:1"};
+    const std::vector<GetResult> single = co_await client.get_many(one_key, "group");
+    EXPECT_TRUE(single.size() == 1 && single[0].item && single[0].item->value == "one");
+    const std::vector<GetResult> nothing = co_await client.get_many(std::vector<std::string>{}, "group");
+    EXPECT_TRUE(nothing.empty());
+
+    // One bad key refuses them all, before anything is sent.
+    auto connection = std::make_shared<Connection>(executor, one(server.port()));
+    const std::vector<std::string> with_bad{"many:1", "bad key"};
+    const std::vector<GetResult> refused = co_await connection->get_many(with_bad);
+    EXPECT_EQ(refused.size(), 2u);
+    for (const GetResult& result : refused) EXPECT_EQ(result.error, asio::error::invalid_argument);
+    // Many keys at once, interleaved with single gets on the same connection.
+    std::vector<std::string> keys;
+    for (int i = 0; i < 300; ++i) keys.push_back(i % 2 == 0 ? "many:1" : "none:" + std::to_string(i));
+    std::vector<GetResult> batch;
+    GetResult alone;
+    int finished = 0;
+    asio::co_spawn(
+        executor,
+        [&]() -> asio::awaitable<void> {
+          batch = co_await connection->get_many(keys);
+          ++finished;
+        },
+        asio::detached);
+    asio::co_spawn(
+        executor,
+        [&]() -> asio::awaitable<void> {
+          alone = co_await connection->get("many:3");
+          ++finished;
+        },
+        asio::detached);
+    co_await wait_until(executor, [&] { return finished == 2; });
+    EXPECT_EQ(batch.size(), keys.size());
+    for (std::size_t i = 0; i < batch.size(); ++i) {
+      EXPECT_FALSE(batch[i].error) << i;
+      EXPECT_EQ(batch[i].item.has_value(), i % 2 == 0) << i;
+    }
+    EXPECT_TRUE(alone.item && alone.item->flags == 3u);
+    connection->close();
+  });
+}
+
+TEST(MemcacheClient, KeysWithOnePlacementLiveOnItsServer) {
+  MemcachedServer first, second, third;
+  const std::vector<MemcachedServer*> servers{&first, &second, &third};
+  run([&](asio::any_io_executor executor) -> asio::awaitable<void> {
+    Client client(executor, pool({first.port(), second.port(), third.port()}));
+    const std::string placement = "apigw:r2:users:resource";
+    const std::size_t home = client.server_index(placement);
+    CO_ASSERT(home < servers.size());
+    int elsewhere = 0;  // keys that would live on another server by their own hash
+    std::vector<std::string> keys;
+    for (int i = 0; i < 30; ++i) {
+      const std::string key = "apigw:v2:users:variant" + std::to_string(i);
+      keys.push_back(key);
+      elsewhere += client.server_index(key) != home;
+      EXPECT_FALSE(co_await client.set(key, "v" + std::to_string(i), 0, seconds(0), placement)) << key;
+    }
+    EXPECT_FALSE(co_await client.add(placement, "42", 0, seconds(0), placement));
+    EXPECT_GT(elsewhere, 5) << "the test would prove nothing if every key lived there anyway";
+    for (std::size_t i = 0; i < servers.size(); ++i) {
+      for (const std::string& key : keys) {
+        EXPECT_EQ(servers[i]->peek(key).has_value(), i == home) << key << " on server " << i;
+      }
+      EXPECT_EQ(servers[i]->peek(placement).has_value(), i == home);
+    }
+    // Every command with the placement finds them.
+    for (int i = 0; i < 30; ++i) {
+      const GetResult read = co_await client.get(keys[i], placement);
+      EXPECT_TRUE(read.item && read.item->value == "v" + std::to_string(i)) << keys[i];
+    }
+    const std::vector<std::string> pair{keys[7], placement};
+    const std::vector<GetResult> both = co_await client.get_many(pair, placement);
+    EXPECT_TRUE(both.size() == 2 && both[0].item && both[0].item->value == "v7" && both[1].item &&
+                both[1].item->value == "42");
+    EXPECT_EQ(co_await client.add(placement, "43", 0, seconds(0), placement), boost::system::errc::file_exists);
+    EXPECT_FALSE(co_await client.remove(keys[7], placement));
+    EXPECT_EQ(servers[home]->peek(keys[7]), std::nullopt);
+    const GetResult gone = co_await client.get(keys[7], placement);
+    EXPECT_TRUE(!gone.error && !gone.item);
+    // An empty placement is the key's own.
+    EXPECT_FALSE(co_await client.set("own", "x", 0, seconds(0), ""));
+    EXPECT_EQ(servers[client.server_index("own")]->peek("own"), "x");
   });
 }
 

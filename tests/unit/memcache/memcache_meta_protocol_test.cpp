@@ -33,6 +33,12 @@ TEST(MemcacheMetaProtocol, Requests) {
   EXPECT_EQ(out, "ms empty 0 F0 T0 O1\r\n\r\n");
   encode_delete(out, "k", 2);  // appends
   EXPECT_EQ(out, "ms empty 0 F0 T0 O1\r\n\r\nmd k O2\r\n");
+  out.clear();
+  encode_set(out, "k", "v", 5, 60, 3, true);
+  EXPECT_EQ(out, "ms k 1 F5 T60 O3 ME\r\nv\r\n") << "add: mode E";
+  out.clear();
+  encode_set(out, "k", "v", 5, 60, 3, false);
+  EXPECT_EQ(out, "ms k 1 F5 T60 O3\r\nv\r\n");
 }
 
 TEST(MemcacheMetaProtocol, ValueReply) {
