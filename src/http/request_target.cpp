@@ -1,6 +1,7 @@
 // Request-target parsing and normalisation (see request_target.h).
 #include "apigw/http/request_target.h"
 
+#include <algorithm>
 #include <vector>
 
 #include "apigw/http/text.h"
@@ -62,6 +63,10 @@ bool remove_dot_segments(std::string_view path, std::string& out) {
 std::string_view parse_request_target(std::string_view raw, RequestTarget& out, std::string& storage) {
   out = {};
   if (raw.empty()) return "empty request target";
+  // RFC 9112 §3.2: a target is ASCII; raw UTF-8 or Latin-1 bytes would reach each upstream as it guesses.
+  if (std::any_of(raw.begin(), raw.end(), [](char c) { return static_cast<unsigned char>(c) >= 0x80; })) {
+    return "request target has bytes outside ASCII (percent-encode them)";
+  }
   std::string_view rest = raw;
   if (raw.front() != '/') {
     // Absolute-form, which a server must accept (RFC 9112 §3.2.2): keep the authority, route on the path.

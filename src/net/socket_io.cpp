@@ -57,7 +57,8 @@ std::size_t recv_now(asio::ip::tcp::socket& socket, asio::mutable_buffer buffer,
 
 template <bool isRequest>
 asio::awaitable<error_code> parse_step(Connection& connection, beast::flat_buffer& buffer,
-                                       beast::http::basic_parser<isRequest>& parser, std::size_t read_size) {
+                                       beast::http::basic_parser<isRequest>& parser, std::size_t read_size,
+                                       PendingWatch* watch) {
   error_code error;
   for (;;) {
     if (buffer.size() != 0) {
@@ -65,6 +66,13 @@ asio::awaitable<error_code> parse_step(Connection& connection, beast::flat_buffe
       buffer.consume(used);
       if (error != beast::http::error::need_more) co_return error;
       error = {};
+      if (watch != nullptr && buffer.size() != 0) {
+        const auto pending = buffer.data();
+        if (const error_code stop =
+                watch->on_pending({static_cast<const char*>(pending.data()), pending.size()})) {
+          co_return stop;
+        }
+      }
     }
     auto [read_error, n] = co_await read_some(connection, buffer.prepare(read_size));
     buffer.commit(n);
@@ -156,13 +164,14 @@ asio::awaitable<std::tuple<error_code, std::size_t>> write_all(Connection& conne
 }
 
 asio::awaitable<error_code> parse_some(Connection& connection, beast::flat_buffer& buffer,
-                                       beast::http::basic_parser<true>& parser, std::size_t read_size) {
-  return parse_step(connection, buffer, parser, read_size);
+                                       beast::http::basic_parser<true>& parser, std::size_t read_size,
+                                       PendingWatch* watch) {
+  return parse_step(connection, buffer, parser, read_size, watch);
 }
 
 asio::awaitable<error_code> parse_some(Connection& connection, beast::flat_buffer& buffer,
                                        beast::http::basic_parser<false>& parser, std::size_t read_size) {
-  return parse_step(connection, buffer, parser, read_size);
+  return parse_step(connection, buffer, parser, read_size, nullptr);
 }
 
 }  // namespace apigw::net

@@ -3,6 +3,7 @@
 // it came whole with its head, streamed and re-chunked as needed otherwise), shown to the observers as it goes.
 #include <algorithm>
 #include <array>
+#include <cctype>
 #include <span>
 #include <tuple>
 
@@ -42,24 +43,48 @@ class OutgoingPiece {
   std::size_t count_ = 0;
 };
 
+// Whether unparsed chunked-body bytes begin the last chunk: the CRLF that ends the previous chunk's data (when
+// there was one), a chunk size of zero, then anything but another hex digit (its extensions or CRLF).
+bool begins_last_chunk(std::string_view pending) {
+  if (pending.starts_with(kCrlf)) pending.remove_prefix(kCrlf.size());
+  const std::size_t zeros = pending.find_first_not_of('0');
+  if (zeros == 0 || zeros == std::string_view::npos) return false;
+  return !std::isxdigit(static_cast<unsigned char>(pending[zeros]));
+}
+
 }  // namespace
 
 asio::awaitable<error_code> Forwarder::read_client_chunk(char* data, std::size_t size, std::size_t& got) {
   auto& body = client_.parser.get().body();
   body.data = data;
   body.size = size;
-  client_.deadline.arm(client_.io_timeout);
+  if (!in_trailer_) client_.deadline.arm(client_.io_timeout);
   // A client that leaves mid-body may send its end of stream with its last bytes, bringing no new readiness.
   client_.connection.drained = false;
-  error_code error = co_await net::parse_some(client_.connection, client_.buffer, client_.parser, kClientReadSize);
+  error_code error =
+      co_await net::parse_some(client_.connection, client_.buffer, client_.parser, kClientReadSize, this);
   if (error == bhttp::error::need_buffer) error = {};
   got = size - body.size;
   co_return error;
 }
 
+error_code Forwarder::on_pending(std::string_view pending) {
+  if (pending.size() > client_.max_header_bytes) return bhttp::error::header_limit;
+  if (!in_trailer_ && client_.parser.chunked() && begins_last_chunk(pending)) {
+    // A trailer section is a header section: it gets header_timeout, however slowly its bytes come.
+    in_trailer_ = true;
+    client_.deadline.arm(client_.header_timeout);
+  }
+  return {};
+}
+
 void Forwarder::fail_on_client(const error_code& error) {
   if (error == bhttp::error::body_limit) {
     local_reply(413, "request body exceeds server.limits.max_body_bytes");
+  } else if (error == bhttp::error::header_limit) {
+    local_reply(431, "a chunk header or the trailer section exceeds server.limits.max_header_bytes");
+  } else if (client_.deadline.expired && in_trailer_) {
+    local_reply(408, "request trailer section not received within header_timeout");
   } else if (client_.deadline.expired) {
     local_reply(408, "request body not received in time");
   } else if (error == bhttp::error::partial_message || error == bhttp::error::end_of_stream) {

@@ -2,6 +2,7 @@
 #include "apigw/proxy/forward_heads.h"
 
 #include <cstring>
+#include <iterator>
 
 #include <boost/beast/core/string.hpp>
 #include <fmt/format.h>
@@ -139,6 +140,21 @@ ResponseFraming response_framing(const http::ResponseParser& response, bool head
   framing.keep_alive =
       keep_alive_wanted && (!framing.has_body || response.content_length().has_value() || framing.chunked);
   return framing;
+}
+
+void build_interim_response_head(const http::ResponseParser& response, std::string& out) {
+  HopByHopRules rules;
+  for (const http::ResponseParser::Field& field : response.fields()) {
+    if (field.name == bhttp::field::connection) rules.add_connection(field.value);
+  }
+  const std::string_view reason = response.reason();
+  fmt::format_to(std::back_inserter(out), "HTTP/1.1 {} {}\r\n", response.status(),
+                 reason.empty() ? http::reason_phrase(response.status()) : reason);
+  for (const http::ResponseParser::Field& field : response.fields()) {
+    if (rules.drop(field.name, field.name_text) || field.name == bhttp::field::content_length) continue;
+    append_header(out, field.name_text, field.value);
+  }
+  out.append(kCrlf);
 }
 
 void build_client_response_head(const http::ResponseParser& response, const ForwardRequest& forward,

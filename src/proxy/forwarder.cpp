@@ -203,12 +203,32 @@ asio::awaitable<Forwarder::Attempt> Forwarder::exchange(upstream::UpstreamConnec
 
   // The response deadline runs from the end of the request to the end of the response.
   client_.upstream.deadline.arm(timeout);
-  if (const error_code error = co_await response_.read_head(connection, head_request_, attempt.got_response_bytes)) {
-    attempt.error = upstream_error(error);
-    co_return attempt;
+  // RFC 9110 §15.2: a proxy forwards 1xx responses (but the 100 Continue it answers itself), never to HTTP/1.0.
+  const bool forward_interim = client_.parser.get().version() >= 11;
+  for (;;) {
+    if (const error_code error =
+            co_await response_.read_head(connection, head_request_, attempt.got_response_bytes, forward_interim)) {
+      attempt.error = upstream_error(error);
+      co_return attempt;
+    }
+    if (!response_.interim()) break;
+    if (!co_await send_interim()) {
+      result_.kind = ForwardResult::Kind::kAbort;  // the client went away
+      attempt.outcome = AttemptOutcome::kClientFailed;
+      co_return attempt;
+    }
   }
   attempt.outcome = AttemptOutcome::kResponseHead;
   co_return attempt;
+}
+
+asio::awaitable<bool> Forwarder::send_interim() {
+  std::string head;
+  build_interim_response_head(response_.response(), head);
+  client_.deadline.arm(client_.io_timeout);
+  auto [error, n] = co_await net::write_all(client_.connection, asio::buffer(head));
+  client_.deadline.disarm();
+  co_return !error;
 }
 
 void Forwarder::request_sent() {

@@ -319,9 +319,10 @@ asio::awaitable<bool> ClientSession::serve_request() {
   }
 
   const auto& request = state_->parser->get();
-  context.client.emplace(client_, state_->buffer, *state_->parser, deadline_,
-                         context.snapshot->config.server.limits.idle_timeout, upstream_deadline_,
-                         worker_.draining_flag(), closed_);
+  const config::Limits& limits = context.snapshot->config.server.limits;
+  context.client.emplace(client_, state_->buffer, *state_->parser, deadline_, limits.idle_timeout,
+                         limits.header_timeout, static_cast<std::size_t>(limits.max_header_bytes),
+                         upstream_deadline_, worker_.draining_flag(), closed_);
   const PipelineOutcome outcome = co_await worker_.pipeline().run(context);
   switch (outcome.kind) {
     case PipelineOutcome::Kind::kReply:

@@ -39,6 +39,26 @@ Gateway::Gateway(const config::SnapshotPtr& snapshot, core::AccessLog& access_lo
 
 Gateway::~Gateway() { drain_and_join(); }
 
+namespace {
+
+// SO_REUSEPORT would let the workers bind beside another process's listener and silently split the traffic with
+// it; a socket bound without it finds that listener (or an overlapping wildcard one) first.
+void refuse_address_in_use(const asio::ip::tcp::endpoint& endpoint, std::string_view text) {
+  asio::io_context scratch;
+  asio::ip::tcp::acceptor probe(scratch);
+  boost::system::error_code error;
+  probe.open(endpoint.protocol(), error);
+  if (!error) probe.set_option(asio::socket_base::reuse_address(true), error);
+  if (!error) probe.bind(endpoint, error);
+  if (error == asio::error::address_in_use) {
+    throw std::runtime_error(
+        fmt::format("cannot listen on {}: the address is already in use by another process", text));
+  }
+  // Any other error is the real bind's to report.
+}
+
+}  // namespace
+
 std::vector<ListenSocket> Gateway::bind_all(const config::Endpoint& listen) const {
   const asio::ip::tcp::endpoint endpoint = net::tcp_endpoint(listen);
   std::vector<ListenSocket> sockets;
@@ -56,6 +76,7 @@ std::vector<ListenSocket> Gateway::bind_all(const config::Endpoint& listen) cons
     }
     return sockets;
   }
+  refuse_address_in_use(endpoint, listen.text());
   try {
     for (std::size_t i = 0; i < count_; ++i) sockets.push_back(open_listen_socket(endpoint));
   } catch (const boost::system::system_error& bind_error) {

@@ -87,7 +87,7 @@ ExchangeDeadline::~ExchangeDeadline() {
 ResponseReader::ResponseReader() { fields_.reserve(kTypicalResponseFields); }
 
 asio::awaitable<error_code> ResponseReader::read_head(UpstreamConnection& connection, bool head_request,
-                                                      bool& got_bytes) {
+                                                      bool& got_bytes, bool stop_at_interim) {
   for (;;) {
     parser_.emplace(fields_);
     parser_->header_limit(kMaxResponseHeadBytes);
@@ -99,6 +99,7 @@ asio::awaitable<error_code> ResponseReader::read_head(UpstreamConnection& connec
     if (!parser_->is_header_done()) co_return bhttp::error::partial_message;
     if (parser_->status() == 101) co_return bhttp::error::bad_status;
     if (parser_->status() >= 200) co_return error_code{};
+    if (stop_at_interim && parser_->status() != 100) co_return error_code{};
     // An interim response: the final one follows.
   }
 }

@@ -17,7 +17,8 @@ struct RequestTarget {
 };
 
 // Splits and normalises `raw`. `storage` is used only when the path must change (dot segments), so the common
-// case does not allocate. Returns an error reason, or an empty view on success.
+// case does not allocate. Returns an error reason, or an empty view on success. A target with a byte outside
+// ASCII is refused (RFC 9112 §3.2), as are fragments and paths that climb above the root.
 std::string_view parse_request_target(std::string_view raw, RequestTarget& out, std::string& storage);
 
 // `text` with each %XX replaced by its byte (and '+' by a space when `plus_is_space`, as in a query); nullopt

@@ -63,13 +63,23 @@ boost::asio::awaitable<std::tuple<boost::system::error_code, std::size_t>> write
 boost::asio::awaitable<std::tuple<boost::system::error_code, std::size_t>> write_all(
     Connection& connection, boost::asio::const_buffer buffer);
 
+// Told, each time a parse step needs more bytes, what the parser holds unparsed: during a chunked body, a chunk
+// header or the trailer section still incomplete. An error it returns ends the step with that error.
+class PendingWatch {
+ public:
+  virtual boost::system::error_code on_pending(std::string_view pending) = 0;
+
+ protected:
+  ~PendingWatch() = default;
+};
+
 // One parse step, as http::async_read_some: feeds `parser` from `buffer` and reads up to `read_size` more bytes
 // only while the parser needs more. Returns once the parser made progress (header done, body bytes delivered
 // into a buffer_body, message done), with need_buffer when the body buffer is full, or with the read error
 // (end_of_stream when the peer closed before a message started).
 boost::asio::awaitable<boost::system::error_code> parse_some(Connection& connection, boost::beast::flat_buffer& buffer,
                                                              boost::beast::http::basic_parser<true>& parser,
-                                                             std::size_t read_size);
+                                                             std::size_t read_size, PendingWatch* watch = nullptr);
 boost::asio::awaitable<boost::system::error_code> parse_some(Connection& connection, boost::beast::flat_buffer& buffer,
                                                              boost::beast::http::basic_parser<false>& parser,
                                                              std::size_t read_size);

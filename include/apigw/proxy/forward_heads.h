@@ -37,6 +37,9 @@ struct ResponseFraming {
 ResponseFraming response_framing(const http::ResponseParser& response, bool head_request, bool client_http11,
                                  bool keep_alive_wanted);
 
+// The head of an interim (1xx) response for the client: its status line and its fields but the hop-by-hop ones.
+void build_interim_response_head(const http::ResponseParser& response, std::string& out);
+
 // Appends the client response's head, framed as `framing` says, to `out`.
 void build_client_response_head(const http::ResponseParser& response, const ForwardRequest& forward,
                                 std::string_view upstream_name, ResponseFraming framing, bool head_request,

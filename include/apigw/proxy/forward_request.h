@@ -51,6 +51,8 @@ struct ClientSide {
   RequestParser& parser;
   core::Deadline& deadline;   // the session's; the worker's sweeper enforces it
   core::Duration io_timeout;  // bound on each body read or response write
+  core::Duration header_timeout;  // bound on a chunked request body's trailer section
+  std::size_t max_header_bytes;   // bound on a chunk header or a trailer section
   UpstreamDeadline& upstream; // the session's; the worker's sweeper enforces it
   const bool& draining;       // the worker's: once set, responses say Connection: close
   const bool& closed;         // the session's: the client connection was closed under the exchange (drain timeout)

@@ -40,7 +40,7 @@ struct ExchangeBuffers {
   void trim(std::size_t max_capacity);
 };
 
-class Forwarder {
+class Forwarder final : private net::PendingWatch {
  public:
   Forwarder(ClientSide client, const ForwardRequest& request, upstream::UpstreamPool& pool, ExchangeBuffers& buffers);
   boost::asio::awaitable<ForwardResult> run();
@@ -57,6 +57,7 @@ class Forwarder {
   bool replayable() const { return !has_body_ || buffered_; }
   bool wants_continue() const;  // Expect: 100-continue on an HTTP/1.1 request with a body
   boost::asio::awaitable<bool> send_continue();
+  boost::asio::awaitable<bool> send_interim();  // the upstream's 1xx head, to the client
   boost::asio::awaitable<Attempt> exchange(upstream::UpstreamConnection& connection);
   void request_sent();
   boost::system::error_code upstream_error(const boost::system::error_code& error) const;
@@ -72,6 +73,9 @@ class Forwarder {
   boost::asio::awaitable<boost::system::error_code> read_client_chunk(char* data, std::size_t size,
                                                                       std::size_t& got);
   void fail_on_client(const boost::system::error_code& error);
+  // A chunked body's incomplete chunk header or trailer section: bounded by max_header_bytes, and the trailer
+  // section by header_timeout from its start (not idle_timeout per read).
+  boost::system::error_code on_pending(std::string_view pending) override;
   boost::asio::awaitable<Attempt> stream_request_body(upstream::UpstreamConnection& connection);
   boost::asio::awaitable<void> relay_response(upstream::Lease lease);
   // A body that came whole with its head was written (`written` bytes of head and body, or `error`).
@@ -95,6 +99,7 @@ class Forwarder {
   std::string& request_head_;  // the upstream request's head
   std::size_t framing_at_ = 0;  // where its framing header (or closing blank line) starts
   bool sent_ = false;           // the whole request reached an upstream once
+  bool in_trailer_ = false;     // the request body's last chunk has begun: header_timeout bounds the rest
   std::unique_ptr<char[]> relay_;  // body bytes in transit, either way
   std::size_t relay_size_ = 0;
   std::string& response_head_;  // the client response's head

@@ -90,12 +90,16 @@ class ResponseReader {
   using Field = http::ResponseParser::Field;
   ResponseReader();
 
-  // Reads up to the final response head: interim 1xx responses (100 Continue, 103 Early Hints) are consumed; a
-  // response to HEAD is parsed without a body. Returns the read or parse error, partial_message when the
-  // upstream closed inside the head, bad_status for a 101 (apigw never forwards Upgrade). `got_bytes` is set
-  // once any response byte arrived (a kept-alive connection that fails before that had most likely gone stale).
+  // Reads up to the final response head: interim 1xx responses are consumed, except that with
+  // `stop_at_interim` one other than 100 Continue (102 Processing, 103 Early Hints, ...) is returned (interim()
+  // then says so, and the next call reads on); a response to HEAD is parsed without a body. Returns the read or
+  // parse error, partial_message when the upstream closed inside the head, bad_status for a 101 (apigw never
+  // forwards Upgrade). `got_bytes` is set once any response byte arrived (a kept-alive connection that fails
+  // before that had most likely gone stale).
   boost::asio::awaitable<boost::system::error_code> read_head(UpstreamConnection& connection, bool head_request,
-                                                              bool& got_bytes);
+                                                              bool& got_bytes, bool stop_at_interim = false);
+  // The head read last is an interim (1xx) response.
+  bool interim() const { return parser_->status() < 200; }
 
   // The next body bytes, into `into`: `got` of them (possibly none, after a chunk header). A body that ends with
   // the connection ends at the upstream's end of stream.

@@ -233,7 +233,7 @@ class Gateway {
     forward_.observers = std::span<ResponseObserver* const>(observers_.data(), observers_.size());
     forward_.request_observer = &request_observer;
     Forwarder forwarder(ClientSide{gateway_, buffer_, *parser_, deadline_, std::chrono::seconds(10),
-                                   upstream_deadline_, draining_, closed_},
+                                   std::chrono::seconds(10), 16 * 1024, upstream_deadline_, draining_, closed_},
                         forward_, *pool, exchange_buffers_);
     if (before_run) before_run();
     co_return co_await forwarder.run();

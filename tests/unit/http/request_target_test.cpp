@@ -51,6 +51,20 @@ TEST(RequestTarget, RejectsOtherForms) {
   EXPECT_NE(parse("/a#frag").error, "");
 }
 
+TEST(RequestTarget, RejectsBytesOutsideAscii) {
+  // RFC 9112 §3.2: raw UTF-8 or Latin-1 must be percent-encoded by the client.
+  for (const std::string_view raw : {"/caf\xc3\xa9", "/caf\xe9", "/a?q=\xc3\xa9", "/\x80", "/a\xff/b",
+                                     "http://h\xc3\xa9.example/a", "\xc3\xa9/a"}) {
+    const Parsed p = parse(raw);
+    EXPECT_NE(p.error, "") << raw;
+    EXPECT_EQ(p.path, "") << raw;
+  }
+  // The same characters percent-encoded are fine.
+  EXPECT_EQ(parse("/caf%C3%A9").error, "");
+  EXPECT_EQ(parse("/caf%C3%A9").path, "/caf%C3%A9");
+  EXPECT_EQ(parse("/a?q=%E9").query, "q=%E9");
+}
+
 TEST(RequestTarget, ResolvesDotSegments) {
   EXPECT_EQ(parse("/public/../admin").path, "/admin");
   EXPECT_EQ(parse("/a/./b").path, "/a/b");
