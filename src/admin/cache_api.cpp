@@ -109,12 +109,17 @@ asio::awaitable<ApiResponse> purge(cache::ResponseCache& cache, const config::Sn
 
   cache::KeyRequest request{"GET", host, path, query, &headers, {}};
   if (user != nullptr && user->is_string()) request.user_id = std::string_view(user->get_string());
-  std::optional<std::string> key = cache::build_cache_key(cache.config().key_prefix, route->name, route->cache,
-                                                          request);
-  if (!key) co_return error(400, "no cache key can be formed for this route");
-  if (const error_code failure = co_await cache.remove(*key)) co_return unavailable(failure);
-  co_return ApiResponse{200, "application/json", json::serialize(json::object{{"key", *key}, {"deleted", true}}) +
-                                                     "\n", {}};
+  const std::string_view prefix = cache.config().key_prefix;
+  std::optional<std::string> key = cache::build_cache_key(prefix, route->name, route->cache, request);
+  std::optional<std::string> resource = cache::build_resource_key(prefix, route->name, route->cache, request);
+  if (!key || !resource) co_return error(400, "no cache key can be formed for this route");
+  // Deleting the resource's version invalidates every variant of the URL; the named variant's entry goes too.
+  if (const error_code failure = co_await cache.remove(*resource, *resource)) co_return unavailable(failure);
+  if (const error_code failure = co_await cache.remove(*key, *resource)) co_return unavailable(failure);
+  co_return ApiResponse{200, "application/json",
+                        json::serialize(json::object{{"key", *key}, {"resource", *resource}, {"deleted", true}}) +
+                            "\n",
+                        {}};
 }
 
 }  // namespace

@@ -41,6 +41,18 @@ std::optional<std::string> header_value(const boost::beast::http::fields* header
   return joined;
 }
 
+// `<prefix><version>:<route>:<sha256 hex of material>`.
+std::optional<std::string> finish_key(std::string_view prefix, std::string_view version, std::string_view route,
+                                      std::string_view material) {
+  const std::string digest = core::sha256_hex(material);
+  if (digest.size() != kKeyDigestChars) return std::nullopt;
+  std::string key;
+  key.reserve(prefix.size() + version.size() + route.size() + digest.size() + 2);
+  key.append(prefix).append(version).append(":").append(route).append(":").append(digest);
+  if (!valid_key(key)) return std::nullopt;
+  return key;
+}
+
 }  // namespace
 
 std::string cache_key_host(std::string_view host) {
@@ -93,13 +105,20 @@ std::optional<std::string> build_cache_key(std::string_view prefix, std::string_
   }
   if (rule.scope == config::CacheScope::kUser) append_optional(material, request.user_id);
 
-  const std::string digest = core::sha256_hex(material);
-  if (digest.size() != kKeyDigestChars) return std::nullopt;
-  std::string key;
-  key.reserve(prefix.size() + kKeyVersion.size() + route.size() + digest.size() + 2);
-  key.append(prefix).append(kKeyVersion).append(":").append(route).append(":").append(digest);
-  if (!valid_key(key)) return std::nullopt;
-  return key;
+  return finish_key(prefix, kKeyVersion, route, material);
+}
+
+std::optional<std::string> build_resource_key(std::string_view prefix, std::string_view route,
+                                              const config::RouteCacheConfig& rule, const KeyRequest& request) {
+  std::string material;
+  material.reserve(256 + request.path.size() + request.query.size());
+  append_field(material, kResourceKeyVersion);
+  append_field(material, route);
+  append_field(material, cache_key_host(request.host));
+  append_field(material, request.path);
+  append_field(material, canonical_query(request.query));
+  if (rule.scope == config::CacheScope::kUser) append_optional(material, request.user_id);
+  return finish_key(prefix, kResourceKeyVersion, route, material);
 }
 
 bool valid_key(std::string_view key) {

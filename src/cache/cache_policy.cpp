@@ -6,6 +6,7 @@
 #include <array>
 #include <cstdint>
 
+#include "apigw/http/http_date.h"
 #include "apigw/http/text.h"
 
 namespace apigw::cache {
@@ -13,7 +14,6 @@ namespace {
 
 namespace bhttp = boost::beast::http;
 
-constexpr std::int64_t kMaxDeltaSeconds = std::int64_t{1} << 31;
 constexpr std::array<unsigned, 4> kNeverStored{206, 304, 401, 407};
 
 // delta-seconds: one or more digits, saturating at 2^31.
@@ -22,7 +22,7 @@ std::optional<std::chrono::seconds> parse_delta_seconds(std::string_view text) {
   std::int64_t value = 0;
   for (const char c : text) {
     if (c < '0' || c > '9') return std::nullopt;
-    value = std::min(value * 10 + (c - '0'), kMaxDeltaSeconds);
+    value = std::min(value * 10 + (c - '0'), kMaxDeltaSeconds.count());
   }
   return std::chrono::seconds(value);
 }
@@ -93,6 +93,10 @@ void CacheControl::add(std::string_view value) {
       no_cache = true;
     } else if (http::iequals(directive.name, "private")) {
       is_private = true;
+    } else if (http::iequals(directive.name, "public")) {
+      is_public = true;
+    } else if (http::iequals(directive.name, "must-revalidate")) {
+      must_revalidate = true;
     } else if (http::iequals(directive.name, "max-age")) {
       age(max_age);
     } else if (http::iequals(directive.name, "s-maxage")) {
@@ -119,14 +123,40 @@ RequestCacheability classify_request(std::string_view method, const bhttp::field
   return RequestCacheability::kLookup;
 }
 
-std::optional<std::chrono::seconds> storable_for(unsigned status, std::span<const HeaderView> headers,
-                                                 const config::RouteCacheConfig& route) {
+std::optional<std::chrono::seconds> parse_age(std::string_view value) {
+  std::optional<std::chrono::seconds> first;
+  bool seen = false;
+  http::for_each_list_element(value, [&](std::string_view member) {
+    if (seen) return;
+    seen = true;
+    first = parse_delta_seconds(member);
+  });
+  return first;
+}
+
+std::chrono::seconds initial_age(std::optional<std::chrono::seconds> age_value, std::int64_t date,
+                                 const ExchangeTimes& times) {
+  const std::int64_t limit = kMaxDeltaSeconds.count();
+  // Differences of two Unix times fit in 64 bits for any time a clock can show; each term is clamped first.
+  const std::int64_t apparent = std::clamp<std::int64_t>(times.response_time - date, 0, limit);
+  const std::int64_t delay = std::clamp<std::int64_t>(times.response_time - times.request_time, 0, limit);
+  const std::int64_t corrected = std::min(age_value.value_or(std::chrono::seconds(0)).count() + delay, limit);
+  return std::chrono::seconds(std::max(apparent, corrected));
+}
+
+std::optional<Storable> storable_for(unsigned status, std::span<const HeaderView> headers,
+                                     const config::RouteCacheConfig& route, const ExchangeTimes& times,
+                                     bool shared_authorization) {
   if (!route.enabled || route.ttl.count() <= 0) return std::nullopt;
   if (std::find(kNeverStored.begin(), kNeverStored.end(), status) != kNeverStored.end()) return std::nullopt;
   if (std::find(route.statuses.begin(), route.statuses.end(), status) == route.statuses.end()) return std::nullopt;
 
   CacheControl control;
   bool varies_elsewhere = false;
+  std::optional<std::string_view> date_text;
+  std::optional<std::string_view> expires_text;
+  std::optional<std::chrono::seconds> age_value;
+  bool age_seen = false;
   for (const HeaderView& header : headers) {
     if (http::iequals(header.name, "set-cookie") || http::iequals(header.name, "set-cookie2")) return std::nullopt;
     if (http::iequals(header.name, "cache-control")) {
@@ -136,17 +166,40 @@ std::optional<std::chrono::seconds> storable_for(unsigned status, std::span<cons
         const auto keyed = [&](const std::string& vary) { return http::iequals(vary, name); };
         if (std::none_of(route.vary.begin(), route.vary.end(), keyed)) varies_elsewhere = true;
       });
+    } else if (http::iequals(header.name, "date")) {
+      if (!date_text) date_text = header.value;
+    } else if (http::iequals(header.name, "expires")) {
+      if (!expires_text) expires_text = header.value;
+    } else if (http::iequals(header.name, "age")) {
+      if (!age_seen) age_value = parse_age(header.value);
+      age_seen = true;
     }
   }
   // "Vary: *" lands here too: no request header is called "*".
   if (varies_elsewhere || control.no_store || control.no_cache || control.bad_age) return std::nullopt;
   if (control.is_private && route.scope != config::CacheScope::kUser) return std::nullopt;
+  if (shared_authorization && !control.is_public && !control.s_maxage && !control.must_revalidate) {
+    return std::nullopt;
+  }
 
-  std::chrono::seconds ttl = route.ttl;
-  const auto& limit = control.s_maxage ? control.s_maxage : control.max_age;
-  if (limit && *limit < ttl) ttl = *limit;
-  if (ttl.count() <= 0) return std::nullopt;
-  return ttl;
+  Storable out;
+  const std::optional<std::int64_t> date =
+      date_text ? http::parse_http_date(*date_text, times.response_time) : std::nullopt;
+  out.has_date = date.has_value();
+  out.date = date.value_or(times.response_time);
+
+  std::chrono::seconds lifetime = route.ttl;
+  if (const auto& limit = control.s_maxage ? control.s_maxage : control.max_age) {
+    lifetime = std::min(lifetime, *limit);
+  } else if (expires_text) {
+    const std::optional<std::int64_t> expires = http::parse_http_date(*expires_text, times.response_time);
+    const std::int64_t delta = expires ? std::clamp<std::int64_t>(*expires - out.date, 0, kMaxDeltaSeconds.count()) : 0;
+    lifetime = std::min(lifetime, std::chrono::seconds(delta));
+  }
+  out.lifetime = lifetime;
+  out.initial_age = initial_age(age_value, out.date, times);
+  if (out.lifetime <= out.initial_age) return std::nullopt;
+  return out;
 }
 
 }  // namespace apigw::cache

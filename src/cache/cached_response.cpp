@@ -22,12 +22,12 @@ constexpr unsigned kMaxStatus = 599;
 constexpr std::uint64_t kMaxLength32 = 0xffffffffu;
 constexpr std::uint64_t kMaxTtlSeconds = 0xffffffffu;
 
-static_assert(kRecordHeadBytes == kPayloadOffset + 8 + 4 + 2 + 2 + 4);
+static_assert(kRecordHeadBytes == kPayloadOffset + 8 + 4 + 4 + 8 + 2 + 2 + 4);
 
 // Headers apigw writes per answer or that only frame one transfer (lower case).
-constexpr std::array<std::string_view, 14> kNotStored{
+constexpr std::array<std::string_view, 13> kNotStored{
     "connection", "keep-alive", "proxy-connection", "te", "trailer", "transfer-encoding", "upgrade",
-    "content-length", "date", "age", "set-cookie", "set-cookie2", "x-cache", "x-request-id"};
+    "content-length", "age", "set-cookie", "set-cookie2", "x-cache", "x-request-id"};
 
 bool istarts_with(std::string_view text, std::string_view prefix) {
   return text.size() >= prefix.size() && http::iequals(text.substr(0, prefix.size()), prefix);
@@ -106,10 +106,11 @@ class Reader {
 }  // namespace
 
 std::chrono::seconds CachedResponse::age(std::int64_t now) const {
-  if (now <= stored_at) return std::chrono::seconds(0);
-  const std::uint64_t elapsed = static_cast<std::uint64_t>(now) - static_cast<std::uint64_t>(stored_at);
   constexpr auto kMax = static_cast<std::uint64_t>(std::numeric_limits<std::int64_t>::max());
-  return std::chrono::seconds(static_cast<std::int64_t>(std::min(elapsed, kMax)));
+  const std::uint64_t elapsed =
+      now <= stored_at ? 0 : static_cast<std::uint64_t>(now) - static_cast<std::uint64_t>(stored_at);
+  const auto initial = static_cast<std::uint64_t>(std::max<std::int64_t>(initial_age.count(), 0));
+  return std::chrono::seconds(static_cast<std::int64_t>(std::min(std::min(elapsed, kMax) + initial, kMax)));
 }
 
 bool stored_header(std::string_view name) {
@@ -121,9 +122,10 @@ bool stored_header(std::string_view name) {
 
 std::optional<std::string> encode_record(const ResponseToStore& response, std::size_t max_bytes) {
   if (response.status < kMinStatus || response.status > kMaxStatus) return std::nullopt;
-  if (response.ttl.count() < 0 || static_cast<std::uint64_t>(response.ttl.count()) > kMaxTtlSeconds) {
-    return std::nullopt;
-  }
+  const auto fits = [](std::chrono::seconds value) {
+    return value.count() >= 0 && static_cast<std::uint64_t>(value.count()) <= kMaxTtlSeconds;
+  };
+  if (!fits(response.ttl) || !fits(response.initial_age)) return std::nullopt;
   if (response.body.size() > kMaxLength32) return std::nullopt;
   std::size_t count = 0;
   std::uint64_t size = kRecordHeadBytes + response.body.size();
@@ -142,6 +144,8 @@ std::optional<std::string> encode_record(const ResponseToStore& response, std::s
   out.append(kChecksumBytes, '\0');
   put(out, static_cast<std::uint64_t>(response.stored_at), 8);
   put(out, static_cast<std::uint64_t>(response.ttl.count()), 4);
+  put(out, static_cast<std::uint64_t>(response.initial_age.count()), 4);
+  put(out, response.resource_version, 8);
   put(out, response.status, 2);
   put(out, count, 2);
   put(out, response.body.size(), 4);
@@ -170,6 +174,8 @@ std::optional<CachedResponse> decode_record(std::string_view bytes) {
   CachedResponse record;
   record.stored_at = static_cast<std::int64_t>(reader.number(8));
   record.ttl = std::chrono::seconds(reader.number(4));
+  record.initial_age = std::chrono::seconds(reader.number(4));
+  record.resource_version = reader.number(8);
   record.status = static_cast<unsigned>(reader.number(2));
   const std::uint64_t count = reader.number(2);
   const std::uint64_t body_size = reader.number(4);

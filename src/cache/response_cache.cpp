@@ -1,8 +1,12 @@
 // The response cache's pools, double-write queue and fills (see response_cache.h).
 #include "apigw/cache/response_cache.h"
 
+#include <charconv>
+#include <random>
+
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/detached.hpp>
+#include <fmt/format.h>
 #include <spdlog/spdlog.h>
 
 namespace apigw::cache {
@@ -13,6 +17,21 @@ namespace {
 // Secondary writes sent at once; each is pipelined on the pool's connections.
 constexpr unsigned kSecondaryWriters = 16;
 using Clock = std::chrono::steady_clock;
+
+// A version as stored: 16 lower-case hex digits.
+std::string version_text(std::uint64_t version) { return fmt::format("{:016x}", version); }
+
+std::optional<std::uint64_t> parse_version(std::string_view text) {
+  std::uint64_t version = 0;
+  const auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), version, 16);
+  if (text.size() != 16 || ec != std::errc() || end != text.data() + text.size()) return std::nullopt;
+  return version;
+}
+
+std::uint64_t random_version() {
+  thread_local std::mt19937_64 generator{std::random_device{}()};
+  return generator();
+}
 }  // namespace
 
 CacheStats::CacheStats(core::MetricsRegistry& registry)
@@ -32,6 +51,11 @@ CacheStats::CacheStats(core::MetricsRegistry& registry)
       secondary_dropped(registry.counter("apigw_cache_secondary_writes_total", "", {{"result", "dropped"}})),
       secondary_queue(registry.gauge("apigw_cache_secondary_queue_depth",
                                      "Writes waiting to be copied to the secondary Memcached")),
+      invalidations_ok(registry.counter("apigw_cache_invalidations_total",
+                                        "Resources invalidated in the primary Memcached (after a write, or by the "
+                                        "purge API), by result",
+                                        {{"result", "ok"}})),
+      invalidations_failed(registry.counter("apigw_cache_invalidations_total", "", {{"result", "failed"}})),
       primary_duration(registry.histogram("apigw_memcached_duration_seconds",
                                           "Memcached round trips, by pool", {{"pool", "primary"}})),
       secondary_duration(registry.histogram("apigw_memcached_duration_seconds", "", {{"pool", "secondary"}})) {}
@@ -85,30 +109,99 @@ asio::awaitable<memcache::GetResult> ResponseCache::get(std::string key) {
 
 asio::awaitable<error_code> ResponseCache::set(std::string key, std::string value, std::uint32_t flags,
                                                std::chrono::seconds ttl) {
-  if (secondary_) queue_secondary({Write::Kind::kSet, key, value, flags, ttl});
+  if (secondary_) queue_secondary({Write::Kind::kSet, key, value, flags, ttl, {}});
   const auto start = Clock::now();
   const error_code error = co_await primary_.set(std::move(key), std::move(value), flags, ttl);
   stats_.primary_duration.observe(Clock::now() - start);
   co_return error;
 }
 
-asio::awaitable<error_code> ResponseCache::remove(std::string key) {
-  if (secondary_) queue_secondary({Write::Kind::kDelete, key, {}, 0, {}});
+asio::awaitable<ResponseCache::Lookup> ResponseCache::look_up(std::string entry, std::string resource) {
   const auto start = Clock::now();
-  const error_code error = co_await primary_.remove(std::move(key));
+  std::string placement = resource;
+  std::vector<std::string> keys;
+  keys.reserve(2);
+  keys.push_back(std::move(entry));
+  keys.push_back(std::move(resource));
+  std::vector<memcache::GetResult> got = co_await primary_.get_many(std::move(keys), std::move(placement));
+  stats_.primary_duration.observe(Clock::now() - start);
+  Lookup lookup;
+  lookup.error = got[0].error ? got[0].error : got[1].error;
+  if (lookup.error) co_return lookup;
+  lookup.entry = std::move(got[0].item);
+  if (got[1].item) lookup.version = parse_version(got[1].item->value);
+  co_return lookup;
+}
+
+asio::awaitable<std::optional<std::uint64_t>> ResponseCache::create_version(std::string resource) {
+  // Every operation on a resource's keys goes on the connection its name picks, so that on one worker they reach
+  // the primary in the order they were made: a lookup made after an invalidation sees it.
+  const std::string placement = resource;
+  const auto start = Clock::now();
+  std::uint64_t version = random_version();
+  // No expiry: a version lives as long as Memcached keeps it, and an evicted one only costs a miss.
+  error_code error = co_await primary_.add(resource, version_text(version), 0, std::chrono::seconds(0), placement);
+  if (error == std::errc::file_exists) {
+    // Another fill (of another variant, worker or instance) created it first: its version is the one to use.
+    const memcache::GetResult got = co_await primary_.get(resource, placement);
+    if (got.error) error = got.error;
+    const std::optional<std::uint64_t> existing = got.item ? parse_version(got.item->value) : std::nullopt;
+    if (existing) {
+      stats_.primary_duration.observe(Clock::now() - start);
+      co_return existing;
+    }
+    // Gone again (invalidated since), or a value that is no version (another program's): replaced by a new one,
+    // so that the URL does not stay uncacheable.
+    if (!got.error) error = co_await primary_.set(resource, version_text(version), 0, std::chrono::seconds(0),
+                                                  placement);
+  }
+  stats_.primary_duration.observe(Clock::now() - start);
+  if (error) co_return std::nullopt;
+  if (secondary_) queue_secondary({Write::Kind::kSet, resource, version_text(version), 0, {}, placement});
+  co_return version;
+}
+
+void ResponseCache::invalidate(std::string resource) {
+  if (closed_) return;
+  if (secondary_) queue_secondary({Write::Kind::kDelete, resource, {}, 0, {}, resource});
+  asio::co_spawn(executor_, invalidate_primary(shared_from_this(), std::move(resource)), asio::detached);
+}
+
+asio::awaitable<void> ResponseCache::invalidate_primary(std::shared_ptr<ResponseCache> self, std::string resource) {
+  const auto start = Clock::now();
+  std::string placement = resource;
+  const error_code error = co_await primary_.remove(std::move(resource), std::move(placement));
+  stats_.primary_duration.observe(Clock::now() - start);
+  if (error) {
+    stats_.invalidations_failed.add();
+    spdlog::warn("cache: invalidation failed: {}", error.message());
+  } else {
+    stats_.invalidations_ok.add();
+  }
+}
+
+asio::awaitable<error_code> ResponseCache::remove(std::string key, std::string placement) {
+  if (secondary_) queue_secondary({Write::Kind::kDelete, key, {}, 0, {}, placement});
+  const auto start = Clock::now();
+  const error_code error = co_await primary_.remove(std::move(key), std::move(placement));
   stats_.primary_duration.observe(Clock::now() - start);
   co_return error;
 }
 
-void ResponseCache::store(std::string key, std::string record, std::chrono::seconds ttl) {
+void ResponseCache::store(std::string key, std::string record, std::chrono::seconds ttl, std::string placement) {
   if (closed_) return;
-  asio::co_spawn(executor_, store_primary(shared_from_this(), std::move(key), std::move(record), ttl),
+  asio::co_spawn(executor_,
+                 store_primary(shared_from_this(), std::move(key), std::move(record), ttl, std::move(placement)),
                  asio::detached);
 }
 
 asio::awaitable<void> ResponseCache::store_primary(std::shared_ptr<ResponseCache> self, std::string key,
-                                                   std::string record, std::chrono::seconds ttl) {
-  const error_code error = co_await set(std::move(key), std::move(record), 0, ttl);
+                                                   std::string record, std::chrono::seconds ttl,
+                                                   std::string placement) {
+  if (secondary_) queue_secondary({Write::Kind::kSet, key, record, 0, ttl, placement});
+  const auto start = Clock::now();
+  const error_code error = co_await primary_.set(std::move(key), std::move(record), 0, ttl, std::move(placement));
+  stats_.primary_duration.observe(Clock::now() - start);
   if (error) {
     stats_.stores_failed.add();
     spdlog::debug("cache: store failed: {}", error.message());
@@ -140,9 +233,10 @@ asio::awaitable<void> ResponseCache::write_secondary(std::shared_ptr<ResponseCac
     const auto start = Clock::now();
     error_code error;
     if (write.kind == Write::Kind::kSet) {
-      error = co_await secondary_->set(std::move(write.key), std::move(write.value), write.flags, write.ttl);
+      error = co_await secondary_->set(std::move(write.key), std::move(write.value), write.flags, write.ttl,
+                                       std::move(write.placement));
     } else {
-      error = co_await secondary_->remove(std::move(write.key));
+      error = co_await secondary_->remove(std::move(write.key), std::move(write.placement));
     }
     stats_.secondary_duration.observe(Clock::now() - start);
     (error ? stats_.secondary_failed : stats_.secondary_ok).add();

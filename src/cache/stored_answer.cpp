@@ -58,12 +58,14 @@ bool not_modified(const CachedResponse& response, const boost::beast::http::fiel
 }
 
 CachedResponse not_modified_response(const CachedResponse& response) {
-  constexpr std::array<std::string_view, 6> kKept{"Cache-Control", "Content-Location", "ETag",
+  constexpr std::array<std::string_view, 7> kKept{"Cache-Control", "Content-Location", "Date",        "ETag",
                                                   "Expires",       "Last-Modified",    "Vary"};
   CachedResponse reduced;
   reduced.status = 304;
   reduced.stored_at = response.stored_at;
   reduced.ttl = response.ttl;
+  reduced.initial_age = response.initial_age;
+  reduced.resource_version = response.resource_version;
   for (const StoredHeader& header : response.headers) {
     for (const std::string_view kept : kKept) {
       if (boost::beast::iequals(header.name, kept)) reduced.headers.push_back(header);
@@ -76,8 +78,13 @@ std::string cached_response_head(const CachedResponse& response, const CachedHea
   std::string out;
   out.reserve(512);
   fmt::format_to(std::back_inserter(out), "HTTP/1.1 {} {}\r\n", response.status, http::reason_phrase(response.status));
-  for (const StoredHeader& header : response.headers) append_header(out, header.name, header.value);
-  append_header(out, "Date", http::http_date());
+  bool dated = false;
+  for (const StoredHeader& header : response.headers) {
+    append_header(out, header.name, header.value);
+    dated = dated || boost::beast::iequals(header.name, "Date");
+  }
+  // The response's own Date (RFC 9110 §6.6.1); a record written without one gets the current time.
+  if (!dated) append_header(out, "Date", http::http_date());
   append_header(out, "Age", fmt::format_int(head.age.count()).c_str());
   // 204 and 304 have no body and no length; any other status sends the stored body's length (HEAD too).
   if (response.status != 204 && response.status != 304) {

@@ -17,7 +17,7 @@ constexpr std::array<std::string_view, 5> kCacheKeys{"primary", "secondary", "ke
 constexpr std::array<std::string_view, 4> kPrimaryKeys{"servers", "timeout", "connections", "tls"};
 constexpr std::array<std::string_view, 4> kSecondaryKeys{"servers", "timeout", "queue", "tls"};
 constexpr std::array<std::string_view, 1> kApiKeys{"token"};
-constexpr std::array<std::string_view, 4> kRouteCacheKeys{"ttl", "vary", "scope", "statuses"};
+constexpr std::array<std::string_view, 5> kRouteCacheKeys{"ttl", "vary", "scope", "statuses", "share_authorized"};
 constexpr unsigned kMaxCacheConnections = 64;
 constexpr unsigned kMaxSecondaryQueue = 1'000'000;
 constexpr std::uint64_t kMinItemBytes = 1024;
@@ -197,7 +197,15 @@ void read_route_cache(YamlReader& reader, const Field& field, RouteCacheConfig& 
       source.cache_scope = value.position;
       return assign(cache.scope, reader.value(value, parse_scope));
     }
+    if (key == "share_authorized") return assign(cache.share_authorized, reader.value(value, parse_bool));
     read_statuses(reader, value, cache.statuses);
+    for (const unsigned status : cache.statuses) {
+      if (status < 500) continue;
+      reader.warn(value.position, value.label + ": " + std::to_string(status) +
+                                      " is listed: a 5xx response that carries no max-age, s-maxage or Expires is "
+                                      "kept for the whole ttl");
+      break;
+    }
   });
   if (!has_ttl && (reader.is_null(field) || field.node->IsMap())) {
     reader.error(field.position, field.label + ": needs a ttl (e.g. ttl: 30s)");

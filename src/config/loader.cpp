@@ -433,7 +433,7 @@ LoadResult load_text(std::string_view yaml, const std::string& name) {
   state.loaded.push_back(canonical_form(name));
   YamlReader reader(name, state.errors, &state.warnings);
   if (const auto root = parse_document(reader, yaml)) read_main(state, reader, *root);
-  check_routes(state.config, state.route_sources, state.errors);
+  check_routes(state.config, state.route_sources, state.errors, state.warnings);
   check_migration(state.config, state.migration_source, state.route_sources, state.errors);
 
   LoadResult result;

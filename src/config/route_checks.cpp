@@ -7,6 +7,7 @@
 #include <optional>
 #include <string_view>
 
+#include "apigw/http/text.h"
 #include "apigw/routing/route_trie.h"
 #include "position_text.h"
 
@@ -96,10 +97,17 @@ void check_auth_references(const Config& config, const std::vector<RouteSource>&
   }
 }
 
+bool reads_authorization_header(const AuthConfig& auth) {
+  return std::any_of(auth.token_from.begin(), auth.token_from.end(), [](const TokenSource& source) {
+    return source.kind == TokenSource::Kind::kHeader && http::iequals(source.name, "Authorization");
+  });
+}
+
 // A cached route needs the cache section, a user to key on when its scope is user, GET or HEAD among its
-// methods, and a name short enough for the Memcached key.
+// methods, and a name short enough for the Memcached key. A shared cache on a route whose tokens come in the
+// Authorization header stores only what the upstream marks as shareable: said as a warning.
 void check_cache_references(const Config& config, const std::vector<RouteSource>& sources,
-                            std::vector<ConfigError>& errors) {
+                            std::vector<ConfigError>& errors, std::vector<ConfigError>& warnings) {
   for (std::size_t i = 0; i < config.routes.size(); ++i) {
     const RouteConfig& route = config.routes[i];
     if (!route.cache.enabled) continue;
@@ -111,6 +119,14 @@ void check_cache_references(const Config& config, const std::vector<RouteSource>
       errors.push_back({sources[i].cache_scope, route_label(config, i) +
                                                     " cache.scope: user needs auth: required or optional "
                                                     "(without auth there is no user to key on)"});
+    }
+    if (route.cache.scope == CacheScope::kShared && route.auth != RouteAuth::kNone &&
+        !route.cache.share_authorized && config.auth.enabled && reads_authorization_header(config.auth)) {
+      warnings.push_back({sources[i].cache_scope,
+                          route_label(config, i) +
+                              " cache.scope: shared with tokens in the Authorization header: only responses marked "
+                              "public, s-maxage or must-revalidate are stored (scope: user keys them per user; "
+                              "share_authorized: true shares them all)"});
     }
     const auto& methods = route.match.methods;
     if (!methods.empty() && std::find(methods.begin(), methods.end(), "GET") == methods.end() &&
@@ -126,10 +142,11 @@ void check_cache_references(const Config& config, const std::vector<RouteSource>
   }
 }
 
-void check_routes(const Config& config, const std::vector<RouteSource>& sources, std::vector<ConfigError>& errors) {
+void check_routes(const Config& config, const std::vector<RouteSource>& sources, std::vector<ConfigError>& errors,
+                  std::vector<ConfigError>& warnings) {
   check_unique_names(config, sources, errors);
   check_auth_references(config, sources, errors);
-  check_cache_references(config, sources, errors);
+  check_cache_references(config, sources, errors, warnings);
   check_upstream_references(config, sources, errors);
   check_route_table(config, sources, errors);
 }

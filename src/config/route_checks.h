@@ -35,6 +35,7 @@ std::string route_label(const Config& config, std::size_t index);
 // "upstream 'x' is not defined (defined: a, b)", for a reference to an upstream that no file defines.
 std::string upstream_not_defined(const Config& config, const std::string& name);
 
-void check_routes(const Config& config, const std::vector<RouteSource>& sources, std::vector<ConfigError>& errors);
+void check_routes(const Config& config, const std::vector<RouteSource>& sources, std::vector<ConfigError>& errors,
+                  std::vector<ConfigError>& warnings);
 
 }  // namespace apigw::config

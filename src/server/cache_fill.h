@@ -4,12 +4,14 @@
 
 #include <chrono>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
 
+#include "apigw/cache/cache_policy.h"
 #include "apigw/cache/cached_response.h"
 #include "apigw/cache/response_cache.h"
 #include "apigw/proxy/forward_request.h"
@@ -17,28 +19,56 @@
 namespace apigw::server {
 
 // Collects a forwarded response for the cache, as it is relayed: nothing is kept once the response is known not
-// to be storable (by the route's rules and Cache-Control) or grows past max_item_bytes.
+// to be storable (by the route's rules, Cache-Control, Expires and Age) or grows past max_item_bytes.
 class CacheFill final : public proxy::ResponseObserver {
  public:
-  CacheFill(const config::RouteCacheConfig& rule, std::size_t max_bytes) : rule_(rule), max_bytes_(max_bytes) {}
+  struct Options {
+    std::uint64_t version = 0;          // the resource version the record is stored under
+    bool shared_authorization = false;  // the request carried Authorization and the entry is shared
+    std::int64_t request_time = 0;      // when the request went upstream, Unix seconds
+  };
+  CacheFill(const config::RouteCacheConfig& rule, std::size_t max_bytes, Options options)
+      : rule_(rule), max_bytes_(max_bytes), options_(options) {}
 
+  // Reads the clock: the response's arrival is when its head is seen.
   void on_head(unsigned status, std::span<const http::ResponseParser::Field> fields) override;
   void on_body(std::string_view bytes) override;
   void on_complete() override { complete_ = collecting_; }
 
   // The record to store, once the whole response went through and may be stored; nullopt otherwise.
-  std::optional<std::string> record(std::int64_t now) const;
-  std::chrono::seconds ttl() const { return ttl_; }
+  std::optional<std::string> record() const;
+  // How long Memcached keeps it: what is left of its freshness lifetime when it arrived.
+  std::chrono::seconds ttl() const { return storable_.remaining(); }
 
  private:
   const config::RouteCacheConfig& rule_;
   std::size_t max_bytes_;
+  Options options_;
   bool collecting_ = false;
   bool complete_ = false;
   unsigned status_ = 0;
-  std::chrono::seconds ttl_{0};
+  std::int64_t response_time_ = 0;
+  cache::Storable storable_;
   std::vector<cache::StoredHeader> headers_;
   std::string body_;
+};
+
+// Watches the response to an unsafe request (POST, PUT, ...) for what it invalidates: its status, and the
+// Location and Content-Location it names. `decided` runs once these are known, before the head is relayed, so
+// that the invalidation is on its way before the client can send its next request.
+class WriteObserver final : public proxy::ResponseObserver {
+ public:
+  explicit WriteObserver(std::function<void(const WriteObserver&)> decided) : decided_(std::move(decided)) {}
+  void on_head(unsigned status, std::span<const http::ResponseParser::Field> fields) override;
+  void on_body(std::string_view) override {}
+  void on_complete() override {}
+
+  unsigned status = 0;
+  std::optional<std::string> location;
+  std::optional<std::string> content_location;
+
+ private:
+  std::function<void(const WriteObserver&)> decided_;
 };
 
 // One request's cache state. A fill this request leads is finished (as not stored) when the state goes away
@@ -54,8 +84,10 @@ struct CacheState {
   std::string_view status;  // the X-Cache value: "HIT", "MISS" or "BYPASS"; empty on a route without cache
   std::shared_ptr<cache::ResponseCache> cache;
   std::string key;
+  std::string resource;  // the key of the resource `key` belongs to
   std::shared_ptr<cache::Fill> fill;  // set while this request leads the fill of `key`
   std::optional<CacheFill> observer;  // with `fill`, or on a revalidation
+  std::optional<WriteObserver> write;  // on an unsafe request
 };
 
 }  // namespace apigw::server

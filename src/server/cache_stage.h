@@ -4,7 +4,12 @@
 // match it); otherwise the request goes upstream and leads the fill of that key, which requests for the same key
 // arriving meanwhile wait for (one fill per key and worker), and the way out stores what the fill collected. A
 // request the cache may not answer is BYPASS; so is one whose lookup fails (Memcached down or slow), and then
-// nothing is stored.
+// nothing is stored. A hit must carry its resource's current version (see cache/response_cache.h).
+//
+// On any route, while the cache is configured, a successful (2xx or 3xx) unsafe request (POST, PUT, DELETE,
+// PATCH, ...) invalidates the resource of its URL, and of the URLs its response's Location and Content-Location
+// name on the same host, when a cached route serves their GET (RFC 9111 §4.4): every variant, on the primary and
+// the secondary.
 #pragma once
 
 #include <memory>
@@ -16,13 +21,13 @@ namespace apigw::server {
 
 class CacheStage final : public Stage {
  public:
-  bool applies(const RequestContext& context) const override {
-    return context.generation->cache && context.route->cache.enabled;
-  }
+  bool applies(const RequestContext& context) const override;
   boost::asio::awaitable<StageResult> on_request(RequestContext& context) override;
   void on_response(RequestContext& context, const proxy::ForwardResult& result) override;
 
  private:
+  // After a successful unsafe request: the resources of its URL, Location and Content-Location are invalidated.
+  static void invalidate_after_write(RequestContext& context, const WriteObserver& write);
   // The stored response that answers the request, or null (context.cache then says how the request goes on).
   boost::asio::awaitable<std::shared_ptr<const cache::CachedResponse>> look_up(RequestContext& context);
   // Another request leads the fill of this key: its outcome, unless it takes longer than the upstream's timeout.

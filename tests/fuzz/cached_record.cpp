@@ -40,8 +40,10 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   if (!record) return 0;
   std::vector<apigw::cache::HeaderView> headers;
   for (const auto& header : record->headers) headers.push_back({header.name, header.value});
-  const auto again = apigw::cache::encode_record({record->status, headers, record->body, record->stored_at,
-                                                  record->ttl});
+  apigw::cache::ResponseToStore response{record->status, headers, record->body, record->stored_at, record->ttl};
+  response.initial_age = record->initial_age;
+  response.resource_version = record->resource_version;
+  const auto again = apigw::cache::encode_record(response);
   FUZZ_CHECK(again.has_value() && *again == bytes);
   for (const std::int64_t now : {std::numeric_limits<std::int64_t>::min(), std::int64_t{0},
                                  std::int64_t{1700000000}, std::numeric_limits<std::int64_t>::max()}) {

@@ -15,12 +15,12 @@ import signal
 import threading
 import time
 
-from apigw_harness import cached_route, free_port, gateway_config, route, wait_until, write_config
+from apigw_harness import (CACHE_STORED, cached_route, free_port, gateway_config, route, wait_stored, wait_until,
+                           write_config, xcache)
 from rawhttp import Client, request
 from recording_upstream import Fixed, Generate, pattern_sha256, serial
 
 API_TOKEN = "cache-api-token-0123456789"
-STORED = 'apigw_cache_stores_total{result="ok"}'
 HITS = 'apigw_cache_requests_total{result="hit"}'
 MISSES = 'apigw_cache_requests_total{result="miss"}'
 BYPASSES = 'apigw_cache_requests_total{result="bypass"}'
@@ -47,19 +47,8 @@ def get(gw, target, headers=(), method="GET", body=None):
     return request(gw.port, method, target, headers, body)
 
 
-def xcache(resp):
-    return resp.header("X-Cache")
-
-
 def n_of(resp):
     return resp.json()["n"]
-
-
-def wait_stored(gw, n, timeout=5.0):
-    """Waits until exactly `n` fills were stored in the primary pool (fills are written in the background)."""
-    assert wait_until(lambda: gw.metric(STORED) >= n, timeout=timeout), \
-        f"{gw.metric(STORED)} fills stored within {timeout}s, expected {n}"
-    assert gw.metric(STORED) == n, f"{gw.metric(STORED)} fills stored, expected {n}"
 
 
 def all_keys(servers):
@@ -74,7 +63,32 @@ def value_of(servers, key):
 
 
 def key_pattern(route_name, prefix="apigw:"):
-    return re.compile(re.escape(f"{prefix}v1:{route_name}:") + r"[0-9a-f]{64}")
+    """An entry's key: one variant of one URL."""
+    return re.compile(re.escape(f"{prefix}v2:{route_name}:") + r"[0-9a-f]{64}")
+
+
+def resource_pattern(route_name, prefix="apigw:"):
+    """A resource's key: the URL whatever its variant, holding the version its entries must carry."""
+    return re.compile(re.escape(f"{prefix}r2:{route_name}:") + r"[0-9a-f]{64}")
+
+
+def entry_keys(servers, prefix="apigw:"):
+    return [k for k in all_keys(servers) if k.startswith(f"{prefix}v2:")]
+
+
+def resource_keys(servers, prefix="apigw:"):
+    return [k for k in all_keys(servers) if k.startswith(f"{prefix}r2:")]
+
+
+def where(servers, key):
+    """Indexes of the servers holding `key`."""
+    return [i for i, s in enumerate(servers) if s.get(key) is not None]
+
+
+# The record's head (include/apigw/cache/cached_response.h): magic, version, checksum, stored_at, ttl, initial age,
+# then the resource version at bytes 29-36.
+RECORD_VERSION = 2
+RESOURCE_VERSION_AT = slice(29, 37)
 
 
 def bearer(token):
@@ -100,14 +114,25 @@ def test_miss_is_proxied_and_stored_then_hits_skip_the_upstream(gateway, upstrea
     assert n_of(first) == 1
     wait_stored(gw, 1)
 
-    # One entry, under <prefix>v1:<route>:<sha256 hex>, holding an apigw record.
+    # One entry, under <prefix>v2:<route>:<sha256 hex>, holding an apigw record, and its resource's key,
+    # <prefix>r2:<route>:<sha256 hex>, holding the resource's version (16 hex digits), which the record carries.
     keys = all_keys(primary)
-    assert len(keys) == 1 and key_pattern("items").fullmatch(keys[0]), keys
-    assert value_of(primary, keys[0]).startswith(b"AGWC")
+    assert len(keys) == 2, keys
+    entries = [k for k in keys if key_pattern("items").fullmatch(k)]
+    resources = [k for k in keys if resource_pattern("items").fullmatch(k)]
+    assert len(entries) == 1 and len(resources) == 1, keys
+    record, version = value_of(primary, entries[0]), value_of(primary, resources[0])
+    assert record.startswith(b"AGWC") and record[4] == RECORD_VERSION, record[:16]
+    assert re.fullmatch(rb"[0-9a-f]{16}", version), version
+    assert record[RESOURCE_VERSION_AT] == bytes.fromhex(version.decode()), (record[:45], version)
+    # The entry is placed on the server of its resource key.
+    assert where(primary, entries[0]) == where(primary, resources[0])
 
     hit = get(gw, "/items/1", [("X-Request-Id", "trace-cache-1")])
     assert hit.status == 200 and xcache(hit) == "HIT", hit
     assert hit.body == first.body
+    # The upstream's Date, stored with the response, not a fresh one.
+    assert first.header("Date") and hit.header("Date") == first.header("Date"), (first, hit)
     assert hit.header("Age") is not None and hit.header("Age").isdigit() and int(hit.header("Age")) <= 30, hit
     # The request's own id and route, never the ones of the request that filled the entry.
     assert hit.header("X-Request-Id") == "trace-cache-1", hit
@@ -170,7 +195,7 @@ def test_errors_on_a_cached_route_say_what_the_cache_did(gateway, pools):
     assert r.status == 502 and xcache(r) == "MISS" and r.json()["error"] == "bad_gateway", r
     r = get(gw, "/items/1", [("Cache-Control", "no-store")])
     assert r.status == 502 and xcache(r) == "BYPASS", r
-    assert gw.metric(STORED) == 0
+    assert gw.metric(CACHE_STORED) == 0
 
 
 def test_request_no_cache_refetches_and_stores_the_fresh_response(gateway, upstream, pools):
@@ -210,17 +235,29 @@ def test_no_store_requests_and_posts_bypass_and_are_never_stored(gateway, upstre
     wait_stored(gw, 1)
     assert n_of(get(gw, "/items/a")) == 3
 
-    # With an entry there, no-store neither reads it nor replaces it; nor does a POST.
+    # With an entry there, no-store neither reads it nor replaces it.
     r = get(gw, "/items/a", no_store)
     assert xcache(r) == "BYPASS" and n_of(r) == 4, r
-    r = get(gw, "/items/a", method="POST", body=b"x")
-    assert xcache(r) == "BYPASS" and n_of(r) == 5, r
     hit = get(gw, "/items/a")
     assert xcache(hit) == "HIT" and n_of(hit) == 3, hit
+    # A successful POST to the URL is not stored either, but invalidates the entry (RFC 9111 §4.4): the next GET
+    # misses and is answered by the upstream, not with the POST's response.
+    r = get(gw, "/items/a", method="POST", body=b"x")
+    assert xcache(r) == "BYPASS" and n_of(r) == 5, r
+    r = get(gw, "/items/a")
+    assert xcache(r) == "MISS" and n_of(r) == 6, r
+    wait_stored(gw, 2)
+    hit = get(gw, "/items/a")
+    assert xcache(hit) == "HIT" and n_of(hit) == 6, hit
 
     assert gw.metric(BYPASSES) == 4
-    assert gw.metric(STORED) == 1
-    assert sum(s.curr_items() for s in primary) == 1
+    assert gw.metric(CACHE_STORED) == 2
+    # Both POSTs were answered 200, so both invalidated (the first one a URL with nothing stored yet).
+    assert wait_until(lambda: gw.metric('apigw_cache_invalidations_total{result="ok"}') == 2, timeout=5), \
+        gw.metric('apigw_cache_invalidations_total{result="ok"}')
+    # One entry and its resource's key.
+    assert sum(s.curr_items() for s in primary) == 2
+    assert len(entry_keys(primary)) == 1 and len(resource_keys(primary)) == 1, all_keys(primary)
 
 
 def test_uncacheable_responses_are_proxied_but_never_stored(gateway, upstream, pools):
@@ -257,8 +294,10 @@ def test_uncacheable_responses_are_proxied_but_never_stored(gateway, upstream, p
     ok = get(gw, "/items/ok")
     assert xcache(ok) == "HIT" and n_of(ok) == 1, ok
 
-    assert gw.metric(STORED) == 2
-    assert sum(s.curr_items() for s in primary) == 2
+    assert gw.metric(CACHE_STORED) == 2
+    # Two entries; besides them only resource keys (a URL gets its version when it misses, stored or not).
+    assert len(entry_keys(primary)) == 2, all_keys(primary)
+    assert sum(s.curr_items() for s in primary) == 2 + len(resource_keys(primary)), all_keys(primary)
 
 
 def test_responses_over_max_item_bytes_stream_through_and_are_not_stored(gateway, upstream, pools):
@@ -282,7 +321,7 @@ def test_responses_over_max_item_bytes_stream_through_and_are_not_stored(gateway
     assert xcache(small) == "HIT" and small.header("Content-Length") == "1000", small
     assert hashlib.sha256(small.body).hexdigest() == pattern_sha256(1000)
     assert len(up.recorded("/items/big")) == 2 and len(up.recorded("/items/small-chunked")) == 1
-    assert gw.metric(STORED) == 1
+    assert gw.metric(CACHE_STORED) == 1
 
 
 # --- expiry ------------------------------------------------------------------------------------------------
@@ -348,9 +387,12 @@ def test_key_covers_vary_headers_query_and_host(gateway, upstream, pools):
     # So is the host.
     r = get(gw, "/items/v", [("Host", "other.example"), ("Accept-Language", "fr")])
     assert xcache(r) == "MISS" and n_of(r) == n_of(fr) + 7, r
-    # Eight fills, each under a key of its own (none replaced another).
+    # Eight fills, each under a key of its own (none replaced another), of five resources: the four variants of
+    # /items/v share one, the three queries and the other host have one each.
     wait_stored(gw, 8)
-    assert len(all_keys(primary)) == 8, all_keys(primary)
+    assert len(entry_keys(primary)) == 8, all_keys(primary)
+    assert len(resource_keys(primary)) == 5, all_keys(primary)
+    assert len(all_keys(primary)) == 13, all_keys(primary)
 
 
 # --- users -------------------------------------------------------------------------------------------------
@@ -406,7 +448,9 @@ def test_the_cache_never_answers_past_authentication_and_401s_are_not_stored(gat
     server = redis()
     seed(server)
     up = upstream(default=serial())
-    routes = [{**cached_route("shared", "/shared"), "auth": "required"}]
+    # share_authorized: a shared route storing responses to requests with Authorization (RFC 9111 §3.5 would not
+    # store them otherwise), so that there is an entry for an unauthenticated request to get past.
+    routes = [{**cached_route("shared", "/shared", share_authorized=True), "auth": "required"}]
     gw = gateway(auth_config(up, primary, server, routes))
 
     assert get(gw, "/shared").status == 401
@@ -420,7 +464,7 @@ def test_the_cache_never_answers_past_authentication_and_401s_are_not_stored(gat
     assert get(gw, "/shared").status == 401
     assert get(gw, "/shared", bearer("tok-nobody")).status == 401
     assert len(up.recorded()) == 1
-    assert gw.metric(STORED) == 1
+    assert gw.metric(CACHE_STORED) == 1
 
 
 # --- coalescing --------------------------------------------------------------------------------------------
@@ -486,11 +530,13 @@ def test_every_fill_is_copied_to_the_secondary_pool(gateway, upstream, pools):
     for path in paths:
         assert xcache(get(gw, path)) == "MISS"
     wait_stored(gw, len(paths))
-    assert wait_until(lambda: secondary[0].curr_items() == len(paths), timeout=5), secondary[0].stats()
-    assert wait_until(lambda: gw.metric(SECONDARY_OK) == len(paths), timeout=5), gw.metric(SECONDARY_OK)
+    # Each path's new resource version and its fill: two copies, two keys.
+    assert wait_until(lambda: secondary[0].curr_items() == 2 * len(paths), timeout=5), secondary[0].stats()
+    assert wait_until(lambda: gw.metric(SECONDARY_OK) == 2 * len(paths), timeout=5), gw.metric(SECONDARY_OK)
 
     keys = all_keys(primary)
-    assert len(keys) == len(paths)
+    assert len(entry_keys(primary)) == len(paths) and len(resource_keys(primary)) == len(paths), keys
+    assert len(keys) == 2 * len(paths)
     assert all(s.curr_items() > 0 for s in primary), "sixteen keys spread over both primary servers"
     for key in keys:
         assert secondary[0].get(key) == value_of(primary, key), key
@@ -533,7 +579,9 @@ def test_primary_down_bypasses_at_once_and_caching_resumes_without_a_restart(gat
         "lookups did not resume after the primary came back"
     assert wait_until(lambda: xcache(get(gw, "/items/a")) == "HIT", timeout=5, interval=0.1)
     assert gw.alive() and gw.pid == pid
-    assert primary.curr_items() == 1
+    # The entry and its resource's version.
+    assert primary.curr_items() == 2
+    assert len(entry_keys([primary])) == 1 and len(resource_keys([primary])) == 1, primary.keys()
 
 
 def test_paused_primary_bypasses_within_the_timeout(gateway, upstream, memcached):
@@ -595,15 +643,25 @@ def test_corrupt_or_foreign_values_are_misses(gateway, upstream, memcached):
     gw = gateway(cache_config(up, [primary], key_prefix="edge."))
     assert xcache(get(gw, "/items/c")) == "MISS"
     wait_stored(gw, 1)
-    (key,) = primary.keys()
+    (key,) = entry_keys([primary], prefix="edge.")
     assert key_pattern("items", prefix="edge.").fullmatch(key), key
+    (resource,) = resource_keys([primary], prefix="edge.")
+    assert resource_pattern("items", prefix="edge.").fullmatch(resource), resource
     good = primary.get(key)
-    assert good.startswith(b"AGWC") and len(good) > 40, good
+    assert good.startswith(b"AGWC") and len(good) > 45, good
 
+    def with_checksum(record):
+        """The record with its checksum recomputed: the first 8 bytes of SHA-256 over bytes 13 to the end."""
+        return record[:5] + hashlib.sha256(record[13:]).digest()[:8] + record[13:]
+
+    assert with_checksum(good) == good, "the record is not laid out as this test reads it"
+    assert good[RESOURCE_VERSION_AT] == bytes.fromhex(primary.get(resource).decode())
     flipped_end = good[:-1] + bytes([good[-1] ^ 0x01])
     flipped_version = good[:4] + bytes([good[4] ^ 0xFF]) + good[5:]
+    # Intact, but of another version of its resource (as after an invalidation).
+    other_resource_version = with_checksum(good[:29] + bytes([good[29] ^ 0x01]) + good[30:])
     bad_values = [b"a value some other program wrote", b"", b"AGWC", good[: len(good) // 2], flipped_end,
-                  flipped_version, b"AGWC" + b"\xff" * 64]
+                  flipped_version, b"AGWC" + b"\xff" * 64, other_resource_version]
     for i, bad in enumerate(bad_values, start=2):
         primary.set(key, bad)
         r = get(gw, "/items/c")
@@ -706,7 +764,8 @@ def test_a_stalled_secondary_drops_copies_beyond_its_queue(gateway, upstream, me
     cfg["cache"]["secondary"].update(queue=1, timeout="3s")
     gw = gateway(cfg)
     assert xcache(get(gw, "/items/warm")) == "MISS"
-    assert wait_until(lambda: gw.metric(SECONDARY_OK) == 1, timeout=5)
+    # Two copies per fill: its resource's new version, and the entry.
+    assert wait_until(lambda: gw.metric(SECONDARY_OK) == 2, timeout=5)
 
     # While the secondary answers nothing, a burst of fills: far more copies than a queue of one (and whatever is
     # in flight) can hold. Clients never wait for them.
@@ -728,7 +787,7 @@ def test_a_stalled_secondary_drops_copies_beyond_its_queue(gateway, upstream, me
         results = ("ok", "failed", "dropped")
         return sum(gw.metric(f'apigw_cache_secondary_writes_total{{result="{r}"}}') for r in results)
 
-    assert wait_until(lambda: accounted() == fills + 1, timeout=8), f"{accounted()} copies accounted for"
+    assert wait_until(lambda: accounted() == 2 * (fills + 1), timeout=8), f"{accounted()} copies accounted for"
     assert gw.metric("apigw_cache_secondary_queue_depth") == 0
     assert secondary.curr_items() >= gw.metric(SECONDARY_OK)  # a copy that timed out may still have landed
 
@@ -773,8 +832,9 @@ def test_reloads_keep_or_move_the_pools_without_a_failed_request(gateway, upstre
         moved["cache"]["primary"]["servers"] = [new.address]
         reload_and_wait(gw, moved)
         assert wait_until(lambda: xcache(get(gw, "/items/2")) == "HIT", timeout=5)
-        assert any(k.startswith("apigw:v1:items:") for k in new.keys())
-        assert len(old.keys()) == 1
+        assert any(key_pattern("items").fullmatch(k) for k in new.keys())
+        assert any(resource_pattern("items").fullmatch(k) for k in new.keys())
+        assert len(old.keys()) == 2  # /items/1's entry and resource version, untouched
         assert wait_until(lambda: int(old.stats()["curr_connections"]) < connections, timeout=5)
 
         # A bad cache section is refused and the running one kept.

@@ -20,7 +20,8 @@ from recording_upstream import serial
 TOKEN = "cache-api-token-0123456789"
 STORED = 'apigw_cache_stores_total{result="ok"}'
 SECONDARY_OK = 'apigw_cache_secondary_writes_total{result="ok"}'
-KEY_RE = re.compile(r"apigw:v1:(?P<route>[A-Za-z0-9_.-]+):[0-9a-f]{64}")
+KEY_RE = re.compile(r"apigw:v2:(?P<route>[A-Za-z0-9_.-]+):[0-9a-f]{64}")  # an entry: one variant of a URL
+RESOURCE_RE = re.compile(r"apigw:r2:(?P<route>[A-Za-z0-9_.-]+):[0-9a-f]{64}")  # a URL's resource version
 
 
 # --- helpers -----------------------------------------------------------------------------------------------
@@ -227,9 +228,12 @@ def test_purge_deletes_the_entry_a_request_was_stored_under_on_both_pools(gatewa
     assert get(gw, target, lang).header("X-Cache") == "MISS"
     assert get(gw, "/items/42?a=1&b=2", [("Accept-Language", "de")]).header("X-Cache") == "MISS"
     wait_stored(gw, 2)
-    assert wait_until(lambda: secondary[0].curr_items() == 2, timeout=5)
-    stored_keys = sorted(k for s in primary for k in s.keys())
-    assert len(stored_keys) == 2
+    # Two variants of one URL: two entries and the one resource key they share, copied to the secondary.
+    assert wait_until(lambda: secondary[0].curr_items() == 3, timeout=5)
+    all_stored = sorted(k for s in primary for k in s.keys())
+    stored_keys = [k for k in all_stored if KEY_RE.fullmatch(k)]
+    stored_resources = [k for k in all_stored if RESOURCE_RE.fullmatch(k)]
+    assert len(stored_keys) == 2 and len(stored_resources) == 1 and len(all_stored) == 3, all_stored
 
     doc = {"route": "items", "path": "/items/42", "query": "a=1&b=2", "host": "127.0.0.1",
            "headers": {"Accept-Language": "fr"}}
@@ -237,30 +241,45 @@ def test_purge_deletes_the_entry_a_request_was_stored_under_on_both_pools(gatewa
     assert r.status == 200, r
     answer = r.json()
     assert answer.get("deleted") is True, answer
-    key = answer["key"]
+    key, resource = answer["key"], answer["resource"]
     assert KEY_RE.fullmatch(key) and KEY_RE.fullmatch(key)["route"] == "items", key
+    assert RESOURCE_RE.fullmatch(resource) and RESOURCE_RE.fullmatch(resource)["route"] == "items", resource
     assert key in stored_keys, f"purge computed {key}, the request was stored under one of {stored_keys}"
-    assert value_of(primary, key) is None
-    assert wait_until(lambda: secondary[0].get(key) is None, timeout=5), "the purge was not copied"
+    assert [resource] == stored_resources, f"purge computed {resource}, the resource is {stored_resources}"
+    # The resource's version and the named variant's entry are deleted, on both pools.
+    assert value_of(primary, key) is None and value_of(primary, resource) is None
+    assert wait_until(lambda: secondary[0].get(key) is None and secondary[0].get(resource) is None, timeout=5), \
+        "the purge was not copied"
+    # The other variant's entry stays in Memcached, but its version is gone: it is no longer served.
     (other,) = [k for k in stored_keys if k != key]
     assert value_of(primary, other) is not None and secondary[0].get(other) is not None
 
     r = get(gw, target, lang)
     assert r.header("X-Cache") == "MISS" and r.json()["n"] == 3, r
     r = get(gw, "/items/42?a=1&b=2", [("Accept-Language", "de")])
-    assert r.header("X-Cache") == "HIT" and r.json()["n"] == 2, r
+    assert r.header("X-Cache") == "MISS" and r.json()["n"] == 4, r
+    wait_stored(gw, 4)
+    r = get(gw, target, lang)
+    assert r.header("X-Cache") == "HIT" and r.json()["n"] == 3, r
+    r = get(gw, "/items/42?a=1&b=2", [("Accept-Language", "de")])
+    assert r.header("X-Cache") == "HIT" and r.json()["n"] == 4, r
 
-    # The key is the request's: query order does not matter, each other part does.
-    def key_of(**over):
+    # The key is the request's: query order does not matter, each other part does. The resource is the URL's:
+    # the same for every variant (vary headers), another for another query, path or host.
+    def keys_of(**over):
         r = purge(gw, {**doc, **over})
         assert r.status == 200, (over, r)
-        return r.json()["key"]
+        return r.json()["key"], r.json()["resource"]
 
-    assert key_of(query="b=2&a=1") == key
-    others = [key_of(query="a=1&b=3"), key_of(path="/items/43"), key_of(host="api.example.com"),
-              key_of(headers={"Accept-Language": "de"}), key_of(headers={}), key_of(query="")]
+    assert keys_of(query="b=2&a=1") == (key, resource)
+    variants = [keys_of(headers={"Accept-Language": "de"}), keys_of(headers={})]
+    urls = [keys_of(query="a=1&b=3"), keys_of(path="/items/43"), keys_of(host="api.example.com"), keys_of(query="")]
+    others = [k for k, _ in variants + urls]
     assert key not in others and len(set(others)) == len(others), others
-    assert key_of(headers={"Accept-Language": "de"}) == other
+    assert keys_of(headers={"Accept-Language": "de"})[0] == other
+    assert all(r == resource for _, r in variants), variants
+    url_resources = [r for _, r in urls]
+    assert resource not in url_resources and len(set(url_resources)) == len(url_resources), url_resources
 
 
 def test_purge_refuses_bad_bodies_and_unknown_routes(gateway, upstream, pools):
@@ -292,13 +311,15 @@ def test_purge_of_a_user_scoped_entry(gateway, upstream, pools, redis):
     r = purge(gw, {"route": "me", "path": "/me", "host": "127.0.0.1", "user_id": "alice"})
     assert r.status == 200, r
     assert KEY_RE.fullmatch(r.json()["key"])["route"] == "me"
+    # The user is part of the resource: purging alice's leaves bob's version (and entry) served.
+    assert RESOURCE_RE.fullmatch(r.json()["resource"])["route"] == "me"
     r = get(gw, "/me", [("Authorization", "Bearer tok-alice")])
     assert r.header("X-Cache") == "MISS" and r.json()["user"] == "alice", r
     r = get(gw, "/me", [("Authorization", "Bearer tok-bob")])
     assert r.header("X-Cache") == "HIT" and r.json()["user"] == "1002", r
-    anonymous = purge(gw, {"route": "me", "path": "/me", "host": "127.0.0.1"}).json()["key"]
-    bob = purge(gw, {"route": "me", "path": "/me", "host": "127.0.0.1", "user_id": "1002"}).json()["key"]
-    assert anonymous != bob
+    anonymous = purge(gw, {"route": "me", "path": "/me", "host": "127.0.0.1"}).json()
+    bob = purge(gw, {"route": "me", "path": "/me", "host": "127.0.0.1", "user_id": "1002"}).json()
+    assert anonymous["key"] != bob["key"] and anonymous["resource"] != bob["resource"]
     assert get(gw, "/me", [("Authorization", "Bearer tok-bob")]).header("X-Cache") == "MISS"
 
     # Without "host", a route's match.host is the host.
@@ -307,22 +328,35 @@ def test_purge_of_a_user_scoped_entry(gateway, upstream, pools, redis):
     keys_before = {k for s in primary for k in s.keys()}
     r = purge(gw, {"route": "host", "path": "/h"})
     assert r.status == 200, r
-    assert r.json()["key"] in keys_before
-    assert purge(gw, {"route": "host", "path": "/h", "host": "api.example.com"}).json()["key"] == r.json()["key"]
+    assert r.json()["key"] in keys_before and r.json()["resource"] in keys_before
+    again = purge(gw, {"route": "host", "path": "/h", "host": "api.example.com"}).json()
+    assert (again["key"], again["resource"]) == (r.json()["key"], r.json()["resource"])
     assert get(gw, "/h", [("Host", "api.example.com")]).header("X-Cache") == "MISS"
 
 
 # --- faults ------------------------------------------------------------------------------------------------
 
-def test_garbage_put_at_a_route_key_is_a_miss(gateway, upstream, pools):
-    primary, _ = pools
+def test_garbage_put_at_a_route_key_is_a_miss(gateway, upstream, memcached):
+    # One primary server: the API places a raw key by its own hash, apigw places an entry by its resource key, so
+    # only on a single server is a PUT at an entry key sure to land where apigw reads the entry.
+    primary = memcached()
     up = upstream(default=serial())
-    gw = gateway(cache_config(up, primary))
+    gw = gateway(cache_config(up, [primary]))
     assert get(gw, "/items/7").header("X-Cache") == "MISS"
     wait_stored(gw, 1)
 
-    key = purge(gw, {"route": "items", "path": "/items/7", "host": "127.0.0.1"}).json()["key"]
-    for i, garbage in enumerate([b"garbage, not a record", b"AGWC\x01\x00\x00garbage", b"\x00" * 64], start=2):
+    answer = purge(gw, {"route": "items", "path": "/items/7", "host": "127.0.0.1"}).json()
+    key, resource = answer["key"], answer["resource"]
+    # The purge invalidated the URL; filled again, it has a version, so that below only the garbage makes a miss.
+    r = get(gw, "/items/7")
+    assert r.header("X-Cache") == "MISS" and r.json()["n"] == 2, r
+    wait_stored(gw, 2)
+    assert get(gw, "/items/7").header("X-Cache") == "HIT"
+    version = api(gw, "GET", quote(resource, safe=""))
+    assert version.status == 200 and re.fullmatch(rb"[0-9a-f]{16}", version.body), version
+
+    garbage_values = [b"garbage, not a record", b"AGWC\x01\x00\x00garbage", b"AGWC\x02\x00\x00garbage", b"\x00" * 64]
+    for i, garbage in enumerate(garbage_values, start=3):
         assert api(gw, "PUT", quote(key, safe=""), garbage).status == 204
         assert api(gw, "GET", quote(key, safe="")).body == garbage
         r = get(gw, "/items/7")
@@ -332,8 +366,10 @@ def test_garbage_put_at_a_route_key_is_a_miss(gateway, upstream, pools):
         wait_stored(gw, i)
         hit = get(gw, "/items/7")
         assert hit.header("X-Cache") == "HIT" and hit.json()["n"] == i, hit
-        # What the fill wrote back is an apigw record, readable through the API as raw bytes.
+        # What the fill wrote back is an apigw record, readable through the API as raw bytes, under the same
+        # resource version (the miss was the garbage's, not an invalidation's).
         assert api(gw, "GET", key).body.startswith(b"AGWC")
+        assert api(gw, "GET", quote(resource, safe="")).body == version.body
 
 
 def test_primary_down_answers_503_and_recovers(gateway, upstream, memcached):

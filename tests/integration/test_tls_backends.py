@@ -187,7 +187,8 @@ def test_the_cache_fills_hits_and_double_writes_over_tls(gateway, upstream, cert
         assert hit.header("X-Cache") == "HIT" and hit.body == first.body, hit
         assert len(up.recorded()) == 1
         stored = sorted(k for s in primary for k in s.keys())
-        assert len(stored) == 1, stored
+        # The entry and its resource's version.
+        assert len(stored) == 2 and [k.split(":")[1] for k in stored] == ["r2", "v2"], stored
         # The double-write reached the secondary, over TLS too.
         assert wait_until(lambda: secondary[0].keys() == stored), secondary[0].keys()
     finally:

@@ -451,6 +451,22 @@ def wait_until(predicate, timeout: float = 5.0, interval: float = 0.05) -> bool:
     return bool(predicate())
 
 
+# The primary pool's successful stores, from /metrics.
+CACHE_STORED = 'apigw_cache_stores_total{result="ok"}'
+
+
+def xcache(resp):
+    """The cache result apigw reports for a response (X-Cache: HIT, MISS or BYPASS)."""
+    return resp.header("X-Cache")
+
+
+def wait_stored(gw, n, timeout=5.0):
+    """Waits until exactly `n` fills were stored in the primary pool (fills are written in the background)."""
+    assert wait_until(lambda: gw.metric(CACHE_STORED) >= n, timeout=timeout), \
+        f"{gw.metric(CACHE_STORED)} fills stored within {timeout}s, expected {n}"
+    assert gw.metric(CACHE_STORED) == n, f"{gw.metric(CACHE_STORED)} fills stored, expected {n}"
+
+
 def is_uuid_like(s: Optional[str]) -> bool:
     return bool(s) and re.fullmatch(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}", s) is not None
 

@@ -16,7 +16,10 @@ namespace apigw::cache {
 // Memcached's limit on a key.
 inline constexpr std::size_t kMaxKeyBytes = 250;
 // The layout version in every key; a new layout gets a new version, so old entries are simply never read.
-inline constexpr std::string_view kKeyVersion = "v1";
+inline constexpr std::string_view kKeyVersion = "v2";
+// The same place in a resource key (see build_resource_key).
+inline constexpr std::string_view kResourceKeyVersion = "r2";
+static_assert(kResourceKeyVersion.size() == kKeyVersion.size());
 inline constexpr std::size_t kKeyDigestChars = 64;  // SHA-256, lower-case hex
 
 static_assert(config::kMaxCacheKeyPrefixBytes + kKeyVersion.size() + 1 + config::kMaxCachedRouteNameBytes + 1 +
@@ -33,13 +36,20 @@ struct KeyRequest {
   std::optional<std::string_view> user_id;  // the authenticated user; read only for `scope: user`
 };
 
-// `<prefix>v1:<route>:<sha256 hex>`, e.g. "apigw:v1:users:3f79…e1". The digest covers the route name, the method,
+// `<prefix>v2:<route>:<sha256 hex>`, e.g. "apigw:v2:users:3f79…e1": the key of one entry. The digest covers the route name, the method,
 // cache_key_host(host), the path, canonical_query(query), each `vary` header of the route (in configured order;
 // an absent header differs from an empty one; several lines are joined with ", "), and for `scope: user` the
 // user id (an anonymous request gets an entry of its own that no user shares).
 // nullopt when prefix and route cannot form a valid key (a validated config never gives such).
 std::optional<std::string> build_cache_key(std::string_view prefix, std::string_view route,
                                            const config::RouteCacheConfig& rule, const KeyRequest& request);
+
+// `<prefix>r2:<route>:<sha256 hex>`: the key of the resource the request's entries belong to, whatever their
+// variant (see response_cache.h): the digest covers the route name, cache_key_host(host), the path,
+// canonical_query(query) and, for `scope: user`, the user id; not the method and not the `vary` headers.
+// nullopt as build_cache_key.
+std::optional<std::string> build_resource_key(std::string_view prefix, std::string_view route,
+                                              const config::RouteCacheConfig& rule, const KeyRequest& request);
 
 // The host as keyed: lower case, without a trailing dot, without a default port (":80", ":443"); other ports are
 // kept, since the upstream may build different links for them.

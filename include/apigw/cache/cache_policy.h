@@ -4,6 +4,7 @@
 #pragma once
 
 #include <chrono>
+#include <cstdint>
 #include <optional>
 #include <span>
 #include <string_view>
@@ -34,6 +35,8 @@ struct CacheControl {
   bool no_store = false;
   bool no_cache = false;  // with or without a field list
   bool is_private = false;  // with or without a field list
+  bool is_public = false;
+  bool must_revalidate = false;
   std::optional<std::chrono::seconds> max_age;
   std::optional<std::chrono::seconds> s_maxage;
   bool bad_age = false;  // a max-age or s-maxage whose value is not a number
@@ -44,15 +47,50 @@ struct CacheControl {
   void add(std::string_view value);
 };
 
-// How long a response may be stored, or nullopt when it may not:
+// The largest age or lifetime the policy computes with; larger values saturate here (RFC 9111 §1.2.2).
+inline constexpr std::chrono::seconds kMaxDeltaSeconds{std::int64_t{1} << 31};
+
+// An Age header value (RFC 9111 §5.1): the first member of the list, a non-negative integer, saturating at
+// kMaxDeltaSeconds; nullopt when it is not one (the field is then ignored).
+std::optional<std::chrono::seconds> parse_age(std::string_view value);
+
+// When one exchange with the upstream happened, Unix seconds, as RFC 9111 §4.2.3 names them.
+struct ExchangeTimes {
+  std::int64_t request_time = 0;   // the request was sent upstream
+  std::int64_t response_time = 0;  // the response head arrived
+};
+
+// corrected_initial_age (RFC 9111 §4.2.3): the larger of the apparent age (response_time − date, never negative)
+// and the Age the upstream reported plus the response delay (response_time − request_time). Saturates at
+// kMaxDeltaSeconds.
+std::chrono::seconds initial_age(std::optional<std::chrono::seconds> age_value, std::int64_t date,
+                                 const ExchangeTimes& times);
+
+// What may be stored of a response, and for how long.
+struct Storable {
+  std::chrono::seconds lifetime{0};     // the freshness lifetime, capped by the route's ttl
+  std::chrono::seconds initial_age{0};  // its age when it arrived (see initial_age)
+  std::int64_t date = 0;                // its Date, or response_time when it has no valid one
+  bool has_date = false;                // it carried a valid Date (otherwise the cache adds one)
+  // How much of its lifetime is left when it is stored: always more than zero.
+  std::chrono::seconds remaining() const { return lifetime - initial_age; }
+};
+
+// Whether a response may be stored, and for how long (RFC 9111 §3 and §4.2, as a shared cache). Not stored:
 // - the route does not cache, or its status is not in the route's `statuses` (206, 304, 401 and 407 never are);
 // - Set-Cookie (or Set-Cookie2) is present;
 // - Cache-Control has no-store or no-cache, or private on a route whose scope is not user, or a malformed
-//   max-age or s-maxage (RFC 9111 §4.2.1: such a response is stale);
+//   max-age or s-maxage (§4.2.1: such a response is stale);
 // - Vary is "*", or names a header that is not in the route's `vary` (the key would not tell its variants apart);
-// - the result is zero: the ttl is the route's ttl, or s-maxage if present (else max-age) when that is shorter.
-// Expires is not read. A body larger than max_item_bytes is the caller's business (encode_record's max_bytes).
-std::optional<std::chrono::seconds> storable_for(unsigned status, std::span<const HeaderView> headers,
-                                                 const config::RouteCacheConfig& route);
+// - `shared_authorization` (the request carried Authorization and the entry would be shared, §3.5) and the
+//   response has none of public, s-maxage and must-revalidate;
+// - it is already stale. The freshness lifetime is s-maxage, else max-age, else Expires − Date (an Expires that
+//   is not a valid HTTP-date, "0" included, is in the past), capped by the route's ttl; the route's ttl alone
+//   when the response has none of the three. Its age is initial_age(Age, Date, times), a missing or invalid Date
+//   counting as response_time.
+// A body larger than max_item_bytes is the caller's business (encode_record's max_bytes).
+std::optional<Storable> storable_for(unsigned status, std::span<const HeaderView> headers,
+                                     const config::RouteCacheConfig& route, const ExchangeTimes& times,
+                                     bool shared_authorization = false);
 
 }  // namespace apigw::cache

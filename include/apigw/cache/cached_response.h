@@ -1,17 +1,20 @@
 // The record a cached response is stored as in Memcached: status, end-to-end headers and body, when it was
-// stored and for how long, behind a magic, a version and a checksum. Pure. Decoding never trusts its input:
+// stored, how long it is fresh, how old it was then and which version of its resource it belongs to, behind a
+// magic, a version and a checksum. Pure. Decoding never trusts its input:
 // whatever Memcached returns (another program's value, a truncated or corrupted one) is a record or nothing.
 //
 // Layout (integers big-endian):
 //   0   4  magic "AGWC"
-//   4   1  version, 1
+//   4   1  version, 2
 //   5   8  checksum: the first 8 bytes of SHA-256 over every byte from offset 13 to the end
 //   13  8  stored_at, signed Unix seconds
-//   21  4  ttl, seconds
-//   25  2  status
-//   27  2  header count
-//   29  4  body length
-//   33     per header: name length (2), name, value length (4), value; then the body, which ends the record
+//   21  4  ttl: the freshness lifetime, seconds
+//   25  4  initial age: its age when it was stored, seconds
+//   29  8  resource version (see ResponseCache: a record of another version than its resource's is not served)
+//   37  2  status
+//   39  2  header count
+//   41  4  body length
+//   45     per header: name length (2), name, value length (4), value; then the body, which ends the record
 #pragma once
 
 #include <chrono>
@@ -27,8 +30,8 @@
 namespace apigw::cache {
 
 inline constexpr std::string_view kRecordMagic = "AGWC";
-inline constexpr std::uint8_t kRecordVersion = 1;
-inline constexpr std::size_t kRecordHeadBytes = 33;
+inline constexpr std::uint8_t kRecordVersion = 2;
+inline constexpr std::size_t kRecordHeadBytes = 45;
 inline constexpr std::size_t kMaxRecordHeaders = 256;
 
 // One header as read from a response; views that must outlive the call they are passed to.
@@ -50,7 +53,9 @@ struct ResponseToStore {
   std::span<const HeaderView> headers;
   std::string_view body;
   std::int64_t stored_at = 0;  // Unix seconds
-  std::chrono::seconds ttl{0};
+  std::chrono::seconds ttl{0};  // freshness lifetime
+  std::chrono::seconds initial_age{0};
+  std::uint64_t resource_version = 0;
 };
 
 // The wall clock in Unix seconds: the time records are stored at and aged by.
@@ -65,23 +70,26 @@ struct CachedResponse {
   std::vector<StoredHeader> headers;  // in the order they were stored, repeated names kept
   std::string body;
   std::int64_t stored_at = 0;
-  std::chrono::seconds ttl{0};
+  std::chrono::seconds ttl{0};  // freshness lifetime
+  std::chrono::seconds initial_age{0};
+  std::uint64_t resource_version = 0;
 
-  // Seconds since it was stored, never negative (the clocks of two gateways may differ): the `Age` value.
+  // Its current age (RFC 9111 §4.2.3), the `Age` value: the initial age plus the seconds since it was stored
+  // (never negative: the clocks of two gateways may differ), saturating.
   std::chrono::seconds age(std::int64_t now) const;
-  // Whether it is younger than its ttl; Memcached expires entries itself, this guards against clock skew.
+  // Whether it is younger than its lifetime; Memcached expires entries itself, this guards against clock skew.
   bool fresh(std::int64_t now) const { return age(now) < ttl; }
 };
 
 // Whether a header of an upstream response belongs in the record. Not stored: hop-by-hop headers (Connection,
 // Keep-Alive, Proxy-Connection, TE, Trailer, Transfer-Encoding, Upgrade), framing (Content-Length: the body's
-// size is regenerated), and what belongs to one answer rather than to the resource: Date, Age, Set-Cookie,
-// Set-Cookie2, X-Cache, X-Request-Id and X-Apigw-*. Headers that a Connection header names are also left out by
+// size is regenerated), and what belongs to one answer rather than to the resource: Age, Set-Cookie,
+// Set-Cookie2, X-Cache, X-Request-Id and X-Apigw-*. Date is stored: a hit sends the response's own Date. Headers that a Connection header names are also left out by
 // encode_record.
 bool stored_header(std::string_view name);
 
 // The record's bytes; nullopt when they would exceed `max_bytes` (checked before anything is copied) or the
-// response cannot be represented: a status outside 200-599, more than kMaxRecordHeaders stored headers, a name
+// response cannot be represented: a status outside 200-599, a ttl or initial age of 2^32 seconds or more, more than kMaxRecordHeaders stored headers, a name
 // that is not an HTTP token, a value with CR, LF or NUL, or a body of 4 GiB or more.
 std::optional<std::string> encode_record(const ResponseToStore& response,
                                          std::size_t max_bytes = std::numeric_limits<std::size_t>::max());

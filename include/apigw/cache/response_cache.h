@@ -2,6 +2,13 @@
 // read and written; the secondary pool, which receives a copy of every write in the background and is never read;
 // and the requests in flight to fill an entry, so that concurrent misses on one key fetch it once.
 //
+// Resources and versions. Every entry (one variant of one URL, see cache_key.h) belongs to a resource, whose key
+// holds the resource's current version, a random number. A record carries the version it was stored under and is
+// served only while its resource still has that version; invalidating a resource deletes its version, so every
+// variant of it stops being served at once, on every instance sharing the pool. A resource without a version (never
+// stored, invalidated, or evicted) serves nothing until a fill creates a new one. Entries are placed on the server
+// of their resource key, so that one pipelined round trip reads both.
+//
 // Loop thread only. Nothing here blocks the loop: every Memcached round trip is bounded by its pool's timeout,
 // and a pool that is down fails commands at once while it backs off (see memcache/connection.h).
 #pragma once
@@ -43,6 +50,8 @@ struct CacheStats {
   core::Counter& secondary_failed;
   core::Counter& secondary_dropped;
   core::Gauge& secondary_queue;
+  core::Counter& invalidations_ok;
+  core::Counter& invalidations_failed;
   core::Histogram& primary_duration;
   core::Histogram& secondary_duration;
 };
@@ -71,14 +80,29 @@ class ResponseCache : public std::enable_shared_from_this<ResponseCache> {
 
   // A read of the primary pool (errors as memcache::Connection's).
   boost::asio::awaitable<memcache::GetResult> get(std::string key);
+
+  // An entry and its resource's version, in one round trip to the server the resource key places them on.
+  struct Lookup {
+    boost::system::error_code error;     // either read failed: nothing else is set
+    std::optional<memcache::Item> entry;
+    std::optional<std::uint64_t> version;  // nullopt: the resource has none
+  };
+  boost::asio::awaitable<Lookup> look_up(std::string entry, std::string resource);
+  // Gives a resource without a version a new one (an add on the primary, copied to the secondary): the version to
+  // store under, the one another fill created meanwhile, or nullopt when the primary failed. A value at the
+  // resource key that is no version is replaced.
+  boost::asio::awaitable<std::optional<std::uint64_t>> create_version(std::string resource);
+  // Stops every entry of the resource from being served: its version is deleted on the primary (in the
+  // background, counted) and on the secondary (queued).
+  void invalidate(std::string resource);
   // A write to the primary pool, waited for; queued to the secondary pool whatever its outcome (a write the
   // primary refused may still be wanted on the other side, and the secondary never answers reads).
   boost::asio::awaitable<boost::system::error_code> set(std::string key, std::string value, std::uint32_t flags,
                                                         std::chrono::seconds ttl);
-  boost::asio::awaitable<boost::system::error_code> remove(std::string key);
-  // A fill's write: sent to the primary in the background (counted as a store) and queued to the secondary. The
-  // caller does not wait for it.
-  void store(std::string key, std::string record, std::chrono::seconds ttl);
+  boost::asio::awaitable<boost::system::error_code> remove(std::string key, std::string placement = {});
+  // A fill's write, placed by `placement` (its resource key): sent to the primary in the background (counted as
+  // a store) and queued to the secondary. The caller does not wait for it.
+  void store(std::string key, std::string record, std::chrono::seconds ttl, std::string placement);
 
   // Request coalescing. The first request for `key` that asks to `lead` leads (is_leader) and must call finish()
   // whatever happens; later ones wait on the returned fill until it is done (or for as long as they choose, then
@@ -105,12 +129,14 @@ class ResponseCache : public std::enable_shared_from_this<ResponseCache> {
     std::string value;
     std::uint32_t flags = 0;
     std::chrono::seconds ttl{0};
+    std::string placement;  // empty: the key's own
   };
 
   void queue_secondary(Write write);
   boost::asio::awaitable<void> write_secondary(std::shared_ptr<ResponseCache> self);
   boost::asio::awaitable<void> store_primary(std::shared_ptr<ResponseCache> self, std::string key,
-                                             std::string record, std::chrono::seconds ttl);
+                                             std::string record, std::chrono::seconds ttl, std::string placement);
+  boost::asio::awaitable<void> invalidate_primary(std::shared_ptr<ResponseCache> self, std::string resource);
 
   boost::asio::any_io_executor executor_;
   config::CacheConfig config_;

@@ -13,7 +13,8 @@
 
 namespace apigw::cache {
 
-// The head of a response answered from the cache: the stored status and headers, then Date, Age,
+// The head of a response answered from the cache: the stored status and headers (its Date among them; the
+// current time when it has none), then Age,
 // Content-Length, X-Request-Id, X-Cache: HIT, the debug headers when given, and Connection as `keep_alive` and
 // the client's version require.
 struct CachedHead {
@@ -32,7 +33,8 @@ std::string cached_response_head(const CachedResponse& response, const CachedHea
 bool not_modified(const CachedResponse& response, const boost::beast::http::fields& request);
 
 // The stored response reduced to what a 304 carries: the status and the headers a 200 would have sent that
-// describe the representation's validity (Cache-Control, Content-Location, ETag, Expires, Last-Modified, Vary).
+// describe the representation's validity (Cache-Control, Content-Location, ETag, Expires, Last-Modified, Vary),
+// and its Date.
 CachedResponse not_modified_response(const CachedResponse& response);
 
 // The answer to a request from a stored response: 304 (head only) when the request's conditions match it, else

@@ -120,10 +120,13 @@ inline constexpr std::size_t kMaxCachedRouteNameBytes = 118;
 // A route's `cache`: which of its GET and HEAD responses are stored in the response cache, and for how long.
 struct RouteCacheConfig {
   bool enabled = false;                 // the key is present
-  std::chrono::seconds ttl{0};          // upper bound of an entry's life; a shorter max-age or s-maxage wins
+  std::chrono::seconds ttl{0};          // upper bound of an entry's freshness; the lifetime when the upstream gives none
   std::vector<std::string> vary;        // request header names (as written) whose values are part of the key
   CacheScope scope = CacheScope::kShared;
   std::vector<unsigned> statuses{200};  // response statuses that may be stored
+  // Responses to requests with an Authorization header are stored for everybody even without `public`,
+  // `s-maxage` or `must-revalidate` (RFC 9111 §3.5 forbids it otherwise).
+  bool share_authorized = false;
   bool operator==(const RouteCacheConfig&) const = default;
 };
 

@@ -1,9 +1,11 @@
-// Tests for response-cache keys: their shape, what tells two requests apart and what does not, and key checks.
+// Tests for response-cache keys: their shape, what tells two requests apart and what does not, resource keys
+// (every variant of one URL shares one), and key checks.
 #include "apigw/cache/cache_key.h"
 
 #include <gtest/gtest.h>
 
 #include <string>
+#include <vector>
 
 namespace apigw::cache {
 namespace {
@@ -30,10 +32,16 @@ std::string key(const KeyRequest& request, const config::RouteCacheConfig& r = r
   return built.value_or("<none>");
 }
 
+std::string resource(const KeyRequest& request, const config::RouteCacheConfig& r = rule(),
+                     std::string_view route = "users", std::string_view prefix = "apigw:") {
+  const auto built = build_resource_key(prefix, route, r, request);
+  return built.value_or("<none>");
+}
+
 TEST(CacheKey, LayoutIsPrefixVersionRouteAndSha256Hex) {
   const std::string k = key(get("/users/7"));
-  ASSERT_EQ(k.size(), std::string("apigw:v1:users:").size() + 64);
-  EXPECT_TRUE(k.starts_with("apigw:v1:users:"));
+  ASSERT_EQ(k.size(), std::string("apigw:v2:users:").size() + 64);
+  EXPECT_TRUE(k.starts_with("apigw:v2:users:"));
   const std::string digest = k.substr(k.size() - 64);
   EXPECT_EQ(digest.find_first_not_of("0123456789abcdef"), std::string::npos);
   EXPECT_TRUE(valid_key(k));
@@ -42,15 +50,122 @@ TEST(CacheKey, LayoutIsPrefixVersionRouteAndSha256Hex) {
 
 TEST(CacheKey, KnownDigestsPinTheLayout) {
   // Entries written by one apigw must be found by the next: a change here needs a new kKeyVersion. The digest is
-  // SHA-256 of "2:v1" "5:users" "3:GET" "15:api.example.com" "8:/users/7" "7:a=1&b=2" (and, with a vary header,
-  // "15:accept-language" "+2:en").
+  // SHA-256 of "2:v2" "5:users" "3:GET" "15:api.example.com" "8:/users/7" "7:a=1&b=2" (and, with a vary header,
+  // "15:accept-language" "+2:en"), computed independently of this code.
+  EXPECT_EQ(kKeyVersion, "v2");
   EXPECT_EQ(key(KeyRequest{"GET", "API.example.com:80", "/users/7", "b=2&a=1", nullptr, std::nullopt}),
-            "apigw:v1:users:be878a7b9ab9f77bce57cd8de443cdf7ca1696762cf72f221926c1df76332c90");
+            "apigw:v2:users:91a0350a2f8d8c040b55484c3cc98074f0d7ca73219eb41ff2d95f7dcb5d096c");
   bhttp::fields headers;
   headers.set(bhttp::field::accept_language, "en");
   EXPECT_EQ(key(KeyRequest{"GET", "api.example.com", "/users/7", "a=1&b=2", &headers, std::nullopt},
                 rule({"Accept-Language"})),
-            "apigw:v1:users:44cf0aea755bb5eb7a86d5a0a921cc09f307b1f7a9f494148ed0522383ba2048");
+            "apigw:v2:users:b5a3a08f1d6d41711a69874cd57e05c3a156e3e6abef81ae4271958e5f91fd92");
+}
+
+TEST(ResourceKey, KnownDigestsPinTheLayout) {
+  // SHA-256 of "2:r2" "5:users" "15:api.example.com" "8:/users/7" "7:a=1&b=2" (and, for scope user,
+  // "+5:alice"): no method, no vary header.
+  EXPECT_EQ(kResourceKeyVersion, "r2");
+  bhttp::fields headers;
+  headers.set(bhttp::field::accept_language, "en");
+  EXPECT_EQ(resource(KeyRequest{"GET", "API.example.com:80", "/users/7", "b=2&a=1", &headers, std::nullopt},
+                     rule({"Accept-Language"})),
+            "apigw:r2:users:34a1eff86a5aa6bdbfda66daf07872849dc7ae2779c7b637a6b1cfaba1c5098f");
+  EXPECT_EQ(resource(KeyRequest{"HEAD", "api.example.com", "/users/7", "a=1&b=2", nullptr, "alice"},
+                     rule({}, config::CacheScope::kUser)),
+            "apigw:r2:users:64c953e12a1100fedc74b121607aeceb88511f7fd7a6f97e26b67f08bfcdb9d0");
+}
+
+TEST(ResourceKey, LayoutIsPrefixVersionRouteAndSha256Hex) {
+  const std::string r = resource(get("/users/7"));
+  ASSERT_EQ(r.size(), std::string("apigw:r2:users:").size() + 64);
+  EXPECT_TRUE(r.starts_with("apigw:r2:users:"));
+  EXPECT_EQ(r.substr(r.size() - 64).find_first_not_of("0123456789abcdef"), std::string::npos);
+  EXPECT_TRUE(valid_key(r));
+  EXPECT_EQ(r, resource(get("/users/7"))) << "deterministic";
+  EXPECT_NE(r.substr(r.size() - 64), key(get("/users/7")).substr(r.size() - 64))
+      << "never the digest of an entry key";
+}
+
+TEST(ResourceKey, VariantsShareTheirResource) {
+  const auto vary = rule({"Accept-Language", "X-Tenant"});
+  bhttp::fields english;
+  english.insert("Accept-Language", "en");
+  bhttp::fields french;
+  french.insert("Accept-Language", "fr");
+  french.insert("X-Tenant", "t1");
+  const bhttp::fields no_headers;
+  const KeyRequest en{"GET", "api.example.com", "/p", "a=1", &english, std::nullopt};
+  const KeyRequest fr{"GET", "api.example.com", "/p", "a=1", &french, std::nullopt};
+  const KeyRequest none{"GET", "api.example.com", "/p", "a=1", &no_headers, std::nullopt};
+  const KeyRequest head{"HEAD", "api.example.com", "/p", "a=1", &english, std::nullopt};
+  ASSERT_NE(key(en, vary), key(fr, vary)) << "two entries";
+  ASSERT_NE(key(en, vary), key(none, vary));
+  EXPECT_EQ(resource(en, vary), resource(fr, vary)) << "one resource";
+  EXPECT_EQ(resource(en, vary), resource(none, vary));
+  EXPECT_EQ(resource(en, vary), resource(head, vary)) << "the method neither";
+  EXPECT_EQ(resource(en, vary), resource(en, rule())) << "nor the route's vary list";
+  EXPECT_EQ(resource(en, vary), resource(KeyRequest{"GET", "api.example.com", "/p", "a=1", nullptr, std::nullopt}))
+      << "nor the presence of headers at all";
+}
+
+TEST(ResourceKey, EveryPartOfTheUrlTellsResourcesApart) {
+  const std::string base = resource(get("/users/7", "a=1"));
+  EXPECT_NE(base, resource(get("/users/8", "a=1")));
+  EXPECT_NE(base, resource(get("/users/7", "a=2")));
+  EXPECT_NE(base, resource(get("/users/7")));
+  EXPECT_NE(base, resource(get("/users/7", "a=1", "other.example.com")));
+  EXPECT_NE(base, resource(get("/users/7", "a=1", "api.example.com:8080")));
+  EXPECT_NE(base, resource(get("/users/7", "a=1"), rule(), "accounts"));
+  EXPECT_NE(base, resource(get("/users/7", "a=1"), rule(), "users", "other:"));
+  EXPECT_NE(resource(get("/a", "b")), resource(get("/ab"))) << "field boundaries cannot be shifted";
+  // The host as keyed.
+  EXPECT_EQ(base, resource(get("/users/7", "a=1", "API.Example.com.:443")));
+}
+
+TEST(ResourceKey, QueryIsCanonicalAsInTheEntryKey) {
+  const auto pair = [](std::string_view a, std::string_view b) {
+    return std::make_pair(resource(get("/s", a)) == resource(get("/s", b)), key(get("/s", a)) == key(get("/s", b)));
+  };
+  for (const auto& [a, b] : std::initializer_list<std::pair<std::string_view, std::string_view>>{
+           {"q=x&page=2", "page=2&q=x"}, {"q=x&", "q=x"}, {"a=1&&b=2&", "b=2&a=1"},
+           {"ids=1&ids=2", "ids=2&ids=1"}, {"q=a%20b", "q=a+b"}, {"a", "a="}, {"", "&"}}) {
+    const auto [same_resource, same_entry] = pair(a, b);
+    EXPECT_EQ(same_resource, same_entry) << a << " | " << b;
+  }
+  EXPECT_EQ(resource(get("/s", "q=x&page=2")), resource(get("/s", "page=2&q=x")));
+  EXPECT_NE(resource(get("/s", "ids=1&ids=2")), resource(get("/s", "ids=2&ids=1")));
+}
+
+TEST(ResourceKey, UserScopeKeysOnTheUserAndSharedScopeDoesNot) {
+  const auto user = rule({}, config::CacheScope::kUser);
+  KeyRequest alice = get("/me");
+  alice.user_id = "alice";
+  KeyRequest bob = get("/me");
+  bob.user_id = "bob";
+  KeyRequest empty = get("/me");
+  empty.user_id = "";
+  const KeyRequest anonymous = get("/me");
+  EXPECT_NE(resource(alice, user), resource(bob, user));
+  EXPECT_NE(resource(alice, user), resource(anonymous, user));
+  EXPECT_NE(resource(empty, user), resource(anonymous, user));
+  EXPECT_EQ(resource(alice, rule()), resource(bob, rule())) << "shared scope ignores the user";
+  EXPECT_NE(resource(anonymous, user), resource(anonymous, rule()));
+}
+
+TEST(ResourceKey, LimitsAsTheEntryKey) {
+  const std::string prefix(config::kMaxCacheKeyPrefixBytes, 'p');
+  const std::string route(config::kMaxCachedRouteNameBytes, 'r');
+  const auto longest = build_resource_key(prefix, route, rule(), get("/" + std::string(10000, 'x')));
+  ASSERT_TRUE(longest.has_value());
+  EXPECT_EQ(longest->size(), kMaxKeyBytes);
+  EXPECT_TRUE(valid_key(*longest));
+  EXPECT_FALSE(build_resource_key(std::string(200, 'p'), "users", rule(), get("/")).has_value());
+  EXPECT_FALSE(build_resource_key("bad prefix:", "users", rule(), get("/")).has_value());
+  EXPECT_FALSE(build_resource_key("apigw:", "us\ners", rule(), get("/")).has_value());
+  const auto hostile = build_resource_key("apigw:", "users", rule(), get("/a b\r\n", "x=\x01", "evil host"));
+  ASSERT_TRUE(hostile.has_value());
+  EXPECT_TRUE(valid_key(*hostile));
 }
 
 TEST(CacheKey, EveryPartOfTheRequestTellsEntriesApart) {
@@ -160,7 +275,7 @@ TEST(CacheKey, RequestBytesNeverReachTheKey) {
 
 TEST(CacheKey, ValidKeyForTheCacheApi) {
   EXPECT_TRUE(valid_key("a"));
-  EXPECT_TRUE(valid_key("apigw:v1:users:abc"));
+  EXPECT_TRUE(valid_key("apigw:v2:users:abc"));
   EXPECT_TRUE(valid_key(std::string(250, 'k')));
   EXPECT_TRUE(valid_key("caf\xc3\xa9")) << "UTF-8 bytes are allowed";
   EXPECT_TRUE(valid_key("!~{}[]\"'"));

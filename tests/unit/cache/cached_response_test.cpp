@@ -1,5 +1,6 @@
-// Tests for the stored response record: round trips, what is left out, size limits, and decoding of anything
-// Memcached may hand back (foreign, truncated, corrupted or crafted values) as "not a record".
+// Tests for the stored response record: round trips, what is left out, size limits, its age, and decoding of
+// anything Memcached may hand back (foreign, truncated, corrupted, crafted or older-version values) as "not a
+// record".
 #include "apigw/cache/cached_response.h"
 
 #include <gtest/gtest.h>
@@ -15,8 +16,9 @@ namespace {
 using std::chrono::seconds;
 
 std::string encode(unsigned status, const std::vector<HeaderView>& headers, std::string_view body,
-                   std::int64_t stored_at = 1'700'000'000, seconds ttl = seconds(30)) {
-  return encode_record({status, headers, body, stored_at, ttl}).value_or("<none>");
+                   std::int64_t stored_at = 1'700'000'000, seconds ttl = seconds(30),
+                   seconds initial_age = seconds(0), std::uint64_t resource_version = 0) {
+  return encode_record({status, headers, body, stored_at, ttl, initial_age, resource_version}).value_or("<none>");
 }
 
 std::string sample() {
@@ -30,9 +32,9 @@ void put(std::string& out, std::uint64_t value, int bytes) {
 
 // A record with a correct checksum around an arbitrary payload (everything after the checksum), to reach the
 // structural checks behind it.
-std::string sealed(std::string_view payload) {
+std::string sealed(std::string_view payload, std::uint8_t version = kRecordVersion) {
   std::string out = "AGWC";
-  out += '\x01';
+  out += static_cast<char>(version);
   unsigned char digest[EVP_MAX_MD_SIZE];
   unsigned int size = 0;
   EVP_Digest(payload.data(), payload.size(), digest, &size, EVP_sha256(), nullptr);
@@ -45,6 +47,8 @@ std::string payload_head(unsigned status, std::uint64_t count, std::uint64_t bod
   std::string out;
   put(out, 1'700'000'000, 8);
   put(out, 30, 4);
+  put(out, 0, 4);  // initial age
+  put(out, 1, 8);  // resource version
   put(out, status, 2);
   put(out, count, 2);
   put(out, body_size, 4);
@@ -53,7 +57,7 @@ std::string payload_head(unsigned status, std::uint64_t count, std::uint64_t bod
 
 TEST(CachedResponse, RoundTrip) {
   const std::string bytes = sample();
-  ASSERT_TRUE(bytes.starts_with(std::string("AGWC\x01", 5)));
+  ASSERT_TRUE(bytes.starts_with(std::string("AGWC\x02", 5)));
   const auto record = decode_record(bytes);
   ASSERT_TRUE(record.has_value());
   EXPECT_EQ(record->status, 200u);
@@ -63,13 +67,37 @@ TEST(CachedResponse, RoundTrip) {
   const std::vector<StoredHeader> expected{
       {"Content-Type", "application/json"}, {"ETag", "\"v1\""}, {"Vary", "Accept-Language"}};
   EXPECT_EQ(record->headers, expected);
+  EXPECT_EQ(record->initial_age, seconds(0));
+  EXPECT_EQ(record->resource_version, 0u);
+}
+
+TEST(CachedResponse, InitialAgeAndResourceVersionRoundTrip) {
+  for (const std::uint64_t version : {std::uint64_t{1}, std::uint64_t{0x8000000000000000},
+                                      std::uint64_t{0xfedcba9876543210}, ~std::uint64_t{0}}) {
+    const auto record =
+        decode_record(encode(200, {{"ETag", "\"v\""}}, "b", 1'700'000'000, seconds(60), seconds(17), version));
+    ASSERT_TRUE(record.has_value()) << version;
+    EXPECT_EQ(record->resource_version, version);
+    EXPECT_EQ(record->initial_age, seconds(17));
+    EXPECT_EQ(record->ttl, seconds(60));
+    EXPECT_EQ(record->age(1'700'000'000), seconds(17));
+  }
+  const auto largest = decode_record(encode(200, {}, "", 0, seconds(0xffffffff), seconds(0xffffffff), 7));
+  ASSERT_TRUE(largest.has_value());
+  EXPECT_EQ(largest->ttl, seconds(0xffffffff));
+  EXPECT_EQ(largest->initial_age, seconds(0xffffffff));
+  // Another version is another record: its bytes differ (the checksum covers the version).
+  EXPECT_NE(encode(200, {}, "", 0, seconds(1), seconds(0), 1), encode(200, {}, "", 0, seconds(1), seconds(0), 2));
 }
 
 TEST(CachedResponse, ExactLayout) {
-  const std::string bytes = encode(404, {{"A", "bc"}}, "xyz", 0x0102030405060708, seconds(0x0a0b0c0d));
+  const std::string bytes = encode(404, {{"A", "bc"}}, "xyz", 0x0102030405060708, seconds(0x0a0b0c0d),
+                                   seconds(0x11121314), 0x2122232425262728);
   std::string payload;
   put(payload, 0x0102030405060708, 8);
   put(payload, 0x0a0b0c0d, 4);
+  put(payload, 0x11121314, 4);
+  put(payload, 0x2122232425262728, 8);
   put(payload, 404, 2);
   put(payload, 1, 2);
   put(payload, 3, 4);
@@ -77,6 +105,8 @@ TEST(CachedResponse, ExactLayout) {
   payload += "xyz";
   EXPECT_EQ(bytes, sealed(payload));
   EXPECT_EQ(bytes.size(), kRecordHeadBytes + 9 + 3);
+  EXPECT_EQ(kRecordHeadBytes, 45u);
+  EXPECT_EQ(bytes.substr(0, 5), std::string("AGWC\x02", 5));
 }
 
 TEST(CachedResponse, EmptyBodyRepeatedHeadersAndBinaryBody) {
@@ -93,7 +123,7 @@ TEST(CachedResponse, EmptyBodyRepeatedHeadersAndBinaryBody) {
   EXPECT_TRUE(empty->body.empty());
 }
 
-TEST(CachedResponse, PerAnswerAndHopByHopHeadersAreLeftOut) {
+TEST(CachedResponse, PerAnswerAndHopByHopHeadersAreLeftOutButDateIsKept) {
   const auto record = decode_record(encode(200,
                                            {{"Content-Type", "text/plain"},
                                             {"Date", "Tue, 01 Jul 2025 10:00:00 GMT"},
@@ -114,8 +144,13 @@ TEST(CachedResponse, PerAnswerAndHopByHopHeadersAreLeftOut) {
                                             {"Cache-Control", "max-age=60"}},
                                            "hi"));
   ASSERT_TRUE(record.has_value());
-  const std::vector<StoredHeader> expected{{"Content-Type", "text/plain"}, {"Cache-Control", "max-age=60"}};
+  const std::vector<StoredHeader> expected{{"Content-Type", "text/plain"},
+                                           {"Date", "Tue, 01 Jul 2025 10:00:00 GMT"},
+                                           {"Cache-Control", "max-age=60"}};
   EXPECT_EQ(record->headers, expected);
+  EXPECT_TRUE(stored_header("Date")) << "a hit sends the response's own Date";
+  EXPECT_TRUE(stored_header("date"));
+  EXPECT_FALSE(stored_header("Age"));
   EXPECT_TRUE(stored_header("ETag"));
   EXPECT_FALSE(stored_header("SET-COOKIE"));
   EXPECT_FALSE(stored_header("x-apigw-upstream"));
@@ -135,6 +170,11 @@ TEST(CachedResponse, WhatCannotBeRepresentedIsNotEncoded) {
   EXPECT_FALSE(encode_record({199, {}, "", 0, seconds(1)}).has_value());
   EXPECT_FALSE(encode_record({600, {}, "", 0, seconds(1)}).has_value());
   EXPECT_FALSE(encode_record({200, {}, "", 0, seconds(-1)}).has_value());
+  EXPECT_FALSE(encode_record({200, {}, "", 0, seconds(std::int64_t{1} << 32)}).has_value());
+  EXPECT_TRUE(encode_record({200, {}, "", 0, seconds(0xffffffff)}).has_value());
+  EXPECT_FALSE(encode_record({200, {}, "", 0, seconds(1), seconds(-1)}).has_value());
+  EXPECT_FALSE(encode_record({200, {}, "", 0, seconds(1), seconds(std::int64_t{1} << 32)}).has_value());
+  EXPECT_TRUE(encode_record({200, {}, "", 0, seconds(1), seconds(0xffffffff)}).has_value());
   const std::vector<HeaderView> injected{{"X-A", "1\r\nSet-Cookie: a=1"}};
   EXPECT_FALSE(encode_record({200, injected, "", 0, seconds(1)}).has_value());
   const std::vector<HeaderView> bad_name{{"X A", "1"}};
@@ -160,17 +200,64 @@ TEST(CachedResponse, AgeIsClampedAndFreshnessFollowsTtl) {
   EXPECT_EQ(record.age(std::numeric_limits<std::int64_t>::max()), seconds(std::numeric_limits<std::int64_t>::max()));
 }
 
+TEST(CachedResponse, AgeStartsAtTheInitialAge) {
+  CachedResponse record;
+  record.stored_at = 1000;
+  record.ttl = seconds(30);
+  record.initial_age = seconds(10);
+  EXPECT_EQ(record.age(1000), seconds(10));
+  EXPECT_EQ(record.age(1005), seconds(15));
+  EXPECT_EQ(record.age(900), seconds(10)) << "a clock behind the writer's adds nothing, takes nothing";
+  EXPECT_TRUE(record.fresh(1019));
+  EXPECT_FALSE(record.fresh(1020)) << "fresh for what was left of its lifetime when stored";
+  record.initial_age = seconds(30);
+  EXPECT_FALSE(record.fresh(1000));
+  // Saturating: neither the elapsed time nor the sum overflows.
+  record.initial_age = seconds(0xffffffff);
+  record.stored_at = std::numeric_limits<std::int64_t>::min();
+  EXPECT_EQ(record.age(std::numeric_limits<std::int64_t>::max()), seconds(std::numeric_limits<std::int64_t>::max()));
+  record.stored_at = 0;
+  EXPECT_EQ(record.age(std::numeric_limits<std::int64_t>::max() - 5),
+            seconds(std::numeric_limits<std::int64_t>::max()));
+  EXPECT_EQ(record.age(100), seconds(0xffffffff + std::int64_t{100}));
+  // Decoded, the record ages the same.
+  const auto decoded = decode_record(encode(200, {}, "", 1000, seconds(30), seconds(10)));
+  ASSERT_TRUE(decoded.has_value());
+  EXPECT_EQ(decoded->age(1005), seconds(15));
+  EXPECT_FALSE(decoded->fresh(1020));
+}
+
 TEST(CachedResponse, ForeignValuesAreNotRecords) {
   for (const std::string_view value : {std::string_view(""), std::string_view("AGWC"), std::string_view("hello"),
                                        std::string_view("{\"status\":200}"), std::string_view("AGWC\x02")}) {
     EXPECT_FALSE(decode_record(value).has_value()) << value;
   }
   std::string other_version = sample();
-  other_version[4] = '\x02';
+  other_version[4] = '\x03';
+  EXPECT_FALSE(decode_record(other_version).has_value());
+  other_version[4] = '\x01';
   EXPECT_FALSE(decode_record(other_version).has_value());
   std::string other_magic = sample();
   other_magic[0] = 'X';
   EXPECT_FALSE(decode_record(other_magic).has_value());
+}
+
+TEST(CachedResponse, Version1RecordsAreNotRead) {
+  // A record as version 1 wrote it (33-byte head: no initial age, no resource version), with a valid checksum.
+  std::string v1;
+  put(v1, 1'700'000'000, 8);
+  put(v1, 30, 4);
+  put(v1, 200, 2);
+  put(v1, 1, 2);
+  put(v1, 2, 4);
+  v1 += std::string("\x00\x01" "A" "\x00\x00\x00\x01" "b", 8);
+  v1 += "ok";
+  EXPECT_FALSE(decode_record(sealed(v1, 1)).has_value());
+  // Its payload is not a version 2 record either (too short a head for its lengths).
+  EXPECT_FALSE(decode_record(sealed(v1)).has_value());
+  // Nor is a version 2 payload under version 1.
+  EXPECT_FALSE(decode_record(sealed(payload_head(200, 0, 2) + "ok", 1)).has_value());
+  EXPECT_TRUE(decode_record(sealed(payload_head(200, 0, 2) + "ok")).has_value());
 }
 
 TEST(CachedResponse, EveryTruncationAndExtensionIsRejected) {
@@ -215,6 +302,8 @@ TEST(CachedResponse, CraftedRecordsWithAValidChecksumAreStillChecked) {
   put(huge_value, 0xffffffff, 4);
   EXPECT_FALSE(decode_record(sealed(payload_head(200, 1, 0) + huge_value + "abc")).has_value());
   EXPECT_FALSE(decode_record(sealed(payload_head(200, 0, 0).substr(0, 19))).has_value());
+  EXPECT_FALSE(decode_record(sealed(payload_head(200, 0, 0).substr(0, kRecordHeadBytes - 13 - 1))).has_value());
+  EXPECT_TRUE(decode_record(sealed(payload_head(200, 0, 0))).has_value());
   // Values that would garble the answer built from them.
   EXPECT_FALSE(decode_record(sealed(payload_head(200, 1, 0) + header("A", "b\r\nX: y"))).has_value());
   EXPECT_FALSE(decode_record(sealed(payload_head(200, 1, 0) + header("", "b"))).has_value());
@@ -243,7 +332,8 @@ TEST(CachedResponse, FuzzLikeDecodingNeverAcceptsDamage) {
     for (int h = 0; h < count; ++h) headers.push_back({"X-H", storage[h]});
     std::string body(random() % 300, '\0');
     for (char& c : body) c = byte();
-    records.push_back(encode(200 + static_cast<unsigned>(random() % 400), headers, body));
+    records.push_back(encode(200 + static_cast<unsigned>(random() % 400), headers, body, 1'700'000'000,
+                             seconds(random() % 100000), seconds(random() % 1000), random()));
     ASSERT_TRUE(decode_record(records.back()).has_value());
   }
   int accepted = 0;
@@ -254,7 +344,7 @@ TEST(CachedResponse, FuzzLikeDecodingNeverAcceptsDamage) {
       case 0: {  // random bytes, sometimes behind a valid magic and version
         damaged.resize(random() % 200);
         for (char& c : damaged) c = byte();
-        if (random() % 2 == 0 && damaged.size() >= 5) damaged.replace(0, 5, std::string("AGWC\x01", 5));
+        if (random() % 2 == 0 && damaged.size() >= 5) damaged.replace(0, 5, std::string("AGWC\x02", 5));
         break;
       }
       case 1:  // truncated

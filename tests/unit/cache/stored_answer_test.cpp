@@ -4,13 +4,29 @@
 #include <gtest/gtest.h>
 
 #include <string>
+#include <vector>
 
 #include <boost/beast/http/fields.hpp>
+
+#include "apigw/http/http_date.h"
 
 namespace apigw::cache {
 namespace {
 
 namespace bhttp = boost::beast::http;
+
+constexpr std::string_view kStoredDate = "Tue, 14 Nov 2023 22:13:20 GMT";
+
+// The values of every `name` line of a response head, in order.
+std::vector<std::string> values(std::string_view head, std::string_view name) {
+  std::vector<std::string> out;
+  const std::string prefix = "\r\n" + std::string(name) + ": ";
+  for (std::size_t at = head.find(prefix); at != std::string_view::npos; at = head.find(prefix, at + 1)) {
+    const std::size_t begin = at + prefix.size();
+    out.emplace_back(head.substr(begin, head.find("\r\n", begin) - begin));
+  }
+  return out;
+}
 
 CachedResponse response(unsigned status, std::string body) {
   CachedResponse stored;
@@ -38,6 +54,36 @@ TEST(CachedResponseHead, CarriesStoredHeadersAgeLengthAndHit) {
   EXPECT_TRUE(out.ends_with("\r\n\r\n"));
 }
 
+TEST(CachedResponseHead, RepeatsTheStoredDate) {
+  CachedResponse stored = response(200, "hello");
+  stored.headers.insert(stored.headers.begin() + 1, {"Date", std::string(kStoredDate)});
+  const std::string out = cached_response_head(stored, CachedHead{});
+  EXPECT_EQ(values(out, "Date"), std::vector<std::string>{std::string(kStoredDate)}) << out;
+  EXPECT_TRUE(out.starts_with("HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nDate: " + std::string(kStoredDate) +
+                              "\r\nETag: \"v1\"\r\n"))
+      << "in its stored place: " << out;
+  // A stored header name in another case is still the Date.
+  stored.headers[1].name = "date";
+  const std::string lower = cached_response_head(stored, CachedHead{});
+  EXPECT_TRUE(values(lower, "Date").empty()) << lower;
+  EXPECT_EQ(values(lower, "date"), std::vector<std::string>{std::string(kStoredDate)});
+}
+
+TEST(CachedResponseHead, AddsTheCurrentDateWhenNoneWasStored) {
+  const auto before = std::chrono::system_clock::now();
+  const std::string out = cached_response_head(response(200, "hello"), CachedHead{});
+  const auto after = std::chrono::system_clock::now();
+  const std::vector<std::string> dates = values(out, "Date");
+  ASSERT_EQ(dates.size(), 1u) << out;
+  const auto unix = [](std::chrono::system_clock::time_point t) {
+    return std::chrono::duration_cast<std::chrono::seconds>(t.time_since_epoch()).count();
+  };
+  const std::optional<std::int64_t> sent = http::parse_http_date(dates[0], unix(after));
+  ASSERT_TRUE(sent.has_value()) << dates[0];
+  EXPECT_GE(*sent, unix(before) - 1);
+  EXPECT_LE(*sent, unix(after) + 1);
+}
+
 TEST(CachedResponseHead, ConnectionFollowsKeepAliveAndVersion) {
   CachedHead head;
   head.keep_alive = false;
@@ -59,7 +105,8 @@ TEST(CachedResponseHead, NoLengthForStatusesWithoutBody) {
 CachedResponse with_validators() {
   CachedResponse stored = response(200, "body");
   stored.headers = {{"Content-Type", "text/plain"}, {"ETag", "W/\"v7\""}, {"Cache-Control", "max-age=60"},
-                    {"Last-Modified", "Mon, 23 Nov 2026 10:00:00 GMT"}, {"X-Other", "x"}};
+                    {"Last-Modified", "Mon, 23 Nov 2026 10:00:00 GMT"}, {"X-Other", "x"},
+                    {"Date", std::string(kStoredDate)}};
   return stored;
 }
 
@@ -99,16 +146,26 @@ TEST(NotModified, OnlyA200WithValidatorsIsAnsweredSo) {
   EXPECT_FALSE(not_modified(untagged, tagged));
 }
 
-TEST(NotModified, The304KeepsOnlyValidityHeaders) {
-  const CachedResponse reduced = not_modified_response(with_validators());
+TEST(NotModified, The304KeepsOnlyValidityHeadersAndTheDate) {
+  CachedResponse stored = with_validators();
+  stored.stored_at = 1000;
+  stored.ttl = std::chrono::seconds(60);
+  stored.initial_age = std::chrono::seconds(4);
+  stored.resource_version = 42;
+  const CachedResponse reduced = not_modified_response(stored);
   EXPECT_EQ(reduced.status, 304u);
   EXPECT_TRUE(reduced.body.empty());
   std::vector<std::string> names;
   for (const auto& header : reduced.headers) names.push_back(header.name);
-  EXPECT_EQ(names, (std::vector<std::string>{"ETag", "Cache-Control", "Last-Modified"}));
+  EXPECT_EQ(names, (std::vector<std::string>{"ETag", "Cache-Control", "Last-Modified", "Date"}));
+  EXPECT_EQ(reduced.stored_at, 1000);
+  EXPECT_EQ(reduced.ttl, std::chrono::seconds(60));
+  EXPECT_EQ(reduced.initial_age, std::chrono::seconds(4));
+  EXPECT_EQ(reduced.resource_version, 42u);
   const std::string head = cached_response_head(reduced, CachedHead{});
   EXPECT_TRUE(head.starts_with("HTTP/1.1 304 Not Modified\r\n")) << head;
   EXPECT_EQ(head.find("Content-Length"), std::string::npos);
+  EXPECT_EQ(values(head, "Date"), std::vector<std::string>{std::string(kStoredDate)}) << head;
 }
 
 TEST(AnswerFromStore, SendsTheStoredBodyExceptToHead) {
@@ -133,6 +190,24 @@ TEST(AnswerFromStore, AClientHoldingTheStoredVersionGets304WithoutBody) {
   EXPECT_EQ(answer.head.rfind("HTTP/1.1 304 ", 0), 0u);
   EXPECT_EQ(answer.head.find("Content-Type"), std::string::npos);
   EXPECT_EQ(answer.head.find("Content-Length"), std::string::npos);
+}
+
+TEST(AnswerFromStore, AgeCountsTheInitialAgeAndDateIsTheStoredOne) {
+  CachedResponse stored = with_validators();
+  stored.stored_at = 1000;
+  stored.ttl = std::chrono::seconds(60);
+  stored.initial_age = std::chrono::seconds(5);
+  const bhttp::fields plain;
+  const StoredAnswer full = answer_from_store(stored, plain, false, CachedHead{}, 1010);
+  EXPECT_EQ(full.status, 200u);
+  EXPECT_EQ(values(full.head, "Age"), std::vector<std::string>{"15"}) << full.head;
+  EXPECT_EQ(values(full.head, "Date"), std::vector<std::string>{std::string(kStoredDate)});
+  bhttp::fields conditional;
+  conditional.insert(bhttp::field::if_none_match, "\"v7\"");
+  const StoredAnswer not_modified = answer_from_store(stored, conditional, false, CachedHead{}, 1010);
+  EXPECT_EQ(not_modified.status, 304u);
+  EXPECT_EQ(values(not_modified.head, "Age"), std::vector<std::string>{"15"}) << not_modified.head;
+  EXPECT_EQ(values(not_modified.head, "Date"), std::vector<std::string>{std::string(kStoredDate)});
 }
 
 }  // namespace

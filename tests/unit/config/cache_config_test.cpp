@@ -49,6 +49,7 @@ TEST(CacheConfig, DefaultsWhenTheSectionIsEmpty) {
   EXPECT_TRUE(route.vary.empty());
   EXPECT_EQ(route.scope, CacheScope::kShared);
   EXPECT_EQ(route.statuses, std::vector<unsigned>{200});
+  EXPECT_FALSE(route.share_authorized);
 }
 
 TEST(CacheConfig, NoSectionMeansNoCache) {
@@ -202,6 +203,79 @@ routes:
   EXPECT_EQ(result.config->routes[0].cache.statuses, (std::vector<unsigned>{200, 404}));
 }
 
+// A cached route with auth, its tokens from `token_from`, the route's cache as given (the route is on line 7).
+LoadResult authorized_route(std::string_view cache, std::string_view token_from = "[header:Authorization]",
+                            std::string_view auth = "required") {
+  return load(R"(
+cache: {}
+auth:
+  token_from: )" + std::string(token_from) + R"(
+upstreams:
+  u: { endpoints: [127.0.0.1:9001] }
+routes:
+  - { name: r, match: { path: /r }, upstream: u, auth: )" + std::string(auth) +
+              ", cache: " + std::string(cache) + " }\n");
+}
+
+bool warns(const LoadResult& result, std::string_view fragment) {
+  for (const auto& warning : result.warnings) {
+    if (warning.message.find(fragment) != std::string::npos) return true;
+  }
+  return false;
+}
+
+TEST(CacheConfig, ShareAuthorizedIsRead) {
+  const LoadResult on = authorized_route("{ ttl: 5s, share_authorized: true }");
+  ASSERT_TRUE(on.errors.empty()) << all_errors(on);
+  EXPECT_TRUE(on.config->routes[0].cache.share_authorized);
+  const LoadResult off = authorized_route("{ ttl: 5s, share_authorized: false }");
+  ASSERT_TRUE(off.errors.empty()) << all_errors(off);
+  EXPECT_FALSE(off.config->routes[0].cache.share_authorized);
+  EXPECT_NE(on.config->routes[0].cache, off.config->routes[0].cache) << "part of the route's cache rule";
+}
+
+TEST(CacheConfig, ASharedCacheOfAuthorizedRequestsIsWarnedAbout) {
+  constexpr std::string_view kWarning = "route 'r' cache.scope: shared with tokens in the Authorization header";
+  for (const auto auth : {"required", "optional"}) {
+    const LoadResult shared = authorized_route("{ ttl: 5s }", "[header:Authorization]", auth);
+    ASSERT_TRUE(shared.errors.empty()) << all_errors(shared);
+    EXPECT_TRUE(warns(shared, kWarning)) << auth;
+    EXPECT_TRUE(warns(shared, "share_authorized: true shares them all"));
+  }
+  EXPECT_TRUE(warns(authorized_route("{ ttl: 5s, scope: shared }", "[header:authorization]"), kWarning))
+      << "the header name is case-insensitive";
+  EXPECT_TRUE(warns(authorized_route("{ ttl: 5s }", "[cookie:session, header:Authorization]"), kWarning));
+  // Not when the route shares them knowingly, keys per user, has no auth or reads its tokens elsewhere.
+  for (const LoadResult& quiet :
+       {authorized_route("{ ttl: 5s, share_authorized: true }"), authorized_route("{ ttl: 5s, scope: user }"),
+        authorized_route("{ ttl: 5s }", "[header:Authorization]", "none"),
+        authorized_route("{ ttl: 5s }", "[cookie:session]"), authorized_route("{ ttl: 5s }", "[header:X-Token]")}) {
+    ASSERT_TRUE(quiet.errors.empty()) << all_errors(quiet);
+    EXPECT_FALSE(warns(quiet, kWarning));
+  }
+}
+
+TEST(CacheConfig, A5xxStatusIsWarnedAbout) {
+  const LoadResult result = load(std::string("cache: {}") + R"(
+upstreams:
+  u: { endpoints: [127.0.0.1:9001] }
+routes:
+  - { name: r, match: { path: /r }, upstream: u, cache: { ttl: 5s, statuses: [200, 503, 500] } }
+)");
+  ASSERT_TRUE(result.errors.empty()) << all_errors(result);
+  EXPECT_TRUE(warns(result, "503 is listed: a 5xx response that carries no max-age, s-maxage or Expires is kept "
+                            "for the whole ttl"));
+  EXPECT_FALSE(warns(result, "500 is listed")) << "said once";
+  const LoadResult fine = load(std::string("cache: {}") + R"(
+upstreams:
+  u: { endpoints: [127.0.0.1:9001] }
+routes:
+  - { name: r, match: { path: /r }, upstream: u, cache: { ttl: 5s, statuses: [200, 404, 499] } }
+)");
+  ASSERT_TRUE(fine.errors.empty()) << all_errors(fine);
+  EXPECT_FALSE(warns(fine, "is listed"));
+}
+
 TEST(CacheConfig, ShortApiTokenIsAnErrorThatDoesNotShowTheToken) {
   const LoadResult result = load(std::string("cache:\n  api: { token: short-secret }\n") + std::string(kRoutes));
   EXPECT_TRUE(only_error(result, 2, "cache.api.token: must be at least 16 visible ASCII characters"));
@@ -320,7 +394,9 @@ INSTANTIATE_TEST_SUITE_P(
         BadRoute{"{ ttl: 5s, statuses: [206] }", "206 responses are never cached"},
         BadRoute{"{ ttl: 5s, statuses: [304] }", "304 responses are never cached"},
         BadRoute{"{ ttl: 5s, etag: true }",
-                 "unknown key 'etag' in route 'r' cache (allowed: ttl, vary, scope, statuses)"},
+                 "unknown key 'etag' in route 'r' cache (allowed: ttl, vary, scope, statuses, share_authorized)"},
+        BadRoute{"{ ttl: 5s, share_authorized: yes }",
+                 "route 'r' cache.share_authorized: expected true or false, got 'yes'"},
         BadRoute{"[ttl]", "route 'r' cache: expected a map"},
         // NUL is not a token character (config once took strchr's terminator for one): YAML's "\0" is refused.
         BadRoute{"{ ttl: 5s, vary: [\"X-A\\0\"] }", "cache.vary[0]: 'X-A\0' is not a header name"sv}));
