@@ -9,7 +9,7 @@
 #
 # One memcached (1 thread) on a free loopback port. The same 1,024-byte JSON body is stored in it twice: for NGINX
 # under "nginx:/bench" with a plain `set`, and for apigw by apigw itself (its binary record, key
-# apigw:v1:<route>:<digest>) through a warm-up request. Each with one worker:
+# apigw:v2:<route>:<digest>, and its resource key apigw:r2:...) through a warm-up request. Each with one worker:
 #   - NGINX memcached_pass: `set $memcached_key "nginx:$uri"`, an upstream block with keepalive to memcached;
 #   - apigw cache hit: a route with cache: { ttl: 300s } in front of the demo upstream, cache.primary = that memcached;
 #   - apigw auth + cache hit: the same route with auth: required (bearer token checked against a redis-server
