@@ -116,6 +116,7 @@ std::optional<std::int64_t> rfc850_date(std::string_view text, std::int64_t now)
       std::chrono::year_month_day{std::chrono::sys_days{std::chrono::days{now / 86400}}}.year());
   int full_year = this_year - this_year % 100 + *year;
   if (full_year > this_year + 50) full_year -= 100;
+  if (full_year <= this_year - 50) full_year += 100;  // near a century's end: "00" read in 1999 is 2000
   parts.day = *day;
   parts.month = *month;
   parts.year = full_year;

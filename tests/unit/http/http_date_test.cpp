@@ -149,6 +149,11 @@ TEST(HttpDate, ATwoDigitYearMoreThanFiftyYearsAheadIsInThePast) {
   EXPECT_EQ(parse("Sunday, 01-Mar-81 00:00:00 GMT", kJan2030), 352252800);
   EXPECT_EQ(parse("Wednesday, 01-Jan-75 00:00:00 GMT", kNov1994), 157766400);
   EXPECT_EQ(parse("Sunday, 06-Nov-94 08:49:37 GMT", kNov1994), kNov1994);
+  // Near a century's end the window reaches into the next one: in June 1999, "00" is 2000 and "49" is 2049.
+  constexpr std::int64_t kJune1999 = 928195200;
+  EXPECT_EQ(parse("Saturday, 01-Jan-00 00:00:00 GMT", kJune1999), 946684800);
+  EXPECT_EQ(parse("Friday, 01-Jan-49 00:00:00 GMT", kJune1999), 2493072000);
+  EXPECT_EQ(parse("Saturday, 01-Jan-50 00:00:00 GMT", kJune1999), -631152000);
   // A four-digit year in the other formats is never moved.
   EXPECT_EQ(parse("Wed, 01 Jan 2099 00:00:00 GMT"), 4070908800);
   EXPECT_EQ(parse("Thu Jan  1 00:00:00 2099"), 4070908800);
