@@ -119,11 +119,12 @@ bool ClientSession::continue_handshake() {
           "HTTP/1.1 400 Bad Request\r\nContent-Type: application/json\r\nContent-Length: {}\r\nX-Request-Id: "
           "{}\r\nConnection: close\r\n\r\n{}",
           body.size(), id.view(), body);
+      // Counted before the answer goes out, so that a client that reads it finds it counted.
+      worker_.listener_handshake(ListenerHandshake::kFailed);
       client_.tls.reset();
       error_code ignored;
       const asio::const_buffer bytes = asio::buffer(reply);
       net::write_now(client_, std::span<const asio::const_buffer>(&bytes, 1), ignored);
-      worker_.listener_handshake(ListenerHandshake::kFailed);
       spdlog::debug("worker {}: client {} spoke plain HTTP to the TLS listener (answered 400)", worker_.index(),
                     peer_.address);
       // The rest of the request may still come: read and dropped, so that the close does not reset the answer.
