@@ -11,7 +11,9 @@
 # under "nginx:/bench" with a plain `set`, and for apigw by apigw itself (its binary record, key
 # apigw:v2:<route>:<digest>, and its resource key apigw:r2:...) through a warm-up request. Each with one worker:
 #   - NGINX memcached_pass: `set $memcached_key "nginx:$uri"`, an upstream block with keepalive to memcached;
-#   - apigw cache hit: a route with cache: { ttl: 300s } in front of the demo upstream, cache.primary = that memcached;
+#   - apigw cache hit: a route with cache: { ttl: 300s, share_authorized: true } in front of the demo upstream,
+#     cache.primary = that memcached (share_authorized: the requests carry Authorization, and the upstream's answer
+#     says neither public nor s-maxage, so without it RFC 9111 keeps apigw from sharing it);
 #   - apigw auth + cache hit: the same route with auth: required (bearer token checked against a redis-server
 #     started here, with apigw's local token cache), every request carrying a valid token;
 # and for reference apigw proxying the same route without a cache, and the demo upstream itself (NGINX `return 200`
@@ -139,11 +141,11 @@ for v in "${VARIANTS[@]}"; do
     case $v in
       cache)
         apigw_config "${PORT_OF[$v]}" 1 off "127.0.0.1:${ADMIN_OF[$v]}"
-        echo "    cache: { ttl: $CACHE_TTL }"
+        echo "    cache: { ttl: $CACHE_TTL, share_authorized: true }"
         cache_section ;;
       authcache)
         apigw_config "${PORT_OF[$v]}" 1 off "127.0.0.1:${ADMIN_OF[$v]}" required
-        echo "    cache: { ttl: $CACHE_TTL }"
+        echo "    cache: { ttl: $CACHE_TTL, share_authorized: true }"
         cache_section
         auth_section ;;
       proxy)

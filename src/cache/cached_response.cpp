@@ -2,12 +2,11 @@
 // every length against what is left before reading, and the checksum before parsing anything after it.
 #include "apigw/cache/cached_response.h"
 
-#include <openssl/evp.h>
-
 #include <algorithm>
 #include <array>
 #include <cstring>
 
+#include "apigw/core/digest.h"
 #include "apigw/http/text.h"
 
 namespace apigw::cache {
@@ -59,13 +58,9 @@ void put(std::string& out, std::uint64_t value, int bytes) {
 }
 
 std::array<unsigned char, kChecksumBytes> checksum(std::string_view payload) {
-  std::array<unsigned char, EVP_MAX_MD_SIZE> digest{};
-  unsigned int size = 0;
+  const std::array<unsigned char, 32> digest = core::sha256(payload);
   std::array<unsigned char, kChecksumBytes> out{};
-  if (EVP_Digest(payload.data(), payload.size(), digest.data(), &size, EVP_sha256(), nullptr) == 1 &&
-      size >= kChecksumBytes) {
-    std::copy_n(digest.begin(), kChecksumBytes, out.begin());
-  }
+  std::copy_n(digest.begin(), kChecksumBytes, out.begin());
   return out;
 }
 

@@ -3,18 +3,28 @@
 
 #include <openssl/evp.h>
 
+#include <algorithm>
 #include <array>
 
 namespace apigw::core {
 namespace {
 
+// SHA-256, fetched from OpenSSL's provider once for the process. EVP_sha256() would be looked up again by every
+// digest (OpenSSL 3's implicit fetch, under a process-wide lock), and a cache hit computes two.
+const EVP_MD* sha256_md() {
+  static const EVP_MD* const md = [] {
+    const EVP_MD* fetched = EVP_MD_fetch(nullptr, "SHA256", nullptr);
+    return fetched != nullptr ? fetched : EVP_sha256();
+  }();
+  return md;
+}
+
 std::string hex(const unsigned char* digest, unsigned int size) {
   static constexpr char kHex[] = "0123456789abcdef";
-  std::string out;
-  out.reserve(size * 2);
+  std::string out(std::size_t{size} * 2, '\0');
   for (unsigned int i = 0; i < size; ++i) {
-    out += kHex[digest[i] >> 4];
-    out += kHex[digest[i] & 0x0f];
+    out[2 * i] = kHex[digest[i] >> 4];
+    out[2 * i + 1] = kHex[digest[i] & 0x0f];
   }
   return out;
 }
@@ -24,13 +34,23 @@ std::string hex(const unsigned char* digest, unsigned int size) {
 std::string sha256_hex(std::string_view data) {
   std::array<unsigned char, EVP_MAX_MD_SIZE> digest{};
   unsigned int size = 0;
-  if (EVP_Digest(data.data(), data.size(), digest.data(), &size, EVP_sha256(), nullptr) != 1) return {};
+  if (EVP_Digest(data.data(), data.size(), digest.data(), &size, sha256_md(), nullptr) != 1) return {};
   return hex(digest.data(), size);
+}
+
+std::array<unsigned char, 32> sha256(std::string_view data) {
+  std::array<unsigned char, EVP_MAX_MD_SIZE> digest{};
+  unsigned int size = 0;
+  std::array<unsigned char, 32> out{};
+  if (EVP_Digest(data.data(), data.size(), digest.data(), &size, sha256_md(), nullptr) == 1 && size == out.size()) {
+    std::copy_n(digest.begin(), out.size(), out.begin());
+  }
+  return out;
 }
 
 struct Sha256::Context {
   EVP_MD_CTX* md = EVP_MD_CTX_new();
-  bool ok = md != nullptr && EVP_DigestInit_ex(md, EVP_sha256(), nullptr) == 1;
+  bool ok = md != nullptr && EVP_DigestInit_ex(md, sha256_md(), nullptr) == 1;
   ~Context() { EVP_MD_CTX_free(md); }
 };
 

@@ -1,6 +1,7 @@
 // Message digests for cache keys and audit records. Pure; OpenSSL stays in digest.cpp.
 #pragma once
 
+#include <array>
 #include <memory>
 #include <string>
 #include <string_view>
@@ -9,6 +10,9 @@ namespace apigw::core {
 
 // Lower-case hex SHA-256 of `data`: 64 characters (empty only if OpenSSL itself fails).
 std::string sha256_hex(std::string_view data);
+
+// The SHA-256 of `data` (all zero only if OpenSSL itself fails).
+std::array<unsigned char, 32> sha256(std::string_view data);
 
 // SHA-256 over data given in pieces (a body as it streams past).
 class Sha256 {
