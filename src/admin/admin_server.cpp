@@ -147,6 +147,22 @@ json::value migration_value(const config::MigrationConfig& migration) {
                       {"audit", std::move(audit)}};
 }
 
+json::value control_value(const config::ControlConfig& control) {
+  if (!control.enabled) return nullptr;
+  json::array nodes;
+  for (const auto& node : control.redis.nodes) nodes.emplace_back(node.text());
+  // The password is never shown.
+  return json::object{{"redis", json::object{{"nodes", std::move(nodes)},
+                                             {"cluster", control.redis.cluster},
+                                             {"timeout", duration_text(control.redis.timeout)},
+                                             {"tls", control.redis.tls.has_value()}}},
+                      {"fleet", control.fleet},
+                      {"delay", duration_text(control.delay)},
+                      {"poll", duration_text(control.poll)},
+                      {"state_file", control.state_file.empty() ? json::value(nullptr)
+                                                                : json::value(control.state_file)}};
+}
+
 json::object route_object(const config::Config& config, const config::RouteConfig& route) {
   json::object match{{"path", route.match.path}, {"methods", strings(route.match.methods)}};
   match["host"] = route.match.host.empty() ? json::value(nullptr) : json::value(route.match.host);
@@ -194,6 +210,7 @@ std::string config_json(const config::Snapshot& snapshot) {
                                                               : json::value("off")}}},
       {"reload", json::object{{"watch", config.reload.watch}, {"interval", duration_text(config.reload.interval)}}},
       {"migration", migration_value(config.migration)},
+      {"control", control_value(config.control)},
       {"upstreams", std::move(upstreams)},
       {"routes", std::move(routes)}};
   return pretty(out);
@@ -414,7 +431,7 @@ asio::awaitable<void> AdminServer::exchange(Stream& stream) {
 AdminServer::Response AdminServer::handle(std::string_view method, std::string_view target) const {
   const std::string_view path = target.substr(0, target.find('?'));
   const bool known = path == "/healthz" || path == "/readyz" || path == "/metrics" || path == "/config" ||
-                     path == "/routes" || path == "/upstreams";
+                     path == "/routes" || path == "/upstreams" || path == "/control";
   if (!known) return {404, kJson, error_body(fmt::format("no admin endpoint {}", path)), {}, {}};
   if (method != "GET" && method != "HEAD") {
     return {405, kJson, error_body(fmt::format("{} allows GET and HEAD", path)), "GET, HEAD", {}};
@@ -428,6 +445,10 @@ AdminServer::Response AdminServer::handle(std::string_view method, std::string_v
     return {state == "ready" ? 200u : 503u, kJson, pretty(body), {}, {}};
   }
   if (path == "/metrics") return {200, "text/plain; version=0.0.4; charset=utf-8", sources_.metrics(), {}, {}};
+  if (path == "/control") {
+    if (!sources_.control) return {200, kJson, pretty(json::object{{"enabled", false}, {"source", "yaml"}}), {}, {}};
+    return {200, kJson, sources_.control(), {}, {}};
+  }
   if (!snapshot) return {503, kJson, error_body("no configuration loaded yet"), {}, {}};
   if (path == "/config") return {200, kJson, config_json(*snapshot), {}, {}};
   if (path == "/routes") return {200, kJson, routes_json(*snapshot), {}, {}};

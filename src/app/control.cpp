@@ -42,6 +42,7 @@ void for_each_tls_block(const config::Snapshot& snapshot,
   const config::Config& config = snapshot.config;
   const config::Position file{config.source_file, 0, 0};
   if (config.auth.enabled && config.auth.redis.tls) visit(*config.auth.redis.tls, "auth.redis", file);
+  if (config.control.enabled && config.control.redis.tls) visit(*config.control.redis.tls, "control.redis", file);
   if (config.cache.enabled && config.cache.primary.tls) visit(*config.cache.primary.tls, "cache.primary", file);
   if (config.cache.enabled && config.cache.secondary && config.cache.secondary->tls) {
     visit(*config.cache.secondary->tls, "cache.secondary", file);
@@ -110,9 +111,11 @@ bool Control::FileStamp::operator==(const FileStamp& other) const {
          modified.tv_nsec == other.modified.tv_nsec;
 }
 
-Control::Control(std::string config_path, config::SnapshotPtr snapshot, core::AccessLog& access_log)
-    : config_path_(std::move(config_path)),
-      snapshot_(std::move(snapshot)),
+Control::Control(std::string config_path, config::SnapshotPtr baseline, core::AccessLog& access_log)
+    : fleet_(loop_, [this] { request_switch(); }),
+      config_path_(std::move(config_path)),
+      baseline_(std::move(baseline)),
+      snapshot_(fleet_.start(baseline_)),
       access_log_(access_log),
       access_target_(snapshot_->config.log.access),
       audit_target_(audit_target(snapshot_->config)),
@@ -120,7 +123,8 @@ Control::Control(std::string config_path, config::SnapshotPtr snapshot, core::Ac
       checker_(loop_.get_executor(), health_),
       admin_(loop_.get_executor(),
              admin::AdminSources{[this] { return state_text(); }, [this] { return snapshot_; },
-                                 [this] { return render_metrics(); }, &health_, [this] { return admin_cache(); }}),
+                                 [this] { return render_metrics(); }, &health_, [this] { return admin_cache(); },
+                                 [this] { return fleet_.view(); }}),
       reload_successes_(metrics_.counter("apigw_config_reloads_total", "Configuration reloads by result",
                                          {{"result", "success"}})),
       reload_failures_(metrics_.counter("apigw_config_reloads_total", "Configuration reloads by result",
@@ -141,6 +145,7 @@ Control::~Control() = default;
 void Control::run() {
   checker_.update(snapshot_);
   gateway_.start();
+  fleet_.run();
   state_ = State::kReady;
   wait_for_signal();
   wait_for_rotation();
@@ -218,7 +223,9 @@ void Control::try_reload(std::string_view reason) {
                               loaded.errors.size() == 1 ? "" : "s"));
     return;
   }
-  const config::SnapshotPtr next = std::move(loaded.snapshot);
+  const config::SnapshotPtr baseline = std::move(loaded.snapshot);
+  // The fleet's overrides in force stay, over the new YAML.
+  const config::SnapshotPtr next = fleet_.on_reload(baseline);
   const config::Config& now = snapshot_->config;
   const config::Config& then = next->config;
 
@@ -241,10 +248,10 @@ void Control::try_reload(std::string_view reason) {
       }
     }
     reloading_ = true;
-    gateway_.apply(next, [this, next, tls = std::move(loaded.tls_contexts),
+    gateway_.apply(next, [this, next, baseline, tls = std::move(loaded.tls_contexts),
                           listeners = std::move(loaded.listener_contexts)] {
       // The workers' pools hold the new TLS contexts now; until then the reload did.
-      asio::post(loop_, [this, next] { commit(next); });
+      asio::post(loop_, [this, next, baseline] { commit(next, baseline); });
     });
   } catch (const std::exception& error) {
     reloading_ = false;
@@ -278,11 +285,13 @@ void Control::reload_failed(const std::string& why) {
 }
 
 // Every worker now serves new requests with `snapshot`.
-void Control::commit(const config::SnapshotPtr& snapshot) {
+void Control::commit(const config::SnapshotPtr& snapshot, const config::SnapshotPtr& baseline) {
   reloading_ = false;
   if (state_ == State::kDraining) return;  // the workers switched, but nothing may restart probes or say READY
   const bool watch_was_on = snapshot_->config.reload.watch;
   snapshot_ = snapshot;
+  baseline_ = baseline;
+  fleet_.reloaded(baseline_, snapshot_->generation);
   health_.retain(*snapshot_);
   checker_.update(snapshot_);
   apply_process_settings(*snapshot_);
@@ -299,9 +308,46 @@ void Control::commit(const config::SnapshotPtr& snapshot) {
   notify_ready(fmt::format("serving {}", summary(*snapshot_)));
   if (snapshot_->config.reload.watch && !watch_was_on) schedule_watch();
   if (!snapshot_->config.reload.watch) watch_timer_.cancel();
+  after_switch();
+}
+
+void Control::request_switch() {
+  if (state_ == State::kDraining) return;
+  if (reloading_) {
+    switch_again_ = true;  // after the switch in progress
+    return;
+  }
+  const config::SnapshotPtr next = fleet_.build(next_generation_);
+  if (!next) return;
+  ++next_generation_;
+  reloading_ = true;
+  gateway_.apply(next, [this, next] {
+    // The last worker serves it now.
+    const std::int64_t at = fleet::unix_ms();
+    asio::post(loop_, [this, next, at] { commit_switch(next, at); });
+  });
+}
+
+void Control::commit_switch(const config::SnapshotPtr& snapshot, std::int64_t switched_at_ms) {
+  reloading_ = false;
+  if (state_ == State::kDraining) return;
+  snapshot_ = snapshot;
+  generation_gauge_.set(static_cast<std::int64_t>(snapshot_->generation));
+  fleet_.switched(switched_at_ms, snapshot_->generation);
+  after_switch();
+}
+
+// A reload or a fleet control switch asked for while the last switch went on runs now (the reload first: the
+// fleet's state is then laid over the new YAML).
+void Control::after_switch() {
   if (reload_again_) {
     reload_again_ = false;
     reload("a reload asked for during the last one");
+    if (reloading_) return;  // else it was rejected
+  }
+  if (switch_again_) {
+    switch_again_ = false;
+    request_switch();
   }
 }
 
@@ -337,6 +383,7 @@ void Control::begin_shutdown(std::string_view signal) {
   notify_stopping(fmt::format("draining after {}", signal));
   watch_timer_.cancel();
   checker_.stop();
+  fleet_.stop();
   gateway_.drain();
   wait_for_workers();
 }
@@ -445,7 +492,7 @@ std::string Control::render_metrics() {
                    labels)
         .add(entry->ejections.load());
   }
-  std::vector<const core::MetricsRegistry*> shards{&metrics_, &scrape};
+  std::vector<const core::MetricsRegistry*> shards{&metrics_, &scrape, &fleet_.metrics()};
   for (const auto& worker : gateway_.workers()) shards.push_back(&worker->metrics());
   return core::render_prometheus(shards);
 }

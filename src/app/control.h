@@ -22,6 +22,7 @@
 #include "apigw/server/gateway.h"
 #include "apigw/upstream/health.h"
 #include "apigw/upstream/health_checker.h"
+#include "fleet_control.h"
 
 namespace apigw::app {
 
@@ -48,8 +49,9 @@ Loaded load_snapshot(const std::string& path, std::uint64_t generation);
 
 class Control {
  public:
-  // Binds the listeners and the admin address; throws std::runtime_error when one cannot be bound.
-  Control(std::string config_path, config::SnapshotPtr snapshot, core::AccessLog& access_log);
+  // Binds the listeners and the admin address; throws std::runtime_error when one cannot be bound. With a
+  // `control` section, the first snapshot served is `baseline` (the YAML's) with the fleet's state laid over it.
+  Control(std::string config_path, config::SnapshotPtr baseline, core::AccessLog& access_log);
   ~Control();
 
   // Serves until SIGTERM or SIGINT has drained the workers.
@@ -72,7 +74,11 @@ class Control {
   void reload(std::string_view reason);
   void try_reload(std::string_view reason);
   void reload_failed(const std::string& why);
-  void commit(const config::SnapshotPtr& snapshot);
+  void commit(const config::SnapshotPtr& snapshot, const config::SnapshotPtr& baseline);
+  // Fleet control has a state due: switch to it now, or after the switch in progress.
+  void request_switch();
+  void commit_switch(const config::SnapshotPtr& snapshot, std::int64_t switched_at_ms);
+  void after_switch();
   void apply_process_settings(const config::Snapshot& snapshot);
   void begin_shutdown(std::string_view signal);
   void wait_for_workers();
@@ -84,13 +90,15 @@ class Control {
   // The admin loop's client of the running config's cache pools (for the cache API), rebuilt when they change.
   std::shared_ptr<cache::ResponseCache> admin_cache();
 
+  boost::asio::io_context loop_{1};
+  FleetControl fleet_;            // before the snapshot, which it decides
   std::string config_path_;
+  config::SnapshotPtr baseline_;  // the YAML's (fleet control's overrides are laid over it)
   config::SnapshotPtr snapshot_;  // what every worker serves with (after the last reload's switch-over)
   core::AccessLog& access_log_;
   std::string access_target_;  // what the access log writes to now (changes on reload, before the switch)
   migration::AuditSink audit_sink_;  // before the gateway, whose workers write to it
   AuditTarget audit_target_;         // where audit records go now (no sink without an audit)
-  boost::asio::io_context loop_{1};
   upstream::HealthTable health_;
   server::Gateway gateway_;
   upstream::HealthChecker checker_;
@@ -112,6 +120,7 @@ class Control {
   State state_ = State::kStarting;
   bool reloading_ = false;       // workers are switching to a new snapshot
   bool reload_again_ = false;    // a reload was asked for meanwhile
+  bool switch_again_ = false;    // fleet control asked for a switch meanwhile
   std::uint64_t next_generation_ = 2;
 };
 

@@ -8,11 +8,13 @@
 
 #include "apigw/core/access_log.h"
 #include "control.h"
+#include "ctl.h"
 
 namespace {
 
 constexpr const char* kUsage =
     "Usage: apigw -c FILE [-t]\n"
+    "       apigw ctl -c FILE COMMAND ...   (the fleet's runtime state: apigw ctl --help)\n"
     "\n"
     "A reverse-proxy API gateway: routes HTTP/1.1 requests by a YAML route table to upstream services.\n"
     "\n"
@@ -61,6 +63,7 @@ int parse_options(int argc, char** argv, Options& options) {
 }  // namespace
 
 int main(int argc, char** argv) {
+  if (argc >= 2 && std::strcmp(argv[1], "ctl") == 0) return apigw::app::run_ctl(argc - 2, argv + 2);
   Options options;
   if (const int code = parse_options(argc, argv, options); code >= 0) return code;
 

@@ -79,6 +79,34 @@ std::optional<UserIdField> parse_user_id_field(std::string_view text, std::strin
 // Passwords and user names are taken as written (after ${VAR} expansion), including an empty expansion.
 std::optional<std::string> any_text(std::string_view text, std::string&) { return std::string(text); }
 
+void read_token_from(YamlReader& reader, const Field& field, std::vector<TokenSource>& sources) {
+  sources.clear();
+  if (reader.is_null(field)) return reader.error(field.position, field.label + ": needs at least one source");
+  if (!reader.expect_list(field)) return;
+  reader.for_each_item(field, [&](std::size_t, const Field& item) {
+    auto source = reader.value(item, parse_token_source);
+    if (!source) return;
+    if (std::find(sources.begin(), sources.end(), *source) != sources.end()) {
+      return reader.error(item.position, field.label + ": '" + *reader.text(item) + "' is listed twice");
+    }
+    sources.push_back(std::move(*source));
+  });
+  if (field.node->size() == 0) reader.error(field.position, field.label + ": needs at least one source");
+  if (field.node->size() > kMaxTokenSources) {
+    reader.error(field.position, field.label + ": at most " + std::to_string(kMaxTokenSources) + " sources");
+  }
+}
+
+void read_cache(YamlReader& reader, const Field& field, AuthCacheConfig& cache) {
+  reader.for_each_field(field, kCacheKeys, [&](std::string_view key, const Field& value) {
+    if (key == "ttl") return assign(cache.ttl, reader.value(value, parse_duration_value));
+    if (key == "negative_ttl") return assign(cache.negative_ttl, reader.value(value, parse_duration_value));
+    assign(cache.max_entries, reader.value(value, whole_number(0, kMaxCacheEntries)));
+  });
+}
+
+}  // namespace
+
 void read_redis(YamlReader& reader, const Field& field, RedisConfig& redis) {
   Position db_at;
   reader.for_each_field(field, kRedisKeys, [&](std::string_view key, const Field& value) {
@@ -110,34 +138,6 @@ void read_redis(YamlReader& reader, const Field& field, RedisConfig& redis) {
     reader.error(field.position, field.label + ": username needs a password (Redis ACL users log in with both)");
   }
 }
-
-void read_token_from(YamlReader& reader, const Field& field, std::vector<TokenSource>& sources) {
-  sources.clear();
-  if (reader.is_null(field)) return reader.error(field.position, field.label + ": needs at least one source");
-  if (!reader.expect_list(field)) return;
-  reader.for_each_item(field, [&](std::size_t, const Field& item) {
-    auto source = reader.value(item, parse_token_source);
-    if (!source) return;
-    if (std::find(sources.begin(), sources.end(), *source) != sources.end()) {
-      return reader.error(item.position, field.label + ": '" + *reader.text(item) + "' is listed twice");
-    }
-    sources.push_back(std::move(*source));
-  });
-  if (field.node->size() == 0) reader.error(field.position, field.label + ": needs at least one source");
-  if (field.node->size() > kMaxTokenSources) {
-    reader.error(field.position, field.label + ": at most " + std::to_string(kMaxTokenSources) + " sources");
-  }
-}
-
-void read_cache(YamlReader& reader, const Field& field, AuthCacheConfig& cache) {
-  reader.for_each_field(field, kCacheKeys, [&](std::string_view key, const Field& value) {
-    if (key == "ttl") return assign(cache.ttl, reader.value(value, parse_duration_value));
-    if (key == "negative_ttl") return assign(cache.negative_ttl, reader.value(value, parse_duration_value));
-    assign(cache.max_entries, reader.value(value, whole_number(0, kMaxCacheEntries)));
-  });
-}
-
-}  // namespace
 
 void read_auth(YamlReader& reader, const Field& field, AuthConfig& auth) {
   auth.enabled = true;

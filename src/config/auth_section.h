@@ -9,4 +9,7 @@ namespace apigw::config {
 
 void read_auth(YamlReader& reader, const Field& field, AuthConfig& auth);
 
+// A `redis` block (auth.redis, control.redis): nodes, cluster, username, password, db, timeout, connections, tls.
+void read_redis(YamlReader& reader, const Field& field, RedisConfig& redis);
+
 }  // namespace apigw::config

@@ -15,6 +15,7 @@
 
 #include "auth_section.h"
 #include "cache_section.h"
+#include "control_section.h"
 #include "migration_section.h"
 #include "position_text.h"
 #include "route_checks.h"
@@ -28,8 +29,9 @@ namespace {
 
 namespace fs = std::filesystem;
 
-constexpr std::array<std::string_view, 10> kMainKeys{"server", "log",       "admin",     "reload", "auth",
-                                                     "cache",  "migration", "upstreams", "routes", "include"};
+constexpr std::array<std::string_view, 11> kMainKeys{"server",    "log",       "admin",  "reload",
+                                                     "auth",      "cache",     "migration", "control",
+                                                     "upstreams", "routes",    "include"};
 constexpr std::array<std::string_view, 2> kIncludeKeys{"upstreams", "routes"};
 constexpr std::array<std::string_view, 7> kServerKeys{"listen",        "workers",       "trusted_proxies", "limits",
                                                       "debug_headers", "drain_timeout", "tls"};
@@ -401,6 +403,7 @@ void read_main(LoadState& state, YamlReader& reader, const YAML::Node& root) {
     if (key == "migration") {
       return read_migration_section(reader, value, state.config.migration, state.migration_source);
     }
+    if (key == "control") return read_control(reader, value, state.config.control);
     if (key == "upstreams") return read_upstreams(state, reader, value);
     if (key == "routes") return read_routes(state, reader, value);
     include_node = *value.node;

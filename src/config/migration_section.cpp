@@ -9,6 +9,7 @@
 #include <functional>
 
 #include "apigw/config/audit_sink_target.h"
+#include "apigw/config/migration_values.h"
 #include "apigw/core/json_pointer.h"
 #include "apigw/http/text.h"
 #include "apigw/routing/request_pattern.h"
@@ -255,6 +256,18 @@ void check_route_side(Config& config, std::size_t index, const RouteSource& sour
 }
 
 }  // namespace
+
+std::optional<std::uint32_t> migration_threshold(std::string_view percent, std::uint32_t buckets, std::string& why) {
+  const auto text = parse_percent(percent, why);
+  if (!text) return std::nullopt;
+  return percent_threshold(*text, buckets, why);
+}
+
+bool valid_beta_user(std::string_view user, std::string& why) { return parse_beta_user(user, why).has_value(); }
+
+bool valid_shadow_ignore(std::string_view pattern, std::string& why) {
+  return parse_ignore_pattern(pattern, why).has_value();
+}
 
 std::optional<AuditSinkTarget> parse_audit_sink_target(std::string_view text, std::string& why) {
   AuditSinkTarget target;

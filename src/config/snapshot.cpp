@@ -75,6 +75,7 @@ class SnapshotBuilder {
   }
 
   void add_routes() {
+    routing::RouteTrie trie;
     for (const RouteConfig& route : config_.routes) {
       const auto upstream = upstream_index_.find(route.upstream);
       if (upstream == upstream_index_.end()) {
@@ -83,7 +84,7 @@ class SnapshotBuilder {
         continue;
       }
       const auto index = static_cast<std::uint32_t>(snapshot_.routes.size());
-      if (auto error = snapshot_.trie.add(route.match.host, route.match.path, route.match.methods, index)) {
+      if (auto error = trie.add(route.match.host, route.match.path, route.match.methods, index)) {
         errors_.push_back({route.position, fmt::format("route '{}': {}", route.name, error->message)});
         continue;
       }
@@ -91,6 +92,7 @@ class SnapshotBuilder {
                                   side_target(route, route.split, config_.migration.split),
                                   side_target(route, route.shadow, config_.migration.shadow_target)});
     }
+    snapshot_.trie = std::make_shared<const routing::RouteTrie>(std::move(trie));
   }
 
   void add_migration_lists() {
@@ -109,6 +111,9 @@ class SnapshotBuilder {
   // Dependencies' servers are resolved here too, so that workers never block on DNS.
   void resolve_dependencies() {
     if (config_.auth.enabled) resolve_all(config_.auth.redis.nodes, "auth.redis.nodes", snapshot_.redis_nodes);
+    if (config_.control.enabled) {
+      resolve_all(config_.control.redis.nodes, "control.redis.nodes", snapshot_.control_redis_nodes);
+    }
     if (!config_.cache.enabled) return;
     resolve_all(config_.cache.primary.servers, "cache.primary.servers", snapshot_.cache_primary);
     if (config_.cache.secondary) {

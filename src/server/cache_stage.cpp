@@ -80,7 +80,7 @@ void CacheStage::invalidate_after_write(RequestContext& context, const WriteObse
   std::vector<std::string> resources;
   // RFC 9111 §4.4: the request's URL, and those its Location and Content-Location name on the same host.
   const auto invalidate = [&](std::string_view path, std::string_view query) {
-    const routing::RouteTrieMatch match = context.snapshot->trie.match(host, "GET", path);
+    const routing::RouteTrieMatch match = context.snapshot->trie->match(host, "GET", path);
     if (match.kind != routing::RouteTrieMatch::Kind::kFound) return;
     const config::Route& route = context.snapshot->routes[match.route];
     if (!route.cache.enabled) return;

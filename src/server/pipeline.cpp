@@ -36,7 +36,7 @@ asio::awaitable<PipelineOutcome> RequestPipeline::run(RequestContext& context) {
 
 bool RequestPipeline::route(RequestContext& context) {
   const routing::RouteTrieMatch match =
-      context.snapshot->trie.match(context.checked.host, context.method, context.path());
+      context.snapshot->trie->match(context.checked.host, context.method, context.path());
   if (match.kind != routing::RouteTrieMatch::Kind::kFound) {
     const bool no_path = match.kind == routing::RouteTrieMatch::Kind::kNoPath;
     context.reply_message =

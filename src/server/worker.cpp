@@ -14,6 +14,7 @@
 #include <boost/asio/use_awaitable.hpp>
 #include <spdlog/spdlog.h>
 
+#include "apigw/redis/client_options.h"
 #include "apigw/server/client_session.h"
 #include "request_state.h"
 #include "pipeline.h"
@@ -148,18 +149,7 @@ std::shared_ptr<auth::Authenticator> Worker::make_authenticator(const config::Sn
       previous->snapshot->redis_nodes == snapshot.redis_nodes) {
     return previous->authenticator;
   }
-  redis::ClientOptions options;
-  for (const config::ResolvedEndpoint& node : snapshot.redis_nodes) options.nodes.push_back({node.address, node.port});
-  options.cluster = auth.redis.cluster;
-  options.username = auth.redis.username;
-  options.password = auth.redis.password;
-  options.db = auth.redis.db;
-  options.timeout = auth.redis.timeout;
-  options.connections = auth.redis.connections;
-  if (auth.redis.tls) {
-    options.tls = net::TlsClientContext::require(*auth.redis.tls);
-    options.sni = auth.redis.tls->sni;
-  }
+  redis::ClientOptions options = redis::client_options(auth.redis, snapshot.redis_nodes);
   redis::ClientMetrics client_metrics;
   client_metrics.moved = &metrics_.counter("apigw_redis_redirects_total",
                                            "Redis Cluster redirections followed, by kind", {{"kind", "moved"}});

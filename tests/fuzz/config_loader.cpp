@@ -100,7 +100,7 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* bytes, std::size_t siz
   for (const auto& route : loaded.config->routes) {
     const std::string_view method =
         route.match.methods.empty() ? std::string_view("GET") : std::string_view(route.match.methods.front());
-    const auto match = snapshot.trie.match(route.match.host, method, route.match.path);
+    const auto match = snapshot.trie->match(route.match.host, method, route.match.path);
     if (match.kind == apigw::routing::RouteTrieMatch::Kind::kFound) FUZZ_CHECK(match.route < snapshot.routes.size());
   }
   return 0;

@@ -13,7 +13,7 @@ import time
 import pytest
 
 from apigw_harness import assert_json_error, cached_route, check_config, free_port, gateway_config, route, \
-    wait_until, write_config
+    run_apigw, wait_until, write_config
 from memcached_harness import MemcachedServer
 from rawhttp import request
 from recording_upstream import Fixed, serial, tls_server_context
@@ -145,6 +145,34 @@ def test_tokens_are_checked_in_a_redis_cluster_served_over_tls(gateway, upstream
     for master in cluster.masters():
         assert "cmd=get" in master.cli("CLIENT", "LIST"), f"apigw never asked {master.address}"
     assert "TLS handshake failed" not in gw.log()
+
+
+def test_fleet_control_keeps_its_state_in_a_redis_cluster_served_over_tls(gateway, upstream, tls_cluster, certs):
+    old, new = upstream("old"), upstream("new")
+    users = route("users", "/users/*rest", "old")
+    users["split"] = {"upstream": "new", "percent": "0"}
+    cfg = gateway_config([users], {"old": old, "new": new})
+    cfg["migration"] = {"affinity": ["header:X-User-Key"]}
+    cfg["control"] = {"redis": {"nodes": tls_cluster.seed_addresses(), "cluster": True, "timeout": "500ms",
+                                "tls": {"ca": str(certs.ca)}},
+                      "fleet": "tls-fleet", "delay": "200ms", "poll": "1s"}
+    gws = [gateway(cfg, name=f"gw{i}") for i in range(2)]
+    r = run_apigw(["ctl", "-c", str(gws[0].config_path), "set", "users", "split", "100", "--wait", "--json"])
+    assert r.rc == 0, r.output
+    state = json.loads(r.stdout)["state"]
+    for gw in gws:
+        view = json.loads(request(gw.admin_port, "GET", "/control").body)
+        assert view["version"] == state["version"] and view["redis"] == "ok", view
+        assert request(gw.port, "GET", "/users/1", [("X-User-Key", "9999")]).header("X-Upstream-Name") == "new"
+    # Every key of the fleet is in one slot (hash tag {tls-fleet}): the state, its history, the heartbeats.
+    master = tls_cluster.master_for_key("apigw:control:{tls-fleet}:state")
+    assert '"version":%d' % state["version"] in master.cli("GET", "apigw:control:{tls-fleet}:state")
+    assert int(master.cli("ZCARD", "apigw:control:{tls-fleet}:instances")) == 2
+    status = json.loads(run_apigw(["ctl", "-c", str(gws[1].config_path), "status", "--json"]).stdout)
+    assert len(status["instances"]) == 2
+    assert gws[0].metric('apigw_tls_certificate_expiry_timestamp_seconds{use="control.redis",file="%s"}'
+                         % certs.ca) == 0  # a CA alone: no client certificate to watch
+    assert "TLS handshake failed" not in gws[0].log()
 
 
 def test_a_redis_cluster_whose_certificates_do_not_verify_is_unavailable(gateway, upstream, tls_cluster, certs):

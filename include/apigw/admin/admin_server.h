@@ -33,6 +33,8 @@ struct AdminSources {
   const upstream::HealthTable* health = nullptr;
   // This loop's client of the running config's cache pools, for the cache API; null without a cache section.
   std::function<std::shared_ptr<cache::ResponseCache>()> cache;
+  // The `/control` JSON: the fleet's state this instance serves.
+  std::function<std::string()> control;
 };
 
 class AdminServer {

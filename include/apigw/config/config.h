@@ -273,6 +273,25 @@ struct MigrationConfig {
 const MigrationTarget* effective_target(const std::optional<MigrationTarget>& own,
                                         const std::optional<MigrationTarget>& fallback);
 
+// `control`: the fleet's runtime overrides of the migration (split and shadow percents, beta users, the shadow
+// ignore list, abort), kept in Redis and applied by every instance of `fleet` at the same instant.
+struct ControlConfig {
+  bool enabled = false;  // the section is present
+  RedisConfig redis = default_redis();
+  std::string fleet;  // letters, digits, '_', '.', '-'
+  core::Duration delay = std::chrono::seconds(2);  // from a change's write to the instant every instance applies it
+  core::Duration poll = std::chrono::seconds(5);   // the state is read again at least this often
+  std::string state_file;  // the last applied state, read at start while Redis is unreachable; empty: none
+  bool operator==(const ControlConfig&) const = default;
+
+  static RedisConfig default_redis() {
+    RedisConfig redis;
+    redis.timeout = std::chrono::milliseconds(200);
+    redis.connections = 1;
+    return redis;
+  }
+};
+
 struct LogConfig {
   std::string access = "stdout";  // "stdout" | "off" | a file path
   std::string level = "info";     // trace | debug | info | warn | error | critical | off
@@ -299,6 +318,7 @@ struct Config {
   AuthConfig auth;
   CacheConfig cache;
   MigrationConfig migration;
+  ControlConfig control;
   std::map<std::string, UpstreamConfig> upstreams;
   std::vector<RouteConfig> routes;  // file order (main, then includes in order)
 };

@@ -54,11 +54,13 @@ struct Snapshot {
   Config config;
   std::vector<Route> routes;         // index = RouteTrieMatch::route
   std::vector<Upstream> upstreams;   // sorted by name
-  routing::RouteTrie trie;
+  // Shared by the snapshots fleet control derives from this one (they change targets, never routes).
+  std::shared_ptr<const routing::RouteTrie> trie;
   http::TrustedProxies trusted_proxies;
   std::vector<ResolvedEndpoint> redis_nodes;  // auth.redis.nodes, resolved; empty without an auth section
   std::vector<ResolvedEndpoint> cache_primary;    // cache.primary.servers, resolved; empty without a cache section
   std::vector<ResolvedEndpoint> cache_secondary;  // cache.secondary.servers, resolved; empty without one
+  std::vector<ResolvedEndpoint> control_redis_nodes;  // control.redis.nodes, resolved; empty without a control section
   std::unordered_set<std::string> beta_users;  // migration.beta_users
   std::vector<routing::RequestPattern> shadow_ignore;  // migration.shadow_ignore, parsed; never shadowed
 };
