@@ -112,7 +112,9 @@ bool Control::FileStamp::operator==(const FileStamp& other) const {
 }
 
 Control::Control(std::string config_path, config::SnapshotPtr baseline, core::AccessLog& access_log)
-    : fleet_(loop_, [this] { request_switch(); }),
+    : fleet_(loop_, [this] { request_switch(); },
+             [this](std::string_view route, fleet::SideFigures& route_side, fleet::SideFigures& split_side,
+                    fleet::AuditFigures& audit) { count_split_figures(route, route_side, split_side, audit); }),
       config_path_(std::move(config_path)),
       baseline_(std::move(baseline)),
       snapshot_(fleet_.start(baseline_)),
@@ -348,6 +350,43 @@ void Control::after_switch() {
   if (switch_again_) {
     switch_again_ = false;
     request_switch();
+  }
+}
+
+// The workers' per-side series of a split route, summed (read from this thread; the workers keep writing).
+void Control::count_split_figures(std::string_view route, fleet::SideFigures& route_side,
+                                  fleet::SideFigures& split_side, fleet::AuditFigures& audit) const {
+  for (const auto& worker : gateway_.workers()) {
+    const core::MetricsRegistry& registry = worker->metrics();
+    for (const char* result : {"match", "mismatch"}) {
+      const core::Labels labels{{"route", std::string(route)}, {"result", result}};
+      if (const core::Counter* records = registry.find_counter("apigw_migration_audit_records_total", labels)) {
+        audit.compared += records->value();
+        if (std::string_view(result) == "match") audit.matched += records->value();
+      }
+    }
+    for (const bool moved : {false, true}) {
+      fleet::SideFigures& figures = moved ? split_side : route_side;
+      const std::string side = moved ? "split" : "route";
+      const core::Labels labels{{"route", std::string(route)}, {"side", side}};
+      if (const core::Counter* requests = registry.find_counter("apigw_migration_split_requests_total", labels)) {
+        figures.requests += requests->value();
+      }
+      for (const auto& [kind, field] : {std::pair{"upstream_5xx", &fleet::SideFigures::upstream_errors},
+                                        std::pair{"gateway", &fleet::SideFigures::gateway_errors}}) {
+        core::Labels with_kind = labels;
+        with_kind.emplace_back("kind", kind);
+        if (const core::Counter* errors = registry.find_counter("apigw_migration_split_errors_total", with_kind)) {
+          figures.*field += errors->value();
+        }
+      }
+      if (const core::Histogram* durations =
+              registry.find_histogram("apigw_migration_split_duration_seconds", labels)) {
+        for (std::size_t i = 0; i < figures.latency.size() && i <= durations->bounds().size(); ++i) {
+          figures.latency[i] += durations->bucket(i);
+        }
+      }
+    }
   }
 }
 

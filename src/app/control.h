@@ -89,6 +89,8 @@ class Control {
   std::string_view state_text() const;
   // The admin loop's client of the running config's cache pools (for the cache API), rebuilt when they change.
   std::shared_ptr<cache::ResponseCache> admin_cache();
+  void count_split_figures(std::string_view route, fleet::SideFigures& route_side, fleet::SideFigures& split_side,
+                           fleet::AuditFigures& audit) const;
 
   boost::asio::io_context loop_{1};
   FleetControl fleet_;            // before the snapshot, which it decides

@@ -54,7 +54,7 @@ json::value overrides_value(const fleet::Overrides& overrides) {
 
 }  // namespace
 
-FleetControl::FleetControl(asio::io_context& loop, std::function<void()> request_switch)
+FleetControl::FleetControl(asio::io_context& loop, std::function<void()> request_switch, CountFigures count)
     : loop_(loop),
       request_switch_(std::move(request_switch)),
       timer_(loop),
@@ -62,7 +62,8 @@ FleetControl::FleetControl(asio::io_context& loop, std::function<void()> request
                                     "Version of the fleet's state this instance serves (0: the YAML alone)")),
       apply_delay_(metrics_.histogram("apigw_control_apply_delay_seconds",
                                       "From a change's effective_at to the instant every worker served it", {},
-                                      kDelayBuckets)) {
+                                      kDelayBuckets)),
+      ramps_(loop, metrics_, std::move(count)) {
   for (const char* reason : {"redis", "state", "dropped", "state_file"}) {
     metrics_.counter("apigw_control_errors_total", kErrorsHelp, {{"reason", reason}});
   }
@@ -110,7 +111,9 @@ config::SnapshotPtr FleetControl::start(const config::SnapshotPtr& baseline) {
 }
 
 void FleetControl::run() {
-  if (baseline_->config.control.enabled) start_watcher(*baseline_);
+  if (!baseline_->config.control.enabled) return;
+  start_watcher(*baseline_);
+  ramps_.start(*baseline_, instance().id);
 }
 
 void FleetControl::stop() {
@@ -119,6 +122,7 @@ void FleetControl::stop() {
   wanted_.reset();
   if (watcher_) watcher_->stop();
   watcher_.reset();
+  ramps_.stop();
 }
 
 void FleetControl::start_watcher(const config::Snapshot& snapshot) {
@@ -270,7 +274,9 @@ void FleetControl::reloaded(const config::SnapshotPtr& baseline, std::uint64_t g
   if (after.enabled) {
     spdlog::info("control: watching fleet '{}' with the reloaded settings", after.fleet);
     start_watcher(*baseline);
+    ramps_.start(*baseline, instance().id);
   } else if (before.enabled) {
+    ramps_.stop();
     spdlog::info("control: the control section is gone; the YAML alone decides");
   }
 }
@@ -381,6 +387,10 @@ std::string FleetControl::view() const {
   out["redis"] = failing_ ? "failing" : "ok";
   out["last_error"] = last_error_.empty() ? json::value(nullptr) : json::value(last_error_);
   out["last_error_at"] = time_value(last_error_at_ms_);
+  json::array ramps;
+  for (const fleet::RampState& ramp : ramps_.ramps()) ramps.push_back(json::parse(fleet::encode(ramp)));
+  out["ramps"] = std::move(ramps);
+  out["judging_ramps"] = ramps_.judging();
   return json::serialize(out) + "\n";
 }
 

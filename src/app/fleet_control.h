@@ -19,12 +19,14 @@
 #include "apigw/core/metrics.h"
 #include "apigw/fleet/state.h"
 #include "apigw/fleet/watcher.h"
+#include "ramp_runner.h"
 
 namespace apigw::app {
 
 class FleetControl {
  public:
-  FleetControl(boost::asio::io_context& loop, std::function<void()> request_switch);
+  // `count` gives this instance's per-side figures of a route, for guarded ramps.
+  FleetControl(boost::asio::io_context& loop, std::function<void()> request_switch, CountFigures count);
   ~FleetControl();
 
   // Before the workers run: the snapshot to serve first. Reads Redis once (bounded by control.redis.timeout).
@@ -81,6 +83,7 @@ class FleetControl {
   core::MetricsRegistry metrics_;
   core::Gauge& version_gauge_;
   core::Histogram& apply_delay_;
+  RampRunner ramps_;  // after the metrics it writes
 };
 
 }  // namespace apigw::app

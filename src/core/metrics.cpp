@@ -195,6 +195,25 @@ Histogram& MetricsRegistry::histogram(std::string_view name, std::string_view he
   return find_or_create<Histogram>(name, help, std::move(labels), bounds);
 }
 
+template <class T>
+const T* MetricsRegistry::find(std::string_view name, Labels labels) const {
+  std::ranges::sort(labels);
+  std::lock_guard lock(mutex_);
+  const auto family = families_.find(name);
+  if (family == families_.end()) return nullptr;
+  const auto found = family->second.series.find(labels);
+  if (found == family->second.series.end()) return nullptr;
+  return std::get_if<T>(&found->second.metric);
+}
+
+const Counter* MetricsRegistry::find_counter(std::string_view name, Labels labels) const {
+  return find<Counter>(name, std::move(labels));
+}
+
+const Histogram* MetricsRegistry::find_histogram(std::string_view name, Labels labels) const {
+  return find<Histogram>(name, std::move(labels));
+}
+
 std::string render_prometheus(std::span<const MetricsRegistry* const> shards) {
   std::map<std::string, FamilySum, std::less<>> families;
   for (const MetricsRegistry* shard : shards) {

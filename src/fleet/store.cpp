@@ -31,6 +31,107 @@ redis.call('XADD', KEYS[2], 'MAXLEN', ARGV[3], '*', 'kind', 'change', 'state', A
 return {1, found}
 )lua";
 
+// KEYS: ramps. ARGV: the route, the revision expected, the new ramp. Answers {1, found} or {0, found}.
+constexpr std::string_view kWriteRampScript = R"lua(
+local current = redis.call('HGET', KEYS[1], ARGV[1])
+local found = 0
+if current then
+  local ok, decoded = pcall(cjson.decode, current)
+  if ok and type(decoded) == 'table' and tonumber(decoded['revision']) then found = tonumber(decoded['revision']) end
+end
+if found ~= tonumber(ARGV[2]) then return {0, found} end
+redis.call('HSET', KEYS[1], ARGV[1], ARGV[3])
+return {1, found}
+)lua";
+
+// KEYS: one bucket's hash. ARGV: its TTL in ms, then field and increment pairs.
+constexpr std::string_view kAddFiguresScript = R"lua(
+for i = 2, #ARGV, 2 do
+  if ARGV[i + 1] ~= '0' then redis.call('HINCRBY', KEYS[1], ARGV[i], ARGV[i + 1]) end
+end
+redis.call('PEXPIRE', KEYS[1], ARGV[1])
+return 1
+)lua";
+
+// KEYS: the buckets of a window. Answers the sum of each field, as a flat list of field and value.
+constexpr std::string_view kSumFiguresScript = R"lua(
+local sums = {}
+for _, key in ipairs(KEYS) do
+  local values = redis.call('HGETALL', key)
+  for i = 1, #values, 2 do sums[values[i]] = (sums[values[i]] or 0) + tonumber(values[i + 1]) end
+end
+local out = {}
+for field, value in pairs(sums) do
+  out[#out + 1] = field
+  out[#out + 1] = tostring(value)
+end
+return out
+)lua";
+
+// KEYS: the lease. ARGV: the holder, the TTL in ms. Answers 1 when the holder has it (taken or renewed).
+constexpr std::string_view kLeaseScript = R"lua(
+local holder = redis.call('GET', KEYS[1])
+if holder and holder ~= ARGV[1] then return 0 end
+redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
+return 1
+)lua";
+
+// The field names of one side's figures in a bucket: "route.requests", "split.lat.3", ...
+std::vector<std::pair<std::string, std::uint64_t>> figure_fields(std::string_view side, const SideFigures& figures) {
+  std::vector<std::pair<std::string, std::uint64_t>> fields{
+      {fmt::format("{}.requests", side), figures.requests},
+      {fmt::format("{}.upstream_errors", side), figures.upstream_errors},
+      {fmt::format("{}.gateway_errors", side), figures.gateway_errors}};
+  for (std::size_t i = 0; i < figures.latency.size(); ++i) {
+    fields.emplace_back(fmt::format("{}.lat.{}", side, i), figures.latency[i]);
+  }
+  return fields;
+}
+
+std::vector<std::pair<std::string, std::uint64_t>> all_fields(const SideFigures& route_side,
+                                                              const SideFigures& split_side,
+                                                              const AuditFigures& audit) {
+  auto fields = figure_fields("route", route_side);
+  for (auto& field : figure_fields("split", split_side)) fields.push_back(std::move(field));
+  fields.emplace_back("audit.compared", audit.compared);
+  fields.emplace_back("audit.matched", audit.matched);
+  return fields;
+}
+
+// Adds a summed field to the side it names; false for a field apigw does not write.
+bool add_field(std::string_view field, std::uint64_t value, FiguresResult& out) {
+  if (field == "audit.compared") {
+    out.audit.compared += value;
+    return true;
+  }
+  if (field == "audit.matched") {
+    out.audit.matched += value;
+    return true;
+  }
+  SideFigures& route_side = out.route_side;
+  SideFigures& split_side = out.split_side;
+  const std::size_t dot = field.find('.');
+  if (dot == std::string_view::npos) return false;
+  const std::string_view side = field.substr(0, dot);
+  const std::string_view name = field.substr(dot + 1);
+  SideFigures* figures = side == "route" ? &route_side : side == "split" ? &split_side : nullptr;
+  if (figures == nullptr) return false;
+  if (name == "requests") {
+    figures->requests += value;
+  } else if (name == "upstream_errors") {
+    figures->upstream_errors += value;
+  } else if (name == "gateway_errors") {
+    figures->gateway_errors += value;
+  } else if (name.starts_with("lat.")) {
+    const std::size_t index = std::strtoull(std::string(name.substr(4)).c_str(), nullptr, 10);
+    if (index >= kLatencyBuckets) return false;
+    figures->latency[index] += value;
+  } else {
+    return false;
+  }
+  return true;
+}
+
 // The failure a command's result holds, if any.
 Failure failure_of(const redis::Result& result, std::string_view what) {
   if (result.error) return {"redis", fmt::format("{}: {}", what, result.error.message())};
@@ -47,6 +148,13 @@ std::vector<std::string> words(const Words&... items) {
 }
 
 Failure unexpected(std::string_view what) { return {"redis", fmt::format("{}: unexpected reply", what)}; }
+
+// The failure of a command whose reply must be an array.
+Failure array_failure(const redis::Result& result, std::string_view what) {
+  if (Failure failure = failure_of(result, what)) return failure;
+  if (result.reply.type != Reply::Type::kArray) return unexpected(what);
+  return {};
+}
 
 // A stream entry [id, [field, value, ...]] as a history entry; nullopt when it is not one of ours.
 std::optional<HistoryEntry> history_entry(const Reply& entry) {
@@ -94,9 +202,15 @@ Keys::Keys(std::string_view fleet) : prefix_(fmt::format("apigw:control:{{{}}}:"
   state = prefix_ + "state";
   history = prefix_ + "history";
   instances = prefix_ + "instances";
+  ramps = prefix_ + "ramps";
+  judge = prefix_ + "judge";
 }
 
 std::string Keys::instance(std::string_view id) const { return prefix_ + "instance:" + std::string(id); }
+
+std::string Keys::stats(std::string_view route, std::int64_t bucket_ms) const {
+  return fmt::format("{}stats:{}:{}", prefix_, route, bucket_ms);
+}
 
 std::string encode(const Instance& instance) {
   return json::serialize(json::object{{"id", instance.id},
@@ -184,11 +298,7 @@ boost::asio::awaitable<HistoryResult> Store::history(std::size_t count) {
   const redis::Result result =
       co_await client_.command(words("XREVRANGE", keys_.history, "+", "-", "COUNT", std::to_string(count)),
                                keys_.history);
-  if ((out.failure = failure_of(result, "reading the history"))) co_return out;
-  if (result.reply.type != Reply::Type::kArray) {
-    out.failure = unexpected("reading the history");
-    co_return out;
-  }
+  if ((out.failure = array_failure(result, "reading the history"))) co_return out;
   for (const Reply& entry : result.reply.elements) {
     if (auto parsed = history_entry(entry)) out.entries.push_back(std::move(*parsed));
   }
@@ -223,20 +333,12 @@ boost::asio::awaitable<InstancesResult> Store::instances() {
       words("ZREMRANGEBYSCORE", keys_.instances, "-inf", std::to_string(clock.now_ms)), keys_.instances);
   if ((out.failure = failure_of(pruned, "reading the instances"))) co_return out;
   const redis::Result ids = co_await client_.command(words("ZRANGE", keys_.instances, "0", "-1"), keys_.instances);
-  if ((out.failure = failure_of(ids, "reading the instances"))) co_return out;
-  if (ids.reply.type != Reply::Type::kArray) {
-    out.failure = unexpected("reading the instances");
-    co_return out;
-  }
+  if ((out.failure = array_failure(ids, "reading the instances"))) co_return out;
   if (ids.reply.elements.empty()) co_return out;
   std::vector<std::string> args = words("MGET");
   for (const Reply& id : ids.reply.elements) args.push_back(keys_.instance(id.text));
   const redis::Result values = co_await client_.command(std::move(args), keys_.instances);
-  if ((out.failure = failure_of(values, "reading the instances"))) co_return out;
-  if (values.reply.type != Reply::Type::kArray) {
-    out.failure = unexpected("reading the instances");
-    co_return out;
-  }
+  if ((out.failure = array_failure(values, "reading the instances"))) co_return out;
   for (const Reply& value : values.reply.elements) {
     if (value.type != Reply::Type::kString) continue;  // expired since
     if (auto instance = decode_instance(value.text)) out.instances.push_back(std::move(*instance));
@@ -250,11 +352,7 @@ boost::asio::awaitable<WaitResult> Store::last_id() {
   WaitResult out;
   const redis::Result result =
       co_await client_.command(words("XREVRANGE", keys_.history, "+", "-", "COUNT", "1"), keys_.history);
-  if ((out.failure = failure_of(result, "reading the history"))) co_return out;
-  if (result.reply.type != Reply::Type::kArray) {
-    out.failure = unexpected("reading the history");
-    co_return out;
-  }
+  if ((out.failure = array_failure(result, "reading the history"))) co_return out;
   const auto& entries = result.reply.elements;
   if (entries.empty()) {
     out.last_id = "0-0";
@@ -284,6 +382,86 @@ boost::asio::awaitable<WaitResult> Store::wait(std::string after, std::chrono::m
   if (!entries.elements.empty() && !entries.elements.back().elements.empty()) {
     out.last_id = entries.elements.back().elements[0].text;
   }
+  co_return out;
+}
+
+boost::asio::awaitable<RampsResult> Store::ramps() {
+  RampsResult out;
+  const redis::Result result = co_await client_.command(words("HGETALL", keys_.ramps), keys_.ramps);
+  if ((out.failure = array_failure(result, "reading the ramps"))) co_return out;
+  const auto& items = result.reply.elements;
+  for (std::size_t i = 0; i + 1 < items.size(); i += 2) {
+    std::string why;
+    auto ramp = decode_ramp(items[i + 1].text, why);
+    if (!ramp) {
+      out.failure = {"state", fmt::format("the ramp of route '{}' is not readable: {}", items[i].text, why)};
+      continue;
+    }
+    out.ramps.push_back(std::move(*ramp));
+  }
+  std::sort(out.ramps.begin(), out.ramps.end(),
+            [](const RampState& a, const RampState& b) { return a.plan.route < b.plan.route; });
+  co_return out;
+}
+
+boost::asio::awaitable<WriteResult> Store::write_ramp(RampState next, std::uint64_t expected) {
+  WriteResult out;
+  next.revision = expected + 1;
+  const redis::Result result = co_await client_.command(
+      words("EVAL", kWriteRampScript, "1", keys_.ramps, next.plan.route, std::to_string(expected), encode(next)),
+      keys_.ramps);
+  if ((out.failure = failure_of(result, "writing the ramp"))) co_return out;
+  const Reply& reply = result.reply;
+  if (reply.type != Reply::Type::kArray || reply.elements.size() != 2) {
+    out.failure = unexpected("writing the ramp");
+    co_return out;
+  }
+  out.written = reply.elements[0].integer == 1;
+  out.found = static_cast<std::uint64_t>(reply.elements[1].integer);
+  co_return out;
+}
+
+boost::asio::awaitable<Failure> Store::add_figures(std::string route, std::int64_t at_ms, SideFigures route_side,
+                                                   SideFigures split_side, AuditFigures audit) {
+  const std::string key = keys_.stats(route, at_ms - at_ms % kStatsBucketMs);
+  std::vector<std::string> args = words("EVAL", kAddFiguresScript, "1", key, std::to_string(kStatsTtlMs));
+  for (const auto& [field, value] : all_fields(route_side, split_side, audit)) {
+    args.push_back(field);
+    args.push_back(std::to_string(value));
+  }
+  const redis::Result result = co_await client_.command(std::move(args), key);
+  co_return failure_of(result, "adding the ramp figures");
+}
+
+boost::asio::awaitable<FiguresResult> Store::figures(std::string route, std::int64_t from_ms, std::int64_t to_ms) {
+  FiguresResult out;
+  // Instances add what they counted over the last publication interval (one bucket) to the bucket of the moment
+  // they publish: the buckets that start a bucket or more after the window's start hold none of what came before
+  // it. Buckets older than their TTL are gone: a longer window is its last kStatsTtlMs.
+  const std::int64_t from = std::max(from_ms + kStatsBucketMs, to_ms - kStatsTtlMs + kStatsBucketMs);
+  const std::int64_t first = (from + kStatsBucketMs - 1) / kStatsBucketMs * kStatsBucketMs;
+  std::vector<std::string> keys;
+  for (std::int64_t bucket = first; bucket <= to_ms; bucket += kStatsBucketMs) {
+    keys.push_back(keys_.stats(route, bucket));
+  }
+  if (keys.empty()) co_return out;
+  std::vector<std::string> args = words("EVAL", kSumFiguresScript, std::to_string(keys.size()));
+  args.insert(args.end(), keys.begin(), keys.end());
+  const redis::Result result = co_await client_.command(std::move(args), keys.front());
+  if ((out.failure = array_failure(result, "reading the ramp figures"))) co_return out;
+  const auto& items = result.reply.elements;
+  for (std::size_t i = 0; i + 1 < items.size(); i += 2) {
+    add_field(items[i].text, std::strtoull(items[i + 1].text.c_str(), nullptr, 10), out);
+  }
+  co_return out;
+}
+
+boost::asio::awaitable<LeaseResult> Store::lease(std::string holder, std::chrono::milliseconds ttl) {
+  LeaseResult out;
+  const redis::Result result = co_await client_.command(
+      words("EVAL", kLeaseScript, "1", keys_.judge, holder, std::to_string(ttl.count())), keys_.judge);
+  if ((out.failure = failure_of(result, "taking the judge's lease"))) co_return out;
+  out.held = result.reply.type == Reply::Type::kInteger && result.reply.integer == 1;
   co_return out;
 }
 

@@ -21,6 +21,31 @@ void RouteMigrationStats::record_split(bool moved) {
       .add();
 }
 
+void RouteMigrationStats::record_outcome(bool moved, unsigned status, bool local_reply,
+                                         std::chrono::nanoseconds duration) {
+  const std::size_t side = moved ? 1 : 0;
+  const char* label = moved ? "split" : "route";
+  constexpr std::string_view kErrorsHelp =
+      "Requests of routes with a split answered with an error, by side: a 5xx from the upstream, or a 502, 503 or "
+      "504 apigw answered itself";
+  if (status >= 500 && !local_reply) {
+    lazy(upstream_errors_[side], "apigw_migration_split_errors_total", kErrorsHelp,
+         {{"side", label}, {"kind", "upstream_5xx"}})
+        .add();
+  } else if (local_reply && (status == 502 || status == 503 || status == 504)) {
+    lazy(gateway_errors_[side], "apigw_migration_split_errors_total", kErrorsHelp,
+         {{"side", label}, {"kind", "gateway"}})
+        .add();
+  }
+  if (durations_[side] == nullptr) {
+    durations_[side] = &registry_.histogram("apigw_migration_split_duration_seconds",
+                                            "Requests of routes with a split, from head to the end of the answer, by "
+                                            "side",
+                                            {{"route", route_}, {"side", label}});
+  }
+  durations_[side]->observe(duration);
+}
+
 void RouteMigrationStats::shadow_sent() {
   lazy(shadow_sent_, "apigw_migration_shadow_requests_total", "Requests copied to the shadow side, by route", {})
       .add();

@@ -70,6 +70,7 @@ struct RequestContext {
   std::string user;      // the user id auth resolved; empty when anonymous
   std::string token_id;  // the token's fingerprint, for the log
   std::optional<std::uint32_t> bucket;  // the affinity bucket, once a migration stage needed it
+  std::optional<bool> split_moved;      // set by the split stage: served by the split's upstream, or the route's
   CacheState cache;
   std::shared_ptr<const cache::CachedResponse> stored;  // the cache's answer
   std::shared_ptr<migration::ShadowCopy> shadow;       // the copy for the shadow side

@@ -11,6 +11,10 @@ void log_request(const RequestContext& context) {
     RouteStats* stats = context.route ? context.generation->route_stats[context.route_index]
                                       : context.generation->unrouted;
     stats->record(context.method, context.status, elapsed);
+    // Each side of a split, answered how and how fast: what a guarded ramp compares.
+    if (context.route && context.split_moved) {
+      stats->migration().record_outcome(*context.split_moved, context.status, !context.error.empty(), elapsed);
+    }
   }
   core::AccessLogBuffer& access_log = context.worker.access_log();
   if (!access_log.enabled()) return;

@@ -33,6 +33,7 @@ boost::asio::awaitable<StageResult> SplitStage::on_request(RequestContext& conte
     context.serving = split.upstream;
     context.upstream = context.pool().upstream().config.name;
   }
+  context.split_moved = moved;
   context.route_stats().migration().record_split(moved);
   co_return StageResult::kContinue;
 }

@@ -94,6 +94,11 @@ class MetricsRegistry {
   Histogram& histogram(std::string_view name, std::string_view help, Labels labels = {},
                        std::span<const double> bounds = kDefaultLatencyBuckets);
 
+  // The series `name` + `labels` if it exists (any thread; nothing is created): for readers of another thread's
+  // registry. Null when absent or of another type.
+  const Counter* find_counter(std::string_view name, Labels labels) const;
+  const Histogram* find_histogram(std::string_view name, Labels labels) const;
+
  private:
   friend std::string render_prometheus(std::span<const MetricsRegistry* const> shards);
 
@@ -113,6 +118,8 @@ class MetricsRegistry {
 
   template <class T, class... Args>
   T& find_or_create(std::string_view name, std::string_view help, Labels labels, Args&&... args);
+  template <class T>
+  const T* find(std::string_view name, Labels labels) const;
 
   mutable std::mutex mutex_;  // guards families_ (not the metric values)
   std::map<std::string, Family, std::less<>> families_;

@@ -4,6 +4,10 @@
 //   apigw:control:{FLEET}:history     a stream of changes, and of refused attempts (XADD MAXLEN kHistoryLength)
 //   apigw:control:{FLEET}:instances   a sorted set of instance ids by heartbeat expiry (Unix ms)
 //   apigw:control:{FLEET}:instance:ID an instance's heartbeat as JSON, with a TTL (SET PX)
+//   apigw:control:{FLEET}:ramps       guarded ramps (ramp.h) by route, as JSON (a hash)
+//   apigw:control:{FLEET}:stats:ROUTE:T  the fleet's per-side figures of a route for the kStatsBucketMs starting at
+//                                     T (Unix ms), each instance adding what it counted (HINCRBY), with a TTL
+//   apigw:control:{FLEET}:judge       the lease of the instance that judges the ramps (SET PX)
 // A change is written by one script that compares the version, sets the state and appends to the history; an
 // instance learns of it by a blocking read of the history (XREAD BLOCK), so changes reach it at once, and reads
 // the state again at least every poll interval.
@@ -18,12 +22,15 @@
 
 #include <boost/asio/awaitable.hpp>
 
+#include "apigw/fleet/ramp.h"
 #include "apigw/fleet/state.h"
 #include "apigw/redis/client.h"
 
 namespace apigw::fleet {
 
 inline constexpr std::size_t kHistoryLength = 1000;
+inline constexpr std::int64_t kStatsBucketMs = 2000;
+inline constexpr std::int64_t kStatsTtlMs = 3600 * 1000;  // a hold longer than this is judged on its last hour
 
 struct Keys {
   explicit Keys(std::string_view fleet);
@@ -31,6 +38,9 @@ struct Keys {
   std::string history;
   std::string instances;
   std::string instance(std::string_view id) const;
+  std::string ramps;
+  std::string judge;
+  std::string stats(std::string_view route, std::int64_t bucket_ms) const;
 
  private:
   std::string prefix_;
@@ -99,6 +109,23 @@ struct WaitResult {
   std::string last_id;  // the newest history entry id seen ("0-0" for an empty history)
 };
 
+struct RampsResult {
+  Failure failure;
+  std::vector<RampState> ramps;  // by route
+};
+
+struct FiguresResult {
+  Failure failure;
+  SideFigures route_side;
+  SideFigures split_side;
+  AuditFigures audit;
+};
+
+struct LeaseResult {
+  Failure failure;
+  bool held = false;  // by the one who asked
+};
+
 class Store {
  public:
   // `client` outlives the store.
@@ -121,6 +148,17 @@ class Store {
   // Waits up to `block` for a history entry newer than `after`; answers with the newest id (or `after`).
   // `client_` must allow a round trip of `block` plus its timeout.
   boost::asio::awaitable<WaitResult> wait(std::string after, std::chrono::milliseconds block);
+
+  // Guarded ramps. A ramp is written if its stored revision is still `expected` (0: none stored); `next` carries
+  // expected + 1. Figures (what an instance counted over the last kStatsBucketMs) go to the bucket that holds
+  // `at_ms`; a window sums the buckets that start at least a bucket after its start.
+  boost::asio::awaitable<RampsResult> ramps();
+  boost::asio::awaitable<WriteResult> write_ramp(RampState next, std::uint64_t expected);
+  boost::asio::awaitable<Failure> add_figures(std::string route, std::int64_t at_ms, SideFigures route_side,
+                                              SideFigures split_side, AuditFigures audit);
+  boost::asio::awaitable<FiguresResult> figures(std::string route, std::int64_t from_ms, std::int64_t to_ms);
+  // Takes the judge's lease, or renews it when `holder` has it; held is false when another instance has it.
+  boost::asio::awaitable<LeaseResult> lease(std::string holder, std::chrono::milliseconds ttl);
 
  private:
   redis::Client& client_;

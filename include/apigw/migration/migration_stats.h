@@ -4,6 +4,7 @@
 #pragma once
 
 #include <array>
+#include <chrono>
 #include <cstddef>
 #include <string>
 #include <string_view>
@@ -32,6 +33,10 @@ class RouteMigrationStats {
   // A request of a route with a split, served by the route's own upstream or by the split's
   // (apigw_migration_split_requests_total{route, side="route"|"split"}).
   void record_split(bool moved);
+  // How that request was answered, once it was: a 5xx from the upstream
+  // (apigw_migration_split_errors_total{route, side, kind="upstream_5xx"}), a 502, 503 or 504 apigw answered itself
+  // because it got no answer (kind="gateway"), and its duration (apigw_migration_split_duration_seconds{route, side}).
+  void record_outcome(bool moved, unsigned status, bool local_reply, std::chrono::nanoseconds duration);
   void shadow_sent();
   void shadow_answered(unsigned status);
   void shadow_failed(ShadowFailure failure);
@@ -49,6 +54,9 @@ class RouteMigrationStats {
   core::MetricsRegistry& registry_;
   std::string route_;
   std::array<core::Counter*, 2> split_{};  // by side: the route's upstream, the split's
+  std::array<core::Counter*, 2> upstream_errors_{};  // by side
+  std::array<core::Counter*, 2> gateway_errors_{};   // by side
+  std::array<core::Histogram*, 2> durations_{};      // by side
   core::Counter* shadow_sent_ = nullptr;
   core::Counter* shadow_ignored_ = nullptr;
   std::array<core::Counter*, kStatusClasses> shadow_answered_{};
