@@ -1,6 +1,8 @@
 // Guarded ramps on one instance (see ramp_runner.h).
 #include "ramp_runner.h"
 
+#include <set>
+
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/steady_timer.hpp>
@@ -110,11 +112,15 @@ struct RampRunner::Impl : std::enable_shared_from_this<Impl> {
     }
     ramps = read.ramps;
     const std::int64_t now = fleet::unix_ms();
+    std::set<std::string> active;
     for (const fleet::RampState& ramp : ramps) {
       if (ramp.phase == fleet::RampPhase::kRunning || ramp.phase == fleet::RampPhase::kPaused) {
+        active.insert(ramp.plan.route);
         co_await publish(ramp.plan.route, now);
       }
     }
+    // A route's next ramp starts counting afresh, not from where its last one stopped.
+    std::erase_if(published, [&](const auto& entry) { return !active.contains(entry.first); });
     const fleet::LeaseResult lease =
         co_await store->lease(id, std::chrono::milliseconds(interval_ms() * kLeaseChecks));
     if (stopped) co_return;
