@@ -7,6 +7,8 @@
 #include <boost/json.hpp>
 #include <fmt/format.h>
 
+#include "apigw/redis/command.h"
+
 namespace apigw::fleet {
 namespace json = boost::json;
 using redis::Reply;
@@ -141,11 +143,7 @@ Failure failure_of(const redis::Result& result, std::string_view what) {
   return {};
 }
 
-// A command's words. (Braced lists of string literals inside a coroutine's co_await trip g++ 12.)
-template <typename... Words>
-std::vector<std::string> words(const Words&... items) {
-  return {std::string(items)...};
-}
+using redis::command;
 
 Failure unexpected(std::string_view what) { return {"redis", fmt::format("{}: unexpected reply", what)}; }
 
@@ -247,7 +245,7 @@ std::optional<Instance> decode_instance(std::string_view text) {
 
 boost::asio::awaitable<ReadResult> Store::read() {
   ReadResult out;
-  const redis::Result result = co_await client_.command(words("GET", keys_.state), keys_.state);
+  const redis::Result result = co_await client_.command(command("GET", keys_.state), keys_.state);
   if ((out.failure = failure_of(result, "reading the state"))) co_return out;
   if (result.reply.type == Reply::Type::kNil) co_return out;
   if (result.reply.type != Reply::Type::kString) {
@@ -263,7 +261,7 @@ boost::asio::awaitable<ReadResult> Store::read() {
 boost::asio::awaitable<WriteResult> Store::write(const State& next, std::uint64_t expected) {
   WriteResult out;
   const redis::Result result =
-      co_await client_.command(words("EVAL", kWriteScript, "2", keys_.state, keys_.history, std::to_string(expected),
+      co_await client_.command(command("EVAL", kWriteScript, "2", keys_.state, keys_.history, std::to_string(expected),
                                      encode(next), std::to_string(kHistoryLength)),
                                keys_.state);
   if ((out.failure = failure_of(result, "writing the state"))) co_return out;
@@ -280,7 +278,7 @@ boost::asio::awaitable<WriteResult> Store::write(const State& next, std::uint64_
 
 boost::asio::awaitable<TimeResult> Store::now() {
   TimeResult out;
-  const redis::Result result = co_await client_.command(words("TIME"), keys_.state);
+  const redis::Result result = co_await client_.command(command("TIME"), keys_.state);
   if ((out.failure = failure_of(result, "reading Redis's clock"))) co_return out;
   const Reply& reply = result.reply;
   if (reply.type != Reply::Type::kArray || reply.elements.size() != 2) {
@@ -296,7 +294,7 @@ boost::asio::awaitable<TimeResult> Store::now() {
 boost::asio::awaitable<HistoryResult> Store::history(std::size_t count) {
   HistoryResult out;
   const redis::Result result =
-      co_await client_.command(words("XREVRANGE", keys_.history, "+", "-", "COUNT", std::to_string(count)),
+      co_await client_.command(command("XREVRANGE", keys_.history, "+", "-", "COUNT", std::to_string(count)),
                                keys_.history);
   if ((out.failure = array_failure(result, "reading the history"))) co_return out;
   for (const Reply& entry : result.reply.elements) {
@@ -308,19 +306,19 @@ boost::asio::awaitable<HistoryResult> Store::history(std::size_t count) {
 boost::asio::awaitable<Failure> Store::heartbeat(Instance instance, std::chrono::milliseconds ttl) {
   const std::string key = keys_.instance(instance.id);
   const redis::Result set =
-      co_await client_.command(words("SET", key, encode(instance), "PX", std::to_string(to_ms(ttl))), key);
+      co_await client_.command(command("SET", key, encode(instance), "PX", std::to_string(to_ms(ttl))), key);
   if (Failure failure = failure_of(set, "writing the heartbeat")) co_return failure;
   const std::string expiry = std::to_string(instance.heartbeat_at_ms + to_ms(ttl));
   const redis::Result add =
-      co_await client_.command(words("ZADD", keys_.instances, expiry, instance.id), keys_.instances);
+      co_await client_.command(command("ZADD", keys_.instances, expiry, instance.id), keys_.instances);
   co_return failure_of(add, "writing the heartbeat");
 }
 
 boost::asio::awaitable<Failure> Store::forget(std::string id) {
   const std::string key = keys_.instance(id);
-  const redis::Result del = co_await client_.command(words("DEL", key), key);
+  const redis::Result del = co_await client_.command(command("DEL", key), key);
   if (Failure failure = failure_of(del, "removing the heartbeat")) co_return failure;
-  const redis::Result rem = co_await client_.command(words("ZREM", keys_.instances, id), keys_.instances);
+  const redis::Result rem = co_await client_.command(command("ZREM", keys_.instances, id), keys_.instances);
   co_return failure_of(rem, "removing the heartbeat");
 }
 
@@ -330,12 +328,12 @@ boost::asio::awaitable<InstancesResult> Store::instances() {
   if ((out.failure = clock.failure)) co_return out;
   // Instances whose heartbeat expired are forgotten here: the sorted set holds each one's expiry.
   const redis::Result pruned = co_await client_.command(
-      words("ZREMRANGEBYSCORE", keys_.instances, "-inf", std::to_string(clock.now_ms)), keys_.instances);
+      command("ZREMRANGEBYSCORE", keys_.instances, "-inf", std::to_string(clock.now_ms)), keys_.instances);
   if ((out.failure = failure_of(pruned, "reading the instances"))) co_return out;
-  const redis::Result ids = co_await client_.command(words("ZRANGE", keys_.instances, "0", "-1"), keys_.instances);
+  const redis::Result ids = co_await client_.command(command("ZRANGE", keys_.instances, "0", "-1"), keys_.instances);
   if ((out.failure = array_failure(ids, "reading the instances"))) co_return out;
   if (ids.reply.elements.empty()) co_return out;
-  std::vector<std::string> args = words("MGET");
+  std::vector<std::string> args = command("MGET");
   for (const Reply& id : ids.reply.elements) args.push_back(keys_.instance(id.text));
   const redis::Result values = co_await client_.command(std::move(args), keys_.instances);
   if ((out.failure = array_failure(values, "reading the instances"))) co_return out;
@@ -351,7 +349,7 @@ boost::asio::awaitable<InstancesResult> Store::instances() {
 boost::asio::awaitable<WaitResult> Store::last_id() {
   WaitResult out;
   const redis::Result result =
-      co_await client_.command(words("XREVRANGE", keys_.history, "+", "-", "COUNT", "1"), keys_.history);
+      co_await client_.command(command("XREVRANGE", keys_.history, "+", "-", "COUNT", "1"), keys_.history);
   if ((out.failure = array_failure(result, "reading the history"))) co_return out;
   const auto& entries = result.reply.elements;
   if (entries.empty()) {
@@ -367,7 +365,7 @@ boost::asio::awaitable<WaitResult> Store::last_id() {
 boost::asio::awaitable<WaitResult> Store::wait(std::string after, std::chrono::milliseconds block) {
   WaitResult out;
   const redis::Result result = co_await client_.command(
-      words("XREAD", "COUNT", "100", "BLOCK", std::to_string(to_ms(block)), "STREAMS", keys_.history, after),
+      command("XREAD", "COUNT", "100", "BLOCK", std::to_string(to_ms(block)), "STREAMS", keys_.history, after),
       keys_.history);
   if ((out.failure = failure_of(result, "waiting for a change"))) co_return out;
   out.last_id = std::move(after);
@@ -387,7 +385,7 @@ boost::asio::awaitable<WaitResult> Store::wait(std::string after, std::chrono::m
 
 boost::asio::awaitable<RampsResult> Store::ramps() {
   RampsResult out;
-  const redis::Result result = co_await client_.command(words("HGETALL", keys_.ramps), keys_.ramps);
+  const redis::Result result = co_await client_.command(command("HGETALL", keys_.ramps), keys_.ramps);
   if ((out.failure = array_failure(result, "reading the ramps"))) co_return out;
   const auto& items = result.reply.elements;
   for (std::size_t i = 0; i + 1 < items.size(); i += 2) {
@@ -408,7 +406,7 @@ boost::asio::awaitable<WriteResult> Store::write_ramp(RampState next, std::uint6
   WriteResult out;
   next.revision = expected + 1;
   const redis::Result result = co_await client_.command(
-      words("EVAL", kWriteRampScript, "1", keys_.ramps, next.plan.route, std::to_string(expected), encode(next)),
+      command("EVAL", kWriteRampScript, "1", keys_.ramps, next.plan.route, std::to_string(expected), encode(next)),
       keys_.ramps);
   if ((out.failure = failure_of(result, "writing the ramp"))) co_return out;
   const Reply& reply = result.reply;
@@ -424,7 +422,7 @@ boost::asio::awaitable<WriteResult> Store::write_ramp(RampState next, std::uint6
 boost::asio::awaitable<Failure> Store::add_figures(std::string route, std::int64_t at_ms, SideFigures route_side,
                                                    SideFigures split_side, AuditFigures audit) {
   const std::string key = keys_.stats(route, at_ms - at_ms % kStatsBucketMs);
-  std::vector<std::string> args = words("EVAL", kAddFiguresScript, "1", key, std::to_string(kStatsTtlMs));
+  std::vector<std::string> args = command("EVAL", kAddFiguresScript, "1", key, std::to_string(kStatsTtlMs));
   for (const auto& [field, value] : all_fields(route_side, split_side, audit)) {
     args.push_back(field);
     args.push_back(std::to_string(value));
@@ -445,7 +443,7 @@ boost::asio::awaitable<FiguresResult> Store::figures(std::string route, std::int
     keys.push_back(keys_.stats(route, bucket));
   }
   if (keys.empty()) co_return out;
-  std::vector<std::string> args = words("EVAL", kSumFiguresScript, std::to_string(keys.size()));
+  std::vector<std::string> args = command("EVAL", kSumFiguresScript, std::to_string(keys.size()));
   args.insert(args.end(), keys.begin(), keys.end());
   const redis::Result result = co_await client_.command(std::move(args), keys.front());
   if ((out.failure = array_failure(result, "reading the ramp figures"))) co_return out;
@@ -459,7 +457,7 @@ boost::asio::awaitable<FiguresResult> Store::figures(std::string route, std::int
 boost::asio::awaitable<LeaseResult> Store::lease(std::string holder, std::chrono::milliseconds ttl) {
   LeaseResult out;
   const redis::Result result = co_await client_.command(
-      words("EVAL", kLeaseScript, "1", keys_.judge, holder, std::to_string(ttl.count())), keys_.judge);
+      command("EVAL", kLeaseScript, "1", keys_.judge, holder, std::to_string(ttl.count())), keys_.judge);
   if ((out.failure = failure_of(result, "taking the judge's lease"))) co_return out;
   out.held = result.reply.type == Reply::Type::kInteger && result.reply.integer == 1;
   co_return out;

@@ -369,22 +369,16 @@ def test_an_authorized_response_without_shareable_directives_is_not_stored(gatew
     assert upstream_gets(up, "/items/secret") == 2
 
 
-@pytest.mark.parametrize("cache_control", ["public, max-age=60", "s-maxage=60", "must-revalidate, max-age=60"])
-def test_an_authorized_response_marked_shareable_is_stored(gateway, upstream, memcached, cache_control):
+# The response says it may be shared, or the route opts in with share_authorized.
+@pytest.mark.parametrize("cache_control, share_authorized", [("public, max-age=60", False), ("s-maxage=60", False),
+                                                              ("must-revalidate, max-age=60", False),
+                                                              ("max-age=60", True)])
+def test_an_authorized_response_marked_shareable_is_stored(gateway, upstream, memcached, cache_control,
+                                                           share_authorized):
     primary = memcached()
     up = upstream(default=serial(headers=[("Cache-Control", cache_control)]))
-    gw = gateway(cache_config(up, [primary], [items_route()]))
-
-    assert_miss(gw, "/items/shared", 1, BASIC)
-    wait_stored(gw, 1)
-    assert_hit(gw, "/items/shared", 1)
-    assert upstream_gets(up, "/items/shared") == 1
-
-
-def test_share_authorized_stores_authorized_responses_without_those_directives(gateway, upstream, memcached):
-    primary = memcached()
-    up = upstream(default=serial(headers=[("Cache-Control", "max-age=60")]))
-    gw = gateway(cache_config(up, [primary], [items_route(share_authorized=True)]))
+    route = items_route(share_authorized=True) if share_authorized else items_route()
+    gw = gateway(cache_config(up, [primary], [route]))
 
     assert_miss(gw, "/items/shared", 1, BASIC)
     wait_stored(gw, 1)

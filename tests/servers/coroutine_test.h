@@ -15,6 +15,8 @@
 #include <boost/system/error_code.hpp>
 #include <gtest/gtest.h>
 
+#include "apigw/redis/command.h"
+
 // ASSERT_* for test coroutines, which cannot `return`: records the failure and ends the coroutine.
 #define CO_ASSERT(condition)                                 \
   do {                                                       \
@@ -37,7 +39,7 @@ namespace apigw::test_servers {
 // A command's arguments (g++ 12 mishandles braced lists of string literals inside coroutines).
 template <class... Args>
 std::vector<std::string> cmd(const Args&... args) {
-  return {std::string(args)...};
+  return redis::command(args...);
 }
 
 // Runs `body(executor)` as a coroutine on a fresh loop until it ends; rethrows what it threw.

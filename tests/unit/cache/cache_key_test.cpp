@@ -38,6 +38,25 @@ std::string resource(const KeyRequest& request, const config::RouteCacheConfig& 
   return built.value_or("<none>");
 }
 
+// Both keys: under scope user, alice, bob, an empty user id and no user each get their own; shared scope ignores
+// the user.
+template <class Key>
+void expect_user_scope_keys_on_the_user(Key build) {
+  const auto user = rule({}, config::CacheScope::kUser);
+  KeyRequest alice = get("/me");
+  alice.user_id = "alice";
+  KeyRequest bob = get("/me");
+  bob.user_id = "bob";
+  KeyRequest empty = get("/me");
+  empty.user_id = "";
+  const KeyRequest anonymous = get("/me");
+  EXPECT_NE(build(alice, user), build(bob, user));
+  EXPECT_NE(build(alice, user), build(anonymous, user));
+  EXPECT_NE(build(empty, user), build(anonymous, user));
+  EXPECT_EQ(build(alice, rule()), build(bob, rule())) << "shared scope ignores the user";
+  EXPECT_NE(build(anonymous, user), build(anonymous, rule()));
+}
+
 TEST(CacheKey, LayoutIsPrefixVersionRouteAndSha256Hex) {
   const std::string k = key(get("/users/7"));
   ASSERT_EQ(k.size(), std::string("apigw:v2:users:").size() + 64);
@@ -138,19 +157,8 @@ TEST(ResourceKey, QueryIsCanonicalAsInTheEntryKey) {
 }
 
 TEST(ResourceKey, UserScopeKeysOnTheUserAndSharedScopeDoesNot) {
-  const auto user = rule({}, config::CacheScope::kUser);
-  KeyRequest alice = get("/me");
-  alice.user_id = "alice";
-  KeyRequest bob = get("/me");
-  bob.user_id = "bob";
-  KeyRequest empty = get("/me");
-  empty.user_id = "";
-  const KeyRequest anonymous = get("/me");
-  EXPECT_NE(resource(alice, user), resource(bob, user));
-  EXPECT_NE(resource(alice, user), resource(anonymous, user));
-  EXPECT_NE(resource(empty, user), resource(anonymous, user));
-  EXPECT_EQ(resource(alice, rule()), resource(bob, rule())) << "shared scope ignores the user";
-  EXPECT_NE(resource(anonymous, user), resource(anonymous, rule()));
+  expect_user_scope_keys_on_the_user(
+      [](const KeyRequest& r, const config::RouteCacheConfig& c) { return resource(r, c); });
 }
 
 TEST(ResourceKey, LimitsAsTheEntryKey) {
@@ -236,19 +244,7 @@ TEST(CacheKey, VaryHeadersAreCaseInsensitiveAbsentDiffersFromEmptyAndLinesJoin) 
 }
 
 TEST(CacheKey, UserScopeKeysOnTheUserAndSharedScopeDoesNot) {
-  const auto user = rule({}, config::CacheScope::kUser);
-  KeyRequest alice = get("/me");
-  alice.user_id = "alice";
-  KeyRequest bob = get("/me");
-  bob.user_id = "bob";
-  KeyRequest empty = get("/me");
-  empty.user_id = "";
-  const KeyRequest anonymous = get("/me");
-  EXPECT_NE(key(alice, user), key(bob, user));
-  EXPECT_NE(key(alice, user), key(anonymous, user));
-  EXPECT_NE(key(empty, user), key(anonymous, user));
-  EXPECT_EQ(key(alice, rule()), key(bob, rule())) << "shared scope ignores the user";
-  EXPECT_NE(key(anonymous, user), key(anonymous, rule()));
+  expect_user_scope_keys_on_the_user([](const KeyRequest& r, const config::RouteCacheConfig& c) { return key(r, c); });
 }
 
 TEST(CacheKey, LongestConfiguredPrefixAndRouteStayWithinMemcachedLimit) {
