@@ -898,11 +898,13 @@ def auth_report(results_path, side_path, metrics_dir, header):
 CACHE_TARGETS = (  # (name, numerator key, denominator key, target or None for report only)
     ("apigw cache hit / NGINX memcached_pass", "cache", "nginx", 1.00),
     ("apigw auth + cache hit / NGINX memcached_pass", "authcache", "nginx", 0.90),
+    ("apigw tagged cache hit / apigw cache hit", "tagged", "cache", 0.90),
+    ("apigw tagged cache hit / NGINX memcached_pass", "tagged", "nginx", None),
     ("NGINX memcached_pass / NGINX return (no Memcached)", "nginx", "upstream", None),
     ("apigw cache hit / apigw proxy (no cache)", "cache", "proxy", None),
     ("apigw auth + cache hit / apigw cache hit", "authcache", "cache", None),
 )
-CACHE_VARIANTS = ("cache", "authcache")  # apigw targets whose every answer should be a cache hit
+CACHE_VARIANTS = ("cache", "authcache", "tagged")  # apigw targets whose every answer should be a cache hit
 HIT_SHARE_MIN = 0.99
 
 

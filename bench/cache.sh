@@ -16,6 +16,8 @@
 #     says neither public nor s-maxage, so without it RFC 9111 keeps apigw from sharing it);
 #   - apigw auth + cache hit: the same route with auth: required (bearer token checked against a redis-server
 #     started here, with apigw's local token cache), every request carrying a valid token;
+#   - apigw tagged cache hit: the cache hit's route with two tags, one from the path ("page:{rest}") and one
+#     literal ("catalog"): each hit also reads both tags' versions, in the same Memcached round trip;
 # and for reference apigw proxying the same route without a cache, and the demo upstream itself (NGINX `return 200`
 # with the body). Every request to every target carries the same "Authorization: Bearer ..." header. wrk (1 thread,
 # CONNECTIONS connections, --latency) drives each in turn. apigw's /metrics and memcached's `stats` are read around
@@ -26,7 +28,8 @@
 # over N paths /bench/0000.., each stored for NGINX and filled in apigw by the warm-up runs, so that concurrent
 # requests rarely want the same entry and both servers make about one Memcached round trip per request.
 #
-# Targets: apigw cache hit >= 1.0x NGINX memcached_pass's req/s; auth + cache hit >= 0.9x; printed PASS or MISS.
+# Targets: apigw cache hit >= 1.0x NGINX memcached_pass's req/s; auth + cache hit >= 0.9x; tagged cache hit
+# >= 0.9x apigw cache hit (tags cost at most 10 %); printed PASS or MISS.
 # Temporary files, process handling and exit status as in proxy.sh (bench/lib.sh): one mktemp -d directory, every
 # process started here and stopped by its PID; 0 once the report is printed (PASS or MISS alike), non-zero when
 # something could not be started or measured (including an apigw that never answers X-Cache: HIT).
@@ -75,19 +78,20 @@ raise_nofile 4096 "; raise it (e.g. run as root, or set the hard nofile limit)"
 make_tmp_and_copy_apigw
 
 # ------------------------------------------------------------------------------------------------ configs
-free_ports 10
+free_ports 12
 P_UP=${PORTS[0]} P_NGINX=${PORTS[1]} P_MC=${PORTS[2]} P_REDIS=${PORTS[3]}
 # apigw variants: key -> client port and admin port; the key names the variant's directory under $TMP
-declare -A PORT_OF=([cache]=${PORTS[4]} [authcache]=${PORTS[5]} [proxy]=${PORTS[6]})
-declare -A ADMIN_OF=([cache]=${PORTS[7]} [authcache]=${PORTS[8]} [proxy]=${PORTS[9]})
+declare -A PORT_OF=([cache]=${PORTS[4]} [authcache]=${PORTS[5]} [proxy]=${PORTS[6]} [tagged]=${PORTS[10]})
+declare -A ADMIN_OF=([cache]=${PORTS[7]} [authcache]=${PORTS[8]} [proxy]=${PORTS[9]} [tagged]=${PORTS[11]})
 declare -A LABEL_OF=(
   [nginx]="NGINX memcached_pass"
   [cache]="apigw cache hit"
   [authcache]="apigw auth + cache hit"
+  [tagged]="apigw tagged cache hit"
   [proxy]="apigw proxy (no cache)"
   [upstream]="NGINX return (no Memcached)"
 )
-VARIANTS=(cache authcache proxy)
+VARIANTS=(cache authcache tagged proxy)
 AUTH_HEADER="Authorization: Bearer $TOKEN"
 
 make_body
@@ -117,11 +121,11 @@ mkdir -p "$TMP/nginx/tmp"
 EOF
 } >"$TMP/nginx/nginx.conf"
 
-cache_section() {
+cache_section() {  # [KEY_PREFIX]: the tagged variant has entries of its own (records that carry its tags)
   cat <<EOF
 cache:
   primary: { servers: [127.0.0.1:$P_MC], timeout: 50ms, connections: 2 }
-  key_prefix: "apigw:"
+  key_prefix: "${1:-apigw:}"
   max_item_bytes: 1MiB
 EOF
 }
@@ -134,7 +138,7 @@ auth:
   cache: { ttl: 5s, negative_ttl: 1s, max_entries: 100000 }
 EOF
 }
-# The three configs differ only in the route's auth and cache keys and the sections those need.
+# The configs differ only in the route's auth and cache keys and the sections those need.
 for v in "${VARIANTS[@]}"; do
   mkdir -p "$TMP/$v"
   {
@@ -143,6 +147,10 @@ for v in "${VARIANTS[@]}"; do
         apigw_config "${PORT_OF[$v]}" 1 off "127.0.0.1:${ADMIN_OF[$v]}"
         echo "    cache: { ttl: $CACHE_TTL, share_authorized: true }"
         cache_section ;;
+      tagged)
+        apigw_config "${PORT_OF[$v]}" 1 off "127.0.0.1:${ADMIN_OF[$v]}"
+        echo "    cache: { ttl: $CACHE_TTL, share_authorized: true, tags: [\"page:{rest}\", catalog] }"
+        cache_section "tagged:" ;;
       authcache)
         apigw_config "${PORT_OF[$v]}" 1 off "127.0.0.1:${ADMIN_OF[$v]}" required
         echo "    cache: { ttl: $CACHE_TTL, share_authorized: true }"
@@ -211,7 +219,7 @@ for v in "${VARIANTS[@]}"; do
   start_apigw "apigw-$v" "$v" "${PORT_OF[$v]}" "${LABEL_OF[$v]}"
   PID_OF[$v]=$LAST_PID
   case $v in
-    cache) wait_hit "$v" ;;
+    cache | tagged) wait_hit "$v" ;;
     authcache)
       wait_hit "$v"
       why=$(timeout 15 "$PY" "$HELPER" check-get "${PORT_OF[$v]}" /bench - --status 401 --contains '"unauthorized"') ||
@@ -219,7 +227,7 @@ for v in "${VARIANTS[@]}"; do
   esac
 done
 UP_CHECK=()
-log "both cached apigw variants answer GET /bench with X-Cache: HIT and the ${BODY_BYTES}-byte body; \
+log "the cached apigw variants answer GET /bench with X-Cache: HIT and the ${BODY_BYTES}-byte body; \
 auth + cache refuses a request without a token with 401"
 apigw_entries() {  # WHEN: log how many entries apigw has written to memcached (the keys, when at most two)
   local keys n
@@ -306,5 +314,5 @@ $(cut -d' ' -f1-3 /proc/loadavg)"
 tail -n +$((REDIS_LOG_START + 1)) "$TMP/redis/redis.log" >"$TMP/redis/after-startup.log"
 print_server_logs "$TMP"/memcached/memcached.log "$TMP"/redis/after-startup.log "$TMP"/upstream/error.log \
   "$TMP"/upstream/stdout.log "$TMP"/nginx/error.log "$TMP"/nginx/stdout.log \
-  "$TMP"/cache/apigw.log "$TMP"/authcache/apigw.log "$TMP"/proxy/apigw.log
+  "$TMP"/cache/apigw.log "$TMP"/authcache/apigw.log "$TMP"/tagged/apigw.log "$TMP"/proxy/apigw.log
 exit 0

@@ -122,6 +122,40 @@ asio::awaitable<ApiResponse> purge(cache::ResponseCache& cache, const config::Sn
                         {}};
 }
 
+// {"tags": [...], "keys": [...]}: every response filed under a tag stops being served, on every instance.
+asio::awaitable<ApiResponse> invalidate(cache::ResponseCache& cache, std::string_view body) {
+  error_code parse_error;
+  json::value document = json::parse(body, parse_error);
+  constexpr std::string_view kShape =
+      "the body must be a JSON object: {\"tags\": [\"product:7\", ...], \"keys\": [...]}";
+  if (parse_error || !document.is_object()) co_return error(400, kShape);
+  std::vector<std::pair<std::string, std::string>> fields;
+  for (const std::string_view name : {"tags", "keys"}) {
+    const json::value* list = document.get_object().if_contains(name);
+    if (list == nullptr || list->is_null()) continue;
+    if (!list->is_array()) co_return error(400, fmt::format("\"{}\" must be a list of strings", name));
+    for (const json::value& item : list->get_array()) {
+      if (!item.is_string()) co_return error(400, fmt::format("\"{}\" must be a list of strings", name));
+      const std::string_view text = item.get_string();
+      // One field per item, so that an item holding a space is refused rather than split.
+      if (text.find_first_of(" \t") != std::string_view::npos || text.empty()) {
+        co_return error(400, fmt::format("bad {} '{}': no spaces, not empty", name == "tags" ? "tag" : "key",
+                                         text.substr(0, 64)));
+      }
+      fields.emplace_back(std::string(name), std::string(text));
+    }
+  }
+  std::string why;
+  std::optional<cache::Invalidation> invalidation = cache::invalidation_from_fields(fields, why);
+  if (!invalidation) co_return error(400, why);
+  const std::size_t tags = invalidation->tags.size();
+  const std::size_t keys = invalidation->keys.size();
+  if (const error_code failure = co_await cache.invalidate(std::move(*invalidation))) co_return unavailable(failure);
+  co_return ApiResponse{200, "application/json",
+                        json::serialize(json::object{{"tags", tags}, {"keys", keys}, {"invalidated", true}}) + "\n",
+                        {}};
+}
+
 }  // namespace
 
 bool is_cache_api_path(std::string_view path) {
@@ -151,6 +185,7 @@ asio::awaitable<ApiResponse> serve_cache_api(std::shared_ptr<cache::ResponseCach
   const std::string_view rest = path.substr(std::min(path.size(), kCacheApiPrefix.size() + 1));
   const bhttp::verb method = request.method();
   if (rest == "purge" && method == bhttp::verb::post) co_return co_await purge(*cache, *snapshot, request.body());
+  if (rest == "invalidate" && method == bhttp::verb::post) co_return co_await invalidate(*cache, request.body());
   const std::optional<std::string> key = http::percent_decode(rest, false);
   if (!key || !cache::valid_key(*key)) {
     co_return error(400, "the key must be 1 to 250 bytes of percent-encoded text, without spaces or control "
@@ -195,9 +230,10 @@ asio::awaitable<ApiResponse> serve_cache_api(std::shared_ptr<cache::ResponseCach
       co_return ApiResponse{204, {}, {}, {}};
     }
     default: {
-      ApiResponse refused = error(405, "a key allows GET, HEAD, PUT and DELETE; /_cache/purge allows POST");
-      refused.headers.emplace_back("Allow", rest == "purge" ? "GET, HEAD, PUT, DELETE, POST"
-                                                            : "GET, HEAD, PUT, DELETE");
+      ApiResponse refused =
+          error(405, "a key allows GET, HEAD, PUT and DELETE; /_cache/purge and /_cache/invalidate allow POST");
+      const bool post = rest == "purge" || rest == "invalidate";
+      refused.headers.emplace_back("Allow", post ? "GET, HEAD, PUT, DELETE, POST" : "GET, HEAD, PUT, DELETE");
       co_return refused;
     }
   }

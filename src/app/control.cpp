@@ -44,6 +44,9 @@ void for_each_tls_block(const config::Snapshot& snapshot,
   if (config.auth.enabled && config.auth.redis.tls) visit(*config.auth.redis.tls, "auth.redis", file);
   if (config.control.enabled && config.control.redis.tls) visit(*config.control.redis.tls, "control.redis", file);
   if (config.cache.enabled && config.cache.primary.tls) visit(*config.cache.primary.tls, "cache.primary", file);
+  if (config.cache.enabled && config.cache.events.enabled && config.cache.events.redis.tls) {
+    visit(*config.cache.events.redis.tls, "cache.events.redis", file);
+  }
   if (config.cache.enabled && config.cache.secondary && config.cache.secondary->tls) {
     visit(*config.cache.secondary->tls, "cache.secondary", file);
   }
@@ -148,6 +151,7 @@ void Control::run() {
   checker_.update(snapshot_);
   gateway_.start();
   fleet_.run();
+  cache_events_.update(snapshot_);
   state_ = State::kReady;
   wait_for_signal();
   wait_for_rotation();
@@ -294,6 +298,7 @@ void Control::commit(const config::SnapshotPtr& snapshot, const config::Snapshot
   snapshot_ = snapshot;
   baseline_ = baseline;
   fleet_.reloaded(baseline_, snapshot_->generation);
+  cache_events_.update(snapshot_);
   health_.retain(*snapshot_);
   checker_.update(snapshot_);
   apply_process_settings(*snapshot_);
@@ -423,6 +428,7 @@ void Control::begin_shutdown(std::string_view signal) {
   watch_timer_.cancel();
   checker_.stop();
   fleet_.stop();
+  cache_events_.stop();
   gateway_.drain();
   wait_for_workers();
 }

@@ -14,6 +14,7 @@
 #include <boost/asio/steady_timer.hpp>
 
 #include "apigw/admin/admin_server.h"
+#include "apigw/cache/invalidation_events.h"
 #include "apigw/config/snapshot.h"
 #include "apigw/core/access_log.h"
 #include "apigw/core/metrics.h"
@@ -113,6 +114,7 @@ class Control {
   cache::CacheStats cache_stats_{metrics_};
   std::shared_ptr<cache::ResponseCache> admin_cache_;
   config::SnapshotPtr admin_cache_source_;  // the snapshot admin_cache_ was built from
+  cache::InvalidationEvents cache_events_{loop_.get_executor(), metrics_, [this] { return admin_cache(); }};
   boost::asio::signal_set signals_{loop_, SIGINT, SIGTERM, SIGHUP};
   boost::asio::signal_set rotate_signal_{loop_, SIGUSR1};
   boost::asio::steady_timer watch_timer_{loop_};

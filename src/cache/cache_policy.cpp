@@ -97,6 +97,15 @@ void CacheControl::add(std::string_view value) {
       is_public = true;
     } else if (http::iequals(directive.name, "must-revalidate")) {
       must_revalidate = true;
+    } else if (http::iequals(directive.name, "proxy-revalidate")) {
+      proxy_revalidate = true;
+    } else if (http::iequals(directive.name, "stale-while-revalidate") ||
+               http::iequals(directive.name, "stale-if-error")) {
+      // RFC 5861: an unreadable value is ignored (the response is not made stale for it).
+      const auto seconds =
+          directive.well_formed && directive.has_argument ? parse_delta_seconds(directive.argument) : std::nullopt;
+      auto& target = http::iequals(directive.name, "stale-if-error") ? stale_if_error : stale_while_revalidate;
+      if (seconds) keep_smallest(target, *seconds);
     } else if (http::iequals(directive.name, "max-age")) {
       age(max_age);
     } else if (http::iequals(directive.name, "s-maxage")) {
@@ -197,6 +206,15 @@ std::optional<Storable> storable_for(unsigned status, std::span<const HeaderView
     lifetime = std::min(lifetime, std::chrono::seconds(delta));
   }
   out.lifetime = lifetime;
+  // RFC 9111 §4.2.4: must-revalidate and proxy-revalidate forbid answering stale. Otherwise the route's windows
+  // apply, shortened (never lengthened) by the response's own.
+  if (!control.must_revalidate && !control.proxy_revalidate) {
+    const auto window = [](std::chrono::seconds route_window, const std::optional<std::chrono::seconds>& asked) {
+      return asked ? std::min(route_window, *asked) : route_window;
+    };
+    out.stale.while_revalidate = window(route.stale_while_revalidate, control.stale_while_revalidate);
+    out.stale.if_error = window(route.stale_if_error, control.stale_if_error);
+  }
   out.initial_age = initial_age(age_value, out.date, times);
   if (out.lifetime <= out.initial_age) return std::nullopt;
   return out;

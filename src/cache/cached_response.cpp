@@ -21,7 +21,9 @@ constexpr unsigned kMaxStatus = 599;
 constexpr std::uint64_t kMaxLength32 = 0xffffffffu;
 constexpr std::uint64_t kMaxTtlSeconds = 0xffffffffu;
 
-static_assert(kRecordHeadBytes == kPayloadOffset + 8 + 4 + 4 + 8 + 2 + 2 + 4);
+constexpr std::size_t kTagFrameBytes = 2 + 8;  // length, version
+
+static_assert(kRecordHeadBytes == kPayloadOffset + 8 + 4 + 4 + 8 + 4 + 4 + 2 + 2 + 2 + 4);
 
 // Headers apigw writes per answer or that only frame one transfer (lower case).
 constexpr std::array<std::string_view, 13> kNotStored{
@@ -120,10 +122,17 @@ std::optional<std::string> encode_record(const ResponseToStore& response, std::s
   const auto fits = [](std::chrono::seconds value) {
     return value.count() >= 0 && static_cast<std::uint64_t>(value.count()) <= kMaxTtlSeconds;
   };
-  if (!fits(response.ttl) || !fits(response.initial_age)) return std::nullopt;
-  if (response.body.size() > kMaxLength32) return std::nullopt;
+  if (!fits(response.ttl) || !fits(response.initial_age) || !fits(response.stale.while_revalidate) ||
+      !fits(response.stale.if_error)) {
+    return std::nullopt;
+  }
+  if (response.body.size() > kMaxLength32 || response.tags.size() > kMaxRecordTags) return std::nullopt;
   std::size_t count = 0;
   std::uint64_t size = kRecordHeadBytes + response.body.size();
+  for (const TagVersion& tag : response.tags) {
+    if (tag.tag.empty() || tag.tag.size() > kMaxTagBytes) return std::nullopt;
+    size += kTagFrameBytes + tag.tag.size();
+  }
   for (const HeaderView& header : response.headers) {
     if (!keep(response.headers, header)) continue;
     if (!valid_name(header.name) || !valid_value(header.value)) return std::nullopt;
@@ -141,9 +150,17 @@ std::optional<std::string> encode_record(const ResponseToStore& response, std::s
   put(out, static_cast<std::uint64_t>(response.ttl.count()), 4);
   put(out, static_cast<std::uint64_t>(response.initial_age.count()), 4);
   put(out, response.resource_version, 8);
+  put(out, static_cast<std::uint64_t>(response.stale.while_revalidate.count()), 4);
+  put(out, static_cast<std::uint64_t>(response.stale.if_error.count()), 4);
   put(out, response.status, 2);
   put(out, count, 2);
+  put(out, response.tags.size(), 2);
   put(out, response.body.size(), 4);
+  for (const TagVersion& tag : response.tags) {
+    put(out, tag.tag.size(), 2);
+    out += tag.tag;
+    put(out, tag.version, 8);
+  }
   for (const HeaderView& header : response.headers) {
     if (!keep(response.headers, header)) continue;
     put(out, header.name.size(), 2);
@@ -171,12 +188,23 @@ std::optional<CachedResponse> decode_record(std::string_view bytes) {
   record.ttl = std::chrono::seconds(reader.number(4));
   record.initial_age = std::chrono::seconds(reader.number(4));
   record.resource_version = reader.number(8);
+  record.stale.while_revalidate = std::chrono::seconds(reader.number(4));
+  record.stale.if_error = std::chrono::seconds(reader.number(4));
   record.status = static_cast<unsigned>(reader.number(2));
   const std::uint64_t count = reader.number(2);
+  const std::uint64_t tag_count = reader.number(2);
   const std::uint64_t body_size = reader.number(4);
   if (!reader.ok() || record.status < kMinStatus || record.status > kMaxStatus || count > kMaxRecordHeaders ||
-      body_size > reader.left() || count * kHeaderFrameBytes > reader.left() - body_size) {
+      tag_count > kMaxRecordTags || body_size > reader.left() ||
+      count * kHeaderFrameBytes + tag_count * kTagFrameBytes > reader.left() - body_size) {
     return std::nullopt;
+  }
+  record.tags.reserve(static_cast<std::size_t>(tag_count));
+  for (std::uint64_t i = 0; i < tag_count; ++i) {
+    const std::string_view tag = reader.run(reader.number(2));
+    const std::uint64_t version = reader.number(8);
+    if (!reader.ok() || tag.empty() || tag.size() > kMaxTagBytes) return std::nullopt;
+    record.tags.push_back({std::string(tag), version});
   }
   record.headers.reserve(static_cast<std::size_t>(count));
   for (std::uint64_t i = 0; i < count; ++i) {

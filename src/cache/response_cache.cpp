@@ -9,6 +9,8 @@
 #include <fmt/format.h>
 #include <spdlog/spdlog.h>
 
+#include "apigw/cache/cache_tags.h"
+
 namespace apigw::cache {
 namespace asio = boost::asio;
 using boost::system::error_code;
@@ -16,6 +18,8 @@ using boost::system::error_code;
 namespace {
 // Secondary writes sent at once; each is pipelined on the pool's connections.
 constexpr unsigned kSecondaryWriters = 16;
+// Entries whose header tags a worker remembers; the map starts over when it is full.
+constexpr std::size_t kMaxHeaderTagHints = 10'000;
 using Clock = std::chrono::steady_clock;
 
 // A version as stored: 16 lower-case hex digits.
@@ -56,6 +60,18 @@ CacheStats::CacheStats(core::MetricsRegistry& registry)
                                         "purge API), by result",
                                         {{"result", "ok"}})),
       invalidations_failed(registry.counter("apigw_cache_invalidations_total", "", {{"result", "failed"}})),
+      tag_invalidations_ok(registry.counter("apigw_cache_tag_invalidations_total",
+                                            "Tags given a new version in the primary Memcached, by result",
+                                            {{"result", "ok"}})),
+      tag_invalidations_failed(registry.counter("apigw_cache_tag_invalidations_total", "", {{"result", "failed"}})),
+      stale(registry.counter("apigw_cache_stale_total",
+                             "Requests answered with a stale entry (while it was refreshed, or as the upstream "
+                             "failed)")),
+      refreshes_ok(registry.counter("apigw_cache_refreshes_total",
+                                    "Background refreshes of stale entries, by result", {{"result", "ok"}})),
+      refreshes_failed(registry.counter("apigw_cache_refreshes_total", "", {{"result", "failed"}})),
+      fleet_waits(registry.counter("apigw_cache_fill_waits_total",
+                                   "Requests that waited for the fill another instance or worker leads")),
       primary_duration(registry.histogram("apigw_memcached_duration_seconds",
                                           "Memcached round trips, by pool", {{"pool", "primary"}})),
       secondary_duration(registry.histogram("apigw_memcached_duration_seconds", "", {{"pool", "secondary"}})) {}
@@ -116,34 +132,64 @@ asio::awaitable<error_code> ResponseCache::set(std::string key, std::string valu
   co_return error;
 }
 
-asio::awaitable<ResponseCache::Lookup> ResponseCache::look_up(std::string entry, std::string resource) {
+asio::awaitable<ResponseCache::Lookup> ResponseCache::look_up(std::string entry, std::string resource,
+                                                             std::vector<std::string> tag_keys,
+                                                             memcache::GetOptions entry_options) {
   const auto start = Clock::now();
   std::string placement = resource;
   std::vector<std::string> keys;
-  keys.reserve(2);
+  keys.reserve(2 + tag_keys.size());
   keys.push_back(std::move(entry));
   keys.push_back(std::move(resource));
-  std::vector<memcache::GetResult> got = co_await primary_.get_many(std::move(keys), std::move(placement));
+  for (std::string& tag : tag_keys) keys.push_back(std::move(tag));
+  std::vector<memcache::GetResult> got =
+      co_await primary_.get_many(std::move(keys), std::move(placement), entry_options);
   stats_.primary_duration.observe(Clock::now() - start);
   Lookup lookup;
-  lookup.error = got[0].error ? got[0].error : got[1].error;
-  if (lookup.error) co_return lookup;
+  for (const memcache::GetResult& result : got) {
+    if (result.error) {
+      lookup.error = result.error;
+      co_return lookup;
+    }
+  }
   lookup.entry = std::move(got[0].item);
   if (got[1].item) lookup.version = parse_version(got[1].item->value);
+  lookup.tag_versions.reserve(got.size() - 2);
+  for (std::size_t i = 2; i < got.size(); ++i) {
+    lookup.tag_versions.push_back(got[i].item ? parse_version(got[i].item->value) : std::nullopt);
+  }
   co_return lookup;
+}
+
+asio::awaitable<std::vector<std::optional<std::uint64_t>>> ResponseCache::tag_versions(
+    std::vector<std::string> tag_keys, std::string placement) {
+  std::vector<std::optional<std::uint64_t>> versions(tag_keys.size());
+  if (tag_keys.empty()) co_return versions;
+  const auto start = Clock::now();
+  std::vector<memcache::GetResult> got = co_await primary_.get_many(std::move(tag_keys), std::move(placement));
+  stats_.primary_duration.observe(Clock::now() - start);
+  for (std::size_t i = 0; i < got.size(); ++i) {
+    if (got[i].item) versions[i] = parse_version(got[i].item->value);
+  }
+  co_return versions;
 }
 
 asio::awaitable<std::optional<std::uint64_t>> ResponseCache::create_version(std::string resource) {
   // Every operation on a resource's keys goes on the connection its name picks, so that on one worker they reach
   // the primary in the order they were made: a lookup made after an invalidation sees it.
-  const std::string placement = resource;
+  std::string placement = resource;
+  co_return co_await create_tag_version(std::move(resource), std::move(placement));
+}
+
+asio::awaitable<std::optional<std::uint64_t>> ResponseCache::create_tag_version(std::string key,
+                                                                                std::string placement) {
   const auto start = Clock::now();
   std::uint64_t version = random_version();
   // No expiry: a version lives as long as Memcached keeps it, and an evicted one only costs a miss.
-  error_code error = co_await primary_.add(resource, version_text(version), 0, std::chrono::seconds(0), placement);
+  error_code error = co_await primary_.add(key, version_text(version), 0, std::chrono::seconds(0), placement);
   if (error == std::errc::file_exists) {
     // Another fill (of another variant, worker or instance) created it first: its version is the one to use.
-    const memcache::GetResult got = co_await primary_.get(resource, placement);
+    const memcache::GetResult got = co_await primary_.get(key, placement);
     if (got.error) error = got.error;
     const std::optional<std::uint64_t> existing = got.item ? parse_version(got.item->value) : std::nullopt;
     if (existing) {
@@ -152,13 +198,116 @@ asio::awaitable<std::optional<std::uint64_t>> ResponseCache::create_version(std:
     }
     // Gone again (invalidated since), or a value that is no version (another program's): replaced by a new one,
     // so that the URL does not stay uncacheable.
-    if (!got.error) error = co_await primary_.set(resource, version_text(version), 0, std::chrono::seconds(0),
+    if (!got.error) error = co_await primary_.set(key, version_text(version), 0, std::chrono::seconds(0),
                                                   placement);
   }
   stats_.primary_duration.observe(Clock::now() - start);
   if (error) co_return std::nullopt;
-  if (secondary_) queue_secondary({Write::Kind::kSet, resource, version_text(version), 0, {}, placement});
+  if (secondary_) queue_secondary({Write::Kind::kSet, key, version_text(version), 0, {}, placement});
   co_return version;
+}
+
+asio::awaitable<error_code> ResponseCache::invalidate_tags(std::vector<std::string> tags) {
+  error_code failure;
+  for (std::string& tag : tags) {
+    const std::string key = tag_key(config_.key_prefix, tag);
+    const std::string version = version_text(random_version());
+    bool failed = false;
+    for (std::size_t server = 0; server < primary_.server_count(); ++server) {
+      const auto start = Clock::now();
+      const error_code error = co_await primary_.set_on(server, key, version, std::chrono::seconds(0));
+      stats_.primary_duration.observe(Clock::now() - start);
+      if (error) {
+        failed = true;
+        failure = error;
+        spdlog::warn("cache: invalidating tag '{}' on primary server {} failed: {}", tag, server, error.message());
+      }
+    }
+    (failed ? stats_.tag_invalidations_failed : stats_.tag_invalidations_ok).add();
+    if (!secondary_) continue;
+    for (std::size_t server = 0; server < secondary_->server_count(); ++server) {
+      Write write{Write::Kind::kSetOnServer, key, version, 0, {}, {}};
+      write.server = server;
+      queue_secondary(std::move(write));
+    }
+  }
+  co_return failure;
+}
+
+asio::awaitable<error_code> ResponseCache::invalidate(Invalidation invalidation) {
+  error_code failure = co_await invalidate_tags(std::move(invalidation.tags));
+  for (std::string& key : invalidation.keys) {
+    for (std::size_t server = 0; server < primary_.server_count(); ++server) {
+      const auto start = Clock::now();
+      const error_code error = co_await primary_.remove_on(server, key);
+      stats_.primary_duration.observe(Clock::now() - start);
+      if (error) failure = error;
+    }
+    if (!secondary_) continue;
+    for (std::size_t server = 0; server < secondary_->server_count(); ++server) {
+      Write write{Write::Kind::kDeleteOnServer, key, {}, 0, {}, {}};
+      write.server = server;
+      queue_secondary(std::move(write));
+    }
+  }
+  co_return failure;
+}
+
+asio::awaitable<bool> ResponseCache::claim_stale(std::string entry, std::string placement, std::uint64_t cas,
+                                                 std::chrono::seconds ttl) {
+  const auto start = Clock::now();
+  memcache::DeleteOptions mark;
+  mark.invalidate = true;
+  mark.cas = cas;
+  mark.ttl = static_cast<std::uint32_t>(std::max<std::int64_t>(ttl.count(), 1));
+  const error_code error = co_await primary_.remove(entry, placement, mark);
+  bool won = false;
+  if (!error) {
+    // The mark hands the refresh to the next read of the entry: most often this one, sent right behind it.
+    const memcache::GetResult got = co_await primary_.get(std::move(entry), std::move(placement));
+    won = !got.error && got.item && got.item->won;
+  }
+  stats_.primary_duration.observe(Clock::now() - start);
+  co_return won;
+}
+
+void ResponseCache::release_lease(std::string entry, std::string placement, std::uint64_t cas) {
+  if (closed_) return;
+  asio::co_spawn(executor_, release_primary(shared_from_this(), std::move(entry), std::move(placement), cas),
+                 asio::detached);
+}
+
+asio::awaitable<void> ResponseCache::release_primary(std::shared_ptr<ResponseCache> self, std::string entry,
+                                                     std::string placement, std::uint64_t cas) {
+  const error_code error = co_await remove_if_unchanged(std::move(entry), std::move(placement), cas);
+  if (error && error != std::errc::file_exists) {
+    spdlog::debug("cache: releasing a fill lease failed: {}", error.message());
+  }
+}
+
+asio::awaitable<error_code> ResponseCache::remove_if_unchanged(std::string entry, std::string placement,
+                                                               std::uint64_t cas) {
+  memcache::DeleteOptions unchanged;
+  unchanged.cas = cas;
+  const auto start = Clock::now();
+  const error_code error = co_await primary_.remove(std::move(entry), std::move(placement), unchanged);
+  stats_.primary_duration.observe(Clock::now() - start);
+  co_return error;
+}
+
+const std::vector<std::string>& ResponseCache::header_tags_hint(const std::string& key) const {
+  static const std::vector<std::string> kNone;
+  const auto found = header_tags_.find(key);
+  return found == header_tags_.end() ? kNone : found->second;
+}
+
+void ResponseCache::learn_header_tags(const std::string& key, std::vector<std::string> tags) {
+  if (tags.empty()) {
+    header_tags_.erase(key);
+    return;
+  }
+  if (header_tags_.size() >= kMaxHeaderTagHints && !header_tags_.contains(key)) header_tags_.clear();
+  header_tags_[key] = std::move(tags);
 }
 
 void ResponseCache::invalidate(std::string resource) {
@@ -235,6 +384,10 @@ asio::awaitable<void> ResponseCache::write_secondary(std::shared_ptr<ResponseCac
     if (write.kind == Write::Kind::kSet) {
       error = co_await secondary_->set(std::move(write.key), std::move(write.value), write.flags, write.ttl,
                                        std::move(write.placement));
+    } else if (write.kind == Write::Kind::kSetOnServer) {
+      error = co_await secondary_->set_on(write.server, std::move(write.key), std::move(write.value), write.ttl);
+    } else if (write.kind == Write::Kind::kDeleteOnServer) {
+      error = co_await secondary_->remove_on(write.server, std::move(write.key));
     } else {
       error = co_await secondary_->remove(std::move(write.key), std::move(write.placement));
     }

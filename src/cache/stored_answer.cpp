@@ -91,9 +91,17 @@ std::string cached_response_head(const CachedResponse& response, const CachedHea
     append_header(out, "Content-Length", fmt::format_int(response.body.size()).c_str());
   }
   append_header(out, "X-Request-Id", head.request_id);
-  append_header(out, "X-Cache", "HIT");
+  append_header(out, "X-Cache", head.cache_status);
   if (!head.route.empty()) append_header(out, "X-Apigw-Route", head.route);
   if (!head.upstream.empty()) append_header(out, "X-Apigw-Upstream", head.upstream);
+  if (!head.tag_header.empty() && !response.tags.empty()) {
+    std::string tags;
+    for (const TagVersion& tag : response.tags) {
+      if (!tags.empty()) tags += ' ';
+      tags += tag.tag;
+    }
+    append_header(out, head.tag_header, tags);
+  }
   if (!head.keep_alive) {
     append_header(out, "Connection", "close");
   } else if (head.http10) {

@@ -7,17 +7,27 @@
 #include <array>
 
 #include "apigw/http/text.h"
+#include "auth_section.h"
 #include "tls_section.h"
 #include "value_parsers.h"
 
 namespace apigw::config {
 namespace {
 
-constexpr std::array<std::string_view, 5> kCacheKeys{"primary", "secondary", "key_prefix", "max_item_bytes", "api"};
+constexpr std::array<std::string_view, 7> kCacheKeys{"primary",        "secondary", "key_prefix", "max_item_bytes",
+                                                     "api",            "fill_lock", "events"};
+constexpr std::array<std::string_view, 6> kEventsKeys{"redis", "stream", "group", "claim_after", "poll", "batch"};
 constexpr std::array<std::string_view, 4> kPrimaryKeys{"servers", "timeout", "connections", "tls"};
 constexpr std::array<std::string_view, 4> kSecondaryKeys{"servers", "timeout", "queue", "tls"};
 constexpr std::array<std::string_view, 1> kApiKeys{"token"};
-constexpr std::array<std::string_view, 5> kRouteCacheKeys{"ttl", "vary", "scope", "statuses", "share_authorized"};
+constexpr std::array<std::string_view, 10> kRouteCacheKeys{
+    "ttl",  "vary",       "scope",                  "statuses",       "share_authorized",
+    "tags", "tag_header", "stale_while_revalidate", "stale_if_error", "tag_invalidation"};
+constexpr std::size_t kMaxStreamNameBytes = 200;
+constexpr unsigned kMaxEventBatch = 10'000;
+constexpr core::Duration kMinEventPoll = std::chrono::milliseconds(10);
+constexpr core::Duration kMaxEventPoll = std::chrono::seconds(60);
+constexpr core::Duration kMinClaimAfter = std::chrono::seconds(1);
 constexpr unsigned kMaxCacheConnections = 64;
 constexpr unsigned kMaxSecondaryQueue = 1'000'000;
 constexpr std::uint64_t kMinItemBytes = 1024;
@@ -53,8 +63,9 @@ std::optional<std::string> parse_api_token(std::string_view text, std::string& w
   return std::string(text);
 }
 
-std::optional<std::chrono::seconds> parse_ttl(std::string_view text, std::string& why) {
-  const auto duration = parse_positive_duration(text, why);
+// Whole seconds up to 30 days (Memcached expiration times are in seconds, and relative only up to 30 days).
+std::optional<std::chrono::seconds> whole_seconds(std::optional<core::Duration> duration, std::string_view text,
+                                                  std::string& why) {
   if (!duration) return std::nullopt;
   if (duration->count() % 1000 != 0) {
     why = "must be a whole number of seconds (Memcached expiration times are in seconds), got " + std::string(text);
@@ -66,6 +77,69 @@ std::optional<std::chrono::seconds> parse_ttl(std::string_view text, std::string
     return std::nullopt;
   }
   return seconds;
+}
+
+std::optional<std::chrono::seconds> parse_ttl(std::string_view text, std::string& why) {
+  return whole_seconds(parse_positive_duration(text, why), text, why);
+}
+
+// A stale window: 0 included (no window).
+std::optional<std::chrono::seconds> parse_stale_window(std::string_view text, std::string& why) {
+  return whole_seconds(parse_duration_value(text, why), text, why);
+}
+
+std::optional<TagInvalidation> parse_tag_invalidation(std::string_view text, std::string& why) {
+  if (text == "gone") return TagInvalidation::kGone;
+  if (text == "stale") return TagInvalidation::kStale;
+  why = "bad value '" + std::string(text) + "': expected gone or stale";
+  return std::nullopt;
+}
+
+// A tag template: visible ASCII, `{name}` standing for a path parameter (checked against the route's path later).
+std::optional<std::string> parse_tag_template(std::string_view text, std::string& why) {
+  if (text.empty() || text.size() > kMaxTagTemplateBytes || !visible_ascii(text)) {
+    why = "a tag is 1 to " + std::to_string(kMaxTagTemplateBytes) +
+          " visible ASCII characters without spaces, with path parameters as {name}";
+    return std::nullopt;
+  }
+  std::size_t at = 0;
+  while ((at = text.find_first_of("{}", at)) != std::string_view::npos) {
+    const std::size_t close = text.find('}', at);
+    if (text[at] == '}' || close == std::string_view::npos || close == at + 1 ||
+        text.substr(at + 1, close - at - 1).find('{') != std::string_view::npos) {
+      why = "bad tag '" + std::string(text) + "': braces must enclose a path parameter's name, as in product:{id}";
+      return std::nullopt;
+    }
+    at = close + 1;
+  }
+  return std::string(text);
+}
+
+// A name Redis keys and group names take without quoting trouble: visible ASCII.
+std::optional<std::string> parse_stream_name(std::string_view text, std::string& why) {
+  if (text.empty() || text.size() > kMaxStreamNameBytes || !visible_ascii(text)) {
+    why = "must be 1 to " + std::to_string(kMaxStreamNameBytes) + " visible ASCII characters without spaces";
+    return std::nullopt;
+  }
+  return std::string(text);
+}
+
+std::optional<core::Duration> parse_event_poll(std::string_view text, std::string& why) {
+  auto poll = parse_duration_value(text, why);
+  if (poll && (*poll < kMinEventPoll || *poll > kMaxEventPoll)) {
+    why = "must be from 10ms to 60s, got " + std::string(text);
+    return std::nullopt;
+  }
+  return poll;
+}
+
+std::optional<core::Duration> parse_claim_after(std::string_view text, std::string& why) {
+  auto after = parse_duration_value(text, why);
+  if (after && *after < kMinClaimAfter) {
+    why = "must be at least 1s (an event still being handled must not be taken over), got " + std::string(text);
+    return std::nullopt;
+  }
+  return after;
 }
 
 std::optional<CacheScope> parse_scope(std::string_view text, std::string& why) {
@@ -137,6 +211,34 @@ void read_api(YamlReader& reader, const Field& field, CacheApiConfig& api) {
   }
 }
 
+void read_events(YamlReader& reader, const Field& field, CacheEventsConfig& events) {
+  events.enabled = true;
+  reader.for_each_field(field, kEventsKeys, [&](std::string_view key, const Field& value) {
+    if (key == "redis") return read_redis(reader, value, events.redis);
+    if (key == "stream") return assign(events.stream, reader.value(value, parse_stream_name));
+    if (key == "group") return assign(events.group, reader.value(value, parse_stream_name));
+    if (key == "claim_after") return assign(events.claim_after, reader.value(value, parse_claim_after));
+    if (key == "poll") return assign(events.poll, reader.value(value, parse_event_poll));
+    assign(events.batch, reader.value(value, whole_number(1, kMaxEventBatch)));
+  });
+}
+
+void read_tags(YamlReader& reader, const Field& field, std::vector<std::string>& tags) {
+  tags.clear();
+  if (!reader.expect_list(field)) return;
+  reader.for_each_item(field, [&](std::size_t, const Field& item) {
+    auto tag = reader.value(item, parse_tag_template);
+    if (!tag) return;
+    if (std::find(tags.begin(), tags.end(), *tag) != tags.end()) {
+      return reader.error(item.position, field.label + ": '" + *tag + "' is listed twice");
+    }
+    tags.push_back(std::move(*tag));
+  });
+  if (tags.size() > kMaxRouteCacheTags) {
+    reader.error(field.position, field.label + ": at most " + std::to_string(kMaxRouteCacheTags) + " tags");
+  }
+}
+
 void read_vary(YamlReader& reader, const Field& field, std::vector<std::string>& vary) {
   reader.for_each_item(field, [&](std::size_t, const Field& item) {
     auto name = reader.value(item, parse_header_name);
@@ -178,6 +280,8 @@ void read_cache_section(YamlReader& reader, const Field& field, CacheConfig& cac
     if (key == "max_item_bytes") {
       return assign(cache.max_item_bytes, reader.value(value, size_between(kMinItemBytes, kMaxItemBytes)));
     }
+    if (key == "fill_lock") return assign(cache.fill_lock, reader.value(value, parse_bool));
+    if (key == "events") return read_events(reader, value, cache.events);
     read_api(reader, value, cache.api);
   });
 }
@@ -198,6 +302,19 @@ void read_route_cache(YamlReader& reader, const Field& field, RouteCacheConfig& 
       return assign(cache.scope, reader.value(value, parse_scope));
     }
     if (key == "share_authorized") return assign(cache.share_authorized, reader.value(value, parse_bool));
+    if (key == "tags") {
+      source.cache_tags = value.position;
+      return read_tags(reader, value, cache.tags);
+    }
+    if (key == "tag_header") return assign(cache.tag_header, reader.value(value, parse_header_name));
+    if (key == "stale_while_revalidate") {
+      return assign(cache.stale_while_revalidate, reader.value(value, parse_stale_window));
+    }
+    if (key == "stale_if_error") return assign(cache.stale_if_error, reader.value(value, parse_stale_window));
+    if (key == "tag_invalidation") {
+      source.cache_tag_invalidation = value.position;
+      return assign(cache.tag_invalidation, reader.value(value, parse_tag_invalidation));
+    }
     read_statuses(reader, value, cache.statuses);
     for (const unsigned status : cache.statuses) {
       if (status < 500) continue;

@@ -103,6 +103,42 @@ bool reads_authorization_header(const AuthConfig& auth) {
   });
 }
 
+// The names of a path pattern's parameters (":id", "*rest").
+std::vector<std::string_view> pattern_parameters(std::string_view path) {
+  std::vector<std::string_view> names;
+  std::size_t start = 0;
+  while (start < path.size()) {
+    std::size_t end = path.find('/', start);
+    if (end == std::string_view::npos) end = path.size();
+    const std::string_view segment = path.substr(start, end - start);
+    if (segment.size() > 1 && (segment.front() == ':' || segment.front() == '*')) names.push_back(segment.substr(1));
+    start = end + 1;
+  }
+  return names;
+}
+
+// Each `{name}` of a route's tag templates names a parameter of its path; `tag_invalidation: stale` needs a
+// window to answer stale in.
+void check_cache_tags(const Config& config, std::size_t i, const RouteSource& source,
+                      std::vector<ConfigError>& errors) {
+  const RouteConfig& route = config.routes[i];
+  const std::vector<std::string_view> parameters = pattern_parameters(route.match.path);
+  for (const std::string& tag : route.cache.tags) {
+    for (std::size_t open = tag.find('{'); open != std::string::npos; open = tag.find('{', open + 1)) {
+      const std::string_view name = std::string_view(tag).substr(open + 1, tag.find('}', open) - open - 1);
+      if (std::find(parameters.begin(), parameters.end(), name) != parameters.end()) continue;
+      errors.push_back({source.cache_tags, route_label(config, i) + " cache.tags: '" + tag + "' uses {" +
+                                               std::string(name) + "}, which is not a parameter of the path " +
+                                               route.match.path});
+    }
+  }
+  if (route.cache.tag_invalidation == TagInvalidation::kStale && route.cache.stale_while_revalidate.count() == 0) {
+    errors.push_back({source.cache_tag_invalidation,
+                      route_label(config, i) + " cache.tag_invalidation: stale needs stale_while_revalidate (how "
+                                               "long an invalidated entry may be answered while it is refreshed)"});
+  }
+}
+
 // A cached route needs the cache section, a user to key on when its scope is user, GET or HEAD among its
 // methods, and a name short enough for the Memcached key. A shared cache on a route whose tokens come in the
 // Authorization header stores only what the upstream marks as shareable: said as a warning.
@@ -134,6 +170,7 @@ void check_cache_references(const Config& config, const std::vector<RouteSource>
       errors.push_back({sources[i].cache, route_label(config, i) +
                                               ": cache applies to GET and HEAD only, and the route matches neither"});
     }
+    if (sources[i].path_ok) check_cache_tags(config, i, sources[i], errors);
     if (route.name.size() > kMaxCachedRouteNameBytes) {
       errors.push_back({sources[i].name, route_label(config, i) + ": a cached route's name may have at most " +
                                              std::to_string(kMaxCachedRouteNameBytes) +

@@ -24,6 +24,8 @@ struct RouteSource {
   Position auth;          // of the auth value; line 0 when the route has none
   Position cache;         // of the cache value; line 0 when the route has none
   Position cache_scope;   // of cache.scope's value; the cache value's when it has none
+  Position cache_tags;    // of cache.tags' value; line 0 when the route has none
+  Position cache_tag_invalidation;  // of cache.tag_invalidation's value; line 0 when the route has none
   TargetSource split;
   TargetSource shadow;
   bool path_ok = false;   // match.path parsed, so its pattern can be checked on its own

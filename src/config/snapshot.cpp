@@ -119,6 +119,9 @@ class SnapshotBuilder {
     if (config_.cache.secondary) {
       resolve_all(config_.cache.secondary->servers, "cache.secondary.servers", snapshot_.cache_secondary);
     }
+    if (config_.cache.events.enabled) {
+      resolve_all(config_.cache.events.redis.nodes, "cache.events.redis.nodes", snapshot_.cache_events_nodes);
+    }
   }
 
  private:

@@ -75,14 +75,31 @@ std::shared_ptr<Connection> Client::connection_for(const std::string& key, const
 }
 
 // Each picks its connection before its first suspension, so the client may go away while it waits.
-asio::awaitable<GetResult> Client::get(std::string key, std::string placement) {
+asio::awaitable<GetResult> Client::get(std::string key, std::string placement, GetOptions options) {
   const std::shared_ptr<Connection> connection = connection_for(key, placement);
-  co_return co_await connection->get(std::move(key));
+  co_return co_await connection->get(std::move(key), options);
 }
 
-asio::awaitable<std::vector<GetResult>> Client::get_many(std::vector<std::string> keys, std::string placement) {
+asio::awaitable<std::vector<GetResult>> Client::get_many(std::vector<std::string> keys, std::string placement,
+                                                         GetOptions first) {
   const std::shared_ptr<Connection> connection = connection_placed(placement);
-  co_return co_await connection->get_many(std::move(keys));
+  co_return co_await connection->get_many(std::move(keys), first);
+}
+
+std::shared_ptr<Connection> Client::connection_on(std::size_t server) {
+  Node& node = nodes_.at(server);
+  return node.connections[node.next++ % node.connections.size()];
+}
+
+asio::awaitable<error_code> Client::set_on(std::size_t server, std::string key, std::string value,
+                                           std::chrono::seconds ttl) {
+  const std::shared_ptr<Connection> connection = connection_on(server);
+  co_return co_await connection->set(std::move(key), std::move(value), 0, ttl);
+}
+
+asio::awaitable<error_code> Client::remove_on(std::size_t server, std::string key) {
+  const std::shared_ptr<Connection> connection = connection_on(server);
+  co_return co_await connection->remove(std::move(key));
 }
 
 asio::awaitable<error_code> Client::set(std::string key, std::string value, std::uint32_t flags,
@@ -97,9 +114,9 @@ asio::awaitable<error_code> Client::add(std::string key, std::string value, std:
   co_return co_await connection->add(std::move(key), std::move(value), flags, ttl);
 }
 
-asio::awaitable<error_code> Client::remove(std::string key, std::string placement) {
+asio::awaitable<error_code> Client::remove(std::string key, std::string placement, DeleteOptions options) {
   const std::shared_ptr<Connection> connection = connection_for(key, placement);
-  co_return co_await connection->remove(std::move(key));
+  co_return co_await connection->remove(std::move(key), options);
 }
 
 void Client::close() {

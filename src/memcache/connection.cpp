@@ -54,22 +54,28 @@ Connection::Connection(asio::any_io_executor executor, ConnectionOptions options
                           {"memcached", std::move(options.address), options.port, options.timeout, kReadSize,
                            std::move(options.tls), std::move(options.server_name)}) {}
 
-asio::awaitable<GetResult> Connection::get(std::string key) {
+namespace {
+Item item_of(Reply& reply) {
+  Item item{std::move(reply.value), reply.flags, {}, reply.cas, reply.won, reply.fill_elsewhere, reply.stale};
+  if (reply.ttl && *reply.ttl >= 0) item.ttl_left = std::chrono::seconds(*reply.ttl);
+  return item;
+}
+}  // namespace
+
+asio::awaitable<GetResult> Connection::get(std::string key, GetOptions options) {
   if (!valid_key(key)) co_return GetResult{asio::error::invalid_argument, {}};
   if (!accepting()) co_return GetResult{asio::error::not_connected, {}};
   const std::uint32_t opaque = next_opaque();
-  encode_get(out(), key, opaque);
+  encode_get(out(), key, opaque, options);
   Outcome outcome = co_await exchange(opaque);
   if (outcome.error) co_return GetResult{outcome.error, {}};
   Reply& reply = outcome.reply;
   if (reply.code == Reply::Code::kMiss) co_return GetResult{};
   if (reply.code != Reply::Code::kValue) co_return GetResult{reply_error(reply), {}};
-  Item item{std::move(reply.value), reply.flags, {}};
-  if (reply.ttl && *reply.ttl >= 0) item.ttl_left = std::chrono::seconds(*reply.ttl);
-  co_return GetResult{{}, std::move(item)};
+  co_return GetResult{{}, item_of(reply)};
 }
 
-asio::awaitable<std::vector<GetResult>> Connection::get_many(std::vector<std::string> keys) {
+asio::awaitable<std::vector<GetResult>> Connection::get_many(std::vector<std::string> keys, GetOptions first) {
   std::vector<GetResult> results(keys.size());
   if (keys.empty()) co_return results;
   const bool valid = std::all_of(keys.begin(), keys.end(), [](const std::string& key) { return valid_key(key); });
@@ -83,7 +89,7 @@ asio::awaitable<std::vector<GetResult>> Connection::get_many(std::vector<std::st
   pendings.reserve(keys.size());
   for (const std::string& key : keys) {
     const std::uint32_t opaque = next_opaque();
-    encode_get(out(), key, opaque);
+    encode_get(out(), key, opaque, pendings.empty() ? first : GetOptions{});
     pendings.push_back(std::make_shared<Pending>(executor(), opaque));
     if (pendings.size() < keys.size()) enqueue(pendings.back());
   }
@@ -101,8 +107,7 @@ asio::awaitable<std::vector<GetResult>> Connection::get_many(std::vector<std::st
       results[i].error = reply_error(reply);
       continue;
     }
-    Item& item = results[i].item.emplace(Item{std::move(reply.value), reply.flags, {}});
-    if (reply.ttl && *reply.ttl >= 0) item.ttl_left = std::chrono::seconds(*reply.ttl);
+    results[i].item.emplace(item_of(reply));
   }
   co_return results;
 }
@@ -130,14 +135,15 @@ asio::awaitable<error_code> Connection::store(std::string key, std::string value
   co_return outcome.reply.code == Reply::Code::kHeader ? error_code{} : reply_error(outcome.reply);
 }
 
-asio::awaitable<error_code> Connection::remove(std::string key) {
+asio::awaitable<error_code> Connection::remove(std::string key, DeleteOptions options) {
   if (!valid_key(key)) co_return asio::error::invalid_argument;
   if (!accepting()) co_return asio::error::not_connected;
   const std::uint32_t opaque = next_opaque();
-  encode_delete(out(), key, opaque);
+  encode_delete(out(), key, opaque, options);
   const Outcome outcome = co_await exchange(opaque);
   if (outcome.error) co_return outcome.error;
   const Reply::Code code = outcome.reply.code;
+  if (code == Reply::Code::kExists) co_return make_error_code(errc::file_exists);
   co_return code == Reply::Code::kHeader || code == Reply::Code::kNotFound ? error_code{}
                                                                            : reply_error(outcome.reply);
 }

@@ -16,7 +16,8 @@ bool parse_number(std::string_view text, Number& number) {
   return error == std::errc() && end == text.data() + text.size();
 }
 
-void append_number(std::string& out, std::int64_t number) {
+template <class Number>
+void append_number(std::string& out, Number number) {
   char digits[24];
   const auto [end, error] = std::to_chars(digits, digits + sizeof digits, number);
   out.append(digits, end);
@@ -45,6 +46,12 @@ bool parse_flags(std::string_view line, Reply& reply) {
         reply.ttl = ttl;
         break;
       }
+      case 'c':
+        if (!parse_number(argument, reply.cas)) return false;
+        break;
+      case 'W': reply.won = true; break;
+      case 'Z': reply.fill_elsewhere = true; break;
+      case 'X': reply.stale = true; break;
       case 'O': {
         std::uint32_t opaque = 0;
         if (!parse_number(argument, opaque)) return false;
@@ -77,10 +84,20 @@ bool valid_key(std::string_view key) {
   return true;
 }
 
-void encode_get(std::string& out, std::string_view key, std::uint32_t opaque) {
+void encode_get(std::string& out, std::string_view key, std::uint32_t opaque, const GetOptions& options) {
   out += "mg ";
   out += key;
-  out += " v f t O";
+  out += " v f t";
+  if (options.vivify > 0) {
+    out += " N";
+    append_number(out, options.vivify);
+  }
+  if (options.recache > 0) {
+    out += " R";
+    append_number(out, options.recache);
+  }
+  if (options.cas) out += " c";
+  out += " O";
   append_number(out, opaque);
   out += "\r\n";
 }
@@ -104,9 +121,20 @@ void encode_set(std::string& out, std::string_view key, std::string_view value, 
   out += "\r\n";
 }
 
-void encode_delete(std::string& out, std::string_view key, std::uint32_t opaque) {
+void encode_delete(std::string& out, std::string_view key, std::uint32_t opaque, const DeleteOptions& options) {
   out += "md ";
   out += key;
+  if (options.invalidate) {
+    out += " I";
+    if (options.ttl > 0) {
+      out += " T";
+      append_number(out, options.ttl);
+    }
+  }
+  if (options.cas != 0) {
+    out += " C";
+    append_number(out, options.cas);
+  }
   out += " O";
   append_number(out, opaque);
   out += "\r\n";

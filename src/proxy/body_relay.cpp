@@ -155,6 +155,15 @@ asio::awaitable<Forwarder::Attempt> Forwarder::stream_request_body(upstream::Ups
 
 asio::awaitable<void> Forwarder::relay_response(upstream::Lease lease) {
   const http::ResponseParser& response = response_.response();
+  if (request_.stale_fallback && response.status() >= 500) {
+    // A stale entry answers instead: this response is dropped, with its connection.
+    pool_.stats().error(upstream::UpstreamError::k5xx);
+    client_.upstream.clear();
+    lease.discard();
+    local_reply(response.status(), fmt::format("upstream '{}' answered {}", pool_.upstream().config.name,
+                                               response.status()));
+    co_return;
+  }
   const bool client_http11 = client_.parser.get().version() == 11;
   // A drain that began while the request was in flight closes the connection after this response.
   const ResponseFraming framing =

@@ -179,6 +179,9 @@ void build_client_response_head(const http::ResponseParser& response, const Forw
     const ForwardingHeader kind = classify(field.name, field.name_text);
     if (kind == ForwardingHeader::kRequestId || kind == ForwardingHeader::kApigw) continue;
     if (!forward.cache_status.empty() && beast::iequals(field.name_text, "X-Cache")) continue;
+    if (!forward.drop_response_header.empty() && beast::iequals(field.name_text, forward.drop_response_header)) {
+      continue;
+    }
     has_date = has_date || field.name == bhttp::field::date;
     append_header(out, field.name_text, field.value);
   }

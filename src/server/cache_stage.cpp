@@ -12,12 +12,19 @@
 
 #include "apigw/cache/cache_key.h"
 #include "apigw/cache/cache_policy.h"
+#include "apigw/cache/cache_tags.h"
 #include "apigw/http/location.h"
+#include "cache_refresh.h"
 
 namespace apigw::server {
 namespace asio = boost::asio;
 
 namespace {
+
+// A request waiting for another instance's fill reads the entry again after this, then twice as long each time.
+constexpr auto kFirstPoll = std::chrono::milliseconds(10);
+constexpr auto kLongestPoll = std::chrono::milliseconds(200);
+constexpr std::int64_t kMaxLeaseSeconds = 3600;
 
 // RFC 9110 §9.2.1: every method but these may change the resource.
 bool unsafe(std::string_view method) {
@@ -55,19 +62,21 @@ asio::awaitable<StageResult> CacheStage::on_request(RequestContext& context) {
   co_return StageResult::kContinue;
 }
 
-void CacheStage::on_response(RequestContext& context, const proxy::ForwardResult&) {
+void CacheStage::on_response(RequestContext& context, const proxy::ForwardResult& result) {
   CacheState& state = context.cache;
   if (!state.observer) return;
-  std::optional<std::string> record = state.observer->record();
-  std::shared_ptr<const cache::CachedResponse> response;
-  if (record) {
-    if (std::optional<cache::CachedResponse> decoded = cache::decode_record(*record)) {
-      response = std::make_shared<const cache::CachedResponse>(std::move(*decoded));
-    }
-    state.cache->store(state.key, std::move(*record), state.observer->ttl(), state.resource);
-  }
-  // The requests waiting for this fill get what it stored (or nothing, and go upstream themselves).
+  std::shared_ptr<const cache::CachedResponse> response =
+      store_fill(*state.cache, state.key, state.resource, *state.observer, state.tags);
+  // A stored record replaced the fill lease's placeholder.
+  if (response) state.lease = 0;
+  // The requests waiting for this fill get what it stored (or nothing, and go upstream themselves), or the stale
+  // entry that answers this request instead of the upstream's failure.
   if (state.fill) {
+    if (!response && state.fallback && result.kind == proxy::ForwardResult::Kind::kLocalReply &&
+        result.status >= 500) {
+      state.fill->stale = true;
+      response = state.fallback;
+    }
     state.cache->finish(state.key, state.fill, std::move(response));
     state.fill.reset();
   }
@@ -136,38 +145,229 @@ asio::awaitable<std::shared_ptr<const cache::CachedResponse>> CacheStage::look_u
     joined = state.cache->join(state.key, !head);
     if (joined.fill && !joined.is_leader) co_return co_await wait_for_fill(context, std::move(joined.fill));
   }
-  // A revalidation reads the entry for nothing, but needs the resource's version to store under.
-  cache::ResponseCache::Lookup found = co_await state.cache->look_up(state.key, state.resource);
-  if (found.error) {
-    // The primary is down or slow: served from upstream, and nothing is stored.
-    if (joined.fill) {
-      joined.fill->unavailable = true;
-      state.cache->finish(state.key, joined.fill, nullptr);
-    }
+  if (!route_tags(context)) {
+    if (joined.fill) state.cache->finish(state.key, joined.fill, nullptr);
     stats.bypasses.add();
     co_return nullptr;
   }
-  if (cacheability == cache::RequestCacheability::kLookup && found.entry && found.version) {
-    std::optional<cache::CachedResponse> stored = cache::decode_record(found.entry->value);
-    // A value that is not a record (corrupt, or another program's), is past its lifetime or belongs to an
-    // invalidated version of its resource is a miss.
-    if (stored && stored->resource_version == *found.version && stored->fresh(cache::unix_now())) {
-      auto response = std::make_shared<const cache::CachedResponse>(std::move(*stored));
-      if (joined.fill) state.cache->finish(state.key, joined.fill, response);
-      stats.hits.add();
-      state.status = "HIT";
-      co_return response;
+  const bool leads = cacheability == cache::RequestCacheability::kLookup && joined.fill != nullptr;
+  // The lease lets one request of the fleet fill a missing entry; the recache flag picks the one that refreshes a
+  // stale one.
+  memcache::GetOptions options;
+  if (leads) {
+    options.cas = true;
+    if (state.cache->config().fill_lock) options.vivify = lease_seconds(context);
+    options.recache = static_cast<std::uint32_t>(CacheFill::stale_extra(rule).count());
+  }
+  for (int attempt = 0;; ++attempt) {
+    // A revalidation reads the entry for nothing, but needs the resource's version to store under.
+    cache::ResponseCache::Lookup found =
+        co_await state.cache->look_up(state.key, state.resource, tag_keys(context), options);
+    if (found.error) {
+      // The primary is down or slow: served from upstream, and nothing is stored.
+      if (joined.fill) {
+        joined.fill->unavailable = true;
+        state.cache->finish(state.key, joined.fill, nullptr);
+      }
+      stats.bypasses.add();
+      co_return nullptr;
     }
+    for (std::size_t i = 0; i < state.tags.size(); ++i) state.tags[i].version = found.tag_versions[i].value_or(0);
+    if (cacheability == cache::RequestCacheability::kLookup && found.entry) {
+      const memcache::Item& item = *found.entry;
+      if (item.value.empty() && item.won) {
+        state.lease = item.cas;  // this request fills the entry for the fleet
+      } else if (item.value.empty() && item.fill_elsewhere) {
+        std::shared_ptr<const cache::CachedResponse> filled = co_await wait_for_fleet_fill(context, joined.fill);
+        if (filled) co_return filled;
+        // The other fill gave nothing in time: this request fetches, under the version current now.
+        found.version.reset();
+      } else if (found.version) {
+        Served served = co_await serve_stored(context, found, joined.fill, head);
+        if (served.response) co_return served.response;
+        // A record that cannot be served is dropped (unless it may still answer an upstream failure), so that the
+        // next lookup takes the fill lease.
+        if (leads && options.vivify > 0 && attempt == 0 && !state.fallback && item.cas != 0) {
+          const boost::system::error_code dropped =
+              co_await state.cache->remove_if_unchanged(state.key, state.resource, item.cas);
+          if (!dropped) continue;
+        }
+      }
+    }
+    if (!found.version) found.version = co_await state.cache->create_version(state.resource);
+    state.version = found.version.value_or(0);
+    break;
   }
   state.status = "MISS";
   stats.misses.add();
   const bool fills = cacheability == cache::RequestCacheability::kRevalidate ? !head : joined.fill != nullptr;
   if (!fills) co_return nullptr;
   state.fill = std::move(joined.fill);
-  if (!found.version) found.version = co_await state.cache->create_version(state.resource);
-  if (!found.version) co_return nullptr;  // the fill ends unstored (~CacheState) when the request does
+  if (state.version == 0) co_return nullptr;  // the fill ends unstored (~CacheState) when the request does
+  // The route's tags that have no version yet get one now, before the upstream is asked: an invalidation during
+  // the fetch then makes what it brings stale.
+  for (cache::TagVersion& tag : state.tags) {
+    if (tag.version != 0) continue;
+    const std::optional<std::uint64_t> version =
+        co_await state.cache->create_tag_version(cache::tag_key(prefix, tag.tag), state.resource);
+    if (!version) co_return nullptr;
+    tag.version = *version;
+  }
   state.observer.emplace(rule, static_cast<std::size_t>(state.cache->config().max_item_bytes),
-                         CacheFill::Options{*found.version, shared_authorization(context), cache::unix_now()});
+                         CacheFill::Options{state.version, shared_authorization(context), cache::unix_now()});
+  co_return nullptr;
+}
+
+bool CacheStage::route_tags(RequestContext& context) {
+  CacheState& state = context.cache;
+  state.tags.clear();
+  const std::span<const routing::PathParam> params(context.params.data(), context.param_count);
+  for (const std::string& tag_template : context.route->cache.tags) {
+    std::optional<std::string> tag = cache::expand_tag(tag_template, params);
+    if (!tag) return false;
+    const auto same = [&](const cache::TagVersion& known) { return known.tag == *tag; };
+    if (std::none_of(state.tags.begin(), state.tags.end(), same)) state.tags.push_back({std::move(*tag), 0});
+  }
+  return true;
+}
+
+std::vector<std::string> CacheStage::tag_keys(const RequestContext& context) {
+  const CacheState& state = context.cache;
+  const std::string_view prefix = state.cache->config().key_prefix;
+  std::vector<std::string> keys;
+  // The route's tags first (their versions are needed to store), then those the upstream gave this entry last.
+  for (const cache::TagVersion& tag : state.tags) keys.push_back(cache::tag_key(prefix, tag.tag));
+  if (!state.cache->knows_header_tags()) return keys;
+  for (const std::string& tag : state.cache->header_tags_hint(state.key)) {
+    const auto same = [&](const cache::TagVersion& known) { return known.tag == tag; };
+    if (std::none_of(state.tags.begin(), state.tags.end(), same)) keys.push_back(cache::tag_key(prefix, tag));
+  }
+  return keys;
+}
+
+std::uint32_t CacheStage::lease_seconds(const RequestContext& context) {
+  const auto timeout = context.generation->pools[context.route->upstream]->upstream().config.timeout;
+  const auto seconds = std::chrono::ceil<std::chrono::seconds>(timeout).count();
+  return static_cast<std::uint32_t>(std::clamp<std::int64_t>(seconds, 1, kMaxLeaseSeconds));
+}
+
+asio::awaitable<bool> CacheStage::tags_current(const RequestContext& context, const cache::CachedResponse& stored,
+                                               const cache::ResponseCache::Lookup& found) {
+  const CacheState& state = context.cache;
+  const std::string_view prefix = state.cache->config().key_prefix;
+  const std::vector<std::string>& hinted = state.cache->header_tags_hint(state.key);
+  std::vector<std::string> unread;
+  std::vector<std::uint64_t> expected;
+  for (const cache::TagVersion& tag : stored.tags) {
+    std::optional<std::uint64_t> current;
+    bool read = false;
+    for (std::size_t i = 0; i < state.tags.size(); ++i) {
+      if (state.tags[i].tag != tag.tag) continue;
+      read = true;
+      current = found.tag_versions[i];
+    }
+    // The hinted tags follow the route's in the lookup, less those the route has.
+    std::size_t at = state.tags.size();
+    for (const std::string& hint : hinted) {
+      const auto same = [&](const cache::TagVersion& known) { return known.tag == hint; };
+      if (std::any_of(state.tags.begin(), state.tags.end(), same)) continue;
+      if (!read && hint == tag.tag && at < found.tag_versions.size()) {
+        read = true;
+        current = found.tag_versions[at];
+      }
+      ++at;
+    }
+    if (!read) {
+      unread.push_back(cache::tag_key(prefix, tag.tag));
+      expected.push_back(tag.version);
+      continue;
+    }
+    if (current != tag.version) co_return false;
+  }
+  if (unread.empty()) co_return true;
+  const std::vector<std::optional<std::uint64_t>> versions =
+      co_await state.cache->tag_versions(std::move(unread), state.resource);
+  for (std::size_t i = 0; i < versions.size(); ++i) {
+    if (versions[i] != expected[i]) co_return false;
+  }
+  co_return true;
+}
+
+asio::awaitable<CacheStage::Served> CacheStage::serve_stored(RequestContext& context,
+                                                            const cache::ResponseCache::Lookup& found,
+                                                            const std::shared_ptr<cache::Fill>& fill, bool head) {
+  CacheState& state = context.cache;
+  cache::CacheStats& stats = state.cache->stats();
+  const memcache::Item& item = *found.entry;
+  std::optional<cache::CachedResponse> stored = cache::decode_record(item.value);
+  // A value that is not a record (corrupt, or another program's) or belongs to an invalidated version of its
+  // resource is a miss.
+  if (!stored || stored->resource_version != *found.version) co_return Served{};
+  bool current = true;
+  if (!stored->tags.empty()) current = co_await tags_current(context, *stored, found);
+  const config::RouteCacheConfig& rule = context.route->cache;
+  const std::int64_t now = cache::unix_now();
+  if (current && stored->fresh(now)) {
+    auto response = std::make_shared<const cache::CachedResponse>(std::move(*stored));
+    // Memcached's clock ran out first: the refresh is this request's, a little early.
+    if (item.won && !head) start_refresh(context, *found.version, shared_authorization(context));
+    if (fill) state.cache->finish(state.key, fill, response);
+    stats.hits.add();
+    state.status = "HIT";
+    co_return Served{response};
+  }
+  // Stale, by age or because one of its tags was invalidated (when the route answers such entries stale).
+  const bool tag_stale = !current && rule.tag_invalidation == config::TagInvalidation::kStale;
+  if (!current && !tag_stale) co_return Served{};
+  const std::chrono::seconds staleness = current ? stored->staleness(now) : std::chrono::seconds(0);
+  if (staleness < stored->stale.while_revalidate) {
+    bool refresh = item.won;
+    if (tag_stale && !item.stale && item.cas != 0) {
+      refresh = co_await state.cache->claim_stale(state.key, state.resource, item.cas, stored->stale.while_revalidate);
+    }
+    auto response = std::make_shared<const cache::CachedResponse>(std::move(*stored));
+    if (refresh && !head) start_refresh(context, *found.version, shared_authorization(context));
+    if (fill) {
+      fill->stale = true;
+      state.cache->finish(state.key, fill, response);
+    }
+    stats.stale.add();
+    state.status = "STALE";
+    co_return Served{response};
+  }
+  if (current && staleness < stored->stale.if_error) {
+    state.fallback = std::make_shared<const cache::CachedResponse>(std::move(*stored));
+  }
+  co_return Served{};
+}
+
+asio::awaitable<std::shared_ptr<const cache::CachedResponse>> CacheStage::wait_for_fleet_fill(
+    RequestContext& context, const std::shared_ptr<cache::Fill>& fill) {
+  CacheState& state = context.cache;
+  cache::CacheStats& stats = state.cache->stats();
+  stats.fleet_waits.add();
+  const auto timeout = context.generation->pools[context.route->upstream]->upstream().config.timeout;
+  const auto deadline = std::chrono::steady_clock::now() + timeout;
+  auto interval = kFirstPoll;
+  asio::steady_timer timer(context.worker.executor());
+  while (std::chrono::steady_clock::now() + interval < deadline) {
+    timer.expires_after(interval);
+    co_await timer.async_wait(asio::as_tuple(asio::use_awaitable));
+    interval = std::min(interval * 2, kLongestPoll);
+    cache::ResponseCache::Lookup found = co_await state.cache->look_up(state.key, state.resource,
+                                                                     tag_keys(context), memcache::GetOptions{});
+    if (found.error || !found.entry) break;  // the filler gave up (or the primary failed): fetch
+    const memcache::Item& item = *found.entry;
+    if (item.value.empty()) continue;  // still filling
+    if (!found.version) break;
+    for (std::size_t i = 0; i < state.tags.size(); ++i) state.tags[i].version = found.tag_versions[i].value_or(0);
+    Served served = co_await serve_stored(context, found, fill, false);
+    if (served.response) {
+      stats.coalesced.add();
+      co_return served.response;
+    }
+    break;
+  }
   co_return nullptr;
 }
 
@@ -183,9 +383,9 @@ asio::awaitable<std::shared_ptr<const cache::CachedResponse>> CacheStage::wait_f
               limit.async_wait(asio::as_tuple(asio::use_awaitable)));
   }
   if (fill->done && fill->response) {
-    stats.hits.add();
+    (fill->stale ? stats.stale : stats.hits).add();
     stats.coalesced.add();
-    state.status = "HIT";
+    state.status = fill->stale ? "STALE" : "HIT";
     co_return fill->response;
   }
   if (fill->unavailable) {

@@ -12,9 +12,13 @@
 // the secondary.
 #pragma once
 
+#include <cstdint>
 #include <memory>
+#include <string>
+#include <vector>
 
 #include "apigw/cache/cached_response.h"
+#include "apigw/cache/response_cache.h"
 #include "stage.h"
 
 namespace apigw::server {
@@ -30,6 +34,27 @@ class CacheStage final : public Stage {
   static void invalidate_after_write(RequestContext& context, const WriteObserver& write);
   // The stored response that answers the request, or null (context.cache then says how the request goes on).
   boost::asio::awaitable<std::shared_ptr<const cache::CachedResponse>> look_up(RequestContext& context);
+  // The route's tags for this request (context.cache.tags); false when one cannot be formed.
+  static bool route_tags(RequestContext& context);
+  // The keys of the tag versions read with the entry: the route's tags, then those the upstream gave it last.
+  static std::vector<std::string> tag_keys(const RequestContext& context);
+  // How long a fill lease lasts: the upstream's timeout, in whole seconds.
+  static std::uint32_t lease_seconds(const RequestContext& context);
+  // Whether each tag of the record still has the version it was stored with.
+  static boost::asio::awaitable<bool> tags_current(const RequestContext& context, const cache::CachedResponse& stored,
+                                                   const cache::ResponseCache::Lookup& found);
+  // A record of the resource's current version: answered fresh (HIT) or stale (STALE, refreshed by the request
+  // Memcached picks), or kept to answer an upstream failure (context.cache.fallback); null otherwise.
+  struct Served {
+    std::shared_ptr<const cache::CachedResponse> response;
+  };
+  static boost::asio::awaitable<Served> serve_stored(RequestContext& context,
+                                                     const cache::ResponseCache::Lookup& found,
+                                                     const std::shared_ptr<cache::Fill>& fill, bool head);
+  // Another instance (or worker) holds the fill lease: the record it stores, read again until it appears or the
+  // upstream's timeout passes; null when this request must fetch.
+  static boost::asio::awaitable<std::shared_ptr<const cache::CachedResponse>> wait_for_fleet_fill(
+      RequestContext& context, const std::shared_ptr<cache::Fill>& fill);
   // Another request leads the fill of this key: its outcome, unless it takes longer than the upstream's timeout.
   boost::asio::awaitable<std::shared_ptr<const cache::CachedResponse>> wait_for_fill(
       RequestContext& context, std::shared_ptr<cache::Fill> fill);

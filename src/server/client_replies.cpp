@@ -57,9 +57,11 @@ asio::awaitable<bool> ClientSession::send_stored(RequestContext& context, const 
   const bool keep_alive = request.keep_alive() && !worker_.draining();
   cache::CachedHead head;
   head.request_id = context.request_id;
+  if (!context.cache.status.empty()) head.cache_status = context.cache.status;
   if (context.snapshot->config.server.debug_headers) {
     head.route = context.route->name;
     head.upstream = context.upstream;
+    head.tag_header = context.route->cache.tag_header;
   }
   head.keep_alive = keep_alive;
   head.http10 = request.version() == 10;

@@ -31,6 +31,14 @@ asio::awaitable<PipelineOutcome> RequestPipeline::run(RequestContext& context) {
   outcome.forward = co_await forwarder.run();
   context.endpoint = outcome.forward.endpoint;
   while (count > 0) entered[--count]->on_response(context, outcome.forward);
+  if (outcome.forward.kind == proxy::ForwardResult::Kind::kLocalReply && outcome.forward.status >= 500 &&
+      context.cache.fallback && outcome.forward.body_consumed) {
+    // stale-if-error: the stale entry answers instead of the upstream's failure.
+    context.stored = std::move(context.cache.fallback);
+    context.cache.status = "STALE";
+    context.generation->cache->stats().stale.add();
+    outcome.kind = PipelineOutcome::Kind::kStored;
+  }
   co_return outcome;
 }
 
@@ -49,6 +57,8 @@ bool RequestPipeline::route(RequestContext& context) {
   }
   context.route = &context.snapshot->routes[match.route];
   context.route_index = match.route;
+  context.params = match.params;
+  context.param_count = match.param_count;
   context.serving = context.route->upstream;
   context.upstream = context.pool().upstream().config.name;
   return true;
@@ -75,6 +85,10 @@ proxy::ForwardRequest RequestPipeline::forward_request(const RequestContext& con
     forward.user_id = context.user;
   }
   forward.cache_status = context.cache.status;
+  if (context.route->cache.enabled && !forward.debug_headers) {
+    forward.drop_response_header = context.route->cache.tag_header;
+  }
+  forward.stale_fallback = context.cache.fallback != nullptr;
   forward.observers = context.observers.view();
   forward.request_observer = context.request_observer;
   return forward;

@@ -42,15 +42,14 @@ class RequestPipeline {
   RequestPipeline& operator=(const RequestPipeline&) = delete;
 
   boost::asio::awaitable<PipelineOutcome> run(RequestContext& context);
+  // What the forwarder is given: the request as the stages left it.
+  static proxy::ForwardRequest forward_request(const RequestContext& context);
 
  private:
   static constexpr std::size_t kStages = 5;
 
   // Matches the route: false (with context.reply) when none does.
   bool route(RequestContext& context);
-  // What the forwarder is given: the request as the stages left it.
-  static proxy::ForwardRequest forward_request(const RequestContext& context);
-
   AuthStage auth_;
   CacheStage cache_;
   SplitStage split_;

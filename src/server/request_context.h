@@ -21,6 +21,7 @@
 #include "apigw/http/request_id.h"
 #include "apigw/migration/shadow_copy.h"
 #include "apigw/proxy/forwarder.h"
+#include "apigw/routing/route_trie.h"
 #include "apigw/server/client_session.h"
 #include "apigw/server/worker.h"
 #include "cache_fill.h"
@@ -63,6 +64,8 @@ struct RequestContext {
   // Routing: the route, and the upstream that serves the request (the route's, or the split's).
   const config::Route* route = nullptr;
   std::uint32_t route_index = 0;
+  std::array<routing::PathParam, routing::kMaxParams> params{};  // the route's path parameters (views of the path)
+  std::size_t param_count = 0;
   std::size_t serving = 0;     // snapshot upstream index
   std::string_view upstream;   // its name
 

@@ -9,18 +9,17 @@ without a restart."""
 import copy
 import hashlib
 import itertools
-import json
 import re
 import signal
 import threading
 import time
 
-from apigw_harness import (CACHE_STORED, cached_route, free_port, gateway_config, route, wait_stored, wait_until,
-                           write_config, xcache)
+from apigw_harness import (CACHE_API_TOKEN, CACHE_STORED, cache_gateway_config, cached_route, concurrent_gets,
+                           free_port, route, wait_stored, wait_until, write_config, xcache)
 from rawhttp import Client, request
 from recording_upstream import Fixed, Generate, pattern_sha256, serial
 
-API_TOKEN = "cache-api-token-0123456789"
+API_TOKEN = CACHE_API_TOKEN
 HITS = 'apigw_cache_requests_total{result="hit"}'
 MISSES = 'apigw_cache_requests_total{result="miss"}'
 BYPASSES = 'apigw_cache_requests_total{result="bypass"}'
@@ -30,17 +29,6 @@ SECONDARY_FAILED = 'apigw_cache_secondary_writes_total{result="failed"}'
 
 # --- helpers -----------------------------------------------------------------------------------------------
 
-def cache_config(upstream, primary, secondary=(), routes=None, server=None, timeout="500ms", **section):
-    """A gateway config with a `cache` section over these MemcachedServers. The timeout is generous by default so
-    that a loaded machine never turns an expected hit into a bypass; the fault tests pass their own."""
-    cfg = gateway_config(routes or [cached_route("items", "/items/*rest")], {"u": upstream}, server=server)
-    cache = {"primary": {"servers": [s.address for s in primary], "timeout": timeout, "connections": 2}}
-    if secondary:
-        cache["secondary"] = {"servers": [s.address for s in secondary], "timeout": "500ms", "queue": 1000}
-    cache["api"] = {"token": API_TOKEN}
-    cache.update(section)
-    cfg["cache"] = cache
-    return cfg
 
 
 def get(gw, target, headers=(), method="GET", body=None):
@@ -87,7 +75,7 @@ def where(servers, key):
 
 # The record's head (include/apigw/cache/cached_response.h): magic, version, checksum, stored_at, ttl, initial age,
 # then the resource version at bytes 29-36.
-RECORD_VERSION = 2
+RECORD_VERSION = 3
 RESOURCE_VERSION_AT = slice(29, 37)
 
 
@@ -107,7 +95,7 @@ def test_miss_is_proxied_and_stored_then_hits_skip_the_upstream(gateway, upstrea
     primary, secondary = pools
     up = upstream(default=serial(headers=[("Cache-Control", "public"), ("X-Custom", "kept")]))
     routes = [cached_route("items", "/items/*rest"), route("plain", "/plain", "u")]
-    gw = gateway(cache_config(up, primary, secondary, routes))
+    gw = gateway(cache_gateway_config(up, primary, secondary, routes))
 
     first = get(gw, "/items/1")
     assert first.status == 200 and xcache(first) == "MISS", first
@@ -169,7 +157,7 @@ def test_conditional_requests_on_a_hit_get_304(gateway, upstream, pools):
     up = upstream(default=Fixed(200, b'{"v": 7}', headers=[("Content-Type", "application/json"), ("ETag", '"v7"'),
                                                            ("Last-Modified", last_modified),
                                                            ("Cache-Control", "max-age=60")]))
-    gw = gateway(cache_config(up, primary, secondary))
+    gw = gateway(cache_gateway_config(up, primary, secondary))
     assert xcache(get(gw, "/items/1")) == "MISS"
     wait_stored(gw, 1)
 
@@ -190,7 +178,7 @@ def test_conditional_requests_on_a_hit_get_304(gateway, upstream, pools):
 
 def test_errors_on_a_cached_route_say_what_the_cache_did(gateway, pools):
     primary, _ = pools
-    gw = gateway(cache_config([free_port()], primary))  # nothing listens there
+    gw = gateway(cache_gateway_config([free_port()], primary))  # nothing listens there
     r = get(gw, "/items/1")
     assert r.status == 502 and xcache(r) == "MISS" and r.json()["error"] == "bad_gateway", r
     r = get(gw, "/items/1", [("Cache-Control", "no-store")])
@@ -201,7 +189,7 @@ def test_errors_on_a_cached_route_say_what_the_cache_did(gateway, pools):
 def test_request_no_cache_refetches_and_stores_the_fresh_response(gateway, upstream, pools):
     primary, _ = pools
     up = upstream(default=serial())
-    gw = gateway(cache_config(up, primary))
+    gw = gateway(cache_gateway_config(up, primary))
 
     assert xcache(get(gw, "/items/a")) == "MISS"
     wait_stored(gw, 1)
@@ -220,7 +208,7 @@ def test_request_no_cache_refetches_and_stores_the_fresh_response(gateway, upstr
 def test_no_store_requests_and_posts_bypass_and_are_never_stored(gateway, upstream, pools):
     primary, _ = pools
     up = upstream(default=serial())
-    gw = gateway(cache_config(up, primary))
+    gw = gateway(cache_gateway_config(up, primary))
     no_store = [("Cache-Control", "no-store")]
 
     r = get(gw, "/items/a", no_store)
@@ -275,7 +263,7 @@ def test_uncacheable_responses_are_proxied_but_never_stored(gateway, upstream, p
     for path, behaviour in never.items():
         up.on(path, behaviour)
     up.on("/items/missing", serial(status=404))
-    gw = gateway(cache_config(up, primary, routes=[cached_route("items", "/items/*rest", statuses=[200, 404])]))
+    gw = gateway(cache_gateway_config(up, primary, routes=[cached_route("items", "/items/*rest", statuses=[200, 404])]))
 
     for path in list(never) + ["/items/missing", "/items/ok"]:
         r = get(gw, path)
@@ -306,7 +294,7 @@ def test_responses_over_max_item_bytes_stream_through_and_are_not_stored(gateway
     up.on("/items/big", Generate(8192))
     up.on("/items/big-chunked", Generate(8192, chunked=True))
     up.on("/items/small-chunked", Generate(1000, chunked=True))
-    gw = gateway(cache_config(up, primary, max_item_bytes="4KiB"))
+    gw = gateway(cache_gateway_config(up, primary, max_item_bytes="4KiB"))
 
     for path, size in [("/items/big", 8192), ("/items/big-chunked", 8192), ("/items/small-chunked", 1000)]:
         r = get(gw, path)
@@ -332,7 +320,7 @@ def test_route_ttl_and_shorter_max_age_expire_entries(gateway, upstream, pools):
     up.on("/items/max-age", serial(headers=[("Cache-Control", "public, max-age=1")]))
     up.on("/items/s-maxage", serial(headers=[("Cache-Control", "public, s-maxage=1, max-age=600")]))
     routes = [cached_route("short", "/short", ttl="1s"), cached_route("items", "/items/*rest", ttl="30s")]
-    gw = gateway(cache_config(up, primary, routes=routes))
+    gw = gateway(cache_gateway_config(up, primary, routes=routes))
 
     short_lived = ["/short", "/items/max-age", "/items/s-maxage"]
     for path in short_lived:
@@ -358,7 +346,8 @@ def test_route_ttl_and_shorter_max_age_expire_entries(gateway, upstream, pools):
 def test_key_covers_vary_headers_query_and_host(gateway, upstream, pools):
     primary, _ = pools
     up = upstream(default=serial())
-    gw = gateway(cache_config(up, primary, routes=[cached_route("items", "/items/*rest", vary=["Accept-Language"])]))
+    routes = [cached_route("items", "/items/*rest", vary=["Accept-Language"])]
+    gw = gateway(cache_gateway_config(up, primary, routes=routes))
 
     fr = get(gw, "/items/v", [("Accept-Language", "fr")])
     de = get(gw, "/items/v", [("Accept-Language", "de")])
@@ -398,7 +387,7 @@ def test_key_covers_vary_headers_query_and_host(gateway, upstream, pools):
 # --- users -------------------------------------------------------------------------------------------------
 
 def auth_config(up, primary, redis_server, routes):
-    cfg = cache_config(up, primary, routes=routes)
+    cfg = cache_gateway_config(up, primary, routes=routes)
     cfg["auth"] = {"redis": {"nodes": [f"127.0.0.1:{redis_server.port}"], "timeout": "500ms"},
                    "cache": {"ttl": "0s", "negative_ttl": "0s"}}
     return cfg
@@ -469,36 +458,13 @@ def test_the_cache_never_answers_past_authentication_and_401s_are_not_stored(gat
 
 # --- coalescing --------------------------------------------------------------------------------------------
 
-def concurrent_gets(gw, target, n):
-    """n GETs of `target`, each on its own connection, sent together; → responses in the order of the clients."""
-    clients = [Client(gw.port, timeout=30) for _ in range(n)]
-    barrier = threading.Barrier(n)
-    results = [None] * n
-
-    def run(i):
-        try:
-            barrier.wait(timeout=10)
-            results[i] = clients[i].request("GET", target)
-        except Exception as e:  # reported by the assertion below
-            results[i] = e
-
-    threads = [threading.Thread(target=run, args=(i,)) for i in range(n)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(timeout=40)
-    for c in clients:
-        c.close()
-    errors = [r for r in results if not hasattr(r, "status")]
-    assert not errors, errors
-    return results
 
 
 def test_concurrent_misses_on_one_worker_make_one_upstream_request(gateway, upstream, pools):
     primary, _ = pools
     up = upstream(default=serial(delay=0.5))
     up.on("/items/cookie", serial(delay=0.5, headers=lambda n: [("Set-Cookie", f"session=s{n}")]))
-    gw = gateway(cache_config(up, primary, server={"workers": 1}))
+    gw = gateway(cache_gateway_config(up, primary, server={"workers": 1}))
 
     responses = concurrent_gets(gw, "/items/slow", 20)
     assert len(up.recorded("/items/slow")) == 1, f"{len(up.recorded('/items/slow'))} upstream requests"
@@ -524,7 +490,7 @@ def test_concurrent_misses_on_one_worker_make_one_upstream_request(gateway, upst
 def test_every_fill_is_copied_to_the_secondary_pool(gateway, upstream, pools):
     primary, secondary = pools
     up = upstream(default=serial())
-    gw = gateway(cache_config(up, primary, secondary))
+    gw = gateway(cache_gateway_config(up, primary, secondary))
 
     paths = [f"/items/{i}" for i in range(16)]
     for path in paths:
@@ -560,7 +526,7 @@ def test_every_fill_is_copied_to_the_secondary_pool(gateway, upstream, pools):
 def test_primary_down_bypasses_at_once_and_caching_resumes_without_a_restart(gateway, upstream, memcached):
     primary = memcached()
     up = upstream(default=serial())
-    gw = gateway(cache_config(up, [primary], timeout="200ms"))
+    gw = gateway(cache_gateway_config(up, [primary], timeout="200ms"))
     pid = gw.pid
 
     assert xcache(get(gw, "/items/a")) == "MISS"
@@ -587,7 +553,7 @@ def test_primary_down_bypasses_at_once_and_caching_resumes_without_a_restart(gat
 def test_paused_primary_bypasses_within_the_timeout(gateway, upstream, memcached):
     primary = memcached()
     up = upstream(default=serial())
-    gw = gateway(cache_config(up, [primary], timeout="100ms"))
+    gw = gateway(cache_gateway_config(up, [primary], timeout="100ms"))
     assert xcache(get(gw, "/items/a")) == "MISS"
     wait_stored(gw, 1)
     assert xcache(get(gw, "/items/a")) == "HIT"
@@ -614,7 +580,7 @@ def test_paused_primary_bypasses_within_the_timeout(gateway, upstream, memcached
 def test_secondary_down_never_touches_clients_and_writes_resume(gateway, upstream, memcached):
     primary, secondary = memcached(), memcached()
     up = upstream(default=serial())
-    gw = gateway(cache_config(up, [primary], [secondary]))
+    gw = gateway(cache_gateway_config(up, [primary], [secondary]))
 
     secondary.stop()
     r, took = timed(lambda: get(gw, "/items/a"))
@@ -640,7 +606,7 @@ def test_secondary_down_never_touches_clients_and_writes_resume(gateway, upstrea
 def test_corrupt_or_foreign_values_are_misses(gateway, upstream, memcached):
     primary = memcached()
     up = upstream(default=serial())
-    gw = gateway(cache_config(up, [primary], key_prefix="edge."))
+    gw = gateway(cache_gateway_config(up, [primary], key_prefix="edge."))
     assert xcache(get(gw, "/items/c")) == "MISS"
     wait_stored(gw, 1)
     (key,) = entry_keys([primary], prefix="edge.")
@@ -648,7 +614,7 @@ def test_corrupt_or_foreign_values_are_misses(gateway, upstream, memcached):
     (resource,) = resource_keys([primary], prefix="edge.")
     assert resource_pattern("items", prefix="edge.").fullmatch(resource), resource
     good = primary.get(key)
-    assert good.startswith(b"AGWC") and len(good) > 45, good
+    assert good.startswith(b"AGWC") and len(good) > 55, good
 
     def with_checksum(record):
         """The record with its checksum recomputed: the first 8 bytes of SHA-256 over bytes 13 to the end."""
@@ -677,7 +643,7 @@ def test_corrupt_or_foreign_values_are_misses(gateway, upstream, memcached):
 def test_servers_of_both_pools_killed_and_restarted_mid_run(gateway, upstream, pools):
     primary, secondary = pools
     up = upstream(default=serial())
-    gw = gateway(cache_config(up, primary, secondary, timeout="200ms"))
+    gw = gateway(cache_gateway_config(up, primary, secondary, timeout="200ms"))
     paths = [f"/items/{i}" for i in range(16)]
     seen = []          # (path, status, X-Cache, body target)
     errors = []
@@ -743,7 +709,7 @@ def test_fills_memcached_refuses_are_counted_and_harmless(gateway, upstream, mem
     primary = memcached("-I", "2k", "-o", "slab_chunk_max=1024")
     up = upstream(default=serial())
     up.on("/items/big", Generate(4000))
-    gw = gateway(cache_config(up, [primary], max_item_bytes="8KiB"))
+    gw = gateway(cache_gateway_config(up, [primary], max_item_bytes="8KiB"))
 
     for _ in range(2):
         r = get(gw, "/items/big")
@@ -760,7 +726,7 @@ def test_fills_memcached_refuses_are_counted_and_harmless(gateway, upstream, mem
 def test_a_stalled_secondary_drops_copies_beyond_its_queue(gateway, upstream, memcached):
     primary, secondary = memcached(), memcached()
     up = upstream(default=serial())
-    cfg = cache_config(up, [primary], [secondary])
+    cfg = cache_gateway_config(up, [primary], [secondary])
     cfg["cache"]["secondary"].update(queue=1, timeout="3s")
     gw = gateway(cfg)
     assert xcache(get(gw, "/items/warm")) == "MISS"
@@ -803,7 +769,7 @@ def reload_and_wait(gw, cfg):
 def test_reloads_keep_or_move_the_pools_without_a_failed_request(gateway, upstream, memcached):
     old, new = memcached(), memcached()
     up = upstream(default=serial())
-    gw = gateway(cache_config(up, [old], server={"workers": 1}))
+    gw = gateway(cache_gateway_config(up, [old], server={"workers": 1}))
     cfg = copy.deepcopy(gw.config)  # with the ports the gateway was given
     assert xcache(get(gw, "/items/1")) == "MISS"
     wait_stored(gw, 1)

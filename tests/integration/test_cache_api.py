@@ -12,7 +12,7 @@ from urllib.parse import quote
 
 import pytest
 
-from apigw_harness import cached_route, gateway_config, route, wait_until
+from apigw_harness import assert_api_error, cached_route, gateway_config, route, wait_until
 from memcached_harness import memc_ketama
 from rawhttp import request
 from recording_upstream import serial
@@ -52,14 +52,6 @@ def purge(gw, doc, token=TOKEN):
     return api(gw, "POST", "purge", body, [("Content-Type", "application/json")], token=token)
 
 
-def assert_api_error(resp, status):
-    """The cache API's errors: the status and a JSON object with a non-empty string "error"."""
-    assert resp.status == status, f"expected {status}, got {resp!r}"
-    ctype = (resp.header("Content-Type") or "").split(";")[0].strip().lower()
-    assert ctype == "application/json", resp
-    doc = resp.json()
-    assert isinstance(doc, dict) and isinstance(doc.get("error"), str) and doc["error"], doc
-    return doc
 
 
 def where(servers, key):

@@ -16,6 +16,7 @@ import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -465,6 +466,62 @@ def wait_stored(gw, n, timeout=5.0):
     assert wait_until(lambda: gw.metric(CACHE_STORED) >= n, timeout=timeout), \
         f"{gw.metric(CACHE_STORED)} fills stored within {timeout}s, expected {n}"
     assert gw.metric(CACHE_STORED) == n, f"{gw.metric(CACHE_STORED)} fills stored, expected {n}"
+
+
+CACHE_API_TOKEN = "cache-api-token-0123456789"
+
+
+def cache_gateway_config(upstreams, primary, secondary=(), routes=None, server=None, timeout="500ms",
+                         **section) -> dict:
+    """A gateway config with a `cache` section (and the cache API, token CACHE_API_TOKEN) over these
+    MemcachedServers; `upstreams`: an Upstream for "u", or a dict of them. The timeout is generous by default so
+    that a loaded machine never turns an expected hit into a bypass; fault tests pass their own."""
+    ups = upstreams if isinstance(upstreams, dict) else {"u": upstreams}
+    cfg = gateway_config(routes or [cached_route("items", "/items/*rest")], ups, server=server)
+    cache = {"primary": {"servers": [s.address for s in primary], "timeout": timeout, "connections": 2}}
+    if secondary:
+        cache["secondary"] = {"servers": [s.address for s in secondary], "timeout": "500ms", "queue": 1000}
+    cache["api"] = {"token": CACHE_API_TOKEN}
+    cache.update(section)
+    cfg["cache"] = cache
+    return cfg
+
+
+def concurrent_gets(gws, target: str, n: int) -> list:
+    """n GETs of `target`, each on its own connection, spread over `gws` (one Apigw or a list) in turn and sent
+    together; → responses in the order of the clients."""
+    gws = gws if isinstance(gws, (list, tuple)) else [gws]
+    clients = [Client(gws[i % len(gws)].port, timeout=30) for i in range(n)]
+    barrier = threading.Barrier(n)
+    results = [None] * n
+
+    def run(i):
+        try:
+            barrier.wait(timeout=10)
+            results[i] = clients[i].request("GET", target)
+        except Exception as e:  # reported by the assertion below
+            results[i] = e
+
+    threads = [threading.Thread(target=run, args=(i,)) for i in range(n)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=40)
+    for c in clients:
+        c.close()
+    errors = [r for r in results if not hasattr(r, "status")]
+    assert not errors, errors
+    return results
+
+
+def assert_api_error(resp, status: int) -> dict:
+    """The admin APIs' errors: the status and a JSON object with a non-empty string "error"."""
+    assert resp.status == status, f"expected {status}, got {resp!r}"
+    ctype = (resp.header("Content-Type") or "").split(";")[0].strip().lower()
+    assert ctype == "application/json", resp
+    doc = resp.json()
+    assert isinstance(doc, dict) and isinstance(doc.get("error"), str) and doc["error"], doc
+    return doc
 
 
 def is_uuid_like(s: Optional[str]) -> bool:

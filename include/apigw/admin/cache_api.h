@@ -6,6 +6,8 @@
 //   DELETE /_cache/{key}   (a missing key is not an error)                                      → 204
 //   POST   /_cache/purge   {"route", "path", "query", "host", "headers", "user_id"}: deletes the entry of a
 //                          route's GET (and HEAD) for that request                              → 200 {"key"}
+//   POST   /_cache/invalidate  {"tags": [...], "keys": [...]}: every response filed under a tag stops being
+//                          served on every instance; the keys are deleted                      → 200 {"tags"}
 // Every call needs `Authorization: Bearer <cache.api.token>` (401 otherwise). {key} is percent-decoded; a key
 // Memcached cannot hold (empty, over 250 bytes, spaces or control characters) is 400; a value over
 // max_item_bytes is 413; the primary pool failing is 503. Writes and deletes reach the secondary pool too.

@@ -37,7 +37,10 @@ struct CacheControl {
   bool is_private = false;  // with or without a field list
   bool is_public = false;
   bool must_revalidate = false;
+  bool proxy_revalidate = false;
   std::optional<std::chrono::seconds> max_age;
+  std::optional<std::chrono::seconds> stale_while_revalidate;  // RFC 5861
+  std::optional<std::chrono::seconds> stale_if_error;
   std::optional<std::chrono::seconds> s_maxage;
   bool bad_age = false;  // a max-age or s-maxage whose value is not a number
 
@@ -72,6 +75,9 @@ struct Storable {
   std::chrono::seconds initial_age{0};  // its age when it arrived (see initial_age)
   std::int64_t date = 0;                // its Date, or response_time when it has no valid one
   bool has_date = false;                // it carried a valid Date (otherwise the cache adds one)
+  // How long past its lifetime it may be answered stale: the route's windows, shortened by the response's
+  // stale-while-revalidate and stale-if-error; none with must-revalidate or proxy-revalidate.
+  StaleWindows stale;
   // How much of its lifetime is left when it is stored: always more than zero.
   std::chrono::seconds remaining() const { return lifetime - initial_age; }
 };
@@ -84,10 +90,10 @@ struct Storable {
 // - Vary is "*", or names a header that is not in the route's `vary` (the key would not tell its variants apart);
 // - `shared_authorization` (the request carried Authorization and the entry would be shared, §3.5) and the
 //   response has none of public, s-maxage and must-revalidate;
-// - it is already stale. The freshness lifetime is s-maxage, else max-age, else Expires − Date (an Expires that
-//   is not a valid HTTP-date, "0" included, is in the past), capped by the route's ttl; the route's ttl alone
-//   when the response has none of the three. Its age is initial_age(Age, Date, times), a missing or invalid Date
-//   counting as response_time.
+// - it is already stale (its stale windows do not make it storable). The freshness lifetime is s-maxage, else
+//   max-age, else Expires − Date (an Expires that is not a valid HTTP-date, "0" included, is in the past), capped
+//   by the route's ttl; the route's ttl alone when the response has none of the three. Its age is
+//   initial_age(Age, Date, times), a missing or invalid Date counting as response_time.
 // A body larger than max_item_bytes is the caller's business (encode_record's max_bytes).
 std::optional<Storable> storable_for(unsigned status, std::span<const HeaderView> headers,
                                      const config::RouteCacheConfig& route, const ExchangeTimes& times,

@@ -9,6 +9,16 @@
 // stored, invalidated, or evicted) serves nothing until a fill creates a new one. Entries are placed on the server
 // of their resource key, so that one pipelined round trip reads both.
 //
+// Tags. A tag's version lives at tag_key(prefix, tag) on every server of the pool, and a record carries the
+// versions its tags had when it was stored; it is served only while each is still current on its resource's
+// server, read in the same round trip as the entry. Invalidating a tag writes a new version to every server of
+// both pools, so every response filed under it stops being served (or is answered stale) on every instance.
+//
+// One fill per key for the fleet. A lookup that leads may ask Memcached to vivify the missing entry: the first
+// request (of any worker of any instance) is told it won and fills the key; the others see the empty placeholder
+// and wait for the record to appear, as long as the winner's lease (the placeholder's life). A stale record is
+// refreshed by the one request Memcached's recache flag picks.
+//
 // Loop thread only. Nothing here blocks the loop: every Memcached round trip is bounded by its pool's timeout,
 // and a pool that is down fails commands at once while it backs off (see memcache/connection.h).
 #pragma once
@@ -27,6 +37,7 @@
 #include <boost/asio/steady_timer.hpp>
 #include <boost/system/error_code.hpp>
 
+#include "apigw/cache/cache_tags.h"
 #include "apigw/cache/cached_response.h"
 #include "apigw/config/snapshot.h"
 #include "apigw/core/metrics.h"
@@ -52,6 +63,12 @@ struct CacheStats {
   core::Gauge& secondary_queue;
   core::Counter& invalidations_ok;
   core::Counter& invalidations_failed;
+  core::Counter& tag_invalidations_ok;
+  core::Counter& tag_invalidations_failed;
+  core::Counter& stale;         // requests answered with a stale record
+  core::Counter& refreshes_ok;  // background refreshes that stored a response
+  core::Counter& refreshes_failed;
+  core::Counter& fleet_waits;   // requests that waited for another instance's (or worker's) fill
   core::Histogram& primary_duration;
   core::Histogram& secondary_duration;
 };
@@ -62,6 +79,7 @@ struct Fill {
   boost::asio::steady_timer done_signal;          // cancelled when the fill ends
   std::shared_ptr<const CachedResponse> response;  // what was stored; null when the response was not storable
   bool done = false;
+  bool stale = false;        // `response` is a stale record (the leader answered it stale)
   bool unavailable = false;  // the primary pool failed the lookup: the waiting requests bypass the cache too
 };
 
@@ -76,22 +94,54 @@ class ResponseCache : public std::enable_shared_from_this<ResponseCache> {
   ResponseCache& operator=(const ResponseCache&) = delete;
 
   const config::CacheConfig& config() const { return config_; }
+  const boost::asio::any_io_executor& executor() const { return executor_; }
   CacheStats& stats() { return stats_; }
 
   // A read of the primary pool (errors as memcache::Connection's).
   boost::asio::awaitable<memcache::GetResult> get(std::string key);
 
-  // An entry and its resource's version, in one round trip to the server the resource key places them on.
+  // An entry, its resource's version and the versions of tags, in one round trip to the server the resource key
+  // places them on. `entry_options` asks for the entry's fill lease or refresh (see above).
   struct Lookup {
-    boost::system::error_code error;     // either read failed: nothing else is set
+    boost::system::error_code error;     // a read failed: nothing else is set
     std::optional<memcache::Item> entry;
     std::optional<std::uint64_t> version;  // nullopt: the resource has none
+    std::vector<std::optional<std::uint64_t>> tag_versions;  // as `tag_keys`; nullopt: the tag has none
   };
-  boost::asio::awaitable<Lookup> look_up(std::string entry, std::string resource);
+  boost::asio::awaitable<Lookup> look_up(std::string entry, std::string resource, std::vector<std::string> tag_keys,
+                                         memcache::GetOptions entry_options);
+  // The versions of tags on the server `placement` selects; nullopt for a tag that has none, or for every one
+  // when the read fails.
+  boost::asio::awaitable<std::vector<std::optional<std::uint64_t>>> tag_versions(std::vector<std::string> tag_keys,
+                                                                                 std::string placement);
   // Gives a resource without a version a new one (an add on the primary, copied to the secondary): the version to
   // store under, the one another fill created meanwhile, or nullopt when the primary failed. A value at the
   // resource key that is no version is replaced.
   boost::asio::awaitable<std::optional<std::uint64_t>> create_version(std::string resource);
+  // The same for a tag's version on the server `placement` (its resource key) selects.
+  boost::asio::awaitable<std::optional<std::uint64_t>> create_tag_version(std::string tag_key, std::string placement);
+  // Gives each tag a new version on every server of the primary (waited for) and of the secondary (queued). An
+  // error when a primary server failed: the tags that reached it still count as invalidated there.
+  boost::asio::awaitable<boost::system::error_code> invalidate_tags(std::vector<std::string> tags);
+  // Invalidates the tags (invalidate_tags) and deletes the keys on every server of the primary (waited for) and
+  // of the secondary (queued), since an entry key is placed by its resource's key, which it does not tell: an
+  // error when the primary failed any of it. Doing it twice does no more harm than once.
+  boost::asio::awaitable<boost::system::error_code> invalidate(Invalidation invalidation);
+  // Marks a record stale that an invalidated tag made so, when it is still the one read (`cas`), for `ttl`
+  // more seconds, and asks for the refresh: true when this request is to refresh it.
+  boost::asio::awaitable<bool> claim_stale(std::string entry, std::string placement, std::uint64_t cas,
+                                           std::chrono::seconds ttl);
+  // Removes a fill lease this request won (the placeholder `cas`) without a record: waiting requests go on.
+  void release_lease(std::string entry, std::string placement, std::uint64_t cas);
+  // Deletes the entry from the primary only while its CAS is still `cas` (an unusable record, so that the next
+  // lookup can take the fill lease).
+  boost::asio::awaitable<boost::system::error_code> remove_if_unchanged(std::string entry, std::string placement,
+                                                                        std::uint64_t cas);
+  // The tags the upstream last gave the entry `key` (learnt from records, bounded), to read their versions with
+  // the entry; empty when unknown.
+  const std::vector<std::string>& header_tags_hint(const std::string& key) const;
+  bool knows_header_tags() const { return !header_tags_.empty(); }
+  void learn_header_tags(const std::string& key, std::vector<std::string> tags);
   // Stops every entry of the resource from being served: its version is deleted on the primary (in the
   // background, counted) and on the secondary (queued).
   void invalidate(std::string resource);
@@ -123,13 +173,14 @@ class ResponseCache : public std::enable_shared_from_this<ResponseCache> {
 
  private:
   struct Write {
-    enum class Kind { kSet, kDelete };
+    enum class Kind { kSet, kDelete, kSetOnServer, kDeleteOnServer };
     Kind kind = Kind::kSet;
     std::string key;
     std::string value;
     std::uint32_t flags = 0;
     std::chrono::seconds ttl{0};
     std::string placement;  // empty: the key's own
+    std::size_t server = 0;  // kSetOnServer, kDeleteOnServer: the index of the server written
   };
 
   void queue_secondary(Write write);
@@ -137,6 +188,8 @@ class ResponseCache : public std::enable_shared_from_this<ResponseCache> {
   boost::asio::awaitable<void> store_primary(std::shared_ptr<ResponseCache> self, std::string key,
                                              std::string record, std::chrono::seconds ttl, std::string placement);
   boost::asio::awaitable<void> invalidate_primary(std::shared_ptr<ResponseCache> self, std::string resource);
+  boost::asio::awaitable<void> release_primary(std::shared_ptr<ResponseCache> self, std::string entry,
+                                               std::string placement, std::uint64_t cas);
 
   boost::asio::any_io_executor executor_;
   config::CacheConfig config_;
@@ -147,6 +200,7 @@ class ResponseCache : public std::enable_shared_from_this<ResponseCache> {
   unsigned secondary_writers_ = 0;  // coroutines sending queue_
   bool closed_ = false;
   std::unordered_map<std::string, std::shared_ptr<Fill>> fills_;
+  std::unordered_map<std::string, std::vector<std::string>> header_tags_;  // see header_tags_hint
 };
 
 // The servers of a pool, as the snapshot resolved them.

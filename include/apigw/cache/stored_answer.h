@@ -14,13 +14,15 @@
 namespace apigw::cache {
 
 // The head of a response answered from the cache: the stored status and headers (its Date among them; the
-// current time when it has none), then Age,
-// Content-Length, X-Request-Id, X-Cache: HIT, the debug headers when given, and Connection as `keep_alive` and
-// the client's version require.
+// current time when it has none), then Age, Content-Length, X-Request-Id, X-Cache (HIT, or STALE), the debug
+// headers when given (the record's tags among them), and Connection as `keep_alive` and the client's version
+// require.
 struct CachedHead {
   std::string_view request_id;
-  std::string_view route;     // X-Apigw-Route when not empty
-  std::string_view upstream;  // X-Apigw-Upstream when not empty
+  std::string_view cache_status = "HIT";
+  std::string_view route;       // X-Apigw-Route when not empty
+  std::string_view upstream;    // X-Apigw-Upstream when not empty
+  std::string_view tag_header;  // when not empty, this header lists the record's tags (space-separated)
   std::chrono::seconds age{0};
   bool keep_alive = true;
   bool http10 = false;

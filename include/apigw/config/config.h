@@ -113,6 +113,14 @@ struct RouteMatch {
 // Whose response a route's cache entry is: one for everybody, or one per authenticated user.
 enum class CacheScope { kShared, kUser };
 
+// What an invalidated tag does to a route's entries: they stop being served, or they are answered stale while one
+// request refreshes them (`cache.tag_invalidation`).
+enum class TagInvalidation { kGone, kStale };
+
+// Limits on a route's cache tags.
+inline constexpr std::size_t kMaxRouteCacheTags = 16;
+inline constexpr std::size_t kMaxTagTemplateBytes = 128;
+
 // Limits that keep every response-cache key within Memcached's 250 bytes (see cache/cache_key.h).
 inline constexpr std::size_t kMaxCacheKeyPrefixBytes = 64;
 inline constexpr std::size_t kMaxCachedRouteNameBytes = 118;
@@ -127,6 +135,15 @@ struct RouteCacheConfig {
   // Responses to requests with an Authorization header are stored for everybody even without `public`,
   // `s-maxage` or `must-revalidate` (RFC 9111 §3.5 forbids it otherwise).
   bool share_authorized = false;
+  // Tags every stored response of the route gets, as written: literal text with path parameters in braces
+  // ("product:{id}"); expanded per request from the route's match.
+  std::vector<std::string> tags;
+  std::string tag_header = "Surrogate-Key";  // the upstream's response header that lists more tags, space-separated
+  // RFC 5861 windows past an entry's freshness: the longest an upstream's stale-while-revalidate / stale-if-error
+  // may ask for, and what applies when it says nothing.
+  std::chrono::seconds stale_while_revalidate{0};
+  std::chrono::seconds stale_if_error{0};
+  TagInvalidation tag_invalidation = TagInvalidation::kGone;
   bool operator==(const RouteCacheConfig&) const = default;
 };
 
@@ -213,6 +230,25 @@ struct CacheApiConfig {
   bool operator==(const CacheApiConfig&) const = default;
 };
 
+// `cache.events`: a Redis Stream of invalidation events, read by the fleet as one consumer group.
+struct CacheEventsConfig {
+  bool enabled = false;  // the key is present
+  RedisConfig redis = default_redis();
+  std::string stream = "apigw:cache-events";
+  std::string group = "apigw";
+  core::Duration claim_after = std::chrono::seconds(30);  // a pending event idle this long is taken over
+  core::Duration poll = std::chrono::milliseconds(200);    // how often the stream is read while it is quiet
+  unsigned batch = 100;                                    // events read at once
+  bool operator==(const CacheEventsConfig&) const = default;
+
+  static RedisConfig default_redis() {
+    RedisConfig redis;
+    redis.timeout = std::chrono::milliseconds(500);
+    redis.connections = 1;
+    return redis;
+  }
+};
+
 // `cache`: the response cache in Memcached, for routes with a `cache` key.
 struct CacheConfig {
   bool enabled = false;  // the section is present
@@ -221,6 +257,10 @@ struct CacheConfig {
   std::string key_prefix = "apigw:";
   std::uint64_t max_item_bytes = 1024 * 1024;  // an encoded record larger than this is not stored
   CacheApiConfig api;
+  // A missed key is fetched by one request of the whole fleet while the others wait for it (Memcached's
+  // vivify-on-miss); off: one request per worker.
+  bool fill_lock = true;
+  CacheEventsConfig events;
   bool operator==(const CacheConfig&) const = default;
 };
 

@@ -53,14 +53,23 @@ class Client {
   // As Connection's (errors listed in connection.h); the key's server answers, on its connections in turn.
   // `placement`, when not empty, is hashed instead of the key, so that keys read together live on one server,
   // and picks one connection of that server, so that this worker's commands for it are answered in order.
-  boost::asio::awaitable<GetResult> get(std::string key, std::string placement = {});
-  // Every key from the server `placement` selects, in one write; results in the keys' order.
-  boost::asio::awaitable<std::vector<GetResult>> get_many(std::vector<std::string> keys, std::string placement);
+  boost::asio::awaitable<GetResult> get(std::string key, std::string placement = {}, GetOptions options = {});
+  // Every key from the server `placement` selects, in one write; results in the keys' order. `first` applies to
+  // the first key.
+  boost::asio::awaitable<std::vector<GetResult>> get_many(std::vector<std::string> keys, std::string placement,
+                                                          GetOptions first = {});
   boost::asio::awaitable<boost::system::error_code> set(std::string key, std::string value, std::uint32_t flags,
                                                         std::chrono::seconds ttl, std::string placement = {});
   boost::asio::awaitable<boost::system::error_code> add(std::string key, std::string value, std::uint32_t flags,
                                                         std::chrono::seconds ttl, std::string placement = {});
-  boost::asio::awaitable<boost::system::error_code> remove(std::string key, std::string placement = {});
+  boost::asio::awaitable<boost::system::error_code> remove(std::string key, std::string placement = {},
+                                                           DeleteOptions options = {});
+
+  // A write or delete on one server, by its index in `servers` (for keys every server may hold).
+  std::size_t server_count() const { return nodes_.size(); }
+  boost::asio::awaitable<boost::system::error_code> set_on(std::size_t server, std::string key, std::string value,
+                                                           std::chrono::seconds ttl);
+  boost::asio::awaitable<boost::system::error_code> remove_on(std::size_t server, std::string key);
 
   // The index in `servers` of the server holding `key` (libmemcached's ketama), for tests and diagnostics.
   std::size_t server_index(std::string_view key) const;
@@ -77,6 +86,7 @@ class Client {
   std::shared_ptr<Connection> connection_for(std::string_view key);
   std::shared_ptr<Connection> connection_placed(std::string_view placement);
   std::shared_ptr<Connection> connection_for(const std::string& key, const std::string& placement);
+  std::shared_ptr<Connection> connection_on(std::size_t server);
 
   std::unique_ptr<memcached_st, void (*)(memcached_st*)> placement_;
   std::vector<Node> nodes_;  // as options.servers

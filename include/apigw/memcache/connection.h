@@ -26,6 +26,10 @@ struct Item {
   std::string value;  // binary-safe
   std::uint32_t flags = 0;
   std::optional<std::chrono::seconds> ttl_left;  // nullopt: the item never expires
+  std::uint64_t cas = 0;        // when asked for (GetOptions::cas)
+  bool won = false;             // W: this client fills or refreshes the key (GetOptions::vivify, recache)
+  bool fill_elsewhere = false;  // Z: another client does
+  bool stale = false;           // X: marked stale by a delete with DeleteOptions::invalidate
 };
 
 // No error and no item: a miss.
@@ -58,17 +62,18 @@ class Connection : public net::PipelinedConnection {
  public:
   Connection(boost::asio::any_io_executor executor, ConnectionOptions options);
 
-  boost::asio::awaitable<GetResult> get(std::string key);
-  // Several keys in one write, answered in order; the results are in the keys' order.
-  boost::asio::awaitable<std::vector<GetResult>> get_many(std::vector<std::string> keys);
+  boost::asio::awaitable<GetResult> get(std::string key, GetOptions options = {});
+  // Several keys in one write, answered in order; the results are in the keys' order. `first` applies to the
+  // first key only.
+  boost::asio::awaitable<std::vector<GetResult>> get_many(std::vector<std::string> keys, GetOptions first = {});
   // `ttl` 0 stores without expiry; more than 30 days is sent as an absolute time, as memcached requires.
   boost::asio::awaitable<boost::system::error_code> set(std::string key, std::string value, std::uint32_t flags,
                                                         std::chrono::seconds ttl);
   // Stores only when the key is absent.
   boost::asio::awaitable<boost::system::error_code> add(std::string key, std::string value, std::uint32_t flags,
                                                         std::chrono::seconds ttl);
-  // A missing key is not an error.
-  boost::asio::awaitable<boost::system::error_code> remove(std::string key);
+  // A missing key is not an error; a CAS that does not match (DeleteOptions::cas) is file_exists.
+  boost::asio::awaitable<boost::system::error_code> remove(std::string key, DeleteOptions options = {});
 
  private:
   struct Pending;

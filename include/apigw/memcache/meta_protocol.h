@@ -20,14 +20,27 @@ static_assert(kMaxReplyLine > kMaxKeyLength);
 bool valid_key(std::string_view key);
 
 // Append one request tagged with `opaque` (echoed back as O<opaque>). `key` must be valid.
-// mg <key> v f t O<opaque>: value, client flags, seconds left.
-void encode_get(std::string& out, std::string_view key, std::uint32_t opaque);
+// What a get asks for besides the value, client flags and seconds left (memcached's stampede control).
+struct GetOptions {
+  std::uint32_t vivify = 0;   // N<seconds>: on a miss, create an empty item living this long; the first client to
+                              // see it gets W (it fills the key), later ones Z (a fill is under way)
+  std::uint32_t recache = 0;  // R<seconds>: once fewer seconds than this are left, one client gets W
+  bool cas = false;           // c: the item's CAS value
+};
+// mg <key> v f t [N<s>] [R<s>] [c] O<opaque>
+void encode_get(std::string& out, std::string_view key, std::uint32_t opaque, const GetOptions& options = {});
 // ms <key> <length> F<flags> T<exptime> O<opaque>, then the value; exptime as memcached reads it (0: never).
 // With `add`, the item is stored only when the key is absent (mode flag ME; NS otherwise).
 void encode_set(std::string& out, std::string_view key, std::string_view value, std::uint32_t flags,
                 std::int64_t exptime, std::uint32_t opaque, bool add = false);
-// md <key> O<opaque>
-void encode_delete(std::string& out, std::string_view key, std::uint32_t opaque);
+// What a delete does besides removing the item.
+struct DeleteOptions {
+  bool invalidate = false;  // I: keep the item but mark it stale (its next get gets X, and one client W)
+  std::uint32_t ttl = 0;    // T<seconds> with `invalidate`: what is left of the stale item's life; 0: unchanged
+  std::uint64_t cas = 0;    // C<cas>: only when the item's CAS is still this (EX otherwise); 0: any
+};
+// md <key> [I] [T<s>] [C<cas>] O<opaque>
+void encode_delete(std::string& out, std::string_view key, std::uint32_t opaque, const DeleteOptions& options = {});
 
 struct Reply {
   enum class Code {
@@ -47,6 +60,10 @@ struct Reply {
   std::uint32_t flags = 0;              // f<flags>
   std::optional<std::int64_t> ttl;      // t<seconds>; -1 means no expiry
   std::optional<std::uint32_t> opaque;  // O<opaque>; error replies never carry it
+  std::uint64_t cas = 0;                // c<cas>
+  bool won = false;                     // W: this client fills (or refreshes) the key
+  bool fill_elsewhere = false;          // Z: another client was given W
+  bool stale = false;                   // X: the item was marked stale (md ... I)
 };
 
 enum class ParseStatus { kIncomplete, kDone, kMalformed };

@@ -101,6 +101,10 @@ struct ForwardRequest {
   std::string_view user_header;   // auth.forward_header: the client's copies are dropped; empty without auth
   std::string_view user_id;       // sent in user_header when not empty
   std::string_view cache_status;  // sent as X-Cache (replacing the upstream's) when not empty
+  std::string_view drop_response_header;  // a response header the client never sees (the cache's tag header)
+  // A stale entry may answer instead of an upstream error: a 5xx response is not relayed but ends the forward as
+  // a local reply with its status (stale-if-error).
+  bool stale_fallback = false;
   std::span<ResponseObserver* const> observers;  // in the pipeline's order
   RequestObserver* request_observer = nullptr;
 };

@@ -62,6 +62,64 @@ std::unique_ptr<memcached_st, void (*)(memcached_st*)> libmemcached_client(const
   return client;
 }
 
+// The stampede-control flags as a real memcached answers them: one winner of a missing key's lease, then the
+// placeholder for everyone else; the refresh of an item about to expire, given once; a stale mark guarded by the
+// CAS that was read; a delete by CAS that leaves a replaced item alone; a write to one server of a pool.
+TEST(MemcacheClient, LeasesRefreshesAndGuardedDeletes) {
+  MemcachedServer server;
+  MemcachedServer other;
+  run([&](asio::any_io_executor executor) -> asio::awaitable<void> {
+    Client client(executor, pool({server.port()}));
+    GetOptions lease;
+    lease.vivify = 5;
+    lease.cas = true;
+    const GetResult first = co_await client.get("k", {}, lease);
+    EXPECT_TRUE(first.item && first.item->won && first.item->value.empty() && first.item->cas != 0);
+    const GetResult second = co_await client.get("k", {}, lease);
+    EXPECT_TRUE(second.item && !second.item->won && second.item->fill_elsewhere);
+    const GetResult plain = co_await client.get("k");
+    EXPECT_TRUE(plain.item && plain.item->fill_elsewhere) << "a reader without the lease sees it taken";
+
+    // Deleting by an old CAS leaves the record someone stored since.
+    EXPECT_FALSE(co_await client.set("k", "record", 0, seconds(100)));
+    DeleteOptions by_cas;
+    by_cas.cas = first.item ? first.item->cas : 1;
+    EXPECT_EQ(co_await client.remove("k", {}, by_cas), std::errc::file_exists);
+    EXPECT_EQ(server.peek("k"), "record");
+
+    GetOptions refresh;
+    refresh.recache = 30;
+    refresh.cas = true;
+    const GetResult fresh = co_await client.get("k", {}, refresh);
+    EXPECT_TRUE(fresh.item && !fresh.item->won) << "100 s left: no refresh yet";
+    EXPECT_FALSE(co_await client.set("k", "record", 0, seconds(20)));
+    const GetResult due = co_await client.get("k", {}, refresh);
+    EXPECT_TRUE(due.item && due.item->won) << "fewer than 30 s left: this reader refreshes";
+    const GetResult again = co_await client.get("k", {}, refresh);
+    EXPECT_TRUE(again.item && !again.item->won && again.item->fill_elsewhere) << "once";
+
+    // A stale mark by the CAS read: the second mark (with the same, now old, CAS) is refused.
+    EXPECT_FALSE(co_await client.set("m", "record", 0, seconds(100)));
+    const GetResult read = co_await client.get("m", {}, refresh);
+    DeleteOptions mark;
+    mark.invalidate = true;
+    mark.ttl = 10;
+    mark.cas = read.item ? read.item->cas : 1;
+    EXPECT_FALSE(co_await client.remove("m", {}, mark));
+    EXPECT_EQ(co_await client.remove("m", {}, mark), std::errc::file_exists);
+    const GetResult marked = co_await client.get("m", {}, refresh);
+    EXPECT_TRUE(marked.item && marked.item->stale && marked.item->won && marked.item->value == "record");
+    EXPECT_TRUE(marked.item && marked.item->ttl_left && *marked.item->ttl_left <= seconds(10));
+
+    Client both(executor, pool({server.port(), other.port()}));
+    EXPECT_EQ(both.server_count(), 2u);
+    EXPECT_FALSE(co_await both.set_on(1, "everywhere", "v1", seconds(0)));
+    EXPECT_FALSE(co_await both.set_on(0, "everywhere", "v1", seconds(0)));
+    EXPECT_EQ(server.peek("everywhere"), "v1");
+    EXPECT_EQ(other.peek("everywhere"), "v1");
+  });
+}
+
 TEST(MemcacheClient, SetGetRemove) {
   MemcachedServer server;
   run([&](asio::any_io_executor executor) -> asio::awaitable<void> {

@@ -49,15 +49,18 @@ std::string payload_head(unsigned status, std::uint64_t count, std::uint64_t bod
   put(out, 30, 4);
   put(out, 0, 4);  // initial age
   put(out, 1, 8);  // resource version
+  put(out, 0, 4);  // stale-while-revalidate
+  put(out, 0, 4);  // stale-if-error
   put(out, status, 2);
   put(out, count, 2);
+  put(out, 0, 2);  // tags
   put(out, body_size, 4);
   return out;
 }
 
 TEST(CachedResponse, RoundTrip) {
   const std::string bytes = sample();
-  ASSERT_TRUE(bytes.starts_with(std::string("AGWC\x02", 5)));
+  ASSERT_TRUE(bytes.starts_with(std::string("AGWC\x03", 5)));
   const auto record = decode_record(bytes);
   ASSERT_TRUE(record.has_value());
   EXPECT_EQ(record->status, 200u);
@@ -98,15 +101,70 @@ TEST(CachedResponse, ExactLayout) {
   put(payload, 0x0a0b0c0d, 4);
   put(payload, 0x11121314, 4);
   put(payload, 0x2122232425262728, 8);
+  put(payload, 0, 4);
+  put(payload, 0, 4);
   put(payload, 404, 2);
   put(payload, 1, 2);
+  put(payload, 0, 2);
   put(payload, 3, 4);
   payload += std::string("\x00\x01" "A" "\x00\x00\x00\x02" "bc", 9);
   payload += "xyz";
   EXPECT_EQ(bytes, sealed(payload));
   EXPECT_EQ(bytes.size(), kRecordHeadBytes + 9 + 3);
-  EXPECT_EQ(kRecordHeadBytes, 45u);
-  EXPECT_EQ(bytes.substr(0, 5), std::string("AGWC\x02", 5));
+  EXPECT_EQ(kRecordHeadBytes, 55u);
+  EXPECT_EQ(bytes.substr(0, 5), std::string("AGWC\x03", 5));
+}
+
+TEST(CachedResponse, TagsAndStaleWindowsRoundTripInTheirPlace) {
+  const std::vector<TagVersion> tags{{"product:7", 0x0102030405060708}, {"user:42", ~std::uint64_t{0}}};
+  ResponseToStore response;
+  response.status = 200;
+  response.body = "b";
+  response.stored_at = 5;
+  response.ttl = seconds(60);
+  response.stale = {seconds(30), seconds(600)};
+  response.tags = tags;
+  const std::optional<std::string> bytes = encode_record(response);
+  ASSERT_TRUE(bytes.has_value());
+  std::string payload;
+  put(payload, 5, 8);
+  put(payload, 60, 4);
+  put(payload, 0, 4);
+  put(payload, 0, 8);
+  put(payload, 30, 4);
+  put(payload, 600, 4);
+  put(payload, 200, 2);
+  put(payload, 0, 2);
+  put(payload, 2, 2);
+  put(payload, 1, 4);
+  payload += std::string("\x00\x09" "product:7" "\x01\x02\x03\x04\x05\x06\x07\x08", 19);
+  payload += std::string("\x00\x07" "user:42", 9) + std::string(8, '\xff');
+  payload += "b";
+  EXPECT_EQ(*bytes, sealed(payload));
+  const auto record = decode_record(*bytes);
+  ASSERT_TRUE(record.has_value());
+  EXPECT_EQ(record->tags, tags);
+  EXPECT_EQ(record->stale, (StaleWindows{seconds(30), seconds(600)}));
+  EXPECT_EQ(record->staleness(5 + 59), seconds(0));
+  EXPECT_EQ(record->staleness(5 + 90), seconds(30));
+}
+
+TEST(CachedResponse, TagsThatCannotBeStoredRefuseTheRecord) {
+  ResponseToStore response;
+  const std::vector<TagVersion> empty_tag{{"", 1}};
+  response.tags = empty_tag;
+  EXPECT_FALSE(encode_record(response).has_value());
+  const std::vector<TagVersion> long_tag{{std::string(kMaxTagBytes + 1, 't'), 1}};
+  response.tags = long_tag;
+  EXPECT_FALSE(encode_record(response).has_value());
+  std::vector<TagVersion> many(kMaxRecordTags + 1, TagVersion{"t", 1});
+  response.tags = many;
+  EXPECT_FALSE(encode_record(response).has_value());
+  many.pop_back();
+  response.tags = many;
+  const auto record = decode_record(encode_record(response).value());
+  ASSERT_TRUE(record.has_value());
+  EXPECT_EQ(record->tags.size(), kMaxRecordTags);
 }
 
 TEST(CachedResponse, EmptyBodyRepeatedHeadersAndBinaryBody) {
@@ -229,13 +287,13 @@ TEST(CachedResponse, AgeStartsAtTheInitialAge) {
 
 TEST(CachedResponse, ForeignValuesAreNotRecords) {
   for (const std::string_view value : {std::string_view(""), std::string_view("AGWC"), std::string_view("hello"),
-                                       std::string_view("{\"status\":200}"), std::string_view("AGWC\x02")}) {
+                                       std::string_view("{\"status\":200}"), std::string_view("AGWC\x03")}) {
     EXPECT_FALSE(decode_record(value).has_value()) << value;
   }
   std::string other_version = sample();
-  other_version[4] = '\x03';
+  other_version[4] = '\x02';  // the version before: same magic, another layout
   EXPECT_FALSE(decode_record(other_version).has_value());
-  other_version[4] = '\x01';
+  other_version[4] = '\x04';
   EXPECT_FALSE(decode_record(other_version).has_value());
   std::string other_magic = sample();
   other_magic[0] = 'X';
@@ -344,7 +402,7 @@ TEST(CachedResponse, FuzzLikeDecodingNeverAcceptsDamage) {
       case 0: {  // random bytes, sometimes behind a valid magic and version
         damaged.resize(random() % 200);
         for (char& c : damaged) c = byte();
-        if (random() % 2 == 0 && damaged.size() >= 5) damaged.replace(0, 5, std::string("AGWC\x02", 5));
+        if (random() % 2 == 0 && damaged.size() >= 5) damaged.replace(0, 5, std::string("AGWC\x03", 5));
         break;
       }
       case 1:  // truncated

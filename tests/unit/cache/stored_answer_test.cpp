@@ -54,6 +54,21 @@ TEST(CachedResponseHead, CarriesStoredHeadersAgeLengthAndHit) {
   EXPECT_TRUE(out.ends_with("\r\n\r\n"));
 }
 
+TEST(CachedResponseHead, SaysStaleAndListsTagsWhenAsked) {
+  CachedResponse stored = response(200, "hello");
+  stored.tags = {{"product:7", 1}, {"catalog", 2}};
+  CachedHead head;
+  head.cache_status = "STALE";
+  const std::string quiet = cached_response_head(stored, head);
+  EXPECT_EQ(values(quiet, "X-Cache"), std::vector<std::string>{"STALE"});
+  EXPECT_EQ(quiet.find("Surrogate-Key"), std::string::npos) << "tags only with the debug headers";
+  head.tag_header = "Surrogate-Key";
+  EXPECT_EQ(values(cached_response_head(stored, head), "Surrogate-Key"),
+            std::vector<std::string>{"product:7 catalog"});
+  EXPECT_EQ(cached_response_head(response(200, "x"), head).find("Surrogate-Key"), std::string::npos)
+      << "a record without tags lists none";
+}
+
 TEST(CachedResponseHead, RepeatsTheStoredDate) {
   CachedResponse stored = response(200, "hello");
   stored.headers.insert(stored.headers.begin() + 1, {"Date", std::string(kStoredDate)});

@@ -234,6 +234,58 @@ TEST(CacheConfig, ShareAuthorizedIsRead) {
   EXPECT_NE(on.config->routes[0].cache, off.config->routes[0].cache) << "part of the route's cache rule";
 }
 
+TEST(CacheConfig, TagsStaleWindowsAndEventsAreRead) {
+  const LoadResult result = load(R"(
+cache:
+  fill_lock: false
+  events:
+    redis: { nodes: [127.0.0.1:6390], timeout: 1s }
+    stream: shop:cache
+    group: edge
+    claim_after: 10s
+    poll: 50ms
+    batch: 20
+upstreams:
+  u: { endpoints: [127.0.0.1:9001] }
+routes:
+  - name: r
+    match: { path: /products/:id/*rest }
+    upstream: u
+    cache:
+      ttl: 5s
+      tags: ["product:{id}", "page:{id}:{rest}", catalog]
+      tag_header: X-Tags
+      stale_while_revalidate: 30s
+      stale_if_error: 10m
+      tag_invalidation: stale
+)");
+  ASSERT_TRUE(result.errors.empty()) << all_errors(result);
+  const CacheConfig& cache = result.config->cache;
+  EXPECT_FALSE(cache.fill_lock);
+  ASSERT_TRUE(cache.events.enabled);
+  EXPECT_EQ(cache.events.redis.nodes.front().port, 6390);
+  EXPECT_EQ(cache.events.redis.timeout, std::chrono::seconds(1));
+  EXPECT_EQ(cache.events.stream, "shop:cache");
+  EXPECT_EQ(cache.events.group, "edge");
+  EXPECT_EQ(cache.events.claim_after, std::chrono::seconds(10));
+  EXPECT_EQ(cache.events.poll, std::chrono::milliseconds(50));
+  EXPECT_EQ(cache.events.batch, 20u);
+  const RouteCacheConfig& route = result.config->routes[0].cache;
+  EXPECT_EQ(route.tags, (std::vector<std::string>{"product:{id}", "page:{id}:{rest}", "catalog"}));
+  EXPECT_EQ(route.tag_header, "X-Tags");
+  EXPECT_EQ(route.stale_while_revalidate, std::chrono::seconds(30));
+  EXPECT_EQ(route.stale_if_error, std::chrono::minutes(10));
+  EXPECT_EQ(route.tag_invalidation, TagInvalidation::kStale);
+
+  const LoadResult defaults = load("cache: {}\n");
+  ASSERT_TRUE(defaults.errors.empty()) << all_errors(defaults);
+  EXPECT_TRUE(defaults.config->cache.fill_lock);
+  EXPECT_FALSE(defaults.config->cache.events.enabled);
+  EXPECT_EQ(defaults.config->cache.events.stream, "apigw:cache-events");
+  EXPECT_EQ(defaults.config->cache.events.group, "apigw");
+  EXPECT_EQ(RouteCacheConfig{}.tag_header, "Surrogate-Key");
+}
+
 TEST(CacheConfig, ASharedCacheOfAuthorizedRequestsIsWarnedAbout) {
   constexpr std::string_view kWarning = "route 'r' cache.scope: shared with tokens in the Authorization header";
   for (const auto auth : {"required", "optional"}) {
@@ -340,7 +392,16 @@ INSTANTIATE_TEST_SUITE_P(
         BadCache{"cache:\n  api: { token: \"0123456789abcdef with space\" }\n", 2, "cache.api.token"},
         BadCache{"cache:\n  api: { token: 0123456789abcdef, user: x }\n", 2, "unknown key 'user' in cache.api"},
         BadCache{"cache:\n  memcached: []\n", 2,
-                 "unknown key 'memcached' in cache (allowed: primary, secondary, key_prefix, max_item_bytes, api)"},
+                 "unknown key 'memcached' in cache (allowed: primary, secondary, key_prefix, max_item_bytes, api, "
+                 "fill_lock, events)"},
+        BadCache{"cache:\n  fill_lock: sometimes\n", 2, "cache.fill_lock: expected true or false"},
+        BadCache{"cache:\n  events: { stream: \"a b\" }\n", 2, "cache.events.stream: must be 1 to 200 visible"},
+        BadCache{"cache:\n  events: { group: \"\" }\n", 2, "cache.events.group: must be 1 to 200 visible"},
+        BadCache{"cache:\n  events: { claim_after: 500ms }\n", 2, "cache.events.claim_after: must be at least 1s"},
+        BadCache{"cache:\n  events: { poll: 1ms }\n", 2, "cache.events.poll: must be from 10ms to 60s"},
+        BadCache{"cache:\n  events: { batch: 0 }\n", 2, "cache.events.batch: must be from 1 to 10000"},
+        BadCache{"cache:\n  events: { redis: { nodes: [] } }\n", 2, "cache.events.redis.nodes"},
+        BadCache{"cache:\n  events: { topic: x }\n", 2, "unknown key 'topic' in cache.events"},
         BadCache{"cache: [a]\n", 1, "cache: expected a map"}));
 
 // Route errors: the section is present; the route under test is on line 7.
@@ -394,7 +455,26 @@ INSTANTIATE_TEST_SUITE_P(
         BadRoute{"{ ttl: 5s, statuses: [206] }", "206 responses are never cached"},
         BadRoute{"{ ttl: 5s, statuses: [304] }", "304 responses are never cached"},
         BadRoute{"{ ttl: 5s, etag: true }",
-                 "unknown key 'etag' in route 'r' cache (allowed: ttl, vary, scope, statuses, share_authorized)"},
+                 "unknown key 'etag' in route 'r' cache (allowed: ttl, vary, scope, statuses, share_authorized, tags, "
+                 "tag_header, stale_while_revalidate, stale_if_error, tag_invalidation)"},
+        BadRoute{"{ ttl: 5s, tags: product }", "route 'r' cache.tags: expected a list"},
+        BadRoute{"{ ttl: 5s, tags: [\"a b\"] }", "cache.tags[0]: a tag is 1 to 128 visible ASCII characters"},
+        BadRoute{"{ ttl: 5s, tags: [\"p:{id\"] }", "cache.tags[0]: bad tag 'p:{id': braces must enclose"},
+        BadRoute{"{ ttl: 5s, tags: [\"p:{}\"] }", "cache.tags[0]: bad tag 'p:{}': braces must enclose"},
+        BadRoute{"{ ttl: 5s, tags: [\"p:}{\"] }", "cache.tags[0]: bad tag"},
+        BadRoute{"{ ttl: 5s, tags: [a, a] }", "route 'r' cache.tags: 'a' is listed twice"},
+        BadRoute{"{ ttl: 5s, tags: [\"p:{id}\"] }",
+                 "route 'r' cache.tags: 'p:{id}' uses {id}, which is not a parameter of the path /r"},
+        BadRoute{"{ ttl: 5s, tags: [a, b, c, d, e, f, g, h, i, j, k, l, m, n, o, p, q] }",
+                 "route 'r' cache.tags: at most 16 tags"},
+        BadRoute{"{ ttl: 5s, tag_header: \"Surrogate Key\" }", "cache.tag_header: 'Surrogate Key' is not a header"},
+        BadRoute{"{ ttl: 5s, stale_while_revalidate: 1500ms }",
+                 "route 'r' cache.stale_while_revalidate: must be a whole number of seconds"},
+        BadRoute{"{ ttl: 5s, stale_if_error: 721h }", "route 'r' cache.stale_if_error: must be at most 30 days"},
+        BadRoute{"{ ttl: 5s, tag_invalidation: later }",
+                 "route 'r' cache.tag_invalidation: bad value 'later': expected gone or stale"},
+        BadRoute{"{ ttl: 5s, tag_invalidation: stale }",
+                 "route 'r' cache.tag_invalidation: stale needs stale_while_revalidate"},
         BadRoute{"{ ttl: 5s, share_authorized: yes }",
                  "route 'r' cache.share_authorized: expected true or false, got 'yes'"},
         BadRoute{"[ttl]", "route 'r' cache: expected a map"},

@@ -41,6 +41,37 @@ TEST(MemcacheMetaProtocol, Requests) {
   EXPECT_EQ(out, "ms k 1 F5 T60 O3\r\nv\r\n");
 }
 
+TEST(MemcacheMetaProtocol, StampedeControlRequests) {
+  std::string out;
+  encode_get(out, "k", 1, GetOptions{30, 0, false});
+  EXPECT_EQ(out, "mg k v f t N30 O1\r\n");
+  out.clear();
+  encode_get(out, "k", 2, GetOptions{30, 600, true});
+  EXPECT_EQ(out, "mg k v f t N30 R600 c O2\r\n");
+  out.clear();
+  encode_delete(out, "k", 3, DeleteOptions{true, 30, 0});
+  EXPECT_EQ(out, "md k I T30 O3\r\n");
+  out.clear();
+  encode_delete(out, "k", 4, DeleteOptions{false, 30, 18446744073709551615ull});
+  EXPECT_EQ(out, "md k C18446744073709551615 O4\r\n") << "T only with I";
+}
+
+TEST(MemcacheMetaProtocol, StampedeControlReplyFlags) {
+  Reply reply;
+  std::size_t consumed = 0;
+  ASSERT_EQ(parse_reply("VA 0 c42 O1 W\r\n\r\n", reply, consumed), ParseStatus::kDone);
+  EXPECT_TRUE(reply.won);
+  EXPECT_FALSE(reply.fill_elsewhere);
+  EXPECT_EQ(reply.cas, 42u);
+  ASSERT_EQ(parse_reply("VA 2 t30 O2 Z X\r\nhi\r\n", reply, consumed), ParseStatus::kDone);
+  EXPECT_FALSE(reply.won);
+  EXPECT_TRUE(reply.fill_elsewhere);
+  EXPECT_TRUE(reply.stale);
+  ASSERT_EQ(parse_reply("HD O3 W\r\n", reply, consumed), ParseStatus::kDone);
+  EXPECT_TRUE(reply.won);
+  EXPECT_EQ(parse_reply("VA 0 cx O1\r\n\r\n", reply, consumed), ParseStatus::kMalformed);
+}
+
 TEST(MemcacheMetaProtocol, ValueReply) {
   Reply reply;
   std::size_t consumed = 0;

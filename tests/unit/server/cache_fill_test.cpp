@@ -50,9 +50,9 @@ TEST(CacheFill, KeepsAWholeStorableResponse) {
   const std::int64_t after_head = cache::unix_now();
   fill.on_body("{\"a\":");
   fill.on_body("\"b\"}");
-  EXPECT_FALSE(fill.record()) << "nothing until the response is complete";
+  EXPECT_FALSE(fill.record({})) << "nothing until the response is complete";
   fill.on_complete();
-  const auto record = fill.record();
+  const auto record = fill.record({});
   ASSERT_TRUE(record);
   const auto stored = cache::decode_record(*record);
   ASSERT_TRUE(stored);
@@ -82,7 +82,7 @@ TEST(CacheFill, KeepsTheResponsesOwnDateAndAgesByIt) {
                                     Field{bhttp::field::cache_control, "Cache-Control", "max-age=20"}};
   fill.on_head(200, fields);
   fill.on_complete();
-  const auto stored = cache::decode_record(fill.record().value_or(""));
+  const auto stored = cache::decode_record(fill.record({}).value_or(""));
   ASSERT_TRUE(stored);
   EXPECT_EQ(stored_values(*stored, "Date"), std::vector<std::string>{date}) << "kept once, as sent";
   // Apparent age: the Date is 5 s before the request went out.
@@ -98,10 +98,61 @@ TEST(CacheFill, AnUnreadableDateIsReplacedByTheArrivalTime) {
                                     Field{bhttp::field::etag, "ETag", "\"x\""}};
   fill.on_head(200, fields);
   fill.on_complete();
-  const auto stored = cache::decode_record(fill.record().value_or(""));
+  const auto stored = cache::decode_record(fill.record({}).value_or(""));
   ASSERT_TRUE(stored);
   EXPECT_EQ(stored_values(*stored, "Date"), std::vector<std::string>{http::format_http_date(stored->stored_at)});
   EXPECT_EQ(stored_values(*stored, "ETag"), std::vector<std::string>{"\"x\""});
+}
+
+TEST(CacheFill, TheTagHeaderGivesTagsAndIsNotStored) {
+  config::RouteCacheConfig route = rule();
+  route.tag_header = "X-Tags";
+  CacheFill fill(route, 1024, sent_now());
+  const std::array<Field, 3> fields{Field{bhttp::field::unknown, "x-tags", "product:7  user:42\tproduct:7"},
+                                    Field{bhttp::field::unknown, "X-Tags", "list"},
+                                    Field{bhttp::field::unknown, "Surrogate-Key", "not-read"}};
+  fill.on_head(200, fields);
+  fill.on_complete();
+  EXPECT_EQ(fill.header_tags(), (std::vector<std::string>{"product:7", "user:42", "list"}));
+  const std::vector<cache::TagVersion> tags{{"product:7", 5}, {"route", 6}};
+  const auto stored = cache::decode_record(fill.record(tags).value_or(""));
+  ASSERT_TRUE(stored);
+  EXPECT_EQ(stored->tags, tags);
+  EXPECT_TRUE(stored_values(*stored, "X-Tags").empty());
+  EXPECT_EQ(stored_values(*stored, "Surrogate-Key"), std::vector<std::string>{"not-read"});
+}
+
+TEST(CacheFill, ATagThatCannotBeFiledKeepsTheResponseOut) {
+  const config::RouteCacheConfig route = rule();
+  CacheFill fill(route, 1024 * 1024, sent_now());
+  const std::string long_tag(cache::kMaxTagBytes + 1, 't');
+  const std::array<Field, 1> fields{Field{bhttp::field::unknown, "Surrogate-Key", "ok " + long_tag}};
+  fill.on_head(200, fields);
+  fill.on_complete();
+  EXPECT_FALSE(fill.record({}));
+}
+
+TEST(CacheFill, StaleWindowsAreTheRoutesShortenedByTheResponse) {
+  config::RouteCacheConfig route = rule();
+  route.stale_while_revalidate = seconds(30);
+  route.stale_if_error = seconds(600);
+  const auto windows = [&](std::string_view cache_control) {
+    CacheFill fill(route, 1024, sent_now());
+    const std::array<Field, 1> fields{Field{bhttp::field::cache_control, "Cache-Control", cache_control}};
+    fill.on_head(200, fields);
+    fill.on_complete();
+    EXPECT_EQ(fill.ttl(), seconds(10 + 600)) << "the route's longest window keeps the record in Memcached";
+    const auto stored = cache::decode_record(fill.record({}).value_or(""));
+    return stored ? stored->stale : cache::StaleWindows{seconds(-1), seconds(-1)};
+  };
+  EXPECT_EQ(windows("max-age=10"), (cache::StaleWindows{seconds(30), seconds(600)}));
+  EXPECT_EQ(windows("max-age=10, stale-while-revalidate=5, stale-if-error=60"),
+            (cache::StaleWindows{seconds(5), seconds(60)}));
+  EXPECT_EQ(windows("max-age=10, stale-while-revalidate=3600, stale-if-error=86400"),
+            (cache::StaleWindows{seconds(30), seconds(600)}));
+  EXPECT_EQ(windows("max-age=10, stale-while-revalidate=x"), (cache::StaleWindows{seconds(30), seconds(600)}));
+  EXPECT_EQ(windows("max-age=10, must-revalidate"), (cache::StaleWindows{}));
+  EXPECT_EQ(windows("max-age=10, proxy-revalidate, stale-if-error=60"), (cache::StaleWindows{}));
 }
 
 TEST(CacheFill, TheUpstreamsAgeCountsAndIsNotStored) {
@@ -112,7 +163,7 @@ TEST(CacheFill, TheUpstreamsAgeCountsAndIsNotStored) {
                                     Field{bhttp::field::cache_control, "Cache-Control", "max-age=20"}};
   fill.on_head(200, fields);
   fill.on_complete();
-  const auto stored = cache::decode_record(fill.record().value_or(""));
+  const auto stored = cache::decode_record(fill.record({}).value_or(""));
   ASSERT_TRUE(stored);
   EXPECT_EQ(stored->initial_age, seconds(7 + stored->stored_at - options.request_time));
   EXPECT_EQ(fill.ttl(), seconds(20) - stored->initial_age);
@@ -127,12 +178,12 @@ TEST(CacheFill, KeepsNothingOfAResponseThatMayNotBeStored) {
   cookie.on_head(200, set_cookie);
   cookie.on_body("x");
   cookie.on_complete();
-  EXPECT_FALSE(cookie.record());
+  EXPECT_FALSE(cookie.record({}));
 
   CacheFill status(route, 1024, sent_now());
   status.on_head(500, {});
   status.on_complete();
-  EXPECT_FALSE(status.record());
+  EXPECT_FALSE(status.record({}));
 
   // Stale on arrival: older than its lifetime.
   CacheFill stale(route, 1024, sent_now());
@@ -140,13 +191,13 @@ TEST(CacheFill, KeepsNothingOfAResponseThatMayNotBeStored) {
                                  Field{bhttp::field::cache_control, "Cache-Control", "max-age=10"}};
   stale.on_head(200, old);
   stale.on_complete();
-  EXPECT_FALSE(stale.record());
+  EXPECT_FALSE(stale.record({}));
 
   CacheFill expired(route, 1024, sent_now());
   const std::array<Field, 1> expires{Field{bhttp::field::expires, "Expires", "0"}};
   expired.on_head(200, expires);
   expired.on_complete();
-  EXPECT_FALSE(expired.record());
+  EXPECT_FALSE(expired.record({}));
 }
 
 TEST(CacheFill, ASharedAnswerToAnAuthorizedRequestNeedsPublic) {
@@ -157,13 +208,13 @@ TEST(CacheFill, ASharedAnswerToAnAuthorizedRequestNeedsPublic) {
   const std::array<Field, 1> max_age{Field{bhttp::field::cache_control, "Cache-Control", "max-age=10"}};
   plain.on_head(200, max_age);
   plain.on_complete();
-  EXPECT_FALSE(plain.record());
+  EXPECT_FALSE(plain.record({}));
 
   CacheFill consented(route, 1024, options);
   const std::array<Field, 1> is_public{Field{bhttp::field::cache_control, "Cache-Control", "public, max-age=10"}};
   consented.on_head(200, is_public);
   consented.on_complete();
-  EXPECT_TRUE(consented.record());
+  EXPECT_TRUE(consented.record({}));
 }
 
 TEST(CacheFill, GivesUpPastTheItemLimit) {
@@ -173,14 +224,14 @@ TEST(CacheFill, GivesUpPastTheItemLimit) {
   fill.on_body(std::string(60, 'a'));
   fill.on_body(std::string(60, 'b'));
   fill.on_complete();
-  EXPECT_FALSE(fill.record());
+  EXPECT_FALSE(fill.record({}));
 
   // The limit counts the whole record, not only the body.
   CacheFill close(route, 100, sent_now());
   close.on_head(200, {});
   close.on_body(std::string(90, 'a'));
   close.on_complete();
-  EXPECT_FALSE(close.record());
+  EXPECT_FALSE(close.record({}));
 
   // The head and the Date added to it count as well: the same body fits once the limit allows for them.
   const std::size_t head = cache::kRecordHeadBytes + 2 + 4 + 4 + 29;  // "Date", an IMF-fixdate
@@ -188,8 +239,8 @@ TEST(CacheFill, GivesUpPastTheItemLimit) {
   exact.on_head(200, {});
   exact.on_body(std::string(90, 'a'));
   exact.on_complete();
-  ASSERT_TRUE(exact.record());
-  EXPECT_EQ(exact.record()->size(), head + 90);
+  ASSERT_TRUE(exact.record({}));
+  EXPECT_EQ(exact.record({})->size(), head + 90);
 }
 
 TEST(WriteObserver, CapturesStatusAndLocationsThenDecidesOnce) {
