@@ -29,12 +29,25 @@ std::string hex(const unsigned char* digest, unsigned int size) {
   return out;
 }
 
+// One digest of `data` into `digest`, on a context kept per thread: EVP_Digest would allocate and free a context
+// (and the algorithm's state) for each of the three digests of a cache hit.
+bool digest_once(std::string_view data, unsigned char* digest, unsigned int& size) {
+  struct Kept {
+    EVP_MD_CTX* md = EVP_MD_CTX_new();
+    ~Kept() { EVP_MD_CTX_free(md); }
+  };
+  thread_local Kept kept;
+  if (kept.md == nullptr) return EVP_Digest(data.data(), data.size(), digest, &size, sha256_md(), nullptr) == 1;
+  return EVP_DigestInit_ex(kept.md, sha256_md(), nullptr) == 1 &&
+         EVP_DigestUpdate(kept.md, data.data(), data.size()) == 1 && EVP_DigestFinal_ex(kept.md, digest, &size) == 1;
+}
+
 }  // namespace
 
 std::string sha256_hex(std::string_view data) {
   std::array<unsigned char, EVP_MAX_MD_SIZE> digest{};
   unsigned int size = 0;
-  if (EVP_Digest(data.data(), data.size(), digest.data(), &size, sha256_md(), nullptr) != 1) return {};
+  if (!digest_once(data, digest.data(), size)) return {};
   return hex(digest.data(), size);
 }
 
@@ -42,7 +55,7 @@ std::array<unsigned char, 32> sha256(std::string_view data) {
   std::array<unsigned char, EVP_MAX_MD_SIZE> digest{};
   unsigned int size = 0;
   std::array<unsigned char, 32> out{};
-  if (EVP_Digest(data.data(), data.size(), digest.data(), &size, sha256_md(), nullptr) == 1 && size == out.size()) {
+  if (digest_once(data, digest.data(), size) && size == out.size()) {
     std::copy_n(digest.begin(), out.size(), out.begin());
   }
   return out;

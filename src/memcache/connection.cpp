@@ -43,10 +43,16 @@ bool is_error_reply(const Reply& reply) {
 
 }  // namespace
 
+// The replies a request (or a run of pipelined requests, get_many's) waits for: their opaques follow each other
+// from `opaque`; the last reply finishes it.
 struct Connection::Pending : Waiter {
-  Pending(const asio::any_io_executor& executor, std::uint32_t opaque_in) : Waiter(executor), opaque(opaque_in) {}
+  Pending(const asio::any_io_executor& executor, std::uint32_t opaque_in, std::size_t count_in = 1)
+      : Waiter(executor), opaque(opaque_in), count(count_in) {}
   std::uint32_t opaque;
-  Reply reply;
+  std::size_t count;
+  Reply reply;                 // with count 1
+  std::vector<Reply> replies;  // with more, in order
+  std::uint32_t expected() const { return opaque + static_cast<std::uint32_t>(replies.size()); }
 };
 
 Connection::Connection(asio::any_io_executor executor, ConnectionOptions options)
@@ -75,7 +81,8 @@ asio::awaitable<GetResult> Connection::get(std::string key, GetOptions options) 
   co_return GetResult{{}, item_of(reply)};
 }
 
-asio::awaitable<std::vector<GetResult>> Connection::get_many(std::vector<std::string> keys, GetOptions first) {
+asio::awaitable<std::vector<GetResult>> Connection::get_many(std::vector<std::string> keys,
+                                                            GetOptions first_options) {
   std::vector<GetResult> results(keys.size());
   if (keys.empty()) co_return results;
   const bool valid = std::all_of(keys.begin(), keys.end(), [](const std::string& key) { return valid_key(key); });
@@ -85,29 +92,31 @@ asio::awaitable<std::vector<GetResult>> Connection::get_many(std::vector<std::st
     for (GetResult& result : results) result.error = refused;
     co_return results;
   }
-  std::vector<std::shared_ptr<Pending>> pendings;
-  pendings.reserve(keys.size());
-  for (const std::string& key : keys) {
-    const std::uint32_t opaque = next_opaque();
-    encode_get(out(), key, opaque, pendings.empty() ? first : GetOptions{});
-    pendings.push_back(std::make_shared<Pending>(executor(), opaque));
-    if (pendings.size() < keys.size()) enqueue(pendings.back());
+  // One waiter for the run: its replies come in order, the last one finishes it (or the connection fails it).
+  const std::uint32_t first = opaque_ + 1;
+  for (std::size_t i = 0; i < keys.size(); ++i) {
+    encode_get(out(), keys[i], next_opaque(), i == 0 ? first_options : GetOptions{});
   }
-  // Replies come in order: once the last is in, so are the others (or the connection failed them all).
-  co_await await_reply(pendings.back());
-  for (std::size_t i = 0; i < pendings.size(); ++i) {
-    Pending& pending = *pendings[i];
-    if (!pending.done || pending.error) {
-      results[i].error = pending.error ? pending.error : error_code(asio::error::operation_aborted);
+  const auto pending = std::make_shared<Pending>(executor(), first, keys.size());
+  if (keys.size() > 1) pending->replies.reserve(keys.size());
+  co_await await_reply(pending);
+  for (std::size_t i = 0; i < results.size(); ++i) {
+    Reply* reply = nullptr;
+    if (keys.size() == 1) {
+      reply = &pending->reply;
+    } else if (i < pending->replies.size()) {
+      reply = &pending->replies[i];
+    }
+    if (!pending->done || pending->error || reply == nullptr) {
+      results[i].error = pending->error ? pending->error : error_code(asio::error::operation_aborted);
       continue;
     }
-    Reply& reply = pending.reply;
-    if (reply.code == Reply::Code::kMiss) continue;
-    if (reply.code != Reply::Code::kValue) {
-      results[i].error = reply_error(reply);
+    if (reply->code == Reply::Code::kMiss) continue;
+    if (reply->code != Reply::Code::kValue) {
+      results[i].error = reply_error(*reply);
       continue;
     }
-    results[i].item.emplace(item_of(reply));
+    results[i].item.emplace(item_of(*reply));
   }
   co_return results;
 }
@@ -167,16 +176,23 @@ bool Connection::consume(const char* data, std::size_t n) {
     // A reply nobody waits for, or for another request than the oldest: the stream is out of step.
     const bool error_reply = status == ParseStatus::kDone && is_error_reply(reply);
     if (status == ParseStatus::kMalformed || !has_waiters() ||
-        (!error_reply && reply.opaque != static_cast<Pending&>(front()).opaque)) {
+        (!error_reply && reply.opaque != static_cast<Pending&>(front()).expected())) {
       spdlog::warn("memcached {}:{}: unexpected reply; reconnecting", peer().address, peer().port);
       fail(make_error_code(errc::bad_message), true);
       return false;
     }
     offset += consumed;
-    const auto pending = std::static_pointer_cast<Pending>(take_front());
+    auto& oldest = static_cast<Pending&>(front());
     const bool out_of_step = reply.code == Reply::Code::kError || reply.code == Reply::Code::kClientError;
     if (out_of_step) spdlog::warn("memcached {}:{}: error reply: {}", peer().address, peer().port, reply.message);
-    pending->reply = std::move(reply);
+    if (oldest.count == 1) {
+      oldest.reply = std::move(reply);
+    } else {
+      oldest.replies.push_back(std::move(reply));
+      // More replies of the run to come (unless this one threw the stream out of step).
+      if (oldest.replies.size() < oldest.count && !out_of_step) continue;
+    }
+    const auto pending = take_front();
     finish(*pending);
     if (out_of_step) {
       // memcached may have read part of the request as another command: start afresh.

@@ -110,7 +110,7 @@ void CacheStage::invalidate_after_write(RequestContext& context, const WriteObse
   }
 }
 
-asio::awaitable<std::shared_ptr<const cache::CachedResponse>> CacheStage::look_up(RequestContext& context) {
+std::optional<cache::RequestCacheability> CacheStage::prepare(RequestContext& context) {
   CacheState& state = context.cache;
   cache::CacheStats& stats = context.generation->cache->stats();
   const config::RouteCacheConfig& rule = context.route->cache;
@@ -122,11 +122,10 @@ asio::awaitable<std::shared_ptr<const cache::CachedResponse>> CacheStage::look_u
   const bool has_body = context.parser().chunked() || (length && *length > 0);
   if (cacheability == cache::RequestCacheability::kBypass || has_body) {
     stats.bypasses.add();
-    co_return nullptr;
+    return std::nullopt;
   }
   state.cache = context.generation->cache;
   // HEAD is answered from the GET entry (and never fills it: its response has no body).
-  const bool head = context.method == "HEAD";
   cache::KeyRequest key_request{"GET", context.checked.host, context.path(), context.checked.target.query,
                                 &request, {}};
   if (!context.user.empty()) key_request.user_id = context.user;
@@ -135,45 +134,120 @@ asio::awaitable<std::shared_ptr<const cache::CachedResponse>> CacheStage::look_u
   std::optional<std::string> resource = cache::build_resource_key(prefix, context.route->name, rule, key_request);
   if (!key || !resource) {
     stats.bypasses.add();
-    co_return nullptr;
+    return std::nullopt;
   }
   state.key = std::move(*key);
   state.resource = std::move(*resource);
+  return cacheability;
+}
 
+// The hot path stays in this frame: anything but a plain fresh hit goes on in after_lookup's.
+asio::awaitable<std::shared_ptr<const cache::CachedResponse>> CacheStage::look_up(RequestContext& context) {
+  const std::optional<cache::RequestCacheability> cacheability = prepare(context);
+  if (!cacheability) co_return nullptr;
+  CacheState& state = context.cache;
+  const bool lookup = *cacheability == cache::RequestCacheability::kLookup;
+  const bool head = context.method == "HEAD";
   cache::ResponseCache::Joined joined;
-  if (cacheability == cache::RequestCacheability::kLookup) {
+  if (lookup) {
     joined = state.cache->join(state.key, !head);
     if (joined.fill && !joined.is_leader) co_return co_await wait_for_fill(context, std::move(joined.fill));
   }
   if (!route_tags(context)) {
     if (joined.fill) state.cache->finish(state.key, joined.fill, nullptr);
-    stats.bypasses.add();
+    state.cache->stats().bypasses.add();
     co_return nullptr;
   }
-  const bool leads = cacheability == cache::RequestCacheability::kLookup && joined.fill != nullptr;
+  const memcache::GetOptions options = lookup_options(context, lookup && joined.fill != nullptr);
+  // A revalidation reads the entry for nothing, but needs the resource's version to store under.
+  cache::ResponseCache::Lookup found =
+      co_await state.cache->look_up(state.key, state.resource, tag_keys(context), options);
+  if (found.error) {
+    lookup_failed(context, joined.fill);
+    co_return nullptr;
+  }
+  take_tag_versions(state, found);
+  std::optional<cache::CachedResponse> stored;
+  if (lookup) {
+    if (std::shared_ptr<const cache::CachedResponse> hit = fresh_hit(context, found, joined.fill, stored)) {
+      co_return hit;
+    }
+  }
+  co_return co_await after_lookup(context, std::move(joined), *cacheability, std::move(found), std::move(stored),
+                                  options);
+}
+
+memcache::GetOptions CacheStage::lookup_options(const RequestContext& context, bool leads) {
   // The lease lets one request of the fleet fill a missing entry; the recache flag picks the one that refreshes a
   // stale one.
   memcache::GetOptions options;
-  if (leads) {
-    options.cas = true;
-    if (state.cache->config().fill_lock) options.vivify = lease_seconds(context);
-    options.recache = static_cast<std::uint32_t>(CacheFill::stale_extra(rule).count());
+  if (!leads) return options;
+  options.cas = true;
+  if (context.cache.cache->config().fill_lock) options.vivify = lease_seconds(context);
+  options.recache = static_cast<std::uint32_t>(CacheFill::stale_extra(context.route->cache).count());
+  return options;
+}
+
+void CacheStage::lookup_failed(RequestContext& context, const std::shared_ptr<cache::Fill>& fill) {
+  // The primary is down or slow: served from upstream, and nothing is stored.
+  CacheState& state = context.cache;
+  if (fill) {
+    fill->unavailable = true;
+    state.cache->finish(state.key, fill, nullptr);
   }
+  state.cache->stats().bypasses.add();
+}
+
+void CacheStage::take_tag_versions(CacheState& state, const cache::ResponseCache::Lookup& found) {
+  for (std::size_t i = 0; i < state.tags.size(); ++i) state.tags[i].version = found.tag_versions[i].value_or(0);
+}
+
+std::shared_ptr<const cache::CachedResponse> CacheStage::fresh_hit(RequestContext& context,
+                                                                   const cache::ResponseCache::Lookup& found,
+                                                                   const std::shared_ptr<cache::Fill>& fill,
+                                                                   std::optional<cache::CachedResponse>& stored) {
+  if (!found.entry || found.entry->value.empty() || !found.version) return nullptr;
+  stored = cache::decode_record(found.entry->value);
+  // A value that is not a record (corrupt, or another program's) or belongs to an invalidated version of its
+  // resource is a miss.
+  if (!stored || stored->resource_version != *found.version) {
+    stored.reset();
+    return nullptr;
+  }
+  std::vector<std::string> unread;
+  std::vector<std::uint64_t> expected;
+  // A refresh this request must start, a tag not read yet, a changed one or an expired record: the long way.
+  if (found.entry->won || tags_read_current(context, *stored, found, unread, expected) != true ||
+      !stored->fresh(cache::unix_now())) {
+    return nullptr;
+  }
+  CacheState& state = context.cache;
+  auto response = std::make_shared<const cache::CachedResponse>(std::move(*stored));
+  stored.reset();
+  if (fill) state.cache->finish(state.key, fill, response);
+  state.cache->stats().hits.add();
+  state.status = "HIT";
+  return response;
+}
+
+asio::awaitable<std::shared_ptr<const cache::CachedResponse>> CacheStage::after_lookup(
+    RequestContext& context, cache::ResponseCache::Joined joined, cache::RequestCacheability cacheability,
+    cache::ResponseCache::Lookup found, std::optional<cache::CachedResponse> stored, memcache::GetOptions options) {
+  CacheState& state = context.cache;
+  cache::CacheStats& stats = state.cache->stats();
+  const bool head = context.method == "HEAD";
+  const bool lookup = cacheability == cache::RequestCacheability::kLookup;
   for (int attempt = 0;; ++attempt) {
-    // A revalidation reads the entry for nothing, but needs the resource's version to store under.
-    cache::ResponseCache::Lookup found =
-        co_await state.cache->look_up(state.key, state.resource, tag_keys(context), options);
-    if (found.error) {
-      // The primary is down or slow: served from upstream, and nothing is stored.
-      if (joined.fill) {
-        joined.fill->unavailable = true;
-        state.cache->finish(state.key, joined.fill, nullptr);
+    if (attempt > 0) {
+      found = co_await state.cache->look_up(state.key, state.resource, tag_keys(context), options);
+      if (found.error) {
+        lookup_failed(context, joined.fill);
+        co_return nullptr;
       }
-      stats.bypasses.add();
-      co_return nullptr;
+      take_tag_versions(state, found);
+      stored.reset();
     }
-    for (std::size_t i = 0; i < state.tags.size(); ++i) state.tags[i].version = found.tag_versions[i].value_or(0);
-    if (cacheability == cache::RequestCacheability::kLookup && found.entry) {
+    if (lookup && found.entry) {
       const memcache::Item& item = *found.entry;
       if (item.value.empty() && item.won) {
         state.lease = item.cas;  // this request fills the entry for the fleet
@@ -183,11 +257,12 @@ asio::awaitable<std::shared_ptr<const cache::CachedResponse>> CacheStage::look_u
         // The other fill gave nothing in time: this request fetches, under the version current now.
         found.version.reset();
       } else if (found.version) {
-        Served served = co_await serve_stored(context, found, joined.fill, head);
+        if (!stored && !item.value.empty()) stored = cache::decode_record(item.value);
+        Served served = co_await serve_stored(context, found, stored, joined.fill, head);
         if (served.response) co_return served.response;
         // A record that cannot be served is dropped (unless it may still answer an upstream failure), so that the
         // next lookup takes the fill lease.
-        if (leads && options.vivify > 0 && attempt == 0 && !state.fallback && item.cas != 0) {
+        if (joined.fill && options.vivify > 0 && attempt == 0 && !state.fallback && item.cas != 0) {
           const boost::system::error_code dropped =
               co_await state.cache->remove_if_unchanged(state.key, state.resource, item.cas);
           if (!dropped) continue;
@@ -206,6 +281,7 @@ asio::awaitable<std::shared_ptr<const cache::CachedResponse>> CacheStage::look_u
   if (state.version == 0) co_return nullptr;  // the fill ends unstored (~CacheState) when the request does
   // The route's tags that have no version yet get one now, before the upstream is asked: an invalidation during
   // the fetch then makes what it brings stale.
+  const std::string_view prefix = state.cache->config().key_prefix;
   for (cache::TagVersion& tag : state.tags) {
     if (tag.version != 0) continue;
     const std::optional<std::uint64_t> version =
@@ -213,7 +289,7 @@ asio::awaitable<std::shared_ptr<const cache::CachedResponse>> CacheStage::look_u
     if (!version) co_return nullptr;
     tag.version = *version;
   }
-  state.observer.emplace(rule, static_cast<std::size_t>(state.cache->config().max_item_bytes),
+  state.observer.emplace(context.route->cache, static_cast<std::size_t>(state.cache->config().max_item_bytes),
                          CacheFill::Options{state.version, shared_authorization(context), cache::unix_now()});
   co_return nullptr;
 }
@@ -251,13 +327,14 @@ std::uint32_t CacheStage::lease_seconds(const RequestContext& context) {
   return static_cast<std::uint32_t>(std::clamp<std::int64_t>(seconds, 1, kMaxLeaseSeconds));
 }
 
-asio::awaitable<bool> CacheStage::tags_current(const RequestContext& context, const cache::CachedResponse& stored,
-                                               const cache::ResponseCache::Lookup& found) {
+std::optional<bool> CacheStage::tags_read_current(const RequestContext& context, const cache::CachedResponse& stored,
+                                                  const cache::ResponseCache::Lookup& found,
+                                                  std::vector<std::string>& unread,
+                                                  std::vector<std::uint64_t>& expected) {
+  if (stored.tags.empty()) return true;
   const CacheState& state = context.cache;
   const std::string_view prefix = state.cache->config().key_prefix;
   const std::vector<std::string>& hinted = state.cache->header_tags_hint(state.key);
-  std::vector<std::string> unread;
-  std::vector<std::uint64_t> expected;
   for (const cache::TagVersion& tag : stored.tags) {
     std::optional<std::uint64_t> current;
     bool read = false;
@@ -282,11 +359,20 @@ asio::awaitable<bool> CacheStage::tags_current(const RequestContext& context, co
       expected.push_back(tag.version);
       continue;
     }
-    if (current != tag.version) co_return false;
+    if (current != tag.version) return false;
   }
-  if (unread.empty()) co_return true;
+  if (!unread.empty()) return std::nullopt;
+  return true;
+}
+
+asio::awaitable<bool> CacheStage::tags_current(const RequestContext& context, const cache::CachedResponse& stored,
+                                               const cache::ResponseCache::Lookup& found) {
+  std::vector<std::string> unread;
+  std::vector<std::uint64_t> expected;
+  const std::optional<bool> known = tags_read_current(context, stored, found, unread, expected);
+  if (known) co_return *known;
   const std::vector<std::optional<std::uint64_t>> versions =
-      co_await state.cache->tag_versions(std::move(unread), state.resource);
+      co_await context.cache.cache->tag_versions(std::move(unread), context.cache.resource);
   for (std::size_t i = 0; i < versions.size(); ++i) {
     if (versions[i] != expected[i]) co_return false;
   }
@@ -295,11 +381,11 @@ asio::awaitable<bool> CacheStage::tags_current(const RequestContext& context, co
 
 asio::awaitable<CacheStage::Served> CacheStage::serve_stored(RequestContext& context,
                                                             const cache::ResponseCache::Lookup& found,
+                                                            std::optional<cache::CachedResponse>& stored,
                                                             const std::shared_ptr<cache::Fill>& fill, bool head) {
   CacheState& state = context.cache;
   cache::CacheStats& stats = state.cache->stats();
   const memcache::Item& item = *found.entry;
-  std::optional<cache::CachedResponse> stored = cache::decode_record(item.value);
   // A value that is not a record (corrupt, or another program's) or belongs to an invalidated version of its
   // resource is a miss.
   if (!stored || stored->resource_version != *found.version) co_return Served{};
@@ -360,8 +446,9 @@ asio::awaitable<std::shared_ptr<const cache::CachedResponse>> CacheStage::wait_f
     const memcache::Item& item = *found.entry;
     if (item.value.empty()) continue;  // still filling
     if (!found.version) break;
-    for (std::size_t i = 0; i < state.tags.size(); ++i) state.tags[i].version = found.tag_versions[i].value_or(0);
-    Served served = co_await serve_stored(context, found, fill, false);
+    take_tag_versions(state, found);
+    std::optional<cache::CachedResponse> stored = cache::decode_record(item.value);
+    Served served = co_await serve_stored(context, found, stored, fill, false);
     if (served.response) {
       stats.coalesced.add();
       co_return served.response;

@@ -14,9 +14,11 @@
 
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
+#include "apigw/cache/cache_policy.h"
 #include "apigw/cache/cached_response.h"
 #include "apigw/cache/response_cache.h"
 #include "stage.h"
@@ -34,13 +36,33 @@ class CacheStage final : public Stage {
   static void invalidate_after_write(RequestContext& context, const WriteObserver& write);
   // The stored response that answers the request, or null (context.cache then says how the request goes on).
   boost::asio::awaitable<std::shared_ptr<const cache::CachedResponse>> look_up(RequestContext& context);
+  // Classifies the request and builds its keys (context.cache); nullopt when it bypasses the cache.
+  static std::optional<cache::RequestCacheability> prepare(RequestContext& context);
+  static memcache::GetOptions lookup_options(const RequestContext& context, bool leads);
+  static void lookup_failed(RequestContext& context, const std::shared_ptr<cache::Fill>& fill);
+  static void take_tag_versions(CacheState& state, const cache::ResponseCache::Lookup& found);
+  // The lookup found a fresh record of the current versions that needs nothing more: the hit; else null, with
+  // `stored` the decoded record when there is one of the resource's current version.
+  static std::shared_ptr<const cache::CachedResponse> fresh_hit(RequestContext& context,
+                                                                const cache::ResponseCache::Lookup& found,
+                                                                const std::shared_ptr<cache::Fill>& fill,
+                                                                std::optional<cache::CachedResponse>& stored);
+  // Everything after a lookup but a plain hit: the fleet's fill lease, stale records, misses and the fill.
+  static boost::asio::awaitable<std::shared_ptr<const cache::CachedResponse>> after_lookup(
+      RequestContext& context, cache::ResponseCache::Joined joined, cache::RequestCacheability cacheability,
+      cache::ResponseCache::Lookup found, std::optional<cache::CachedResponse> stored, memcache::GetOptions options);
   // The route's tags for this request (context.cache.tags); false when one cannot be formed.
   static bool route_tags(RequestContext& context);
   // The keys of the tag versions read with the entry: the route's tags, then those the upstream gave it last.
   static std::vector<std::string> tag_keys(const RequestContext& context);
   // How long a fill lease lasts: the upstream's timeout, in whole seconds.
   static std::uint32_t lease_seconds(const RequestContext& context);
-  // Whether each tag of the record still has the version it was stored with.
+  // Whether each tag of the record still has the version the lookup read: nullopt when some were not read (their
+  // keys and the versions the record expects are added to `unread` and `expected`).
+  static std::optional<bool> tags_read_current(const RequestContext& context, const cache::CachedResponse& stored,
+                                               const cache::ResponseCache::Lookup& found,
+                                               std::vector<std::string>& unread, std::vector<std::uint64_t>& expected);
+  // Whether each tag of the record still has the version it was stored with (reading those the lookup did not).
   static boost::asio::awaitable<bool> tags_current(const RequestContext& context, const cache::CachedResponse& stored,
                                                    const cache::ResponseCache::Lookup& found);
   // A record of the resource's current version: answered fresh (HIT) or stale (STALE, refreshed by the request
@@ -50,6 +72,7 @@ class CacheStage final : public Stage {
   };
   static boost::asio::awaitable<Served> serve_stored(RequestContext& context,
                                                      const cache::ResponseCache::Lookup& found,
+                                                     std::optional<cache::CachedResponse>& stored,
                                                      const std::shared_ptr<cache::Fill>& fill, bool head);
   // Another instance (or worker) holds the fill lease: the record it stores, read again until it appears or the
   // upstream's timeout passes; null when this request must fetch.
