@@ -427,6 +427,49 @@ def test_an_event_left_pending_by_a_dead_consumer_is_claimed(gateway, upstream, 
     assert consumer.metric(HANDLED) == 1 and consumer.metric(FAILED) == 0
 
 
+def test_an_event_an_instance_read_and_died_with_is_handled_by_another(gateway, upstream, memcached, redis):
+    """A real instance reads an event while its primary Memcached is paused (so it cannot handle it, and the event
+    stays pending, owned by that instance) and is killed. Once Memcached is back, another instance takes the event
+    over after claim_after and handles it."""
+    primary = [memcached()]
+    server = redis()
+    up = tag_upstream(upstream)
+    filler = gateway(cache_gateway_config(up, primary, routes=tag_routes()))
+    assert xcache(get(filler, "/products/7")) == "MISS"
+    wait_stored(filler, 1)
+    assert xcache(get(filler, "/products/7")) == "HIT"
+
+    doomed = gateway(cache_gateway_config(up, primary, routes=tag_routes(), timeout="200ms",
+                                          events=events_section(server, claim_after="30s")))
+    assert wait_until(lambda: group_exists(server), timeout=5), "apigw did not create the consumer group"
+    primary[0].pause()
+    try:
+        add_event(server, "tags", "product:7")
+        assert wait_until(lambda: pending_count(server) == 1, timeout=5), server.cli("XPENDING", STREAM, GROUP)
+        owner = server.cli("XPENDING", STREAM, GROUP, "-", "+", "10")
+        os.kill(doomed.pid, signal.SIGKILL)
+        assert wait_until(lambda: not doomed.alive(), timeout=5)
+    finally:
+        primary[0].resume()
+    assert pending_count(server) == 1, owner
+    # The version the dead instance wrote may still have reached Memcached (its bytes waited in the socket while
+    # Memcached was paused): whatever it did, the entry is made a hit again before the heir starts.
+    if xcache(get(filler, "/products/7")) == "MISS":
+        wait_stored(filler, 2)
+    r = get(filler, "/products/7")
+    assert xcache(r) == "HIT", r
+    before = n_of(r)
+
+    heir = gateway(cache_gateway_config(up, primary, routes=tag_routes(),
+                                        events=events_section(server, claim_after="1s")))
+    assert wait_until(lambda: heir.metric(HANDLED) == 1, timeout=6), \
+        (heir.metric(HANDLED), heir.metric(CLAIMED), server.cli("XPENDING", STREAM, GROUP))
+    assert heir.metric(CLAIMED) >= 1
+    assert pending_count(server) == 0, server.cli("XPENDING", STREAM, GROUP)
+    r = get(filler, "/products/7")
+    assert xcache(r) == "MISS" and n_of(r) == before + 1, r
+
+
 # --- stale answers ---------------------------------------------------------------------------------------------
 
 def test_stale_while_revalidate_answers_at_once_and_refreshes_once(gateway, upstream, memcached):
