@@ -43,6 +43,8 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   apigw::cache::ResponseToStore response{record->status, headers, record->body, record->stored_at, record->ttl};
   response.initial_age = record->initial_age;
   response.resource_version = record->resource_version;
+  response.stale = record->stale;
+  response.tags = record->tags;
   const auto again = apigw::cache::encode_record(response);
   FUZZ_CHECK(again.has_value() && *again == bytes);
   for (const std::int64_t now : {std::numeric_limits<std::int64_t>::min(), std::int64_t{0},

@@ -125,8 +125,8 @@ TEST(CacheFill, TheTagHeaderGivesTagsAndIsNotStored) {
 TEST(CacheFill, ATagThatCannotBeFiledKeepsTheResponseOut) {
   const config::RouteCacheConfig route = rule();
   CacheFill fill(route, 1024 * 1024, sent_now());
-  const std::string long_tag(cache::kMaxTagBytes + 1, 't');
-  const std::array<Field, 1> fields{Field{bhttp::field::unknown, "Surrogate-Key", "ok " + long_tag}};
+  const std::string tags = "ok " + std::string(cache::kMaxTagBytes + 1, 't');  // the field's value is a view
+  const std::array<Field, 1> fields{Field{bhttp::field::unknown, "Surrogate-Key", tags}};
   fill.on_head(200, fields);
   fill.on_complete();
   EXPECT_FALSE(fill.record({}));
