@@ -178,10 +178,10 @@ asio::awaitable<std::optional<std::uint64_t>> ResponseCache::create_version(std:
   // Every operation on a resource's keys goes on the connection its name picks, so that on one worker they reach
   // the primary in the order they were made: a lookup made after an invalidation sees it.
   std::string placement = resource;
-  co_return co_await create_tag_version(std::move(resource), std::move(placement));
+  co_return co_await create_version_at(std::move(resource), std::move(placement));
 }
 
-asio::awaitable<std::optional<std::uint64_t>> ResponseCache::create_tag_version(std::string key,
+asio::awaitable<std::optional<std::uint64_t>> ResponseCache::create_version_at(std::string key,
                                                                                 std::string placement) {
   const auto start = Clock::now();
   std::uint64_t version = random_version();

@@ -82,7 +82,7 @@ boost::asio::awaitable<void> store_with_header_tags(std::shared_ptr<cache::Respo
   const std::vector<std::optional<std::uint64_t>> versions = co_await cache->tag_versions(keys, resource);
   for (std::size_t i = 0; i < keys.size(); ++i) {
     std::optional<std::uint64_t> version = versions[i];
-    if (!version) version = co_await cache->create_tag_version(keys[i], resource);
+    if (!version) version = co_await cache->create_version_at(keys[i], resource);
     if (!version) {
       cache->stats().stores_failed.add();  // a tag without a version cannot be checked: nothing is stored
       co_return;

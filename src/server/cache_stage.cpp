@@ -285,7 +285,7 @@ asio::awaitable<std::shared_ptr<const cache::CachedResponse>> CacheStage::after_
   for (cache::TagVersion& tag : state.tags) {
     if (tag.version != 0) continue;
     const std::optional<std::uint64_t> version =
-        co_await state.cache->create_tag_version(cache::tag_key(prefix, tag.tag), state.resource);
+        co_await state.cache->create_version_at(cache::tag_key(prefix, tag.tag), state.resource);
     if (!version) co_return nullptr;
     tag.version = *version;
   }

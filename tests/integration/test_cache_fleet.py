@@ -388,6 +388,17 @@ def test_stream_events_invalidate_on_every_instance_once(gateway, upstream, memc
                                   gw.metric("apigw_cache_events_pending") == 0 for gw in gws), timeout=3)
 
 
+def claiming_consumer(gateway, up, primary, server):
+    """An instance started with claim_after 1s, once it has taken over the one pending event and handled it."""
+    consumer = gateway(cache_gateway_config(up, primary, routes=tag_routes(),
+                                            events=events_section(server, claim_after="1s")))
+    assert wait_until(lambda: consumer.metric(HANDLED) == 1, timeout=6), \
+        (consumer.metric(HANDLED), consumer.metric(CLAIMED), server.cli("XPENDING", STREAM, GROUP))
+    assert consumer.metric(CLAIMED) >= 1
+    assert pending_count(server) == 0, server.cli("XPENDING", STREAM, GROUP)
+    return consumer
+
+
 def test_an_event_left_pending_by_a_dead_consumer_is_claimed(gateway, upstream, memcached, redis):
     """An instance that read an event and died before acknowledging it leaves it pending in the group, owned by a
     consumer that will never come back. Made deterministic here: the group exists before any apigw, and the event
@@ -412,12 +423,7 @@ def test_an_event_left_pending_by_a_dead_consumer_is_claimed(gateway, upstream, 
     # Still a hit: nobody handled the event.
     assert xcache(get(filler, "/products/7")) == "HIT"
 
-    consumer = gateway(cache_gateway_config(up, primary, routes=tag_routes(),
-                                    events=events_section(server, claim_after="1s")))
-    assert wait_until(lambda: consumer.metric(HANDLED) == 1, timeout=5), \
-        (consumer.metric(HANDLED), consumer.metric(CLAIMED), server.cli("XPENDING", STREAM, GROUP))
-    assert consumer.metric(CLAIMED) >= 1
-    assert pending_count(server) == 0, server.cli("XPENDING", STREAM, GROUP)
+    consumer = claiming_consumer(gateway, up, primary, server)
     r = get(filler, "/products/7")
     assert xcache(r) == "MISS" and n_of(r) == 2, r
     r = get(filler, "/products/8")
@@ -460,12 +466,7 @@ def test_an_event_an_instance_read_and_died_with_is_handled_by_another(gateway, 
     assert xcache(r) == "HIT", r
     before = n_of(r)
 
-    heir = gateway(cache_gateway_config(up, primary, routes=tag_routes(),
-                                        events=events_section(server, claim_after="1s")))
-    assert wait_until(lambda: heir.metric(HANDLED) == 1, timeout=6), \
-        (heir.metric(HANDLED), heir.metric(CLAIMED), server.cli("XPENDING", STREAM, GROUP))
-    assert heir.metric(CLAIMED) >= 1
-    assert pending_count(server) == 0, server.cli("XPENDING", STREAM, GROUP)
+    claiming_consumer(gateway, up, primary, server)
     r = get(filler, "/products/7")
     assert xcache(r) == "MISS" and n_of(r) == before + 1, r
 

@@ -118,8 +118,8 @@ class ResponseCache : public std::enable_shared_from_this<ResponseCache> {
   // store under, the one another fill created meanwhile, or nullopt when the primary failed. A value at the
   // resource key that is no version is replaced.
   boost::asio::awaitable<std::optional<std::uint64_t>> create_version(std::string resource);
-  // The same for a tag's version on the server `placement` (its resource key) selects.
-  boost::asio::awaitable<std::optional<std::uint64_t>> create_tag_version(std::string tag_key, std::string placement);
+  // The same for any version key (a tag's), on the server `placement` (its resource key) selects.
+  boost::asio::awaitable<std::optional<std::uint64_t>> create_version_at(std::string key, std::string placement);
   // Gives each tag a new version on every server of the primary (waited for) and of the secondary (queued). An
   // error when a primary server failed: the tags that reached it still count as invalidated there.
   boost::asio::awaitable<boost::system::error_code> invalidate_tags(std::vector<std::string> tags);
