@@ -320,6 +320,21 @@ class PathSearch {
   const Terminal* first_path_match_ = nullptr;
 };
 
+TrieNodeView view_of(const Node& node) {
+  TrieNodeView view;
+  view.prefix = node.prefix;
+  for (const auto& child : node.static_children) view.statics.push_back(view_of(*child));
+  std::sort(view.statics.begin(), view.statics.end(),
+            [](const TrieNodeView& a, const TrieNodeView& b) { return a.prefix < b.prefix; });
+  if (node.param_child) view.param.push_back(view_of(*node.param_child));
+  if (node.wildcard_child) view.wildcard.push_back(view_of(*node.wildcard_child));
+  if (node.terminal) {
+    for (const auto& entry : node.terminal->explicit_methods) view.methods.push_back({entry.methods, entry.route});
+    if (node.terminal->any_method) view.any_method = node.terminal->any_method->route;
+  }
+  return view;
+}
+
 struct WildcardHost {
   std::string suffix;  // ".example.com" for "*.example.com"
   Node root;
@@ -397,6 +412,20 @@ RouteTrieMatch RouteTrie::match(std::string_view host, std::string_view method, 
     result.allow = no_method->allow;
   }
   return result;
+}
+
+std::vector<TrieTableView> RouteTrie::tables() const {
+  std::vector<TrieTableView> tables;
+  for (const auto& [host, root] : impl_->exact_hosts_) {
+    tables.push_back({TrieTableView::Kind::kExactHost, host, view_of(root)});
+  }
+  std::sort(tables.begin(), tables.end(),
+            [](const TrieTableView& a, const TrieTableView& b) { return a.host < b.host; });
+  for (const auto& table : impl_->wildcard_hosts_) {
+    tables.push_back({TrieTableView::Kind::kWildcardHost, table.suffix, view_of(table.root)});
+  }
+  tables.push_back({TrieTableView::Kind::kAnyHost, "", view_of(impl_->any_host_)});
+  return tables;
 }
 
 }  // namespace apigw::routing

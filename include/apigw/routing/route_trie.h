@@ -34,6 +34,28 @@ struct RouteTrieError {
   std::optional<std::uint32_t> other;   // the already added route it conflicts with, if any
 };
 
+// The trie's structure as plain data, for exporting it to other routers (apigw edge-export): what match() walks.
+struct TrieNodeView {
+  struct MethodRoute {
+    std::vector<std::string> methods;  // sorted
+    std::uint32_t route = 0;
+  };
+  std::string prefix;                  // static text consumed on the edge into this node; empty for roots, captures
+  std::vector<TrieNodeView> statics;   // sorted by prefix; their first characters are distinct
+  std::vector<TrieNodeView> param;     // none or one: the `:param` child (one non-empty segment)
+  std::vector<TrieNodeView> wildcard;  // none or one: the `*wildcard` child (the rest of the path, maybe empty)
+  std::vector<MethodRoute> methods;    // a terminal's routes for explicit methods (which never overlap)
+  std::optional<std::uint32_t> any_method;  // a terminal's route for every other method
+  bool terminal() const { return !methods.empty() || any_method.has_value(); }
+};
+
+struct TrieTableView {
+  enum class Kind { kExactHost, kWildcardHost, kAnyHost };
+  Kind kind = Kind::kAnyHost;
+  std::string host;  // kExactHost: the lower-case name; kWildcardHost: the suffix with its dot (".example.com")
+  TrieNodeView root;
+};
+
 class RouteTrie {
  public:
   RouteTrie();
@@ -52,6 +74,10 @@ class RouteTrie {
   // Host tables are tried most specific first (exact, then wildcard, then any host); the first table with a
   // path and method match wins; otherwise the first table whose paths matched gives kNoMethod with its Allow.
   RouteTrieMatch match(std::string_view host, std::string_view method, std::string_view path) const;
+
+  // Every host table in the order match() tries them: exact hosts (by name; at most one can match), wildcard hosts
+  // (longest suffix first), then the any-host table (always present, maybe empty).
+  std::vector<TrieTableView> tables() const;
 
  private:
   struct Impl;
