@@ -163,6 +163,13 @@ json::value control_value(const config::ControlConfig& control) {
                                                                 : json::value(control.state_file)}};
 }
 
+json::value edge_value(const config::EdgeConfig& edge) {
+  if (!edge.enabled) return nullptr;
+  json::object sites;
+  for (const config::EdgeSite& site : edge.sites) sites[site.name] = site.origin;
+  return json::object{{"sites", std::move(sites)}, {"default", edge.default_site}, {"header", edge.header}};
+}
+
 json::object route_object(const config::Config& config, const config::RouteConfig& route) {
   json::object match{{"path", route.match.path}, {"methods", strings(route.match.methods)}};
   match["host"] = route.match.host.empty() ? json::value(nullptr) : json::value(route.match.host);
@@ -170,6 +177,7 @@ json::object route_object(const config::Config& config, const config::RouteConfi
   if (!route.strip_prefix.empty()) out["rewrite"] = json::object{{"strip_prefix", route.strip_prefix}};
   out["split"] = side_value(route.split, config.migration.split);
   out["shadow"] = side_value(route.shadow, config.migration.shadow_target);
+  if (config.edge.enabled) out["site"] = route.site.empty() ? config.edge.default_site : route.site;
   out["source"] = fmt::format("{}:{}", route.position.file, route.position.line);
   return out;
 }
@@ -211,6 +219,7 @@ std::string config_json(const config::Snapshot& snapshot) {
       {"reload", json::object{{"watch", config.reload.watch}, {"interval", duration_text(config.reload.interval)}}},
       {"migration", migration_value(config.migration)},
       {"control", control_value(config.control)},
+      {"edge", edge_value(config.edge)},
       {"upstreams", std::move(upstreams)},
       {"routes", std::move(routes)}};
   return pretty(out);

@@ -1,20 +1,16 @@
 // The instance's side of fleet control (see fleet_control.h).
 #include "fleet_control.h"
 
-#include <fcntl.h>
 #include <unistd.h>
 
 #include <algorithm>
 #include <array>
-#include <cerrno>
-#include <cstring>
-#include <fstream>
-#include <sstream>
 
 #include <boost/json.hpp>
 #include <fmt/format.h>
 #include <spdlog/spdlog.h>
 
+#include "apigw/core/text_file.h"
 #include "apigw/fleet/overlay.h"
 
 namespace apigw::app {
@@ -314,37 +310,19 @@ void FleetControl::save_state_file() {
   const std::string& path = baseline_->config.control.state_file;
   if (path.empty()) return;
   // A new file renamed over the old one: a crash leaves one or the other, never half of one.
-  const std::string temporary = path + ".tmp";
-  const std::string text = fleet::encode(applied_) + "\n";
-  const int fd = ::open(temporary.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-  bool ok = fd >= 0;
   std::string why;
-  if (ok) {
-    ok = ::write(fd, text.data(), text.size()) == static_cast<ssize_t>(text.size()) && ::fsync(fd) == 0;
-    if (!ok) why = std::strerror(errno);
-    ::close(fd);
-  } else {
-    why = std::strerror(errno);
-  }
-  if (ok && ::rename(temporary.c_str(), path.c_str()) != 0) {
-    ok = false;
-    why = std::strerror(errno);
-  }
-  if (!ok) {
+  if (!core::write_file_atomically(path, fleet::encode(applied_) + "\n", why)) {
     count("state_file");
     spdlog::error("control: cannot write the state file {}: {}", path, why);
-    ::unlink(temporary.c_str());
   }
 }
 
 bool FleetControl::load_state_file(fleet::State& state) {
   const std::string& path = baseline_->config.control.state_file;
-  std::ifstream in(path);
-  if (!in) return false;
-  std::stringstream text;
-  text << in.rdbuf();
+  std::string text;
   std::string why;
-  auto decoded = fleet::decode(text.str(), why);
+  if (path.empty() || !core::read_text_file(path, text, why)) return false;
+  auto decoded = fleet::decode(text, why);
   if (!decoded) {
     count("state_file");
     spdlog::error("control: the state file {} is not readable: {}", path, why);

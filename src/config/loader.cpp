@@ -7,15 +7,14 @@
 
 #include <algorithm>
 #include <array>
-#include <cerrno>
 #include <cstring>
 #include <filesystem>
-#include <fstream>
-#include <sstream>
 
+#include "apigw/core/text_file.h"
 #include "auth_section.h"
 #include "cache_section.h"
 #include "control_section.h"
+#include "edge_section.h"
 #include "migration_section.h"
 #include "position_text.h"
 #include "route_checks.h"
@@ -29,9 +28,9 @@ namespace {
 
 namespace fs = std::filesystem;
 
-constexpr std::array<std::string_view, 11> kMainKeys{"server",    "log",       "admin",  "reload",
-                                                     "auth",      "cache",     "migration", "control",
-                                                     "upstreams", "routes",    "include"};
+constexpr std::array<std::string_view, 12> kMainKeys{"server",    "log",    "admin",     "reload",
+                                                     "auth",      "cache",  "migration", "control",
+                                                     "edge",      "upstreams", "routes", "include"};
 constexpr std::array<std::string_view, 2> kIncludeKeys{"upstreams", "routes"};
 constexpr std::array<std::string_view, 7> kServerKeys{"listen",        "workers",       "trusted_proxies", "limits",
                                                       "debug_headers", "drain_timeout", "tls"};
@@ -48,8 +47,8 @@ constexpr std::array<std::string_view, 5> kHealthCheckKeys{"path", "interval", "
 constexpr std::array<std::string_view, 2> kPassiveHealthKeys{"unhealthy_after", "eject_for"};
 constexpr unsigned kMaxHealthThreshold = 1000;
 constexpr std::array<std::string_view, 1> kRetriesKeys{"attempts"};
-constexpr std::array<std::string_view, 8> kRouteKeys{"name", "match", "upstream", "rewrite",
-                                                     "auth", "cache", "split",    "shadow"};
+constexpr std::array<std::string_view, 9> kRouteKeys{"name", "match", "upstream", "rewrite", "auth",
+                                                     "cache", "split", "shadow",   "site"};
 constexpr std::array<std::string_view, 3> kMatchKeys{"path", "methods", "host"};
 constexpr std::array<std::string_view, 1> kRewriteKeys{"strip_prefix"};
 constexpr unsigned kMaxConnections = 1'000'000;
@@ -61,6 +60,7 @@ struct LoadState {
   std::vector<ConfigError> warnings;
   std::vector<RouteSource> route_sources;  // beside config.routes, index for index
   MigrationSource migration_source;        // where the main file's migration defaults were written
+  Position edge_default;                   // of edge.default's value; line 0 when it is not written
   std::vector<fs::path> loaded;            // canonical forms of config.files, to notice a file read twice
 };
 
@@ -285,6 +285,10 @@ void read_route(LoadState& state, YamlReader& reader, std::size_t index, const F
     if (key == "cache") return read_route_cache(reader, value, route.cache, source);
     if (key == "split") return read_route_target(reader, value, route.split, source.split);
     if (key == "shadow") return read_route_target(reader, value, route.shadow, source.shadow);
+    if (key == "site") {
+      source.site = value.position;
+      return assign(route.site, reader.value(value, parse_site_name));
+    }
     reader.for_each_field(value, kRewriteKeys, [&](std::string_view, const Field& prefix) {
       prefix_at = prefix.position;
       assign(route.strip_prefix, reader.value(prefix, parse_strip_prefix));
@@ -322,7 +326,7 @@ bool already_loaded(const LoadState& state, const fs::path& path) {
 void read_include_file(LoadState& state, const fs::path& path, const Position& included_at) {
   std::string text;
   std::string why;
-  if (!read_text_file(path, text, why)) {
+  if (!core::read_text_file(path, text, why)) {
     state.errors.push_back({included_at, "include '" + path.string() + "': cannot read: " + why});
     return;
   }
@@ -404,6 +408,7 @@ void read_main(LoadState& state, YamlReader& reader, const YAML::Node& root) {
       return read_migration_section(reader, value, state.config.migration, state.migration_source);
     }
     if (key == "control") return read_control(reader, value, state.config.control);
+    if (key == "edge") return read_edge(reader, value, state.config.edge, state.edge_default);
     if (key == "upstreams") return read_upstreams(state, reader, value);
     if (key == "routes") return read_routes(state, reader, value);
     include_node = *value.node;
@@ -438,6 +443,7 @@ LoadResult load_text(std::string_view yaml, const std::string& name) {
   if (const auto root = parse_document(reader, yaml)) read_main(state, reader, *root);
   check_routes(state.config, state.route_sources, state.errors, state.warnings);
   check_migration(state.config, state.migration_source, state.route_sources, state.errors);
+  check_edge(state.config, state.edge_default, state.route_sources, state.errors);
 
   LoadResult result;
   sort_errors(state.config.files, state.errors);
@@ -453,7 +459,7 @@ LoadResult load_text(std::string_view yaml, const std::string& name) {
 LoadResult load_file(const std::string& path) {
   std::string text;
   std::string why;
-  if (!read_text_file(path, text, why)) {
+  if (!core::read_text_file(path, text, why)) {
     LoadResult result;
     result.errors.push_back({Position{path, 0, 0}, "cannot read config file: " + why});
     return result;

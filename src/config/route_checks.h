@@ -28,6 +28,7 @@ struct RouteSource {
   Position cache_tag_invalidation;  // of cache.tag_invalidation's value; line 0 when the route has none
   TargetSource split;
   TargetSource shadow;
+  Position site;          // of the site's value; line 0 when the route has none
   bool path_ok = false;   // match.path parsed, so its pattern can be checked on its own
   bool match_ok = false;  // path, methods and host all parsed, so the route can go into the shared RouteTrie
 };

@@ -14,6 +14,7 @@
 #include <string_view>
 #include <vector>
 
+#include "apigw/core/text_file.h"
 #include "apigw/http/client_address.h"
 #include "value_parsers.h"
 #include "yaml_document.h"
@@ -84,7 +85,7 @@ std::optional<PemFile> read_pem_file(YamlReader& reader, const Field& field) {
   PemFile file;
   file.path = full.lexically_normal().string();
   std::string why;
-  if (!read_text_file(full, file.pem, why)) {
+  if (!core::read_text_file(full, file.pem, why)) {
     reader.error(field.position, field.label + ": cannot read " + file.path + ": " + why);
     return std::nullopt;
   }

@@ -4,9 +4,6 @@
 #include <yaml-cpp/eventhandler.h>
 #include <yaml-cpp/yaml.h>
 
-#include <cerrno>
-#include <cstring>
-#include <fstream>
 #include <sstream>
 #include <string>
 #include <system_error>
@@ -85,23 +82,6 @@ std::optional<YAML::Node> parse_document(YamlReader& reader, std::string_view te
     reader.error(mark_position(reader.file(), e.mark), "YAML syntax error: " + e.msg);
     return std::nullopt;
   }
-}
-
-bool read_text_file(const std::filesystem::path& path, std::string& text, std::string& why) {
-  std::error_code ec;
-  if (std::filesystem::is_directory(path, ec)) {
-    why = "is a directory";
-    return false;
-  }
-  std::ifstream in(path, std::ios::binary);
-  if (!in) {
-    why = std::strerror(errno);
-    return false;
-  }
-  std::ostringstream contents;
-  contents << in.rdbuf();
-  text = std::move(contents).str();
-  return true;
 }
 
 }  // namespace apigw::config

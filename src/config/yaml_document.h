@@ -2,7 +2,6 @@
 // Private to src/config; yaml-cpp is only forward-declared here.
 #pragma once
 
-#include <filesystem>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -14,8 +13,5 @@ namespace apigw::config {
 // The text's one document (a null node for an empty text), or nullopt after a syntax error or a second document,
 // each reported through `reader`. Never hangs, whatever the text.
 std::optional<YAML::Node> parse_document(YamlReader& reader, std::string_view text);
-
-// A file's whole text (a config file, an include, a file a `tls` block names); false with the reason otherwise.
-bool read_text_file(const std::filesystem::path& path, std::string& text, std::string& why);
 
 }  // namespace apigw::config

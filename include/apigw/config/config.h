@@ -8,6 +8,7 @@
 #include <map>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "apigw/config/tls_config.h"
@@ -167,6 +168,7 @@ struct RouteConfig {
   // is a target with an empty upstream: no default for this route.
   std::optional<MigrationTarget> split;
   std::optional<MigrationTarget> shadow;
+  std::string site;  // the `edge` site that serves the route at the edge; empty: `edge.default`
   Position position;
 };
 
@@ -337,6 +339,34 @@ struct LogConfig {
   std::string level = "info";     // trace | debug | info | warn | error | critical | off
 };
 
+// One `edge.sites` entry: a deployment (the old side, the new side) and the origin the edge sends its requests to.
+struct EdgeSite {
+  std::string name;    // letters, digits, '_' and '-': safe as an NGINX upstream name and in a JavaScript string
+  std::string origin;  // as written, without a trailing '/': "https://api-cloud.example.com"
+  bool tls = false;    // https://
+  std::string host;    // the origin's host name or IP literal (without brackets)
+  std::uint16_t port = 0;  // as written, else 80 or 443
+  Position position;
+  bool operator==(const EdgeSite&) const = default;
+};
+
+// `edge`: the deployments a CDN edge or an NGINX front chooses between by route (`apigw edge-export`). The data
+// path never reads it.
+struct EdgeConfig {
+  bool enabled = false;          // the section is present
+  std::vector<EdgeSite> sites;   // file order
+  std::string default_site;      // serves routes without a `site`, and requests that match no route
+  std::string header = "X-Apigw-Site";  // the request header the edge adds, naming the site it chose
+  bool operator==(const EdgeConfig&) const = default;
+
+  const EdgeSite* find(std::string_view name) const {
+    for (const EdgeSite& site : sites) {
+      if (site.name == name) return &site;
+    }
+    return nullptr;
+  }
+};
+
 struct AdminConfig {
   Endpoint listen{"127.0.0.1", 9901};
   bool enabled = true;  // `admin: { listen: off }` turns it off
@@ -359,6 +389,7 @@ struct Config {
   CacheConfig cache;
   MigrationConfig migration;
   ControlConfig control;
+  EdgeConfig edge;
   std::map<std::string, UpstreamConfig> upstreams;
   std::vector<RouteConfig> routes;  // file order (main, then includes in order)
 };
