@@ -9,12 +9,15 @@
 #include "apigw/core/access_log.h"
 #include "control.h"
 #include "ctl.h"
+#include "edge_commands.h"
 
 namespace {
 
 constexpr const char* kUsage =
     "Usage: apigw -c FILE [-t]\n"
     "       apigw ctl -c FILE COMMAND ...   (the fleet's runtime state: apigw ctl --help)\n"
+    "       apigw edge-export -c FILE --format worker|nginx|json [-o OUT]   (the edge's routing)\n"
+    "       apigw route-test -c FILE CASES.yaml... | --explain METHOD TARGET   (test a route table)\n"
     "\n"
     "A reverse-proxy API gateway: routes HTTP/1.1 requests by a YAML route table to upstream services.\n"
     "\n"
@@ -64,6 +67,8 @@ int parse_options(int argc, char** argv, Options& options) {
 
 int main(int argc, char** argv) {
   if (argc >= 2 && std::strcmp(argv[1], "ctl") == 0) return apigw::app::run_ctl(argc - 2, argv + 2);
+  if (argc >= 2 && std::strcmp(argv[1], "edge-export") == 0) return apigw::app::run_edge_export(argc - 2, argv + 2);
+  if (argc >= 2 && std::strcmp(argv[1], "route-test") == 0) return apigw::app::run_route_test(argc - 2, argv + 2);
   Options options;
   if (const int code = parse_options(argc, argv, options); code >= 0) return code;
 

@@ -24,7 +24,7 @@ probe() {  # MODULE HEADER allowed|refused
   failures=$((failures + 1))
 }
 
-for module in core http routing config net memcache redis upstream proxy auth cache migration server admin; do
+for module in core http routing config net memcache redis upstream proxy auth cache migration server admin edge; do
   checks=$((checks + 1))
   [[ -d $views/$module/apigw/$module ]] || { echo "FAIL: no view for module $module in $views"; failures=$((failures + 1)); }
 done
@@ -35,6 +35,7 @@ probe core apigw/http/request_id.h refused     # core is the bottom: it sees onl
 probe upstream apigw/proxy/forwarder.h refused # the module right above it
 probe migration apigw/auth/token.h refused     # beside it: migration does not use auth
 probe memcache apigw/redis/reply.h refused     # beside it, below neither
+probe edge apigw/server/worker.h refused       # the edge export sees the config, never the data path
 
 echo "$((checks - failures)) passed, $failures failed"
 ((failures == 0))
