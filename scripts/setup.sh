@@ -11,6 +11,7 @@ packages=(
   libssl-dev openssl ca-certificates  # TLS (Asio's ssl); the tests make their certificates with openssl
   redis-server redis-tools memcached
   nginx-light haproxy wrk curl python3 python3-pytest procps systemd
+  nodejs  # the exported edge worker module runs under Node.js in the tests
 )
 
 missing=()

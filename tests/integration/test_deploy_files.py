@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from apigw_harness import HOST, free_port, gateway_config, route, wait_for_port
+from apigw_harness import HOST, free_port, gateway_config, route, stop_process, wait_for_port
 from rawhttp import Client
 from recording_upstream import Fixed
 
@@ -74,12 +74,7 @@ http {{
 
     yield start
     for proc in procs:
-        proc.send_signal(signal.SIGQUIT)
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+        stop_process(proc, signal.SIGQUIT)
 
 
 def test_nginx_front_example_proxies_to_apigw(gateway, upstream, nginx_front):
