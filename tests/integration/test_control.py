@@ -80,7 +80,8 @@ def test_a_ramp_switches_every_instance_at_one_instant_and_users_stay_on_one_sid
             assert seen[first_new - 1][0] <= effective[step] + RECORD_SLACK_MS, (user, seen[first_new - 1],
                                                                                  effective[step])
             assert seen[first_new][0] >= effective[step] - RECORD_SLACK_MS, (user, seen[first_new], effective[step])
-    assert moves > 100
+    # Not vacuous: enough users crossed a step while under load (a few hundred on an idle machine).
+    assert moves > 30, moves
     hot_requests = sum(1 for _, user, _ in records if user in hot)
     print(f"{len(records)} requests, {moves} users moved once, {hot_requests} requests of the threshold users")
 
