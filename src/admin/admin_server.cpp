@@ -163,6 +163,35 @@ json::value control_value(const config::ControlConfig& control) {
                                                                 : json::value(control.state_file)}};
 }
 
+std::string rate_key_text(const config::RateLimitKey& key) {
+  switch (key.kind) {
+    case config::RateLimitKey::Kind::kUser: return "user";
+    case config::RateLimitKey::Kind::kClientIp: return "client_ip";
+    case config::RateLimitKey::Kind::kHeader: return "header:" + key.header;
+    case config::RateLimitKey::Kind::kRoute: break;
+  }
+  return "route";
+}
+
+std::string rate_text(const config::RouteRateLimit& limit) {
+  const char* unit = limit.period.count() == 1 ? "s" : limit.period.count() == 60 ? "m"
+                     : limit.period.count() == 3600 ? "h" : "d";
+  return fmt::format("{}/{}", limit.count, unit);
+}
+
+json::value rate_limits_value(const config::RateLimitsConfig& limits) {
+  if (!limits.enabled) return nullptr;
+  json::array nodes;
+  for (const auto& node : limits.redis.nodes) nodes.emplace_back(node.text());
+  // The password is never shown.
+  return json::object{{"redis", json::object{{"nodes", std::move(nodes)},
+                                             {"cluster", limits.redis.cluster},
+                                             {"timeout", duration_text(limits.redis.timeout)},
+                                             {"tls", limits.redis.tls.has_value()}}},
+                      {"on_error", limits.on_error == config::RateLimitOnError::kAllow ? "allow" : "deny"},
+                      {"headers", limits.headers}};
+}
+
 json::value edge_value(const config::EdgeConfig& edge) {
   if (!edge.enabled) return nullptr;
   json::object sites;
@@ -178,6 +207,16 @@ json::object route_object(const config::Config& config, const config::RouteConfi
   out["split"] = side_value(route.split, config.migration.split);
   out["shadow"] = side_value(route.shadow, config.migration.shadow_target);
   if (config.edge.enabled) out["site"] = route.site.empty() ? config.edge.default_site : route.site;
+  if (!route.rate_limits.empty()) {
+    json::array limits;
+    for (const config::RouteRateLimit& limit : route.rate_limits) {
+      limits.push_back(json::object{{"key", rate_key_text(limit.key)},
+                                    {"rate", rate_text(limit)},
+                                    {"burst", limit.burst},
+                                    {"shadow", limit.shadow}});
+    }
+    out["rate_limit"] = std::move(limits);
+  }
   out["source"] = fmt::format("{}:{}", route.position.file, route.position.line);
   return out;
 }
@@ -219,6 +258,7 @@ std::string config_json(const config::Snapshot& snapshot) {
       {"reload", json::object{{"watch", config.reload.watch}, {"interval", duration_text(config.reload.interval)}}},
       {"migration", migration_value(config.migration)},
       {"control", control_value(config.control)},
+      {"rate_limits", rate_limits_value(config.rate_limits)},
       {"edge", edge_value(config.edge)},
       {"upstreams", std::move(upstreams)},
       {"routes", std::move(routes)}};

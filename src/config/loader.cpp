@@ -15,6 +15,7 @@
 #include "cache_section.h"
 #include "control_section.h"
 #include "edge_section.h"
+#include "limits_section.h"
 #include "migration_section.h"
 #include "position_text.h"
 #include "route_checks.h"
@@ -28,9 +29,10 @@ namespace {
 
 namespace fs = std::filesystem;
 
-constexpr std::array<std::string_view, 12> kMainKeys{"server",    "log",    "admin",     "reload",
-                                                     "auth",      "cache",  "migration", "control",
-                                                     "edge",      "upstreams", "routes", "include"};
+constexpr std::array<std::string_view, 13> kMainKeys{"server",      "log",       "admin",     "reload",
+                                                     "auth",        "cache",     "migration", "control",
+                                                     "rate_limits", "edge",      "upstreams", "routes",
+                                                     "include"};
 constexpr std::array<std::string_view, 2> kIncludeKeys{"upstreams", "routes"};
 constexpr std::array<std::string_view, 7> kServerKeys{"listen",        "workers",       "trusted_proxies", "limits",
                                                       "debug_headers", "drain_timeout", "tls"};
@@ -47,8 +49,8 @@ constexpr std::array<std::string_view, 5> kHealthCheckKeys{"path", "interval", "
 constexpr std::array<std::string_view, 2> kPassiveHealthKeys{"unhealthy_after", "eject_for"};
 constexpr unsigned kMaxHealthThreshold = 1000;
 constexpr std::array<std::string_view, 1> kRetriesKeys{"attempts"};
-constexpr std::array<std::string_view, 9> kRouteKeys{"name", "match", "upstream", "rewrite", "auth",
-                                                     "cache", "split", "shadow",   "site"};
+constexpr std::array<std::string_view, 10> kRouteKeys{"name",  "match", "upstream", "rewrite",    "auth",
+                                                      "cache", "split", "shadow",   "rate_limit", "site"};
 constexpr std::array<std::string_view, 3> kMatchKeys{"path", "methods", "host"};
 constexpr std::array<std::string_view, 1> kRewriteKeys{"strip_prefix"};
 constexpr unsigned kMaxConnections = 1'000'000;
@@ -285,6 +287,7 @@ void read_route(LoadState& state, YamlReader& reader, std::size_t index, const F
     if (key == "cache") return read_route_cache(reader, value, route.cache, source);
     if (key == "split") return read_route_target(reader, value, route.split, source.split);
     if (key == "shadow") return read_route_target(reader, value, route.shadow, source.shadow);
+    if (key == "rate_limit") return read_route_rate_limits(reader, value, route.rate_limits, source);
     if (key == "site") {
       source.site = value.position;
       return assign(route.site, reader.value(value, parse_site_name));
@@ -408,6 +411,7 @@ void read_main(LoadState& state, YamlReader& reader, const YAML::Node& root) {
       return read_migration_section(reader, value, state.config.migration, state.migration_source);
     }
     if (key == "control") return read_control(reader, value, state.config.control);
+    if (key == "rate_limits") return read_rate_limits_section(reader, value, state.config.rate_limits);
     if (key == "edge") return read_edge(reader, value, state.config.edge, state.edge_default);
     if (key == "upstreams") return read_upstreams(state, reader, value);
     if (key == "routes") return read_routes(state, reader, value);
@@ -443,6 +447,7 @@ LoadResult load_text(std::string_view yaml, const std::string& name) {
   if (const auto root = parse_document(reader, yaml)) read_main(state, reader, *root);
   check_routes(state.config, state.route_sources, state.errors, state.warnings);
   check_migration(state.config, state.migration_source, state.route_sources, state.errors);
+  check_rate_limits(state.config, state.route_sources, state.errors);
   check_edge(state.config, state.edge_default, state.route_sources, state.errors);
 
   LoadResult result;

@@ -29,6 +29,8 @@ struct RouteSource {
   TargetSource split;
   TargetSource shadow;
   Position site;          // of the site's value; line 0 when the route has none
+  Position rate_limit;    // of the rate_limit list; line 0 when the route has none
+  std::vector<Position> rate_limit_keys;  // of each accepted limit's key, index for index with its rate_limits
   bool path_ok = false;   // match.path parsed, so its pattern can be checked on its own
   bool match_ok = false;  // path, methods and host all parsed, so the route can go into the shared RouteTrie
 };

@@ -114,6 +114,9 @@ class SnapshotBuilder {
     if (config_.control.enabled) {
       resolve_all(config_.control.redis.nodes, "control.redis.nodes", snapshot_.control_redis_nodes);
     }
+    if (config_.rate_limits.enabled) {
+      resolve_all(config_.rate_limits.redis.nodes, "rate_limits.redis.nodes", snapshot_.rate_limit_redis_nodes);
+    }
     if (!config_.cache.enabled) return;
     resolve_all(config_.cache.primary.servers, "cache.primary.servers", snapshot_.cache_primary);
     if (config_.cache.secondary) {

@@ -157,6 +157,27 @@ struct MigrationTarget {
   bool operator==(const MigrationTarget&) const = default;
 };
 
+// What a rate limit counts by: the authenticated user, the client's address, a request header's value, or the
+// route as a whole.
+struct RateLimitKey {
+  enum class Kind { kUser, kClientIp, kHeader, kRoute };
+  Kind kind = Kind::kUser;
+  std::string header;  // kHeader: the header's name, as written
+  bool operator==(const RateLimitKey&) const = default;
+};
+
+// One `rate_limit` entry of a route: `count` requests per `period`, up to `burst` at once (a token bucket of
+// `burst` tokens refilled at count/period), for each value of `key`, across the whole fleet.
+struct RouteRateLimit {
+  RateLimitKey key;
+  std::uint64_t count = 0;
+  std::chrono::seconds period{1};  // 1s, 1m, 1h or 1d
+  std::uint64_t burst = 0;         // default: count
+  bool shadow = false;             // counted and logged, never refused
+  Position position;
+  bool operator==(const RouteRateLimit&) const = default;
+};
+
 struct RouteConfig {
   std::string name;
   RouteMatch match;
@@ -169,6 +190,7 @@ struct RouteConfig {
   std::optional<MigrationTarget> split;
   std::optional<MigrationTarget> shadow;
   std::string site;  // the `edge` site that serves the route at the edge; empty: `edge.default`
+  std::vector<RouteRateLimit> rate_limits;  // needs a `rate_limits` section; checked in order, every one must pass
   Position position;
 };
 
@@ -339,6 +361,16 @@ struct LogConfig {
   std::string level = "info";     // trace | debug | info | warn | error | critical | off
 };
 
+// `rate_limits`: where the fleet's counters live, and what a failing Redis means for a request.
+enum class RateLimitOnError { kAllow, kDeny };
+struct RateLimitsConfig {
+  bool enabled = false;  // the section is present
+  RedisConfig redis;
+  RateLimitOnError on_error = RateLimitOnError::kAllow;
+  bool headers = true;  // RateLimit and RateLimit-Policy on the answers of limited routes (always on a 429)
+  bool operator==(const RateLimitsConfig&) const = default;
+};
+
 // One `edge.sites` entry: a deployment (the old side, the new side) and the origin the edge sends its requests to.
 struct EdgeSite {
   std::string name;    // letters, digits, '_' and '-': safe as an NGINX upstream name and in a JavaScript string
@@ -389,6 +421,7 @@ struct Config {
   CacheConfig cache;
   MigrationConfig migration;
   ControlConfig control;
+  RateLimitsConfig rate_limits;
   EdgeConfig edge;
   std::map<std::string, UpstreamConfig> upstreams;
   std::vector<RouteConfig> routes;  // file order (main, then includes in order)

@@ -62,6 +62,7 @@ struct Snapshot {
   std::vector<ResolvedEndpoint> cache_secondary;  // cache.secondary.servers, resolved; empty without one
   std::vector<ResolvedEndpoint> control_redis_nodes;  // control.redis.nodes, resolved; empty without a control section
   std::vector<ResolvedEndpoint> cache_events_nodes;   // cache.events.redis.nodes, resolved; empty without events
+  std::vector<ResolvedEndpoint> rate_limit_redis_nodes;  // rate_limits.redis.nodes, resolved; empty without one
   std::unordered_set<std::string> beta_users;  // migration.beta_users
   std::vector<routing::RequestPattern> shadow_ignore;  // migration.shadow_ignore, parsed; never shadowed
 };

@@ -477,7 +477,7 @@ TEST(ConfigLoader, UnknownKeysNameTheKeyAndTheAllowedOnes) {
   expect_each_alone({
       {"serve: {}\n", 1,
        "unknown key 'serve' at the top level (allowed: server, log, admin, reload, auth, cache, migration, control, "
-       "edge, upstreams, routes, include)"},
+       "rate_limits, edge, upstreams, routes, include)"},
       {"admin: { port: 1 }\n", 1, "unknown key 'port' in admin (allowed: listen, tls)"},
       {"reload: { watch: true, every: 2s }\n", 1, "unknown key 'every' in reload (allowed: watch, interval)"},
       {"upstreams:\n  u:\n    endpoints: [127.0.0.1:1]\n    health_check: { url: /h }\n", 4,
@@ -499,7 +499,7 @@ TEST(ConfigLoader, UnknownKeysNameTheKeyAndTheAllowedOnes) {
        "unknown key 'strip' in route 'r' rewrite (allowed: strip_prefix)", false},
       {route + "    match: { path: /r }\n    timeout: 5s\n", 6,
        "unknown key 'timeout' in route 'r' (allowed: name, match, upstream, rewrite, auth, cache, split, shadow, "
-       "site)", false},
+       "rate_limit, site)", false},
   });
 }
 
