@@ -1,4 +1,4 @@
-// Message digests for cache keys and audit records. Pure; OpenSSL stays in digest.cpp.
+// Message digests for cache keys, audit records and Redis script names. Pure; OpenSSL stays in digest.cpp.
 #pragma once
 
 #include <array>
@@ -10,6 +10,9 @@ namespace apigw::core {
 
 // Lower-case hex SHA-256 of `data`: 64 characters (empty only if OpenSSL itself fails).
 std::string sha256_hex(std::string_view data);
+
+// Lower-case hex SHA-1 of `data`: 40 characters, as Redis names a script for EVALSHA (not for anything secret).
+std::string sha1_hex(std::string_view data);
 
 // The SHA-256 of `data` (all zero only if OpenSSL itself fails).
 std::array<unsigned char, 32> sha256(std::string_view data);
