@@ -80,6 +80,10 @@ std::string cached_response_head(const CachedResponse& response, const CachedHea
   fmt::format_to(std::back_inserter(out), "HTTP/1.1 {} {}\r\n", response.status, http::reason_phrase(response.status));
   bool dated = false;
   for (const StoredHeader& header : response.headers) {
+    if (!head.rate_limit_headers.empty() && (boost::beast::iequals(header.name, "RateLimit") ||
+                                             boost::beast::iequals(header.name, "RateLimit-Policy"))) {
+      continue;
+    }
     append_header(out, header.name, header.value);
     dated = dated || boost::beast::iequals(header.name, "Date");
   }
@@ -102,6 +106,7 @@ std::string cached_response_head(const CachedResponse& response, const CachedHea
     }
     append_header(out, head.tag_header, tags);
   }
+  out.append(head.rate_limit_headers);
   if (!head.keep_alive) {
     append_header(out, "Connection", "close");
   } else if (head.http10) {

@@ -160,6 +160,7 @@ void write_local_reply(std::string& out, const LocalReply& reply) {
   if (!reply.cache_status.empty()) fmt::format_to(std::back_inserter(out), "X-Cache: {}\r\n", reply.cache_status);
   if (!reply.route.empty()) fmt::format_to(std::back_inserter(out), "X-Apigw-Route: {}\r\n", reply.route);
   if (!reply.upstream.empty()) fmt::format_to(std::back_inserter(out), "X-Apigw-Upstream: {}\r\n", reply.upstream);
+  out += reply.extra_headers;
   if (reply.close) out += "Connection: close\r\n";
   out += "\r\n";
   if (!reply.head) out += body;

@@ -178,6 +178,10 @@ void build_client_response_head(const http::ResponseParser& response, const Forw
     if (rules.drop(field.name, field.name_text)) continue;
     const ForwardingHeader kind = classify(field.name, field.name_text);
     if (kind == ForwardingHeader::kRequestId || kind == ForwardingHeader::kApigw) continue;
+    if (!forward.rate_limit_headers.empty() &&
+        (beast::iequals(field.name_text, "RateLimit") || beast::iequals(field.name_text, "RateLimit-Policy"))) {
+      continue;
+    }
     if (!forward.cache_status.empty() && beast::iequals(field.name_text, "X-Cache")) continue;
     if (!forward.drop_response_header.empty() && beast::iequals(field.name_text, forward.drop_response_header)) {
       continue;
@@ -197,6 +201,7 @@ void build_client_response_head(const http::ResponseParser& response, const Forw
     append_header(out, "Content-Length", {length.data(), length.size()});
   }
   if (!forward.cache_status.empty()) append_header(out, "X-Cache", forward.cache_status);
+  out.append(forward.rate_limit_headers);
   if (!framing.keep_alive) {
     append_header(out, "Connection", "close");
   } else if (!client_http11) {

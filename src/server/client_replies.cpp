@@ -63,6 +63,7 @@ asio::awaitable<bool> ClientSession::send_stored(RequestContext& context, const 
     head.upstream = context.upstream;
     head.tag_header = context.route->cache.tag_header;
   }
+  head.rate_limit_headers = context.rate_limit_headers;
   head.keep_alive = keep_alive;
   head.http10 = request.version() == 10;
   const cache::StoredAnswer answer =
@@ -88,6 +89,7 @@ asio::awaitable<void> ClientSession::send_reply(RequestContext& context, http::L
   reply.close = !keep_alive;
   reply.request_id = context.request_id;
   reply.head = context.method == "HEAD";
+  if (reply.extra_headers.empty()) reply.extra_headers = context.rate_limit_headers;
   if (context.snapshot->config.server.debug_headers && context.route) {
     reply.route = context.route->name;
     reply.upstream = context.upstream;

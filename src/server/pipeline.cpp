@@ -85,6 +85,7 @@ proxy::ForwardRequest RequestPipeline::forward_request(const RequestContext& con
     forward.user_id = context.user;
   }
   forward.cache_status = context.cache.status;
+  forward.rate_limit_headers = context.rate_limit_headers;
   if (context.route->cache.enabled && !forward.debug_headers) {
     forward.drop_response_header = context.route->cache.tag_header;
   }

@@ -1,14 +1,14 @@
 // A request's way through the gateway, once the session has read and checked its head:
 //
-//   route ─▶ auth ─▶ cache ─▶ split ─▶ shadow ─▶ audit ─▶ forward
-//   (match)  AuthStage CacheStage SplitStage ShadowStage AuditStage  proxy::Forwarder
-//                                                                       │
-//                      way out, in reverse: audit ◀ shadow ◀ split ◀ cache ◀ auth
+//   route ─▶ auth ─▶ rate limit ─▶ cache ─▶ split ─▶ shadow ─▶ audit ─▶ forward
+//   (match)  AuthStage RateLimitStage CacheStage SplitStage ShadowStage AuditStage  proxy::Forwarder
+//                                                                                      │
+//                 way out, in reverse: audit ◀ shadow ◀ split ◀ cache ◀ rate limit ◀ auth
 //
 // Routing matches the route (404 and 405 end the way there). Each stage then runs when the route's config switches
-// it on, and may end the way in with a reply (auth's 401) or with the cache's answer; otherwise the forwarder sends
-// the request upstream with the observers the stages added, and the stages that took part see the outcome on the
-// way out. The order is fixed here; one RequestPipeline per worker.
+// it on, and may end the way in with a reply (auth's 401, the rate limit's 429) or with the cache's answer;
+// otherwise the forwarder sends the request upstream with the observers the stages added, and the stages that took
+// part see the outcome on the way out. The order is fixed here; one RequestPipeline per worker.
 #pragma once
 
 #include <array>
@@ -19,6 +19,7 @@
 #include "apigw/proxy/forward_request.h"
 #include "auth_stage.h"
 #include "cache_stage.h"
+#include "rate_limit_stage.h"
 #include "request_context.h"
 #include "shadow_stage.h"
 #include "split_stage.h"
@@ -46,16 +47,17 @@ class RequestPipeline {
   static proxy::ForwardRequest forward_request(const RequestContext& context);
 
  private:
-  static constexpr std::size_t kStages = 5;
+  static constexpr std::size_t kStages = 6;
 
   // Matches the route: false (with context.reply) when none does.
   bool route(RequestContext& context);
   AuthStage auth_;
+  RateLimitStage rate_limit_;
   CacheStage cache_;
   SplitStage split_;
   ShadowStage shadow_;
   AuditStage audit_;
-  const std::array<Stage*, kStages> stages_{&auth_, &cache_, &split_, &shadow_, &audit_};
+  const std::array<Stage*, kStages> stages_{&auth_, &rate_limit_, &cache_, &split_, &shadow_, &audit_};
 };
 
 }  // namespace apigw::server

@@ -78,6 +78,7 @@ struct RequestContext {
   std::shared_ptr<const cache::CachedResponse> stored;  // the cache's answer
   std::shared_ptr<migration::ShadowCopy> shadow;       // the copy for the shadow side
   ObserverList observers;
+  std::string rate_limit_headers;  // RateLimit and RateLimit-Policy lines for the answer (the rate-limit stage)
   proxy::RequestObserver* request_observer = nullptr;
 
   // The forward: what the forwarder is given, and the forwarder (kept here for the frame sizes, see RequestState).
@@ -101,5 +102,13 @@ struct RequestContext {
   RouteStats& route_stats() const { return *generation->route_stats[route_index]; }
   upstream::UpstreamPool& pool() const { return *generation->pools[serving]; }
 };
+
+// The client's address: the one a trusted proxy forwarded (X-Forwarded-For, X-Real-IP), else the TCP peer's.
+inline std::string client_address(const RequestContext& context) {
+  std::string client;
+  if (context.snapshot->trusted_proxies.contains(context.peer.ip)) client = http::forwarded_client(context.request());
+  if (client.empty()) client = context.peer.address;
+  return client;
+}
 
 }  // namespace apigw::server

@@ -13,11 +13,8 @@ bool in_migration_share(RequestContext& context, std::uint32_t threshold) {
   if (!context.user.empty() && snapshot.beta_users.contains(context.user)) return true;
   if (!context.bucket) {
     const config::MigrationConfig& migration = snapshot.config.migration;
-    const auto& request = context.request();
-    std::string client;
-    if (snapshot.trusted_proxies.contains(context.peer.ip)) client = http::forwarded_client(request);
-    if (client.empty()) client = context.peer.address;
-    const std::optional<std::string> key = migration::affinity_key(migration.affinity, context.user, request, client);
+    const std::optional<std::string> key =
+        migration::affinity_key(migration.affinity, context.user, context.request(), client_address(context));
     // Without a key the request has no user to keep on one side: a draw of its own.
     context.bucket =
         key ? migration::bucket_of(*key, migration.buckets)

@@ -125,6 +125,12 @@ GenerationPtr Worker::make_generation(config::SnapshotPtr snapshot, const Genera
   for (const config::Route& route : snapshot->routes) generation->route_stats.push_back(route_stats(route.name));
   generation->authenticator = make_authenticator(*snapshot, previous);
   generation->cache = make_cache(*snapshot, previous);
+  generation->rate_limiter = make_rate_limiter(*snapshot, previous);
+  if (generation->rate_limiter) {
+    for (const config::RouteConfig& route : snapshot->config.routes) {
+      generation->route_limits.push_back(limits::prepare_limits(route, metrics_));
+    }
+  }
   generation->unrouted = route_stats(kNoRoute);
   // Built at load, so this finds it (and the workers share it: a session ticket from one is good at another).
   if (snapshot->config.server.tls) generation->listener_tls = net::TlsServerContext::require(*snapshot->config.server.tls);
@@ -165,6 +171,21 @@ std::shared_ptr<auth::Authenticator> Worker::make_authenticator(const config::Sn
   auto client = std::make_unique<redis::Client>(context_.get_executor(), std::move(options), client_metrics);
   return std::make_shared<auth::Authenticator>(context_.get_executor(), std::move(settings), std::move(client),
                                                &metrics_);
+}
+
+std::shared_ptr<limits::RateLimiter> Worker::make_rate_limiter(const config::Snapshot& snapshot,
+                                                               const Generation* previous) {
+  const config::RateLimitsConfig& limits = snapshot.config.rate_limits;
+  if (!limits.enabled) return nullptr;
+  // An unchanged Redis keeps its connections and the budgets this worker holds (a changed limit keeps its keys'
+  // buckets in Redis too: only the shape of the next grants changes).
+  if (previous && previous->rate_limiter && previous->snapshot->config.rate_limits.redis == limits.redis &&
+      previous->snapshot->rate_limit_redis_nodes == snapshot.rate_limit_redis_nodes) {
+    return previous->rate_limiter;
+  }
+  auto client = std::make_unique<redis::Client>(
+      context_.get_executor(), redis::client_options(limits.redis, snapshot.rate_limit_redis_nodes));
+  return std::make_shared<limits::RateLimiter>(context_.get_executor(), std::move(client), &metrics_);
 }
 
 std::shared_ptr<cache::ResponseCache> Worker::make_cache(const config::Snapshot& snapshot,
@@ -329,6 +350,7 @@ void Worker::finish_if_drained() {
   for (auto& pool : generation_->pools) pool->close_idle();
   // Redis and Memcached connections keep reading until closed, which would keep the loop from ending.
   if (generation_->authenticator) generation_->authenticator->close();
+  if (generation_->rate_limiter) generation_->rate_limiter->close();
   if (generation_->cache) generation_->cache->close();
 }
 

@@ -23,6 +23,8 @@ struct CachedHead {
   std::string_view route;       // X-Apigw-Route when not empty
   std::string_view upstream;    // X-Apigw-Upstream when not empty
   std::string_view tag_header;  // when not empty, this header lists the record's tags (space-separated)
+  // Whole RateLimit and RateLimit-Policy header lines for the client; when not empty they replace stored ones.
+  std::string_view rate_limit_headers;
   std::chrono::seconds age{0};
   bool keep_alive = true;
   bool http10 = false;

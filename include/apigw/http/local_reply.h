@@ -30,6 +30,7 @@ struct LocalReply {
   std::string_view allow;     // Allow header (405), when not empty
   std::string_view www_authenticate;  // WWW-Authenticate header (401), when not empty
   std::string_view cache_status;      // X-Cache header (a cached route's answer), when not empty
+  std::string_view extra_headers;     // whole header lines ("Name: value\r\n"...) added as they are
   bool no_store = false;      // adds Cache-Control: no-store
   bool close = false;         // adds Connection: close
   bool head = false;          // answer to HEAD: headers only

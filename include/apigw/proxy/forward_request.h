@@ -102,6 +102,9 @@ struct ForwardRequest {
   std::string_view user_id;       // sent in user_header when not empty
   std::string_view cache_status;  // sent as X-Cache (replacing the upstream's) when not empty
   std::string_view drop_response_header;  // a response header the client never sees (the cache's tag header)
+  // Whole RateLimit and RateLimit-Policy header lines ("Name: value\r\n") for the client; when not empty they
+  // replace the upstream's fields of those names.
+  std::string_view rate_limit_headers;
   // A stale entry may answer instead of an upstream error: a 5xx response is not relayed but ends the forward as
   // a local reply with its status (stale-if-error).
   bool stale_fallback = false;

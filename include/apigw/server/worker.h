@@ -26,6 +26,8 @@
 #include "apigw/config/snapshot.h"
 #include "apigw/core/access_log.h"
 #include "apigw/core/metrics.h"
+#include "apigw/limits/rate_limiter.h"
+#include "apigw/limits/route_limits.h"
 #include "apigw/migration/audit_sink.h"
 #include "apigw/migration/shadow_dispatch.h"
 #include "apigw/net/tls.h"
@@ -46,6 +48,8 @@ struct Generation {
   std::vector<upstream::UpstreamPoolPtr> pools;        // by snapshot upstream index
   std::shared_ptr<auth::Authenticator> authenticator;  // null without an auth section
   std::shared_ptr<cache::ResponseCache> cache;         // null without a cache section
+  std::shared_ptr<limits::RateLimiter> rate_limiter;   // null without a rate_limits section
+  std::vector<std::vector<limits::PreparedLimit>> route_limits;  // by snapshot route index; empty: no limits
   std::vector<RouteStats*> route_stats;                // by snapshot route index; owned by the worker
   RouteStats* unrouted = nullptr;                      // requests no route answered
   std::shared_ptr<net::TlsServerContext> listener_tls;  // server.tls made usable; null for plain HTTP
@@ -130,6 +134,8 @@ class Worker {
   std::shared_ptr<auth::Authenticator> make_authenticator(const config::Snapshot& snapshot,
                                                           const Generation* previous);
   std::shared_ptr<cache::ResponseCache> make_cache(const config::Snapshot& snapshot, const Generation* previous);
+  std::shared_ptr<limits::RateLimiter> make_rate_limiter(const config::Snapshot& snapshot,
+                                                         const Generation* previous);
   void accept_on(std::vector<ListenSocket> listeners);
   void schedule_sweep();
   void begin_drain();
