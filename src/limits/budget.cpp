@@ -20,26 +20,38 @@ BudgetPolicy budget_policy(std::uint64_t count, std::chrono::seconds period, std
 
 Budget::Take Budget::take(Clock::time_point now) {
   if (now < blocked_until_) return Take::kDeny;
-  if (tokens_ > 0 && now >= expires_at_) tokens_ = 0;  // the lease ran out: those tokens are lost
-  if (tokens_ == 0) return Take::kAsk;
+  expire(now);
+  if (tokens_ == 0) {
+    if (now < refill_after_) {  // spent the last tokens of a bucket that was empty: no point asking yet
+      blocked_until_ = refill_after_;
+      return Take::kDeny;
+    }
+    return Take::kAsk;
+  }
   --tokens_;
   if (remaining_ > 0) --remaining_;
   return Take::kAllow;
 }
 
 bool Budget::wants_refill(Clock::time_point now) const {
-  return !asking_ && now >= blocked_until_ && tokens_ <= batch_ / 2 && batch_ > 1;
+  return !asking_ && now >= refill_after_ && tokens_ <= batch_ / 2 && batch_ > 1;
 }
 
 std::uint64_t Budget::apply(const Grant& grant, Clock::time_point now, std::uint64_t waiting,
-                            const BudgetPolicy& policy) {
-  // A batch spent before its lease ran out asks for twice as much next time; one that ran out unspent, for half.
-  const bool spent_in_time = tokens_ == 0 && now < expires_at_;
-  const bool wasted = tokens_ > 0 && now >= expires_at_;
-  if (tokens_ > 0 && now >= expires_at_) tokens_ = 0;
+                            const BudgetPolicy& policy, double spread) {
+  // Half a batch spent before its lease ran out (the point where a refill is asked for) asks for twice as much
+  // next time; a batch that ran out unspent, for half (expire()).
+  // A bucket left empty is contended: the fleet wants more than the rate. Smaller batches then share it among
+  // the workers, and none asks again before a token may be there, so that none takes every token as it comes.
+  const bool spent_in_time = now < expires_at_ && tokens_ <= batch_ / 2;
+  const bool contended = grant.remaining == 0;
+  expire(now);
   if (grant.granted > 0) {
-    if (spent_in_time) batch_ = std::min(batch_ * 2, policy.max_batch);
-    if (wasted) batch_ = std::max<std::uint64_t>(1, batch_ / 2);
+    if (contended) {
+      batch_ = std::max<std::uint64_t>(1, batch_ / 2);
+    } else if (spent_in_time) {
+      batch_ = std::min(batch_ * 2, policy.max_batch);
+    }
     batch_ = std::min(batch_, policy.max_batch);
     tokens_ += grant.granted;
     expires_at_ = now + policy.lease;
@@ -48,11 +60,20 @@ std::uint64_t Budget::apply(const Grant& grant, Clock::time_point now, std::uint
   reset_ = grant.reset;
   const std::uint64_t served = std::min(waiting, tokens_);
   tokens_ -= served;
-  if (tokens_ == 0 && grant.remaining == 0) {
-    blocked_until_ = now + std::max(std::chrono::duration_cast<Clock::duration>(grant.wait),
-                                    std::chrono::duration_cast<Clock::duration>(policy.min_block));
+  if (contended) {
+    const double scale = 0.5 + std::clamp(spread, 0.0, 1.0);
+    const auto rest = std::chrono::duration_cast<Clock::duration>(policy.min_block * scale);
+    refill_after_ = now + std::max(std::chrono::duration_cast<Clock::duration>(grant.wait), rest);
+    if (tokens_ == 0) blocked_until_ = refill_after_;
   }
   return served;
+}
+
+void Budget::expire(Clock::time_point now) {
+  if (tokens_ > 0 && now >= expires_at_) {  // the lease ran out: those tokens are lost
+    tokens_ = 0;
+    batch_ = std::max<std::uint64_t>(1, batch_ / 2);
+  }
 }
 
 bool Budget::idle(Clock::time_point now) const {

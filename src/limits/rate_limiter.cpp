@@ -14,7 +14,7 @@ namespace asio = boost::asio;
 
 RateLimiter::RateLimiter(asio::any_io_executor executor, std::unique_ptr<redis::Client> redis,
                          core::MetricsRegistry* metrics)
-    : executor_(std::move(executor)), redis_(std::move(redis)) {
+    : executor_(std::move(executor)), redis_(std::move(redis)), random_(std::random_device{}()) {
   if (metrics != nullptr) {
     constexpr std::string_view kHelp = "Calls to the rate limits' Redis, by result";
     calls_ok_ = &metrics->counter("apigw_rate_limit_redis_calls_total", kHelp, {{"result", "ok"}});
@@ -89,7 +89,7 @@ void RateLimiter::settle(Entry& entry, const LimitSpec& spec, const std::optiona
   entry.waiters.clear();
   const std::uint64_t waiting = waiters.size() + (asker != nullptr ? 1 : 0);
   std::uint64_t served = 0;
-  if (grant) served = entry.budget.apply(*grant, now, waiting, spec.policy);
+  if (grant) served = entry.budget.apply(*grant, now, waiting, spec.policy, spread_(random_));
   const auto decide = [&](std::uint64_t position) {
     if (!grant) return Decision{Decision::Outcome::kError};
     return position < served ? allowed(entry.budget) : limited(entry.budget, now);

@@ -194,9 +194,11 @@ def test_three_instances_hold_one_limit(tmp_path, upstream, redis):
         expected = rate * seconds
         assert sum(sent) >= 2.5 * expected, sent  # about three times the rate was asked for
         assert abs(total - expected) <= 0.1 * expected, (total, expected, allowed, sent)
-        assert all(allowed[2 * i] + allowed[2 * i + 1] > 0 for i in range(3)), allowed
+        # No instance is starved: each gets at least a tenth of what passed (a third would be an even share).
+        assert all(allowed[2 * i] + allowed[2 * i + 1] >= 0.1 * total for i in range(3)), allowed
         calls = sum(gw.metric('apigw_rate_limit_redis_calls_total{result="ok"}') for gw in gws)
-        print(f"three instances: {total} allowed of {sum(sent)} in {seconds} s (limit {expected}); "
+        print(f"three instances: {total} allowed of {sum(sent)} in {seconds} s (limit {expected}; by load thread "
+              f"{allowed}); "
               f"{calls:.0f} Redis calls")
     finally:
         for gw in gws:

@@ -47,7 +47,11 @@ class Budget {
 
   // Applies what Redis granted at `now`. `waiting` requests take a token each, as long as there are any: how many
   // did is returned (the others are refused, and the key blocked, as Redis said).
-  std::uint64_t apply(const Grant& grant, Clock::time_point now, std::uint64_t waiting, const BudgetPolicy& policy);
+  // `spread` (0 to 1) scales the rest after an empty bucket from half to one and a half min_block: workers that
+  // found the bucket empty at the same moment do not all come back at the same moment, and none settles into the
+  // slot just after another's.
+  std::uint64_t apply(const Grant& grant, Clock::time_point now, std::uint64_t waiting, const BudgetPolicy& policy,
+                      double spread = 0.5);
 
   Clock::time_point blocked_until() const { return blocked_until_; }
   // An estimate of the fleet's tokens left for this key: what Redis last said, minus what was spent here since.
@@ -58,9 +62,13 @@ class Budget {
   bool idle(Clock::time_point now) const;
 
  private:
+  // Drops tokens whose lease ran out, and halves the batch that brought too many.
+  void expire(Clock::time_point now);
+
   std::uint64_t tokens_ = 0;
   Clock::time_point expires_at_{};
   Clock::time_point blocked_until_{};
+  Clock::time_point refill_after_{};  // no background refill before this: the bucket was left empty
   std::uint64_t batch_ = 1;
   std::uint64_t remaining_ = 0;
   std::chrono::microseconds reset_{0};

@@ -12,6 +12,7 @@
 #include <chrono>
 #include <cstdint>
 #include <memory>
+#include <random>
 #include <string>
 #include <unordered_map>
 #include <vector>
@@ -80,6 +81,8 @@ class RateLimiter : public std::enable_shared_from_this<RateLimiter> {
   boost::asio::any_io_executor executor_;
   std::unique_ptr<redis::Client> redis_;
   std::unordered_map<std::string, Entry> entries_;
+  std::minstd_rand random_;
+  std::uniform_real_distribution<double> spread_{0.0, 1.0};
   Clock::time_point redis_down_until_{};
   std::uint64_t redis_calls_ = 0;
   core::Counter* calls_ok_ = nullptr;

@@ -94,8 +94,40 @@ TEST(Budget, LeaseRunsOutAndTheBatchShrinks) {
   const Clock::time_point later = kStart + milliseconds(150);
   EXPECT_TRUE(budget.idle(later));
   EXPECT_EQ(budget.take(later), Budget::Take::kAsk);
-  budget.apply(grant(2, 10), later, 0, policy);
-  EXPECT_EQ(budget.batch(), 4u);  // the shrink applies to what was wasted, before this grant
+  EXPECT_EQ(budget.batch(), 2u);
+  budget.apply(grant(2, 10), later, 1, policy);
+  EXPECT_EQ(budget.batch(), 2u);  // a first ask after a rest does not grow it
+  // Found by a background refill instead of a request: the same.
+  const Clock::time_point much_later = later + milliseconds(150);
+  budget.apply(grant(2, 10), much_later, 0, policy);
+  EXPECT_EQ(budget.batch(), 1u);
+}
+
+TEST(Budget, SteadySpendingWithBackgroundRefillsGrowsTheBatchToTheMaximum) {
+  // A key that always has tokens (each refill asked for at half a batch) still grows its batch, so a busy key
+  // costs one Redis call per max_batch / 2 requests.
+  const BudgetPolicy policy{16, milliseconds(1000), milliseconds(50)};
+  Budget budget;
+  Clock::time_point now = kStart;
+  ASSERT_EQ(budget.take(now), Budget::Take::kAsk);
+  budget.apply(grant(1, 1000), now, 1, policy);
+  int asks = 0;
+  for (int request = 0; request < 200; ++request) {
+    now += milliseconds(1);
+    Budget::Take take = budget.take(now);
+    if (take == Budget::Take::kAsk) {
+      ++asks;
+      budget.apply(grant(budget.batch(), 1000), now, 1, policy);
+      continue;
+    }
+    ASSERT_EQ(take, Budget::Take::kAllow);
+    if (budget.wants_refill(now)) {
+      ++asks;
+      budget.apply(grant(budget.batch(), 1000), now, 0, policy);
+    }
+  }
+  EXPECT_EQ(budget.batch(), 16u);
+  EXPECT_LE(asks, 200 / 8 + 6);  // one per half batch once grown, and the few on the way up
 }
 
 TEST(Budget, RefusalBlocksLocallyForTheWaitOrTheMinimum) {
