@@ -815,20 +815,51 @@ def metric_delta(metrics_dir, key, rnd, name):
     return after.get(name, 0.0) - before.get(name, 0.0)
 
 
-def auth_report(results_path, side_path, metrics_dir, header):
-    order, runs, rows, rounds = load_results(results_path)
-    redis_cpu = load_side_cpu(side_path)  # (key, round) -> Redis's cpu % during that measured run
-
+def print_side_table(header, order, rows, runs, rounds, side_cpu, side_name, per_request=False):
+    """The header, then one line per target (its median run) with the side server's cpu % in the same run (and,
+    with per_request, the target's own CPU microseconds per request), then every round's req/s."""
     print()
     print(header)
     print()
-    hdr = table_head(extra=" %11s" % "redis cpu %")
+    extra = (" %11s" % "cpu us/req" if per_request else "") + " %11s" % side_name
+    hdr = table_head(extra=extra)
     print(hdr)
     print("-" * len(hdr))
     for key in order:
         r = rows[key]
-        print(table_row(r, " %11s" % redis_cpu.get((key, r["round"]), "-")))
+        cells = ""
+        if per_request:
+            us = cpu_us_per_request(r)
+            cells = " %11s" % ("-" if us is None else "%.1f" % us)
+        print(table_row(r, cells + " %11s" % side_cpu.get((key, r["round"]), "-")))
     print_rounds(order, runs, rows, rounds)
+
+
+def print_ratio_checks(checks, rows, runs, rounds, width=40):
+    """(name, numerator key, denominator key, target or None) -> one line each: the req/s ratio of the median runs,
+    PASS/FAIL against the target, and the ratio round by round."""
+    for name, num, den, target in checks:
+        if num not in rows or den not in rows:
+            continue
+        ratio = rows[num]["rps"] / rows[den]["rps"]
+        verdict = "report only" if target is None else "target >= %.2fx  %s" % (
+            target, "PASS" if ratio >= target else "FAIL")
+        print("  %-*s %6.2fx   %-24s%s" % (width, name, ratio, verdict,
+                                           per_round_ratios(runs, num, den, "rps", rounds)))
+
+
+def cpu_us_per_request(r):
+    """The target's own CPU time per answered request, in microseconds, from its cpu % and req/s."""
+    try:
+        return float(r["cpu"]) / 100.0 * 1e6 / r["rps"] if r["rps"] else None
+    except ValueError:
+        return None
+
+
+def auth_report(results_path, side_path, metrics_dir, header):
+    order, runs, rows, rounds = load_results(results_path)
+    redis_cpu = load_side_cpu(side_path)  # (key, round) -> Redis's cpu % during that measured run
+    print_side_table(header, order, rows, runs, rounds, redis_cpu, "redis cpu %")
 
     print()
     print("ratios of req/s, same run, apigw workers: 1 in every variant (of the median runs%s)"
@@ -842,13 +873,7 @@ def auth_report(results_path, side_path, metrics_dir, header):
         ("auth + proxy (cache) / NGINX", "auth", "nginx", None),
         ("auth + proxy (cache) / HAProxy", "auth", "haproxy", None),
     ]
-    for name, num, den, target in checks:
-        if num not in rows or den not in rows:
-            continue
-        ratio = rows[num]["rps"] / rows[den]["rps"]
-        verdict = "report only" if target is None else "target >= %.2fx  %s" % (
-            target, "PASS" if ratio >= target else "FAIL")
-        print("  %-40s %6.2fx   %-24s%s" % (name, ratio, verdict, per_round_ratios(runs, num, den, "rps", rounds)))
+    print_ratio_checks(checks, rows, runs, rounds)
 
     names = {
         "auth": 'apigw_auth_requests_total{decision="authenticated"}',
@@ -891,6 +916,56 @@ def auth_report(results_path, side_path, metrics_dir, header):
               % (warmup_s, reqs, hits))
 
     print_wrk_errors(order, runs, all_non2xx=("invalid",))
+    return 0
+
+
+# ---------------------------------------------------------------------------------------------------- ratelimit-report
+def ratelimit_report(results_path, side_path, metrics_dir, header):
+    order, runs, rows, rounds = load_results(results_path)
+    print_side_table(header, order, rows, runs, rounds, load_side_cpu(side_path), "redis cpu %", per_request=True)
+
+    print()
+    print("ratios of req/s, same run, one worker each (of the median runs%s)"
+          % ("; in parentheses round by round" if rounds > 1 else ""))
+    checks = [
+        ("apigw route limit / apigw plain", "route", "plain", 0.95),
+        ("apigw per-key limit / apigw plain", "perkey", "plain", 0.95),
+        ("NGINX limit_req / NGINX proxy", "nginx-limit", "nginx", None),
+        ("HAProxy stick table / HAProxy", "haproxy-limit", "haproxy", None),
+        ("apigw plain / NGINX proxy", "plain", "nginx", None),
+        ("apigw per-key limit / NGINX limit_req", "perkey", "nginx-limit", None),
+        ("apigw per-key limit / HAProxy stick table", "perkey", "haproxy-limit", None),
+    ]
+    print_ratio_checks(checks, rows, runs, rounds, width=44)
+
+    print()
+    print("CPU per request, limited over unlimited (own user + system time / requests, of the median runs)")
+    for name, num, den in (("apigw route limit / apigw plain", "route", "plain"),
+                           ("apigw per-key limit / apigw plain", "perkey", "plain"),
+                           ("NGINX limit_req / NGINX proxy", "nginx-limit", "nginx"),
+                           ("HAProxy stick table / HAProxy", "haproxy-limit", "haproxy")):
+        if num in rows and den in rows:
+            a, b = cpu_us_per_request(rows[num]), cpu_us_per_request(rows[den])
+            if a and b:
+                print("  %-44s %6.1f us / %6.1f us = %.2fx" % (name, a, b, a / b))
+
+    print()
+    print("Redis commands and decisions over the measured runs (Redis's INFO commandstats, apigw's /metrics)")
+    print("  %-28s %10s %12s %10s %10s %10s %14s" % ("variant", "wrk reqs", "script calls", "allowed", "limited",
+                                                    "errors", "per 1,000 reqs"))
+    result = 'apigw_rate_limit_requests_total{route="bench",key="%s",result="%s"}'
+    for key, label in (("plain", "route"), ("route", "route"), ("perkey", "header:authorization")):
+        if key not in runs:
+            continue
+        reqs = sum(r["reqs"] for r in runs[key])
+        calls = sum(metric_delta(metrics_dir, key, r["round"], "redis_script_calls") for r in runs[key])
+        got = {res: sum(metric_delta(metrics_dir, key, r["round"], result % (label, res)) for r in runs[key])
+               for res in ("allowed", "limited", "error_allowed", "error_denied")}
+        print("  %-28s %10d %12d %10d %10d %10d %14.2f" % (
+            runs[key][0]["label"][6:], reqs, calls, got["allowed"], got["limited"],
+            got["error_allowed"] + got["error_denied"], 1000.0 * calls / reqs if reqs else 0.0))
+
+    print_wrk_errors(order, runs)
     return 0
 
 
@@ -1259,6 +1334,8 @@ def main(argv):
         return report(argv[2], argv[3], argv[4], *argv[5:9])
     if cmd == "auth-report":
         return auth_report(argv[2], argv[3], argv[4], argv[5])
+    if cmd == "ratelimit-report":
+        return ratelimit_report(argv[2], argv[3], argv[4], argv[5])
     if cmd == "cache-report":
         return cache_report(argv[2], argv[3], argv[4], argv[5], argv[6])
     if cmd == "stub-status":
