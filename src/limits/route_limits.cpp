@@ -40,6 +40,8 @@ std::vector<PreparedLimit> prepare_limits(const config::RouteConfig& route, core
                                     [&](const PreparedLimit& other) { return other.key_label == prepared.key_label; });
     prepared.policy_name = same == 0 ? prepared.key_label : fmt::format("{}-{}", prepared.key_label, same + 1);
     prepared.policy = fmt::format("\"{}\";q={};w={}", prepared.policy_name, limit.count, limit.period.count());
+    prepared.policies = out.empty() ? std::string() : out.back().policies;
+    if (!prepared.shadow) prepared.policies += (prepared.policies.empty() ? "" : ", ") + prepared.policy;
     const auto counter = [&](std::string_view result) {
       return &metrics.counter("apigw_rate_limit_requests_total", kHelp,
                               {{"route", route.name}, {"key", prepared.key_label}, {"result", std::string(result)}});
@@ -51,8 +53,7 @@ std::vector<PreparedLimit> prepare_limits(const config::RouteConfig& route, core
   return out;
 }
 
-KeyValue key_value(const PreparedLimit& limit, std::string_view user, const boost::beast::http::fields& headers,
-                   std::string_view client_address) {
+KeyValue key_value(const PreparedLimit& limit, std::string_view user, const boost::beast::http::fields& headers) {
   switch (limit.key.kind) {
     case config::RateLimitKey::Kind::kUser:
       if (!user.empty()) return {"user", user};
@@ -67,7 +68,7 @@ KeyValue key_value(const PreparedLimit& limit, std::string_view user, const boos
     case config::RateLimitKey::Kind::kClientIp:
       break;
   }
-  return {"client_ip", client_address};
+  return {"client_ip", {}};
 }
 
 long long whole_seconds(std::chrono::microseconds wait) {

@@ -28,17 +28,18 @@ asio::awaitable<StageResult> RateLimitStage::on_request(RequestContext& context)
   const std::vector<limits::PreparedLimit>& route_limits = context.generation->route_limits[context.route_index];
   limits::RateLimiter& limiter = *context.generation->rate_limiter;
   const config::RateLimitsConfig& settings = context.snapshot->config.rate_limits;
-  const std::string client = client_address(context);
-  // RateLimit-Policy lists every enforced limit; RateLimit, what each has left (shadow limits stay unseen).
-  std::string policies;
+  std::string client;  // the client's address, found once a limit counts by it
+  // RateLimit-Policy lists every enforced limit (prepared per route); RateLimit, what each has left (shadow limits
+  // stay unseen).
   std::string current;
   for (const limits::PreparedLimit& limit : route_limits) {
-    const limits::KeyValue key = limits::key_value(limit, context.user, context.request(), client);
+    limits::KeyValue key = limits::key_value(limit, context.user, context.request());
+    if (key.by_client()) {
+      if (client.empty()) client = client_address(context);
+      key.value = client;
+    }
     std::string redis_key = limits::limit_key(context.route->name, limit.index, key.kind, key.value);
     const limits::Decision decision = co_await limiter.take(limit.spec, std::move(redis_key));
-    if (!limit.shadow) {
-      policies += (policies.empty() ? "" : ", ") + limit.policy;
-    }
     switch (decision.outcome) {
       case Outcome::kAllowed:
         limit.counters.allowed->add();
@@ -54,7 +55,7 @@ asio::awaitable<StageResult> RateLimitStage::on_request(RequestContext& context)
           break;
         }
         limit.counters.limited->add();
-        co_return refuse(context, limit, decision, policies);
+        co_return refuse(context, limit, decision);
       case Outcome::kError:
         if (settings.on_error == config::RateLimitOnError::kDeny) {
           limit.counters.error_denied->add();
@@ -64,6 +65,7 @@ asio::awaitable<StageResult> RateLimitStage::on_request(RequestContext& context)
         break;
     }
   }
+  const std::string& policies = route_limits.back().policies;
   if (settings.headers && !policies.empty()) {
     context.rate_limit_headers = fmt::format("RateLimit-Policy: {}\r\n", policies);
     if (!current.empty()) fmt::format_to(std::back_inserter(context.rate_limit_headers), "RateLimit: {}\r\n", current);
@@ -72,11 +74,11 @@ asio::awaitable<StageResult> RateLimitStage::on_request(RequestContext& context)
 }
 
 StageResult RateLimitStage::refuse(RequestContext& context, const limits::PreparedLimit& limit,
-                                   const limits::Decision& decision, const std::string& policies) {
+                                   const limits::Decision& decision) {
   const long long wait = std::max<long long>(1, limits::whole_seconds(decision.retry_after));
   // The policies of the limits checked so far, this one's included: enough to say which one refused.
   context.rate_limit_headers =
-      fmt::format("Retry-After: {}\r\nRateLimit-Policy: {}\r\nRateLimit: \"{}\";r=0;t={}\r\n", wait, policies,
+      fmt::format("Retry-After: {}\r\nRateLimit-Policy: {}\r\nRateLimit: \"{}\";r=0;t={}\r\n", wait, limit.policies,
                   limit.policy_name, wait);
   context.reply_message =
       fmt::format("rate limit exceeded: at most {} requests per {} by {} on route {}; retry in {} s", limit.spec.count,

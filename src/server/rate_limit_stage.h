@@ -20,8 +20,7 @@ class RateLimitStage final : public Stage {
   boost::asio::awaitable<StageResult> on_request(RequestContext& context) override;
 
  private:
-  StageResult refuse(RequestContext& context, const limits::PreparedLimit& limit, const limits::Decision& decision,
-                     const std::string& policies);
+  StageResult refuse(RequestContext& context, const limits::PreparedLimit& limit, const limits::Decision& decision);
   StageResult unavailable(RequestContext& context);
   void log_shadow(const RequestContext& context, const limits::PreparedLimit& limit);
 

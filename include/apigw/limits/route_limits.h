@@ -29,6 +29,9 @@ struct PreparedLimit {
   std::string key_label;    // "user", "client_ip", "route", "header:x-api-key": the metrics' `key` label
   std::string policy_name;  // its name in RateLimit-Policy and RateLimit, unique on the route
   std::string policy;       // its RateLimit-Policy member: "user";q=100;w=1
+  // RateLimit-Policy's value up to this limit: the enforced limits checked before it and itself (a refusal names
+  // them); the route's last limit has every enforced one. Empty while none is enforced.
+  std::string policies;
   bool shadow = false;
   LimitSpec spec;
   LimitCounters counters;
@@ -38,12 +41,13 @@ std::vector<PreparedLimit> prepare_limits(const config::RouteConfig& route, core
 
 // The bucket a request draws from: the key's kind as it went into the Redis key, and its value. A `user` key of an
 // anonymous request, and a `header` key of a request without the header, count by the client's address instead.
+// For "client_ip" the value is left empty: the caller finds the address only when a limit needs it.
 struct KeyValue {
   std::string_view kind;  // "user", "client_ip", "header", "route"
   std::string_view value;
+  bool by_client() const { return kind == "client_ip"; }
 };
-KeyValue key_value(const PreparedLimit& limit, std::string_view user, const boost::beast::http::fields& headers,
-                   std::string_view client_address);
+KeyValue key_value(const PreparedLimit& limit, std::string_view user, const boost::beast::http::fields& headers);
 
 // The seconds a client is told to wait (Retry-After, RateLimit's t): whole seconds, rounded up, at least 1 when
 // `wait` is not zero.

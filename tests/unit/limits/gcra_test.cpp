@@ -70,6 +70,10 @@ TEST(RouteLimits, PreparedWithPolicyNamesAndCounters) {
   EXPECT_EQ(limits[1].policy, "\"user-2\";q=5000;w=3600");
   EXPECT_EQ(limits[2].policy, "\"header:x-api-key\";q=10;w=60");
   EXPECT_TRUE(limits[2].shadow);
+  // The policy list so far, for a refusal by each limit; a shadow limit adds nothing to it.
+  EXPECT_EQ(limits[0].policies, "\"user\";q=100;w=1");
+  EXPECT_EQ(limits[1].policies, "\"user\";q=100;w=1, \"user-2\";q=5000;w=3600");
+  EXPECT_EQ(limits[2].policies, limits[1].policies);
   EXPECT_EQ(limits[0].spec.policy.max_batch, 5u);
   limits[0].counters.limited->add();
   const core::MetricsRegistry* shards[] = {&metrics};
@@ -84,15 +88,15 @@ TEST(RouteLimits, KeyValues) {
   boost::beast::http::fields headers;
   headers.set("X-Api-Key", "k-1");
   limit.key = {config::RateLimitKey::Kind::kUser, {}};
-  EXPECT_EQ(key_value(limit, "42", headers, "10.0.0.1").value, "42");
-  EXPECT_EQ(key_value(limit, "", headers, "10.0.0.1").kind, "client_ip");  // anonymous: by address
+  EXPECT_EQ(key_value(limit, "42", headers).value, "42");
+  EXPECT_EQ(key_value(limit, "", headers).kind, "client_ip");  // anonymous: by address
   limit.key = {config::RateLimitKey::Kind::kHeader, "x-api-key"};
-  EXPECT_EQ(key_value(limit, "42", headers, "10.0.0.1").value, "k-1");
+  EXPECT_EQ(key_value(limit, "42", headers).value, "k-1");
   headers.erase("X-Api-Key");
-  EXPECT_EQ(key_value(limit, "42", headers, "10.0.0.1").value, "10.0.0.1");
+  EXPECT_TRUE(key_value(limit, "42", headers).by_client());  // no such header: by address, found by the caller
   limit.key = {config::RateLimitKey::Kind::kRoute, {}};
-  EXPECT_EQ(key_value(limit, "42", headers, "10.0.0.1").kind, "route");
-  EXPECT_EQ(key_value(limit, "42", headers, "10.0.0.1").value, "");
+  EXPECT_EQ(key_value(limit, "42", headers).kind, "route");
+  EXPECT_EQ(key_value(limit, "42", headers).value, "");
 }
 
 TEST(RouteLimits, WholeSeconds) {
