@@ -12,12 +12,18 @@ jobs=${APIGW_BUILD_JOBS:-$(nproc)}
 generator=()
 command -v ninja >/dev/null && generator=(-G Ninja)
 
+# Unity batches: each module's (and each test binary's) sources compile as batches of up to 16 files, one
+# translation unit each, so Asio, Beast and the rest are parsed a few times per module instead of once per file: a
+# fresh build takes a fraction of the time. APIGW_UNITY_BUILD=OFF compiles file by file, which rebuilds less after
+# a change to one source (docs/decisions.md).
+unity=(-DCMAKE_UNITY_BUILD="${APIGW_UNITY_BUILD:-ON}" -DCMAKE_UNITY_BUILD_BATCH_SIZE=16)
+
 configure_and_build() {
   local dir=$1; shift
   if [[ -f $dir/CMakeCache.txt ]]; then
-    cmake -S . -B "$dir" "$@" >/dev/null  # applies options changed since the directory was configured
+    cmake -S . -B "$dir" "${unity[@]}" "$@" >/dev/null  # applies options changed since the directory was configured
   else
-    cmake -S . -B "$dir" "${generator[@]}" "$@" >/dev/null
+    cmake -S . -B "$dir" "${generator[@]}" "${unity[@]}" "$@" >/dev/null
   fi
   cmake --build "$dir" -j "$jobs"
 }

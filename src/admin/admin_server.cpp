@@ -20,6 +20,7 @@
 
 #include "apigw/admin/cache_api.h"
 #include "apigw/net/endpoint.h"
+#include "apigw/net/no_throw.h"
 #include "apigw/net/tls_asio.h"
 #include "apigw/routing/route_order.h"
 
@@ -31,7 +32,7 @@ namespace json = boost::json;
 
 namespace {
 
-constexpr auto kNoThrow = asio::as_tuple(asio::use_awaitable);
+using net::kNoThrow;
 constexpr auto kIdleTimeout = std::chrono::seconds(30);
 constexpr std::uint64_t kMaxRequestBytes = 64 * 1024;
 constexpr unsigned kMaxConnections = 64;

@@ -11,13 +11,14 @@
 #include <spdlog/spdlog.h>
 
 #include "apigw/fleet/watcher.h"
+#include "apigw/net/no_throw.h"
 #include "apigw/redis/client_options.h"
 
 namespace apigw::app {
 namespace asio = boost::asio;
 
 namespace {
-constexpr auto kNoThrow = asio::as_tuple(asio::use_awaitable);
+using net::kNoThrow;
 // The lease outlives a few missed renewals; a check more than two intervals after the last one follows a gap (Redis
 // or the judge away), which is not held.
 constexpr int kLeaseChecks = 3;

@@ -8,11 +8,13 @@
 #include <fmt/format.h>
 #include <spdlog/spdlog.h>
 
+#include "apigw/net/no_throw.h"
+
 namespace apigw::auth {
 namespace asio = boost::asio;
 
 namespace {
-constexpr auto kNoThrow = asio::as_tuple(asio::use_awaitable);
+using net::kNoThrow;
 
 Lookup error_lookup(boost::system::error_code error) {
   Lookup lookup;

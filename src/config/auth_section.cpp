@@ -18,7 +18,7 @@ constexpr std::array<std::string_view, 7> kAuthKeys{"redis",   "token_from", "ke
                                                      "forward_header", "cache", "on_error"};
 constexpr std::array<std::string_view, 8> kRedisKeys{"nodes", "cluster", "username",    "password",
                                                      "db",    "timeout", "connections", "tls"};
-constexpr std::array<std::string_view, 3> kCacheKeys{"ttl", "negative_ttl", "max_entries"};
+constexpr std::array<std::string_view, 3> kAuthCacheKeys{"ttl", "negative_ttl", "max_entries"};
 constexpr unsigned kMaxRedisDb = 15;
 constexpr unsigned kMaxRedisConnections = 64;
 constexpr unsigned kMaxCacheEntries = 10'000'000;
@@ -98,7 +98,7 @@ void read_token_from(YamlReader& reader, const Field& field, std::vector<TokenSo
 }
 
 void read_cache(YamlReader& reader, const Field& field, AuthCacheConfig& cache) {
-  reader.for_each_field(field, kCacheKeys, [&](std::string_view key, const Field& value) {
+  reader.for_each_field(field, kAuthCacheKeys, [&](std::string_view key, const Field& value) {
     if (key == "ttl") return assign(cache.ttl, reader.value(value, parse_duration_value));
     if (key == "negative_ttl") return assign(cache.negative_ttl, reader.value(value, parse_duration_value));
     assign(cache.max_entries, reader.value(value, whole_number(0, kMaxCacheEntries)));

@@ -53,8 +53,6 @@ bool has_control(std::string_view text) {
          text.find('\x7f') != std::string_view::npos;
 }
 
-std::string quoted(std::string_view text) { return "'" + std::string(text) + "'"; }
-
 std::optional<AffinitySource> parse_affinity_source(std::string_view text, std::string& why) {
   using Kind = AffinitySource::Kind;
   if (text == "user_id") return AffinitySource{Kind::kUserId, {}};
@@ -67,10 +65,10 @@ std::optional<AffinitySource> parse_affinity_source(std::string_view text, std::
     if (parse_header_name(name, ignored)) {
       return AffinitySource{kind == "header" ? Kind::kHeader : Kind::kCookie, std::string(name)};
     }
-    why = "bad affinity source " + quoted(text) + ": the name after ':' must be an HTTP token such as X-Device-Id";
+    why = "bad affinity source " + in_quotes(text) + ": the name after ':' must be an HTTP token such as X-Device-Id";
     return std::nullopt;
   }
-  why = "bad affinity source " + quoted(text) + ": expected user_id, header:NAME, cookie:NAME or client_ip";
+  why = "bad affinity source " + in_quotes(text) + ": expected user_id, header:NAME, cookie:NAME or client_ip";
   return std::nullopt;
 }
 
@@ -89,7 +87,7 @@ std::optional<std::string> parse_beta_user(std::string_view text, std::string& w
 std::optional<std::string> parse_ignore_pattern(std::string_view text, std::string& why) {
   std::string reason;
   if (routing::RequestPattern::parse(text, reason)) return std::string(text);
-  why = "bad pattern " + quoted(text) + ": " + reason;
+  why = "bad pattern " + in_quotes(text) + ": " + reason;
   return std::nullopt;
 }
 
@@ -97,7 +95,7 @@ std::optional<std::string> parse_ignored_field(std::string_view text, std::strin
   if (text.empty()) {
     why = "'' is the whole body; name the fields to leave out, e.g. /meta/server_time";
   } else if (!core::parse_json_pointer(text)) {
-    why = quoted(text) + " is not a JSON pointer (it starts with '/'; '~' is written ~0 and '/' in a name ~1)";
+    why = in_quotes(text) + " is not a JSON pointer (it starts with '/'; '~' is written ~0 and '/' in a name ~1)";
   } else {
     return std::string(text);
   }
@@ -108,7 +106,7 @@ std::optional<std::string> parse_ignored_field(std::string_view text, std::strin
 std::optional<std::string> parse_audit_sink(std::string_view text, std::string& why) {
   std::string reason;
   if (parse_audit_sink_target(text, reason)) return std::string(text);
-  why = "bad sink " + quoted(text) + ": " + reason;
+  why = "bad sink " + in_quotes(text) + ": " + reason;
   return std::nullopt;
 }
 
@@ -126,7 +124,7 @@ void read_unique_list(YamlReader& reader, const Field& field, std::vector<T>& it
     auto value = reader.value(item, parse);
     if (!value) return;
     if (std::any_of(items.begin(), items.end(), [&](const T& other) { return same(other, *value); })) {
-      return reader.error(item.position, field.label + ": " + quoted(*reader.text(item)) + " is listed twice");
+      return reader.error(item.position, field.label + ": " + in_quotes(*reader.text(item)) + " is listed twice");
     }
     items.push_back(std::move(*value));
   });
@@ -338,7 +336,7 @@ void read_route_target(YamlReader& reader, const Field& field, std::optional<Mig
   if (scalar && !text) return;  // reported by text()
   if (text == "off") return;
   reader.error(field.position, field.label + ": expected " + std::string(kTargetForm) + " or off, got " +
-                                   (scalar ? quoted(*text) : std::string("a list")));
+                                   (scalar ? in_quotes(*text) : std::string("a list")));
 }
 
 void check_migration(Config& config, const MigrationSource& section, const std::vector<RouteSource>& routes,

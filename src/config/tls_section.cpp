@@ -23,7 +23,7 @@ namespace apigw::config {
 namespace {
 
 constexpr std::array<std::string_view, 6> kClientKeys{"sni", "verify", "ca", "cert", "key", "min_version"};
-constexpr std::array<std::string_view, 4> kServerKeys{"cert", "key", "min_version", "client_ca"};
+constexpr std::array<std::string_view, 4> kServerTlsKeys{"cert", "key", "min_version", "client_ca"};
 
 struct BioFree {
   void operator()(BIO* bio) const { BIO_free(bio); }
@@ -240,7 +240,7 @@ std::optional<TlsServerConfig> read_tls_server(YamlReader& reader, const Field& 
   std::optional<Field> key_field;
   std::optional<PemFile> cert;
   std::optional<PemFile> key;
-  reader.for_each_field(field, kServerKeys, [&](std::string_view name, const Field& value) {
+  reader.for_each_field(field, kServerTlsKeys, [&](std::string_view name, const Field& value) {
     if (name == "min_version") {
       const auto version = reader.value(value, parse_tls_version);
       if (version) tls.min_version = *version;

@@ -16,7 +16,6 @@ constexpr std::array<std::string_view, 7> kLogLevels{"trace", "debug", "info", "
 constexpr std::size_t kMaxHostNameLength = 253;
 constexpr std::size_t kMaxLabelLength = 63;
 
-std::string quoted(std::string_view text) { return "'" + std::string(text) + "'"; }
 
 bool is_digit(char c) { return c >= '0' && c <= '9'; }
 bool is_lower(char c) { return c >= 'a' && c <= 'z'; }
@@ -71,41 +70,41 @@ std::optional<Endpoint> parse_host_port(std::string_view text, bool allow_names,
   if (text.starts_with('[')) {
     const auto close = text.find(']');
     if (close == std::string_view::npos || close + 1 >= text.size() || text[close + 1] != ':') {
-      why = "expected [IPv6]:port, got " + quoted(text);
+      why = "expected [IPv6]:port, got " + in_quotes(text);
       return std::nullopt;
     }
     host = text.substr(1, close - 1);
     port = text.substr(close + 2);
     if (http::parse_ipv6(host).size == 0) {
-      why = quoted(host) + " is not a valid IPv6 address";
+      why = in_quotes(host) + " is not a valid IPv6 address";
       return std::nullopt;
     }
   } else {
     const auto colon = text.rfind(':');
     if (colon == std::string_view::npos || colon == 0) {
-      why = "expected host:port, got " + quoted(text);
+      why = "expected host:port, got " + in_quotes(text);
       return std::nullopt;
     }
     host = text.substr(0, colon);
     port = text.substr(colon + 1);
     if (host.find(':') != std::string_view::npos) {
-      why = "an IPv6 address must be written in brackets, e.g. [::1]:8080, got " + quoted(text);
+      why = "an IPv6 address must be written in brackets, e.g. [::1]:8080, got " + in_quotes(text);
       return std::nullopt;
     }
     const bool looks_ipv4 = std::all_of(host.begin(), host.end(), [](char c) { return is_digit(c) || c == '.'; });
     if (looks_ipv4 && http::parse_ipv4(host).size == 0) {
-      why = quoted(host) + " is not a valid IPv4 address";
+      why = in_quotes(host) + " is not a valid IPv4 address";
       return std::nullopt;
     }
     if (!looks_ipv4 && (!allow_names || !is_host_name(host))) {
-      why = allow_names ? quoted(host) + " is not a valid host name or IP address"
-                        : "expected an IP address (IPv4, or IPv6 in brackets), got " + quoted(host);
+      why = allow_names ? in_quotes(host) + " is not a valid host name or IP address"
+                        : "expected an IP address (IPv4, or IPv6 in brackets), got " + in_quotes(host);
       return std::nullopt;
     }
   }
   const auto port_number = parse_port(port);
   if (!port_number) {
-    why = "port must be a number from 1 to 65535, got " + quoted(port);
+    why = "port must be a number from 1 to 65535, got " + in_quotes(port);
     return std::nullopt;
   }
   return Endpoint{std::string(host), *port_number};
@@ -125,7 +124,7 @@ std::optional<std::string> parse_added_header(std::string_view text, bool apigw_
   auto name = parse_header_name(text, why);
   const std::string lower = http::lower_case(text);
   if (name && (is_managed_header(lower) || (!apigw_own && lower.starts_with("x-apigw-")))) {
-    why = quoted(text) + " is a header apigw manages itself; choose another name";
+    why = in_quotes(text) + " is a header apigw manages itself; choose another name";
     return std::nullopt;
   }
   return name;
@@ -176,7 +175,7 @@ PercentStep percent_step(std::uint32_t buckets) {
 
 std::optional<core::Duration> parse_duration_value(std::string_view text, std::string& why) {
   const auto duration = core::parse_duration(text);
-  if (!duration) why = "bad duration " + quoted(text) + " (expected e.g. 250ms, 5s, 2m, 1h)";
+  if (!duration) why = "bad duration " + in_quotes(text) + " (expected e.g. 250ms, 5s, 2m, 1h)";
   return duration;
 }
 
@@ -192,7 +191,7 @@ std::optional<core::Duration> parse_positive_duration(std::string_view text, std
 std::optional<std::uint64_t> parse_positive_size(std::string_view text, std::string& why) {
   const auto size = core::parse_size(text);
   if (!size) {
-    why = "bad size " + quoted(text) + " (expected bytes, or e.g. 16KiB, 8MiB, 1GiB)";
+    why = "bad size " + in_quotes(text) + " (expected bytes, or e.g. 16KiB, 8MiB, 1GiB)";
   } else if (*size == 0) {
     why = "must be greater than zero";
     return std::nullopt;
@@ -213,7 +212,7 @@ std::optional<std::uint64_t> parse_size_between(std::string_view text, std::uint
 std::optional<unsigned> parse_whole_number(std::string_view text, unsigned min, unsigned max, std::string& why) {
   const std::string range = "from " + std::to_string(min) + " to " + std::to_string(max);
   if (!all_digits(text)) {
-    why = "expected a whole number " + range + ", got " + quoted(text);
+    why = "expected a whole number " + range + ", got " + in_quotes(text);
     return std::nullopt;
   }
   const std::string_view significant = text.substr(std::min(text.find_first_not_of('0'), text.size() - 1));
@@ -229,7 +228,7 @@ std::optional<unsigned> parse_whole_number(std::string_view text, unsigned min, 
 std::optional<bool> parse_bool(std::string_view text, std::string& why) {
   if (text == "true" || text == "True" || text == "TRUE") return true;
   if (text == "false" || text == "False" || text == "FALSE") return false;
-  why = "expected true or false, got " + quoted(text);
+  why = "expected true or false, got " + in_quotes(text);
   return std::nullopt;
 }
 
@@ -257,7 +256,7 @@ std::optional<Cidr> parse_cidr(std::string_view text, std::string& why) {
   const bool v6 = address.find(':') != std::string_view::npos;
   const http::IpBytes ip = v6 ? http::parse_ipv6(address) : http::parse_ipv4(address);
   if (ip.size == 0) {
-    why = "bad CIDR " + quoted(text) + ": " + quoted(address) + " is not an IPv4 or IPv6 address";
+    why = "bad CIDR " + in_quotes(text) + ": " + in_quotes(address) + " is not an IPv4 or IPv6 address";
     return std::nullopt;
   }
   const int max_prefix = v6 ? 128 : 32;
@@ -265,7 +264,7 @@ std::optional<Cidr> parse_cidr(std::string_view text, std::string& why) {
   if (slash != std::string_view::npos) {
     const std::string_view digits = text.substr(slash + 1);
     if (!all_digits(digits) || digits.size() > 3 || std::stoi(std::string(digits)) > max_prefix) {
-      why = "bad CIDR " + quoted(text) + ": prefix length must be from 0 to " + std::to_string(max_prefix);
+      why = "bad CIDR " + in_quotes(text) + ": prefix length must be from 0 to " + std::to_string(max_prefix);
       return std::nullopt;
     }
     prefix = std::stoi(std::string(digits));
@@ -287,13 +286,13 @@ std::optional<Balance> parse_balance(std::string_view text, std::string& why) {
   if (text == "round_robin") return Balance::kRoundRobin;
   if (text == "least_request") return Balance::kLeastRequest;
   if (text == "random") return Balance::kRandom;
-  why = "unknown balance " + quoted(text) + " (allowed: round_robin, least_request, random)";
+  why = "unknown balance " + in_quotes(text) + " (allowed: round_robin, least_request, random)";
   return std::nullopt;
 }
 
 std::optional<std::string> parse_log_level(std::string_view text, std::string& why) {
   if (std::find(kLogLevels.begin(), kLogLevels.end(), text) != kLogLevels.end()) return std::string(text);
-  why = "unknown log level " + quoted(text) + " (allowed: trace, debug, info, warn, error, critical, off)";
+  why = "unknown log level " + in_quotes(text) + " (allowed: trace, debug, info, warn, error, critical, off)";
   return std::nullopt;
 }
 
@@ -306,17 +305,17 @@ std::optional<std::string> parse_access_log(std::string_view text, std::string& 
 std::optional<std::string> parse_name(std::string_view text, std::string& why) {
   const auto ok = [](char c) { return is_alnum(c) || c == '_' || c == '.' || c == '-'; };
   if (!text.empty() && std::all_of(text.begin(), text.end(), ok)) return std::string(text);
-  why = "bad name " + quoted(text) + ": use only letters, digits, '_', '.' and '-'";
+  why = "bad name " + in_quotes(text) + ": use only letters, digits, '_', '.' and '-'";
   return std::nullopt;
 }
 
 std::optional<std::string> parse_method(std::string_view text, std::string& why) {
   if (!http::is_token(text)) {
-    why = quoted(text) + " is not an HTTP method token";
+    why = in_quotes(text) + " is not an HTTP method token";
     return std::nullopt;
   }
   if (std::any_of(text.begin(), text.end(), is_lower)) {
-    why = "method " + quoted(text) + " must be upper case (" + upper_case(text) + "): methods are case-sensitive";
+    why = "method " + in_quotes(text) + " must be upper case (" + upper_case(text) + "): methods are case-sensitive";
     return std::nullopt;
   }
   return std::string(text);
@@ -325,12 +324,12 @@ std::optional<std::string> parse_method(std::string_view text, std::string& why)
 std::optional<std::string> parse_route_host(std::string_view text, std::string& why) {
   std::string host = http::lower_case(text);
   if (host.find(':') != std::string::npos) {
-    why = "host " + quoted(text) + " must not carry a port (a route matches the host on any port)";
+    why = "host " + in_quotes(text) + " must not carry a port (a route matches the host on any port)";
     return std::nullopt;
   }
   const std::string_view name = std::string_view(host).substr(host.starts_with("*.") ? 2 : 0);
   if (!is_host_name(name)) {
-    why = "bad host " + quoted(text) + ": expected a host name such as api.example.com or *.example.com";
+    why = "bad host " + in_quotes(text) + ": expected a host name such as api.example.com or *.example.com";
     return std::nullopt;
   }
   return host;
@@ -338,7 +337,7 @@ std::optional<std::string> parse_route_host(std::string_view text, std::string& 
 
 std::optional<std::string> parse_strip_prefix(std::string_view text, std::string& why) {
   if (!text.starts_with('/') || text.size() < 2 || text.ends_with('/') || text.find("//") != std::string_view::npos) {
-    why = "bad prefix " + quoted(text) + ": must start with '/', not end with '/', e.g. /v1";
+    why = "bad prefix " + in_quotes(text) + ": must start with '/', not end with '/', e.g. /v1";
     return std::nullopt;
   }
   return std::string(text);
@@ -347,7 +346,7 @@ std::optional<std::string> parse_strip_prefix(std::string_view text, std::string
 std::optional<std::string> parse_health_path(std::string_view text, std::string& why) {
   const bool visible = std::all_of(text.begin(), text.end(), [](char c) { return c > ' ' && c < 0x7f; });
   if (!text.starts_with('/') || !visible) {
-    why = "bad path " + quoted(text) + ": must start with '/' and hold no spaces or control characters";
+    why = "bad path " + in_quotes(text) + ": must start with '/' and hold no spaces or control characters";
     return std::nullopt;
   }
   return std::string(text);
@@ -357,12 +356,12 @@ std::optional<std::string> strip_prefix_mismatch(std::string_view prefix, std::s
   std::size_t at = 0;  // the '/' that starts the current segment, in both strings
   while (at < prefix.size()) {
     const std::size_t prefix_end = std::min(prefix.find('/', at + 1), prefix.size());
-    if (at >= pattern.size()) return "path " + quoted(pattern) + " is shorter than the prefix";
+    if (at >= pattern.size()) return "path " + in_quotes(pattern) + " is shorter than the prefix";
     const std::size_t pattern_end = std::min(pattern.find('/', at + 1), pattern.size());
     const std::string_view segment = pattern.substr(at + 1, pattern_end - at - 1);
     if (segment.starts_with(':') || segment.starts_with('*')) return std::nullopt;
     if (segment != prefix.substr(at + 1, prefix_end - at - 1)) {
-      return "prefix " + quoted(prefix) + " can never match path " + quoted(pattern);
+      return "prefix " + in_quotes(prefix) + " can never match path " + in_quotes(pattern);
     }
     at = prefix_end;
   }
@@ -373,20 +372,20 @@ std::optional<RouteAuth> parse_route_auth(std::string_view text, std::string& wh
   if (text == "required") return RouteAuth::kRequired;
   if (text == "optional") return RouteAuth::kOptional;
   if (text == "none") return RouteAuth::kNone;
-  why = "bad value " + quoted(text) + ": expected required, optional or none";
+  why = "bad value " + in_quotes(text) + ": expected required, optional or none";
   return std::nullopt;
 }
 
 std::optional<AuthOnError> parse_auth_on_error(std::string_view text, std::string& why) {
   if (text == "reject") return AuthOnError::kReject;
   if (text == "anonymous") return AuthOnError::kAnonymous;
-  why = "bad value " + quoted(text) + ": expected reject or anonymous";
+  why = "bad value " + in_quotes(text) + ": expected reject or anonymous";
   return std::nullopt;
 }
 
 std::optional<std::string> parse_header_name(std::string_view text, std::string& why) {
   if (!http::is_token(text) || text == "*") {
-    why = quoted(text) + " is not a header name";
+    why = in_quotes(text) + " is not a header name";
     return std::nullopt;
   }
   return std::string(text);
@@ -404,11 +403,11 @@ std::optional<std::string> parse_percent(std::string_view text, std::string& why
   const auto parts = decimal_parts(text);
   if (!parts) {
     if (text.ends_with('%')) {
-      why = "write the number without '%', got " + quoted(text);
+      why = "write the number without '%', got " + in_quotes(text);
     } else if (text.starts_with('-')) {
       why = "must be from 0 to 100, got " + std::string(text);
     } else {
-      why = "expected a decimal number from 0 to 100 (e.g. 0.01 or 25; no sign, no exponent), got " + quoted(text);
+      why = "expected a decimal number from 0 to 100 (e.g. 0.01 or 25; no sign, no exponent), got " + in_quotes(text);
     }
     return std::nullopt;
   }

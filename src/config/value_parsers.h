@@ -14,6 +14,9 @@ namespace apigw::config {
 inline constexpr unsigned kMaxWorkers = 1024;
 inline constexpr unsigned kMaxRetryAttempts = 10;
 
+// A value as a message quotes it: 'text'.
+inline std::string in_quotes(std::string_view text) { return "'" + std::string(text) + "'"; }
+
 std::optional<core::Duration> parse_duration_value(std::string_view text, std::string& why);
 std::optional<core::Duration> parse_positive_duration(std::string_view text, std::string& why);
 std::optional<std::uint64_t> parse_positive_size(std::string_view text, std::string& why);

@@ -34,13 +34,13 @@ std::string duration_text(std::int64_t ms) {
   return fmt::format("{}ms", ms);
 }
 
-struct Invalid {
+struct InvalidRamp {
   std::string why;
 };
 
 const json::value& member(const json::object& object, std::string_view key) {
   const json::value* value = object.if_contains(key);
-  if (value == nullptr) throw Invalid{"the ramp has no " + std::string(key)};
+  if (value == nullptr) throw InvalidRamp{"the ramp has no " + std::string(key)};
   return *value;
 }
 
@@ -49,18 +49,18 @@ std::int64_t integer(const json::value& value, std::string_view what) {
   if (value.is_uint64() && value.get_uint64() <= static_cast<std::uint64_t>(INT64_MAX)) {
     return static_cast<std::int64_t>(value.get_uint64());
   }
-  throw Invalid{std::string(what) + " is not an integer"};
+  throw InvalidRamp{std::string(what) + " is not an integer"};
 }
 
 double number(const json::value& value, std::string_view what) {
   if (value.is_double()) return value.get_double();
   if (value.is_int64()) return static_cast<double>(value.get_int64());
   if (value.is_uint64()) return static_cast<double>(value.get_uint64());
-  throw Invalid{std::string(what) + " is not a number"};
+  throw InvalidRamp{std::string(what) + " is not a number"};
 }
 
 std::string text(const json::value& value, std::string_view what) {
-  if (!value.is_string()) throw Invalid{std::string(what) + " is not a string"};
+  if (!value.is_string()) throw InvalidRamp{std::string(what) + " is not a string"};
   return std::string(value.get_string());
 }
 
@@ -75,12 +75,12 @@ json::object figures_value(const SideFigures& figures) {
 
 std::uint64_t count(const json::value& value, std::string_view what) {
   const std::int64_t n = integer(value, what);
-  if (n < 0) throw Invalid{std::string(what) + " is negative"};
+  if (n < 0) throw InvalidRamp{std::string(what) + " is negative"};
   return static_cast<std::uint64_t>(n);
 }
 
 SideFigures figures_of(const json::value& value, std::string_view what) {
-  if (!value.is_object()) throw Invalid{std::string(what) + " is not an object"};
+  if (!value.is_object()) throw InvalidRamp{std::string(what) + " is not an object"};
   const json::object& object = value.get_object();
   SideFigures figures;
   figures.requests = count(member(object, "requests"), what);
@@ -88,7 +88,7 @@ SideFigures figures_of(const json::value& value, std::string_view what) {
   figures.gateway_errors = count(member(object, "gateway_errors"), what);
   const json::value& latency = member(object, "latency");
   if (!latency.is_array() || latency.get_array().size() != kLatencyBuckets) {
-    throw Invalid{std::string(what) + ".latency is not a list of " + std::to_string(kLatencyBuckets) + " counts"};
+    throw InvalidRamp{std::string(what) + ".latency is not a list of " + std::to_string(kLatencyBuckets) + " counts"};
   }
   for (std::size_t i = 0; i < kLatencyBuckets; ++i) figures.latency[i] = count(latency.get_array()[i], what);
   return figures;
@@ -171,18 +171,18 @@ std::optional<RampState> decode_ramp(std::string_view text_in, std::string& why)
   try {
     const json::object& object = value.get_object();
     const json::value& plan_value = member(object, "plan");
-    if (!plan_value.is_object()) throw Invalid{"plan is not an object"};
+    if (!plan_value.is_object()) throw InvalidRamp{"plan is not an object"};
     const json::object& plan_object = plan_value.get_object();
     RampState state;
     state.revision = count(member(object, "revision"), "revision");
     RampPlan& plan = state.plan;
     plan.route = text(member(plan_object, "route"), "plan.route");
     const json::value& steps = member(plan_object, "steps");
-    if (!steps.is_array()) throw Invalid{"plan.steps is not a list"};
+    if (!steps.is_array()) throw InvalidRamp{"plan.steps is not a list"};
     for (const json::value& step : steps.get_array()) plan.steps.push_back(text(step, "plan.steps item"));
     plan.hold_ms = integer(member(plan_object, "hold_ms"), "plan.hold_ms");
     const std::int64_t min_requests = integer(member(plan_object, "min_requests"), "plan.min_requests");
-    if (min_requests < 0) throw Invalid{"plan.min_requests is negative"};
+    if (min_requests < 0) throw InvalidRamp{"plan.min_requests is negative"};
     plan.min_requests = static_cast<std::uint64_t>(min_requests);
     plan.max_error_ratio = number(member(plan_object, "max_error_ratio"), "plan.max_error_ratio");
     plan.max_p99_ratio = number(member(plan_object, "max_p99_ratio"), "plan.max_p99_ratio");
@@ -192,11 +192,11 @@ std::optional<RampState> decode_ramp(std::string_view text_in, std::string& why)
     }
     const std::string phase = text(member(object, "phase"), "phase");
     const auto found = std::find(kPhaseNames.begin(), kPhaseNames.end(), phase);
-    if (found == kPhaseNames.end()) throw Invalid{"phase '" + phase + "' is not one apigw knows"};
+    if (found == kPhaseNames.end()) throw InvalidRamp{"phase '" + phase + "' is not one apigw knows"};
     state.phase = static_cast<RampPhase>(found - kPhaseNames.begin());
     const std::int64_t step = integer(member(object, "step"), "step");
     if (step < 0 || static_cast<std::size_t>(step) >= std::max<std::size_t>(plan.steps.size(), 1)) {
-      throw Invalid{"step is outside the plan"};
+      throw InvalidRamp{"step is outside the plan"};
     }
     state.step = static_cast<std::size_t>(step);
     state.step_since_ms = integer(member(object, "step_since_ms"), "step_since_ms");
@@ -208,9 +208,9 @@ std::optional<RampState> decode_ramp(std::string_view text_in, std::string& why)
     state.checked_at_ms = integer(member(object, "checked_at_ms"), "checked_at_ms");
     state.route_side = figures_of(member(object, "route_side"), "route_side");
     state.split_side = figures_of(member(object, "split_side"), "split_side");
-    if (std::string problem = check_plan(plan); !problem.empty()) throw Invalid{problem};
+    if (std::string problem = check_plan(plan); !problem.empty()) throw InvalidRamp{problem};
     return state;
-  } catch (const Invalid& invalid) {
+  } catch (const InvalidRamp& invalid) {
     why = invalid.why;
     return std::nullopt;
   }

@@ -39,7 +39,7 @@ struct Invalid {
   std::string why;
 };
 
-const json::value* member(const json::object& object, std::string_view key) { return object.if_contains(key); }
+const json::value* find_member(const json::object& object, std::string_view key) { return object.if_contains(key); }
 
 const json::object& as_object(const json::value& value, std::string_view what) {
   if (!value.is_object()) throw Invalid{std::string(what) + " is not an object"};
@@ -67,7 +67,7 @@ std::uint64_t as_version(const json::value& value, std::string_view what) {
 
 std::set<std::string> as_set(const json::object& object, std::string_view key, std::string_view what) {
   std::set<std::string> items;
-  const json::value* value = member(object, key);
+  const json::value* value = find_member(object, key);
   if (value == nullptr) return items;
   const std::string label = std::string(what) + "." + std::string(key);
   if (!value->is_array()) throw Invalid{label + " is not a list"};
@@ -76,7 +76,7 @@ std::set<std::string> as_set(const json::object& object, std::string_view key, s
 }
 
 std::optional<std::string> as_target(const json::object& object, std::string_view key, const std::string& what) {
-  const json::value* value = member(object, key);
+  const json::value* value = find_member(object, key);
   if (value == nullptr) return std::nullopt;
   return as_string(*value, what + "." + std::string(key));
 }
@@ -84,11 +84,11 @@ std::optional<std::string> as_target(const json::object& object, std::string_vie
 Overrides decode_overrides(const json::value& value, std::string_view what) {
   const json::object& object = as_object(value, what);
   Overrides overrides;
-  if (const json::value* abort = member(object, "abort")) {
+  if (const json::value* abort = find_member(object, "abort")) {
     if (!abort->is_bool()) throw Invalid{std::string(what) + ".abort is not true or false"};
     overrides.abort = abort->get_bool();
   }
-  if (const json::value* routes = member(object, "routes")) {
+  if (const json::value* routes = find_member(object, "routes")) {
     for (const auto& entry : as_object(*routes, std::string(what) + ".routes")) {
       const std::string label = std::string(what) + ".routes." + std::string(entry.key());
       const json::object& route = as_object(entry.value(), label);
@@ -96,12 +96,12 @@ Overrides decode_overrides(const json::value& value, std::string_view what) {
       if (!target.empty()) overrides.routes.emplace(std::string(entry.key()), std::move(target));
     }
   }
-  if (const json::value* beta = member(object, "beta_users")) {
+  if (const json::value* beta = find_member(object, "beta_users")) {
     const std::string label = std::string(what) + ".beta_users";
     overrides.beta_add = as_set(as_object(*beta, label), "add", label);
     overrides.beta_remove = as_set(as_object(*beta, label), "remove", label);
   }
-  if (const json::value* ignore = member(object, "shadow_ignore")) {
+  if (const json::value* ignore = find_member(object, "shadow_ignore")) {
     const std::string label = std::string(what) + ".shadow_ignore";
     overrides.ignore_add = as_set(as_object(*ignore, label), "add", label);
     overrides.ignore_remove = as_set(as_object(*ignore, label), "remove", label);
@@ -165,7 +165,7 @@ std::optional<State> decode(std::string_view text, std::string& why) {
   try {
     const json::object& object = as_object(value, "the state");
     const auto required = [&](std::string_view key) -> const json::value& {
-      const json::value* found = member(object, key);
+      const json::value* found = find_member(object, key);
       if (found == nullptr) throw Invalid{"the state has no " + std::string(key)};
       return *found;
     };
@@ -173,16 +173,16 @@ std::optional<State> decode(std::string_view text, std::string& why) {
     state.version = as_version(required("version"), "version");
     state.written_at_ms = as_integer(required("written_at_ms"), "written_at_ms");
     state.effective_at_ms = as_integer(required("effective_at_ms"), "effective_at_ms");
-    if (const json::value* author = member(object, "author")) state.author = as_string(*author, "author");
-    if (const json::value* text_why = member(object, "why")) state.why = as_string(*text_why, "why");
-    if (const json::value* change = member(object, "change")) state.change = as_string(*change, "change");
+    if (const json::value* author = find_member(object, "author")) state.author = as_string(*author, "author");
+    if (const json::value* text_why = find_member(object, "why")) state.why = as_string(*text_why, "why");
+    if (const json::value* change = find_member(object, "change")) state.change = as_string(*change, "change");
     state.overrides = decode_overrides(required("overrides"), "overrides");
-    if (const json::value* previous = member(object, "previous")) {
+    if (const json::value* previous = find_member(object, "previous")) {
       const json::object& before = as_object(*previous, "previous");
-      if (const json::value* version = member(before, "version")) {
+      if (const json::value* version = find_member(before, "version")) {
         state.previous_version = as_version(*version, "previous.version");
       }
-      if (const json::value* overrides = member(before, "overrides")) {
+      if (const json::value* overrides = find_member(before, "overrides")) {
         state.previous = decode_overrides(*overrides, "previous.overrides");
       }
     }

@@ -12,19 +12,20 @@
 #include <boost/asio/use_awaitable.hpp>
 #include <spdlog/spdlog.h>
 
+#include "apigw/net/no_throw.h"
 #include "apigw/redis/client_options.h"
 
 namespace apigw::fleet {
 namespace asio = boost::asio;
 
 namespace {
-constexpr auto kNoThrow = asio::as_tuple(asio::use_awaitable);
+using net::kNoThrow;
 constexpr auto kFirstBackoff = std::chrono::milliseconds(100);
 // A heartbeat outlives three missed rounds.
 constexpr int kHeartbeatRounds = 3;
 constexpr auto kMinHeartbeatTtl = std::chrono::seconds(1);
 
-std::chrono::milliseconds to_ms(core::Duration duration) {
+std::chrono::milliseconds as_ms(core::Duration duration) {
   return std::chrono::duration_cast<std::chrono::milliseconds>(duration);
 }
 
@@ -72,7 +73,7 @@ struct Watcher::Impl : std::enable_shared_from_this<Impl> {
         if (!failure && !stopped) callbacks.on_state(read.state);
       }
       if (!failure && !stopped) {
-        WaitResult next = co_await waits.wait(last_id, to_ms(options.control.poll));
+        WaitResult next = co_await waits.wait(last_id, as_ms(options.control.poll));
         failure = next.failure;
         if (!failure) last_id = next.last_id;
       }
@@ -85,13 +86,13 @@ struct Watcher::Impl : std::enable_shared_from_this<Impl> {
       callbacks.on_failure(failure);
       retry.expires_after(backoff);
       co_await retry.async_wait(kNoThrow);
-      backoff = std::min<std::chrono::milliseconds>(backoff * 2, std::max(kFirstBackoff, to_ms(options.control.poll)));
+      backoff = std::min<std::chrono::milliseconds>(backoff * 2, std::max(kFirstBackoff, as_ms(options.control.poll)));
     }
   }
 
   asio::awaitable<void> beat() {
     const auto ttl =
-        std::max<std::chrono::milliseconds>(kMinHeartbeatTtl, to_ms(options.control.poll) * kHeartbeatRounds);
+        std::max<std::chrono::milliseconds>(kMinHeartbeatTtl, as_ms(options.control.poll) * kHeartbeatRounds);
     while (!stopped) {
       self.heartbeat_at_ms = unix_ms();
       if (Failure failure = co_await store.heartbeat(self, ttl); failure && !stopped) callbacks.on_failure(failure);

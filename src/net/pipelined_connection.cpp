@@ -13,6 +13,7 @@
 #include <tuple>
 #include <vector>
 
+#include "apigw/net/no_throw.h"
 #include "tls_io.h"
 
 namespace apigw::net {
@@ -21,7 +22,6 @@ using boost::system::error_code;
 
 namespace {
 
-constexpr auto kNoThrow = asio::as_tuple(asio::use_awaitable);
 constexpr auto kFirstBackoff = std::chrono::milliseconds(100);
 constexpr auto kMaxBackoff = std::chrono::milliseconds(2000);
 

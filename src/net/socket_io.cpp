@@ -13,6 +13,7 @@
 #include <boost/beast/core/buffers_suffix.hpp>
 #include <boost/beast/http/error.hpp>
 
+#include "apigw/net/no_throw.h"
 #include "apigw/net/readiness.h"
 #include "tls_io.h"
 
@@ -38,7 +39,6 @@ adetail::reactor& reactor_of(asio::ip::tcp::socket& socket) {
 #endif
 
 namespace {
-constexpr auto kNoThrow = asio::as_tuple(asio::use_awaitable);
 
 // One non-blocking recv: the bytes read, 0 with eof, or 0 with no error when nothing is there.
 std::size_t recv_now(asio::ip::tcp::socket& socket, asio::mutable_buffer buffer, error_code& error) {

@@ -22,6 +22,7 @@
 #include <boost/asio/use_awaitable.hpp>
 
 #include "apigw/http/client_address.h"
+#include "apigw/net/no_throw.h"
 #include "apigw/net/readiness.h"
 #include "tls_io.h"
 
@@ -31,7 +32,6 @@ namespace ssl = boost::asio::ssl;
 using boost::system::error_code;
 
 namespace {
-constexpr auto kNoThrow = asio::as_tuple(asio::use_awaitable);
 
 // The connection's session cache, for the callback that hands over each new session (SSL ex_data).
 int session_cache_index() {

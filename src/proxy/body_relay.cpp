@@ -20,7 +20,7 @@ using boost::system::error_code;
 
 namespace {
 
-constexpr std::string_view kCrlf = "\r\n";
+constexpr std::string_view kChunkEnd = "\r\n";
 constexpr std::string_view kLastChunk = "0\r\n\r\n";
 
 // One piece of a body on its way out: the head first if it has not gone yet, then the bytes, chunk-framed when
@@ -32,7 +32,7 @@ class OutgoingPiece {
     if (head != nullptr) buffers_[count_++] = asio::buffer(*head);
     if (chunked && !bytes.empty()) buffers_[count_++] = asio::buffer(size_line_, size_end - size_line_);
     buffers_[count_++] = asio::buffer(bytes.data(), bytes.size());
-    if (chunked && !bytes.empty()) buffers_[count_++] = asio::buffer(kCrlf);
+    if (chunked && !bytes.empty()) buffers_[count_++] = asio::buffer(kChunkEnd);
     if (chunked && last) buffers_[count_++] = asio::buffer(kLastChunk);
   }
   std::span<const asio::const_buffer> buffers() const { return {buffers_.data(), count_}; }
@@ -46,7 +46,7 @@ class OutgoingPiece {
 // Whether unparsed chunked-body bytes begin the last chunk: the CRLF that ends the previous chunk's data (when
 // there was one), a chunk size of zero, then anything but another hex digit (its extensions or CRLF).
 bool begins_last_chunk(std::string_view pending) {
-  if (pending.starts_with(kCrlf)) pending.remove_prefix(kCrlf.size());
+  if (pending.starts_with(kChunkEnd)) pending.remove_prefix(kChunkEnd.size());
   const std::size_t zeros = pending.find_first_not_of('0');
   if (zeros == 0 || zeros == std::string_view::npos) return false;
   return !std::isxdigit(static_cast<unsigned char>(pending[zeros]));

@@ -17,13 +17,15 @@
 #include <boost/asio/use_awaitable.hpp>
 #include <spdlog/spdlog.h>
 
+#include "apigw/net/no_throw.h"
+
 namespace apigw::redis {
 namespace asio = boost::asio;
 using boost::system::error_code;
 
 namespace {
 
-constexpr auto kNoThrow = asio::as_tuple(asio::use_awaitable);
+using net::kNoThrow;
 constexpr int kMaxRedirects = 2;
 constexpr auto kRefreshInterval = std::chrono::milliseconds(100);  // at most one CLUSTER SLOTS per interval
 

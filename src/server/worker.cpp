@@ -14,6 +14,7 @@
 #include <boost/asio/use_awaitable.hpp>
 #include <spdlog/spdlog.h>
 
+#include "apigw/net/no_throw.h"
 #include "apigw/redis/client_options.h"
 #include "apigw/server/client_session.h"
 #include "request_state.h"
@@ -23,7 +24,7 @@ namespace apigw::server {
 namespace asio = boost::asio;
 
 namespace {
-constexpr auto kNoThrow = asio::as_tuple(asio::use_awaitable);
+using net::kNoThrow;
 // How often deadlines are checked: the precision of every client-side timeout.
 constexpr auto kSweepInterval = std::chrono::milliseconds(100);
 // The request states a worker keeps spare are trimmed to what the last second needed.

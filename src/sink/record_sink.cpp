@@ -25,6 +25,7 @@
 #include <spdlog/spdlog.h>
 
 #include "apigw/config/audit_sink_target.h"
+#include "apigw/net/no_throw.h"
 #include "apigw/upstream/http_client.h"
 
 namespace apigw::sink {
@@ -64,7 +65,7 @@ namespace {
 using Failure = Destination::Failure;
 using Delivery = Destination::Delivery;
 
-constexpr auto kNoThrow = asio::as_tuple(asio::use_awaitable);
+using net::kNoThrow;
 constexpr auto kOpenRetryInterval = std::chrono::seconds(1);
 constexpr auto kWarningInterval = std::chrono::seconds(10);
 constexpr mode_t kFileMode = 0640;

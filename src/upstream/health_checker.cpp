@@ -14,13 +14,14 @@
 #include <fmt/format.h>
 #include <spdlog/spdlog.h>
 
+#include "apigw/net/no_throw.h"
 #include "apigw/upstream/http_client.h"
 
 namespace apigw::upstream {
 namespace asio = boost::asio;
 
 namespace {
-constexpr auto kNoThrow = asio::as_tuple(asio::use_awaitable);
+using net::kNoThrow;
 }  // namespace
 
 struct HealthChecker::Target {

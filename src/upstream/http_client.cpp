@@ -10,6 +10,7 @@
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/beast/http/error.hpp>
 
+#include "apigw/net/no_throw.h"
 #include "apigw/net/socket_io.h"
 
 namespace apigw::upstream {
@@ -18,7 +19,7 @@ namespace bhttp = boost::beast::http;
 using boost::system::error_code;
 
 namespace {
-constexpr auto kNoThrow = asio::as_tuple(asio::use_awaitable);
+using net::kNoThrow;
 constexpr std::size_t kTypicalResponseFields = 16;
 constexpr std::size_t kScratchBytes = 16 * 1024;
 }  // namespace

@@ -13,6 +13,7 @@
 
 #include <spdlog/spdlog.h>
 
+#include "apigw/net/no_throw.h"
 #include "apigw/net/readiness.h"
 #include "apigw/upstream/http_client.h"
 
@@ -21,7 +22,7 @@ namespace asio = boost::asio;
 
 namespace {
 
-constexpr auto kNoThrow = asio::as_tuple(asio::use_awaitable);
+using net::kNoThrow;
 
 // An idle upstream connection longer than this is not trusted: most servers' keep-alive timeouts are ≥ 60 s.
 constexpr auto kMaxIdleAge = std::chrono::seconds(50);

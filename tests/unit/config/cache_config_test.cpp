@@ -18,7 +18,7 @@ using std::chrono::seconds;
 using namespace std::string_view_literals;
 
 // Appended to a section; on its own (leading newline dropped) the routes are on lines 5 and 6.
-constexpr std::string_view kRoutes = R"(
+constexpr std::string_view kCacheRoutes = R"(
 auth: {}
 upstreams:
   u: { endpoints: [127.0.0.1:9001] }
@@ -28,7 +28,7 @@ routes:
 )";
 
 TEST(CacheConfig, DefaultsWhenTheSectionIsEmpty) {
-  const LoadResult result = load(std::string("cache: {}") + std::string(kRoutes));
+  const LoadResult result = load(std::string("cache: {}") + std::string(kCacheRoutes));
   ASSERT_TRUE(result.errors.empty()) << all_errors(result);
   const CacheConfig& cache = result.config->cache;
   EXPECT_TRUE(cache.enabled);
@@ -132,7 +132,7 @@ routes:
 }
 
 TEST(CacheConfig, SnapshotRoutesCarryTheirCacheRules) {
-  const LoadResult result = load(std::string("cache: {}") + std::string(kRoutes));
+  const LoadResult result = load(std::string("cache: {}") + std::string(kCacheRoutes));
   ASSERT_TRUE(result.errors.empty()) << all_errors(result);
   const SnapshotResult built = build_snapshot(*result.config, 1);
   ASSERT_TRUE(built.errors.empty());
@@ -143,7 +143,7 @@ TEST(CacheConfig, SnapshotRoutesCarryTheirCacheRules) {
 }
 
 TEST(CacheConfig, RouteCacheNeedsTheSection) {
-  const LoadResult result = load(kRoutes);
+  const LoadResult result = load(kCacheRoutes);
   EXPECT_TRUE(only_error(result, 6, "route 'cached': cache needs a cache section"));
 }
 
@@ -329,7 +329,7 @@ routes:
 }
 
 TEST(CacheConfig, ShortApiTokenIsAnErrorThatDoesNotShowTheToken) {
-  const LoadResult result = load(std::string("cache:\n  api: { token: short-secret }\n") + std::string(kRoutes));
+  const LoadResult result = load(std::string("cache:\n  api: { token: short-secret }\n") + std::string(kCacheRoutes));
   EXPECT_TRUE(only_error(result, 2, "cache.api.token: must be at least 16 visible ASCII characters"));
   EXPECT_EQ(all_errors(result).find("short-secret"), std::string::npos);
 }
@@ -337,10 +337,10 @@ TEST(CacheConfig, ShortApiTokenIsAnErrorThatDoesNotShowTheToken) {
 TEST(CacheConfig, UnsetApiTokenVariableIsNamed) {
   ::unsetenv("APIGW_TEST_UNSET_CACHE_TOKEN");
   const LoadResult result =
-      load(std::string("cache:\n  api: { token: \"${APIGW_TEST_UNSET_CACHE_TOKEN}\" }\n") + std::string(kRoutes));
+      load(std::string("cache:\n  api: { token: \"${APIGW_TEST_UNSET_CACHE_TOKEN}\" }\n") + std::string(kCacheRoutes));
   EXPECT_TRUE(only_error(result, 2, "APIGW_TEST_UNSET_CACHE_TOKEN"));
   // Inside { } a ${VAR} must be quoted: YAML reads '{' there as the start of a map.
-  EXPECT_TRUE(has_error(load(std::string("cache:\n  api: { token: ${A} }\n") + std::string(kRoutes)), 2,
+  EXPECT_TRUE(has_error(load(std::string("cache:\n  api: { token: ${A} }\n") + std::string(kCacheRoutes)), 2,
                         "YAML syntax error"));
 }
 
@@ -353,7 +353,7 @@ struct BadCache {
 class CacheConfigErrors : public ::testing::TestWithParam<BadCache> {};
 
 TEST_P(CacheConfigErrors, ReportedWithLine) {
-  const LoadResult result = load(std::string(GetParam().section) + std::string(kRoutes));
+  const LoadResult result = load(std::string(GetParam().section) + std::string(kCacheRoutes));
   EXPECT_TRUE(only_error(result, GetParam().line, GetParam().fragment));
   EXPECT_FALSE(result.config.has_value());
 }
@@ -405,13 +405,13 @@ INSTANTIATE_TEST_SUITE_P(
         BadCache{"cache: [a]\n", 1, "cache: expected a map"}));
 
 // Route errors: the section is present; the route under test is on line 7.
-struct BadRoute {
+struct RouteCase {
   std::string_view cache;
   std::string_view fragment;
   std::string_view auth = "none";
 };
 
-class RouteCacheErrors : public ::testing::TestWithParam<BadRoute> {};
+class RouteCacheErrors : public ::testing::TestWithParam<RouteCase> {};
 
 TEST_P(RouteCacheErrors, ReportedWithLine) {
   const LoadResult result = load(R"(
@@ -430,56 +430,56 @@ routes:
 INSTANTIATE_TEST_SUITE_P(
     Route, RouteCacheErrors,
     ::testing::Values(
-        BadRoute{"{}", "route 'r' cache: needs a ttl"},
-        BadRoute{"{ vary: [X-A] }", "route 'r' cache: needs a ttl"},
-        BadRoute{"{ ttl: 0s }", "route 'r' cache.ttl: must be greater than zero"},
-        BadRoute{"{ ttl: 1500ms }", "route 'r' cache.ttl: must be a whole number of seconds"},
-        BadRoute{"{ ttl: 721h }", "route 'r' cache.ttl: must be at most 30 days"},
-        BadRoute{"{ ttl: forever }", "route 'r' cache.ttl: bad duration"},
-        BadRoute{"{ ttl: 5s, vary: Accept }", "route 'r' cache.vary: expected a list"},
-        BadRoute{"{ ttl: 5s, vary: [\"Accept Language\"] }", "cache.vary[0]: 'Accept Language' is not a header name"},
-        BadRoute{"{ ttl: 5s, vary: [\"*\"] }", "cache.vary[0]: '*' is not a header name"},
-        BadRoute{"{ ttl: 5s, vary: [Accept, accept] }", "route 'r' cache.vary: 'accept' is listed twice"},
-        BadRoute{"{ ttl: 5s, vary: [a, b, c, d, e, f, g, h, i, j, k, l, m, n, o, p, q] }",
+        RouteCase{"{}", "route 'r' cache: needs a ttl"},
+        RouteCase{"{ vary: [X-A] }", "route 'r' cache: needs a ttl"},
+        RouteCase{"{ ttl: 0s }", "route 'r' cache.ttl: must be greater than zero"},
+        RouteCase{"{ ttl: 1500ms }", "route 'r' cache.ttl: must be a whole number of seconds"},
+        RouteCase{"{ ttl: 721h }", "route 'r' cache.ttl: must be at most 30 days"},
+        RouteCase{"{ ttl: forever }", "route 'r' cache.ttl: bad duration"},
+        RouteCase{"{ ttl: 5s, vary: Accept }", "route 'r' cache.vary: expected a list"},
+        RouteCase{"{ ttl: 5s, vary: [\"Accept Language\"] }", "cache.vary[0]: 'Accept Language' is not a header name"},
+        RouteCase{"{ ttl: 5s, vary: [\"*\"] }", "cache.vary[0]: '*' is not a header name"},
+        RouteCase{"{ ttl: 5s, vary: [Accept, accept] }", "route 'r' cache.vary: 'accept' is listed twice"},
+        RouteCase{"{ ttl: 5s, vary: [a, b, c, d, e, f, g, h, i, j, k, l, m, n, o, p, q] }",
                  "route 'r' cache.vary: at most 16 headers"},
-        BadRoute{"{ ttl: 5s, scope: everyone }",
+        RouteCase{"{ ttl: 5s, scope: everyone }",
                  "route 'r' cache.scope: bad value 'everyone': expected shared or user"},
-        BadRoute{"{ ttl: 5s, scope: user }", "route 'r' cache.scope: user needs auth: required or optional"},
-        BadRoute{"{ ttl: 5s, statuses: [] }", "route 'r' cache.statuses: needs at least one status"},
-        BadRoute{"{ ttl: 5s, statuses: 200 }", "route 'r' cache.statuses: expected a list"},
-        BadRoute{"{ ttl: 5s, statuses: [199] }", "cache.statuses[0]: must be from 200 to 599"},
-        BadRoute{"{ ttl: 5s, statuses: [600] }", "cache.statuses[0]: must be from 200 to 599"},
-        BadRoute{"{ ttl: 5s, statuses: [ok] }", "cache.statuses[0]: expected a whole number"},
-        BadRoute{"{ ttl: 5s, statuses: [200, 404, 200] }", "route 'r' cache.statuses: 200 is listed twice"},
-        BadRoute{"{ ttl: 5s, statuses: [401] }", "401 responses are never cached", "required"},
-        BadRoute{"{ ttl: 5s, statuses: [206] }", "206 responses are never cached"},
-        BadRoute{"{ ttl: 5s, statuses: [304] }", "304 responses are never cached"},
-        BadRoute{"{ ttl: 5s, etag: true }",
+        RouteCase{"{ ttl: 5s, scope: user }", "route 'r' cache.scope: user needs auth: required or optional"},
+        RouteCase{"{ ttl: 5s, statuses: [] }", "route 'r' cache.statuses: needs at least one status"},
+        RouteCase{"{ ttl: 5s, statuses: 200 }", "route 'r' cache.statuses: expected a list"},
+        RouteCase{"{ ttl: 5s, statuses: [199] }", "cache.statuses[0]: must be from 200 to 599"},
+        RouteCase{"{ ttl: 5s, statuses: [600] }", "cache.statuses[0]: must be from 200 to 599"},
+        RouteCase{"{ ttl: 5s, statuses: [ok] }", "cache.statuses[0]: expected a whole number"},
+        RouteCase{"{ ttl: 5s, statuses: [200, 404, 200] }", "route 'r' cache.statuses: 200 is listed twice"},
+        RouteCase{"{ ttl: 5s, statuses: [401] }", "401 responses are never cached", "required"},
+        RouteCase{"{ ttl: 5s, statuses: [206] }", "206 responses are never cached"},
+        RouteCase{"{ ttl: 5s, statuses: [304] }", "304 responses are never cached"},
+        RouteCase{"{ ttl: 5s, etag: true }",
                  "unknown key 'etag' in route 'r' cache (allowed: ttl, vary, scope, statuses, share_authorized, tags, "
                  "tag_header, stale_while_revalidate, stale_if_error, tag_invalidation)"},
-        BadRoute{"{ ttl: 5s, tags: product }", "route 'r' cache.tags: expected a list"},
-        BadRoute{"{ ttl: 5s, tags: [\"a b\"] }", "cache.tags[0]: a tag is 1 to 128 visible ASCII characters"},
-        BadRoute{"{ ttl: 5s, tags: [\"p:{id\"] }", "cache.tags[0]: bad tag 'p:{id': braces must enclose"},
-        BadRoute{"{ ttl: 5s, tags: [\"p:{}\"] }", "cache.tags[0]: bad tag 'p:{}': braces must enclose"},
-        BadRoute{"{ ttl: 5s, tags: [\"p:}{\"] }", "cache.tags[0]: bad tag"},
-        BadRoute{"{ ttl: 5s, tags: [a, a] }", "route 'r' cache.tags: 'a' is listed twice"},
-        BadRoute{"{ ttl: 5s, tags: [\"p:{id}\"] }",
+        RouteCase{"{ ttl: 5s, tags: product }", "route 'r' cache.tags: expected a list"},
+        RouteCase{"{ ttl: 5s, tags: [\"a b\"] }", "cache.tags[0]: a tag is 1 to 128 visible ASCII characters"},
+        RouteCase{"{ ttl: 5s, tags: [\"p:{id\"] }", "cache.tags[0]: bad tag 'p:{id': braces must enclose"},
+        RouteCase{"{ ttl: 5s, tags: [\"p:{}\"] }", "cache.tags[0]: bad tag 'p:{}': braces must enclose"},
+        RouteCase{"{ ttl: 5s, tags: [\"p:}{\"] }", "cache.tags[0]: bad tag"},
+        RouteCase{"{ ttl: 5s, tags: [a, a] }", "route 'r' cache.tags: 'a' is listed twice"},
+        RouteCase{"{ ttl: 5s, tags: [\"p:{id}\"] }",
                  "route 'r' cache.tags: 'p:{id}' uses {id}, which is not a parameter of the path /r"},
-        BadRoute{"{ ttl: 5s, tags: [a, b, c, d, e, f, g, h, i, j, k, l, m, n, o, p, q] }",
+        RouteCase{"{ ttl: 5s, tags: [a, b, c, d, e, f, g, h, i, j, k, l, m, n, o, p, q] }",
                  "route 'r' cache.tags: at most 16 tags"},
-        BadRoute{"{ ttl: 5s, tag_header: \"Surrogate Key\" }", "cache.tag_header: 'Surrogate Key' is not a header"},
-        BadRoute{"{ ttl: 5s, stale_while_revalidate: 1500ms }",
+        RouteCase{"{ ttl: 5s, tag_header: \"Surrogate Key\" }", "cache.tag_header: 'Surrogate Key' is not a header"},
+        RouteCase{"{ ttl: 5s, stale_while_revalidate: 1500ms }",
                  "route 'r' cache.stale_while_revalidate: must be a whole number of seconds"},
-        BadRoute{"{ ttl: 5s, stale_if_error: 721h }", "route 'r' cache.stale_if_error: must be at most 30 days"},
-        BadRoute{"{ ttl: 5s, tag_invalidation: later }",
+        RouteCase{"{ ttl: 5s, stale_if_error: 721h }", "route 'r' cache.stale_if_error: must be at most 30 days"},
+        RouteCase{"{ ttl: 5s, tag_invalidation: later }",
                  "route 'r' cache.tag_invalidation: bad value 'later': expected gone or stale"},
-        BadRoute{"{ ttl: 5s, tag_invalidation: stale }",
+        RouteCase{"{ ttl: 5s, tag_invalidation: stale }",
                  "route 'r' cache.tag_invalidation: stale needs stale_while_revalidate"},
-        BadRoute{"{ ttl: 5s, share_authorized: yes }",
+        RouteCase{"{ ttl: 5s, share_authorized: yes }",
                  "route 'r' cache.share_authorized: expected true or false, got 'yes'"},
-        BadRoute{"[ttl]", "route 'r' cache: expected a map"},
+        RouteCase{"[ttl]", "route 'r' cache: expected a map"},
         // NUL is not a token character (config once took strchr's terminator for one): YAML's "\0" is refused.
-        BadRoute{"{ ttl: 5s, vary: [\"X-A\\0\"] }", "cache.vary[0]: 'X-A\0' is not a header name"sv}));
+        RouteCase{"{ ttl: 5s, vary: [\"X-A\\0\"] }", "cache.vary[0]: 'X-A\0' is not a header name"sv}));
 
 }  // namespace
 }  // namespace apigw::config

@@ -12,7 +12,7 @@ namespace {
 using std::chrono::milliseconds;
 using std::chrono::seconds;
 
-constexpr std::string_view kRoutes = R"(
+constexpr std::string_view kControlRoutes = R"(
 upstreams:
   u: { endpoints: [127.0.0.1:9001] }
 routes:
@@ -20,13 +20,13 @@ routes:
 )";
 
 TEST(ControlConfig, NoSectionMeansTheYamlAlone) {
-  const LoadResult result = load(kRoutes);
+  const LoadResult result = load(kControlRoutes);
   ASSERT_TRUE(result.errors.empty()) << all_errors(result);
   EXPECT_FALSE(result.config->control.enabled);
 }
 
 TEST(ControlConfig, DefaultsWithAFleetName) {
-  const LoadResult result = load(std::string("control: { fleet: api-gateway }") + std::string(kRoutes));
+  const LoadResult result = load(std::string("control: { fleet: api-gateway }") + std::string(kControlRoutes));
   ASSERT_TRUE(result.errors.empty()) << all_errors(result);
   const ControlConfig& control = result.config->control;
   EXPECT_TRUE(control.enabled);
@@ -52,7 +52,7 @@ control:
   delay: 500ms
   poll: 1s
   state_file: /tmp/control-state.json
-)") + std::string(kRoutes));
+)") + std::string(kControlRoutes));
   ASSERT_TRUE(result.errors.empty()) << all_errors(result);
   const ControlConfig& control = result.config->control;
   EXPECT_EQ(control.redis.nodes.size(), 2u);
@@ -67,7 +67,7 @@ control:
 }
 
 TEST(ControlConfig, ADelayOfZeroSwitchesAsSoonAsHeard) {
-  const LoadResult result = load(std::string("control: { fleet: f, delay: 0s }") + std::string(kRoutes));
+  const LoadResult result = load(std::string("control: { fleet: f, delay: 0s }") + std::string(kControlRoutes));
   ASSERT_TRUE(result.errors.empty()) << all_errors(result);
   EXPECT_EQ(result.config->control.delay, milliseconds(0));
 }
@@ -82,7 +82,7 @@ class ControlConfigErrors : public ::testing::TestWithParam<ControlError> {};
 
 TEST_P(ControlConfigErrors, ReportedWithLineAndColumn) {
   const ControlError& param = GetParam();
-  const LoadResult result = load(param.yaml + std::string(kRoutes));
+  const LoadResult result = load(param.yaml + std::string(kControlRoutes));
   EXPECT_TRUE(only_error(result, param.line, param.fragment));
 }
 

@@ -14,17 +14,17 @@ namespace apigw::config {
 namespace {
 
 // Appended to an edge section: one upstream and two routes, the second served by `cloud` where one exists.
-constexpr std::string_view kRoutes = R"(
+constexpr std::string_view kEdgeRoutes = R"(
 upstreams:
   users: { endpoints: [127.0.0.1:9001] }
 routes:
   - { name: plain, match: { path: /plain }, upstream: users }
 )";
 
-LoadResult load_edge(std::string_view section) { return load(std::string(section) + std::string(kRoutes)); }
+LoadResult load_edge(std::string_view section) { return load(std::string(section) + std::string(kEdgeRoutes)); }
 
 TEST(EdgeConfig, NoSectionMeansNoEdge) {
-  const LoadResult result = load(kRoutes);
+  const LoadResult result = load(kEdgeRoutes);
   ASSERT_TRUE(result.config) << all_errors(result);
   EXPECT_FALSE(result.config->edge.enabled);
   EXPECT_TRUE(result.config->edge.sites.empty());
@@ -201,7 +201,7 @@ routes:
   EXPECT_EQ(edge.at("header").as_string(), "X-Apigw-Site");
   EXPECT_EQ(doc.at("routes").at(0).at("site").as_string(), "cloud");
   EXPECT_EQ(doc.at("routes").at(1).at("site").as_string(), "onprem");
-  const LoadResult plain = load(kRoutes);
+  const LoadResult plain = load(kEdgeRoutes);
   ASSERT_TRUE(plain.config);
   const boost::json::value none = boost::json::parse(admin::config_json(*build_snapshot(*plain.config, 1).snapshot));
   EXPECT_TRUE(none.at("edge").is_null());

@@ -40,7 +40,7 @@ using Kind = AffinitySource::Kind;
 }
 
 // Appended to a section: two upstreams and one plain route on the old side.
-constexpr std::string_view kRoutes = R"(
+constexpr std::string_view kMigrationRoutes = R"(
 upstreams:
   old: { endpoints: [127.0.0.1:9001] }
   new: { endpoints: [127.0.0.1:9002] }
@@ -48,7 +48,7 @@ routes:
   - { name: plain, match: { path: /plain }, upstream: old }
 )";
 
-LoadResult load_section(std::string_view section) { return load(std::string(section) + std::string(kRoutes)); }
+LoadResult load_section(std::string_view section) { return load(std::string(section) + std::string(kMigrationRoutes)); }
 
 // The threshold of the `migration.split` default for `percent` with `buckets`, or the load's errors.
 LoadResult load_split(std::string_view percent, std::string_view buckets = "10000") {
@@ -57,7 +57,7 @@ LoadResult load_split(std::string_view percent, std::string_view buckets = "1000
 }
 
 TEST(MigrationConfig, NoSectionMeansNoMigration) {
-  const LoadResult result = load(kRoutes);
+  const LoadResult result = load(kMigrationRoutes);
   ASSERT_TRUE(result.errors.empty()) << all_errors(result);
   EXPECT_FALSE(result.config->migration.enabled);
   EXPECT_FALSE(result.config->routes[0].split.has_value());
@@ -350,7 +350,7 @@ routes:
   EXPECT_TRUE(routes[1].at("split").is_null());
   EXPECT_TRUE(routes[1].at("shadow").is_null()) << "off";
 
-  const LoadResult plain = load(kRoutes);
+  const LoadResult plain = load(kMigrationRoutes);
   ASSERT_TRUE(plain.errors.empty()) << all_errors(plain);
   const boost::json::value none = boost::json::parse(admin::config_json(*build_snapshot(*plain.config, 1).snapshot));
   EXPECT_TRUE(none.at("migration").is_null());
@@ -555,7 +555,7 @@ struct BadRoute {
 class RouteTargetErrors : public ::testing::TestWithParam<BadRoute> {};
 
 TEST_P(RouteTargetErrors, ReportedWithLineAndColumn) {
-  const LoadResult result = load("migration: {}" + std::string(kRoutes) +
+  const LoadResult result = load("migration: {}" + std::string(kMigrationRoutes) +
                                  "  - { name: r, match: { path: /r }, upstream: old, " + std::string(GetParam().key) +
                                  " }\n");
   EXPECT_TRUE(only_error_at(result, 7, GetParam().column, GetParam().fragment));

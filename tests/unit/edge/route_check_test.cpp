@@ -14,7 +14,7 @@
 namespace apigw::edge {
 namespace {
 
-constexpr std::string_view kConfig = R"(edge:
+constexpr std::string_view kCheckedConfig = R"(edge:
   sites: { onprem: https://onprem.example.com, cloud: https://cloud.example.com }
   default: onprem
 migration:
@@ -42,7 +42,7 @@ routes:
 
 config::SnapshotPtr snapshot() {
   static const config::SnapshotPtr built = [] {
-    const config::LoadResult loaded = config::load_string(kConfig, "/etc/apigw/apigw.yaml");
+    const config::LoadResult loaded = config::load_string(kCheckedConfig, "/etc/apigw/apigw.yaml");
     EXPECT_TRUE(loaded.config) << (loaded.errors.empty() ? "" : loaded.errors.front().text());
     return loaded.config ? config::build_snapshot(*loaded.config, 1).snapshot : nullptr;
   }();

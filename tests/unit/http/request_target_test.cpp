@@ -14,7 +14,7 @@ struct Parsed {
   std::string authority;
 };
 
-Parsed parse(std::string_view raw) {
+Parsed parse_target(std::string_view raw) {
   RequestTarget target;
   std::string storage;
   const std::string_view error = parse_request_target(raw, target, storage);
@@ -23,63 +23,63 @@ Parsed parse(std::string_view raw) {
 }
 
 TEST(RequestTarget, OriginFormSplitsPathAndQuery) {
-  const Parsed p = parse("/users/7?a=1&b=2");
+  const Parsed p = parse_target("/users/7?a=1&b=2");
   EXPECT_EQ(p.error, "");
   EXPECT_EQ(p.path, "/users/7");
   EXPECT_EQ(p.query, "a=1&b=2");
   EXPECT_TRUE(p.has_query);
-  EXPECT_FALSE(parse("/users/7").has_query);
-  EXPECT_TRUE(parse("/users/7?").has_query);
+  EXPECT_FALSE(parse_target("/users/7").has_query);
+  EXPECT_TRUE(parse_target("/users/7?").has_query);
 }
 
 TEST(RequestTarget, AbsoluteFormKeepsAuthority) {
-  const Parsed p = parse("http://api.example.com:8080/users/7?x=1");
+  const Parsed p = parse_target("http://api.example.com:8080/users/7?x=1");
   EXPECT_EQ(p.error, "");
   EXPECT_EQ(p.authority, "api.example.com:8080");
   EXPECT_EQ(p.path, "/users/7");
   EXPECT_EQ(p.query, "x=1");
-  EXPECT_EQ(parse("HTTP://a/b").path, "/b");
+  EXPECT_EQ(parse_target("HTTP://a/b").path, "/b");
 }
 
 TEST(RequestTarget, RejectsOtherForms) {
-  EXPECT_NE(parse("").error, "");
-  EXPECT_NE(parse("users/7").error, "");
-  EXPECT_NE(parse("*").error, "");
-  EXPECT_NE(parse("https://a/b").error, "");
-  EXPECT_NE(parse("http:///b").error, "");
-  EXPECT_NE(parse("http://a").error, "");
-  EXPECT_NE(parse("/a#frag").error, "");
+  EXPECT_NE(parse_target("").error, "");
+  EXPECT_NE(parse_target("users/7").error, "");
+  EXPECT_NE(parse_target("*").error, "");
+  EXPECT_NE(parse_target("https://a/b").error, "");
+  EXPECT_NE(parse_target("http:///b").error, "");
+  EXPECT_NE(parse_target("http://a").error, "");
+  EXPECT_NE(parse_target("/a#frag").error, "");
 }
 
 TEST(RequestTarget, RejectsBytesOutsideAscii) {
   // RFC 9112 §3.2: raw UTF-8 or Latin-1 must be percent-encoded by the client.
   for (const std::string_view raw : {"/caf\xc3\xa9", "/caf\xe9", "/a?q=\xc3\xa9", "/\x80", "/a\xff/b",
                                      "http://h\xc3\xa9.example/a", "\xc3\xa9/a"}) {
-    const Parsed p = parse(raw);
+    const Parsed p = parse_target(raw);
     EXPECT_NE(p.error, "") << raw;
     EXPECT_EQ(p.path, "") << raw;
   }
   // The same characters percent-encoded are fine.
-  EXPECT_EQ(parse("/caf%C3%A9").error, "");
-  EXPECT_EQ(parse("/caf%C3%A9").path, "/caf%C3%A9");
-  EXPECT_EQ(parse("/a?q=%E9").query, "q=%E9");
+  EXPECT_EQ(parse_target("/caf%C3%A9").error, "");
+  EXPECT_EQ(parse_target("/caf%C3%A9").path, "/caf%C3%A9");
+  EXPECT_EQ(parse_target("/a?q=%E9").query, "q=%E9");
 }
 
 TEST(RequestTarget, ResolvesDotSegments) {
-  EXPECT_EQ(parse("/public/../admin").path, "/admin");
-  EXPECT_EQ(parse("/a/./b").path, "/a/b");
-  EXPECT_EQ(parse("/a/b/..").path, "/a/");
-  EXPECT_EQ(parse("/a/%2e%2E/b").path, "/b");
-  EXPECT_EQ(parse("/a/.hidden/b").path, "/a/.hidden/b");
-  EXPECT_EQ(parse("/a/..b").path, "/a/..b");
-  EXPECT_EQ(parse("/a/b/../c?q=/../x").path, "/a/c");
-  EXPECT_EQ(parse("/a/b/../c?q=/../x").query, "q=/../x");
+  EXPECT_EQ(parse_target("/public/../admin").path, "/admin");
+  EXPECT_EQ(parse_target("/a/./b").path, "/a/b");
+  EXPECT_EQ(parse_target("/a/b/..").path, "/a/");
+  EXPECT_EQ(parse_target("/a/%2e%2E/b").path, "/b");
+  EXPECT_EQ(parse_target("/a/.hidden/b").path, "/a/.hidden/b");
+  EXPECT_EQ(parse_target("/a/..b").path, "/a/..b");
+  EXPECT_EQ(parse_target("/a/b/../c?q=/../x").path, "/a/c");
+  EXPECT_EQ(parse_target("/a/b/../c?q=/../x").query, "q=/../x");
 }
 
 TEST(RequestTarget, RejectsClimbingAboveRoot) {
-  EXPECT_NE(parse("/../etc/passwd").error, "");
-  EXPECT_NE(parse("/a/../../b").error, "");
-  EXPECT_NE(parse("/%2e%2e/b").error, "");
+  EXPECT_NE(parse_target("/../etc/passwd").error, "");
+  EXPECT_NE(parse_target("/a/../../b").error, "");
+  EXPECT_NE(parse_target("/%2e%2e/b").error, "");
 }
 
 TEST(RequestTarget, StripPrefixOnlyAtSegmentBoundary) {
