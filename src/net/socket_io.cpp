@@ -5,7 +5,9 @@
 #include <sys/uio.h>
 
 #include <algorithm>
+#include <atomic>
 #include <cerrno>
+#include <cstdint>
 
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/use_awaitable.hpp>
@@ -24,17 +26,42 @@ using boost::system::error_code;
 
 #if APIGW_ASIO_READINESS_FAST_PATH
 namespace detail {
+namespace {
+
+// io_contexts destroyed so far in the process: a thread's cached reactor is good only while none was, since a new
+// io_context may be made at the address of a freed one.
+std::atomic<std::uint64_t> contexts_gone{0};
+
+// Registered with each io_context whose reactor is cached; it goes with its io_context.
+class ContextGone final : public asio::execution_context::service {
+ public:
+  static inline asio::execution_context::id id;
+  explicit ContextGone(asio::execution_context& context) : service(context) {}
+  ~ContextGone() override { contexts_gone.fetch_add(1, std::memory_order_relaxed); }
+
+ private:
+  void shutdown() override {}
+};
+
+}  // namespace
+
 adetail::reactor& reactor_of(asio::ip::tcp::socket& socket) {
-  // One io_context per worker thread: the lookup (which takes a lock) happens once per thread.
+  // One io_context per worker thread: the lookup (which takes a lock) happens once per thread, and again only
+  // after some io_context was destroyed.
   thread_local asio::execution_context* context = nullptr;
   thread_local adetail::reactor* reactor = nullptr;
+  thread_local std::uint64_t gone_before = 0;
   asio::execution_context& wanted = asio::query(socket.get_executor(), asio::execution::context);
-  if (context != &wanted) {
+  const std::uint64_t gone = contexts_gone.load(std::memory_order_relaxed);
+  if (context != &wanted || gone != gone_before) {
+    asio::use_service<ContextGone>(wanted);
     reactor = &asio::use_service<adetail::reactor>(wanted);
     context = &wanted;
+    gone_before = gone;
   }
   return *reactor;
 }
+
 }  // namespace detail
 #endif
 

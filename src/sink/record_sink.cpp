@@ -70,9 +70,7 @@ constexpr auto kOpenRetryInterval = std::chrono::seconds(1);
 constexpr auto kWarningInterval = std::chrono::seconds(10);
 constexpr mode_t kFileMode = 0640;
 
-// The one io_context of the writer thread, for every HTTP destination it ever uses. net's readiness fast path
-// caches a thread's reactor by its io_context's address: a destination's own io_context, freed by a reload and
-// another made at the same address, would leave that cache pointing at a dead reactor.
+// The one io_context of the writer thread, for every HTTP destination it ever uses.
 asio::io_context& writer_io() {
   thread_local asio::io_context io;
   return io;

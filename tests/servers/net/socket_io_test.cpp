@@ -6,12 +6,17 @@
 #include <gtest/gtest.h>
 
 #include <array>
+#include <cstddef>
+#include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
 #include <boost/asio/co_spawn.hpp>
+#include <boost/asio/detail/reactor.hpp>
 #include <boost/asio/detached.hpp>
 #include <boost/asio/steady_timer.hpp>
+#include <boost/asio/use_future.hpp>
 #include <boost/beast/http/buffer_body.hpp>
 #include <boost/beast/http/error.hpp>
 #include <boost/beast/http/parser.hpp>
@@ -72,6 +77,40 @@ TEST(SocketIo, ReadSomeWaitsForBytesAndReportsTheEndOfStream) {
     EXPECT_EQ(end, asio::error::eof);
     EXPECT_EQ(none, 0u);
   });
+}
+
+asio::awaitable<void> write_later(asio::ip::tcp::socket& peer, std::string text) {
+  asio::steady_timer later(peer.get_executor(), std::chrono::milliseconds(20));
+  co_await later.async_wait(asio::use_awaitable);
+  co_await test_servers::write_text(peer, text);
+}
+
+asio::awaitable<void> read_what_comes_later(asio::any_io_executor executor) {
+  Pair pair(executor);
+  co_await pair.connect();
+  asio::co_spawn(executor, write_later(pair.peer, "again"), asio::detached);  // later, so that the read waits
+  std::array<char, 64> bytes{};
+  auto [error, n] = co_await read_some(pair.ours, asio::buffer(bytes));
+  EXPECT_FALSE(error);
+  EXPECT_EQ(std::string(bytes.data(), n), "again");
+}
+
+// A thread that runs one io_context after another, the second made where the first was freed, waits on the second
+// one's reactor (a reactor remembered by the io_context's address would be the freed one's).
+TEST(SocketIo, AWaitOnAnIoContextMadeWhereAFreedOneWasUsesTheNewOnesReactor) {
+  std::optional<asio::io_context> loop;
+  std::vector<std::unique_ptr<std::byte[]>> decoys;
+  for (int round = 0; round < 2; ++round) {
+    // The memory the first reactor had goes to something else, as it may in a running process.
+    for (int i = 0; round == 1 && i < 64; ++i) {
+      decoys.push_back(std::make_unique<std::byte[]>(sizeof(asio::detail::reactor)));
+    }
+    loop.emplace();
+    auto done = asio::co_spawn(*loop, read_what_comes_later(loop->get_executor()), asio::use_future);
+    loop->run();
+    done.get();
+    loop.reset();
+  }
 }
 
 TEST(SocketIo, AReadThatFillsItsBufferLeavesTheRestForTheNextReadWithoutAWait) {
