@@ -13,9 +13,19 @@ export UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}
 status=0
 for dir in build build-asan; do
   echo "=== tests: $dir"
+  rm -f "$dir/Testing/Temporary/LastTestsFailed.log"
   ctest --test-dir "$dir" --output-on-failure -j 2 --timeout 900 || status=1
 done
 # The fuzz tests set their own time limit (tests/fuzz/run_target.sh), and their own sanitizer options on top of these.
 echo "=== fuzz: build-fuzz"
+rm -f build-fuzz/Testing/Temporary/LastTestsFailed.log
 ctest --test-dir build-fuzz --output-on-failure -j 2 || status=1
+# The failures again, last, where a reader of the log's tail finds them.
+for dir in build build-asan build-fuzz; do
+  failed=$dir/Testing/Temporary/LastTestsFailed.log
+  if [[ -s $failed ]]; then
+    echo "=== failed in $dir:"
+    sed 's/^/  /' "$failed"
+  fi
+done
 exit $status

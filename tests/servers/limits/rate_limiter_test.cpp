@@ -3,6 +3,8 @@
 // requests, the script re-sent after SCRIPT FLUSH, and Redis stopped and back.
 #include <gtest/gtest.h>
 
+#include <optional>
+
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/detached.hpp>
 #include <boost/asio/steady_timer.hpp>
@@ -43,23 +45,39 @@ TEST(RateLimiter, BurstThenRefusedThenRefilled) {
   run([&](asio::any_io_executor executor) -> asio::awaitable<void> {
     auto limiter = limiter_of(executor, server.port());
     const LimitSpec slow = spec(10, seconds(1), 5);  // 5 at once, then one every 100 ms
+    // A token comes back every 100 ms: the bounds allow for those a loaded machine lets pass meanwhile.
+    const auto tokens_back = [](Clock::time_point since) {
+      return static_cast<int>(std::chrono::duration<double>(Clock::now() - since).count() * 10);
+    };
     int allowed = 0;
-    Decision last;
+    std::optional<Decision> refused;
+    auto start = Clock::now();
     for (int i = 0; i < 8; ++i) {
-      last = co_await limiter->take(slow, "k1");
-      if (last.outcome == Decision::Outcome::kAllowed) ++allowed;
+      const Decision decision = co_await limiter->take(slow, "k1");
+      if (decision.outcome == Decision::Outcome::kAllowed) {
+        ++allowed;
+      } else {
+        refused = decision;
+      }
     }
-    EXPECT_EQ(allowed, 5);
-    EXPECT_EQ(last.outcome, Decision::Outcome::kLimited);
-    EXPECT_GT(last.retry_after.count(), 0);
-    EXPECT_LE(last.retry_after, milliseconds(100));
+    EXPECT_GE(allowed, 5);
+    EXPECT_LE(allowed, 5 + tokens_back(start));
+    EXPECT_EQ(refused.has_value(), allowed < 8);
+    if (refused) {
+      EXPECT_EQ(refused->outcome, Decision::Outcome::kLimited);
+      EXPECT_GT(refused->retry_after.count(), 0);
+      // A token is back after 100 ms; a refused worker rests 0.5 to 1.5 times its policy's min_block (here 100 ms)
+      // before it asks again, so that the fleet's workers do not ask in step.
+      EXPECT_LE(refused->retry_after, slow.policy.min_block * 3 / 2);
+    }
+    start = Clock::now();
     co_await sleep_for(executor, milliseconds(250));
     allowed = 0;
     for (int i = 0; i < 5; ++i) {
       if ((co_await limiter->take(slow, "k1")).outcome == Decision::Outcome::kAllowed) ++allowed;
     }
     EXPECT_GE(allowed, 2);  // about 2.5 tokens back after 250 ms
-    EXPECT_LE(allowed, 3);
+    EXPECT_LE(allowed, std::min(5, 1 + tokens_back(start)));
     // Another key has its own bucket.
     EXPECT_EQ((co_await limiter->take(slow, "k2")).outcome, Decision::Outcome::kAllowed);
   });
@@ -84,7 +102,8 @@ TEST(RateLimiter, TwoWorkersShareOneBucket) {
     }
     const double seconds_spent = std::chrono::duration<double>(Clock::now() - start).count();
     EXPECT_LE(allowed, 20 + static_cast<int>(200 * seconds_spent) + 1);
-    EXPECT_GE(allowed, static_cast<int>(200 * seconds_spent * 0.8));
+    // At least most of what the rate gave, or of what was asked when a loaded machine asked more slowly.
+    EXPECT_GE(allowed, static_cast<int>(std::min<double>(taken, 200 * seconds_spent) * 0.8));
     // Refused requests are refused locally: Redis sees a fraction of them (a refused worker asks again after at
     // least the time its bucket takes to refill a tenth of its burst, here 10 ms).
     EXPECT_LT(first->redis_calls() + second->redis_calls(), static_cast<std::uint64_t>(taken) / 4);
