@@ -180,6 +180,16 @@ std::string rate_text(const config::RouteRateLimit& limit) {
   return fmt::format("{}/{}", limit.count, unit);
 }
 
+json::value tracing_value(const config::TracingConfig& tracing) {
+  if (!tracing.enabled) return nullptr;
+  return json::object{{"sample", tracing.sample + "%"},
+                      {"otlp", tracing.otlp.empty() ? json::value(nullptr) : json::value(tracing.otlp)},
+                      {"service_name", tracing.service_name},
+                      {"queue", tracing.queue},
+                      {"timeout", duration_text(tracing.timeout)},
+                      {"tls", tracing.tls.has_value()}};
+}
+
 json::value rate_limits_value(const config::RateLimitsConfig& limits) {
   if (!limits.enabled) return nullptr;
   json::array nodes;
@@ -260,6 +270,7 @@ std::string config_json(const config::Snapshot& snapshot) {
       {"migration", migration_value(config.migration)},
       {"control", control_value(config.control)},
       {"rate_limits", rate_limits_value(config.rate_limits)},
+      {"tracing", tracing_value(config.tracing)},
       {"edge", edge_value(config.edge)},
       {"upstreams", std::move(upstreams)},
       {"routes", std::move(routes)}};

@@ -31,6 +31,16 @@ void open_audit_sink(migration::AuditSink& sink, const AuditTarget& target) {
   }
 }
 
+// Points the span exporter at the collector `config` names, or turns it off. As with the audit sink, a collector
+// that does not work yet is no reason to refuse a config: its spans are counted as failed until it does.
+void configure_span_exporter(tracing::SpanExporter& spans, const config::Config& config) {
+  const config::TracingConfig& tracing = config.tracing;
+  auto tls = tracing.enabled && tracing.tls ? net::TlsClientContext::require(*tracing.tls) : nullptr;
+  if (const std::string why = spans.configure(tracing, std::move(tls)); !why.empty()) {
+    spdlog::warn("tracing.otlp: {}; spans are counted as failed until it works", why);
+  }
+}
+
 // Every client `tls` block of a snapshot, with what it is for ("upstream users", "auth.redis", "cache.primary",
 // "cache.secondary": the metric's `use` label and the start of an error) and where to report it.
 void for_each_tls_block(const config::Snapshot& snapshot,
@@ -52,6 +62,10 @@ void for_each_tls_block(const config::Snapshot& snapshot,
   }
   const config::AuditConfig& audit = config.migration.audit;
   if (config.migration.enabled && audit.enabled && audit.tls) visit(*audit.tls, "migration.audit", file);
+  if (config.rate_limits.enabled && config.rate_limits.redis.tls) {
+    visit(*config.rate_limits.redis.tls, "rate_limits.redis", file);
+  }
+  if (config.tracing.enabled && config.tracing.tls) visit(*config.tracing.tls, "tracing", file);
 }
 
 // The listeners' `tls` blocks: "server" and "admin".
@@ -124,7 +138,7 @@ Control::Control(std::string config_path, config::SnapshotPtr baseline, core::Ac
       access_log_(access_log),
       access_target_(snapshot_->config.log.access),
       audit_target_(audit_target(snapshot_->config)),
-      gateway_(snapshot_, access_log_, health_, audit_sink_, inherited_sockets()),
+      gateway_(snapshot_, access_log_, health_, audit_sink_, spans_, inherited_sockets()),
       checker_(loop_.get_executor(), health_),
       admin_(loop_.get_executor(),
              admin::AdminSources{[this] { return state_text(); }, [this] { return snapshot_; },
@@ -140,6 +154,7 @@ Control::Control(std::string config_path, config::SnapshotPtr baseline, core::Ac
   admin_.use_tls(admin_tls(snapshot_->config));
   if (snapshot_->config.admin.enabled) admin_.listen(snapshot_->config.admin.listen);
   open_audit_sink(audit_sink_, audit_target_);
+  configure_span_exporter(spans_, snapshot_->config);
   stamps_ = stamp_files(snapshot_->config.files);
   generation_gauge_.set(static_cast<std::int64_t>(snapshot_->generation));
   last_reload_ok_.set(1);
@@ -308,6 +323,7 @@ void Control::commit(const config::SnapshotPtr& snapshot, const config::Snapshot
     audit_target_ = std::move(target);
     open_audit_sink(audit_sink_, audit_target_);
   }
+  configure_span_exporter(spans_, snapshot_->config);
   reload_successes_.add();
   last_reload_ok_.set(1);
   generation_gauge_.set(static_cast<std::int64_t>(snapshot_->generation));
@@ -512,6 +528,12 @@ std::string Control::render_metrics() {
   scrape.counter("apigw_migration_audit_sink_records_total", kAuditHelp, written).add(audit_sink_.written());
   scrape.counter("apigw_migration_audit_sink_records_total", kAuditHelp, dropped).add(audit_sink_.dropped());
   scrape.counter("apigw_migration_audit_sink_records_total", kAuditHelp, failed).add(audit_sink_.failed());
+  constexpr std::string_view kSpansHelp =
+      "Spans of sampled requests by what became of them: exported to the collector, dropped (export queue full), "
+      "failed (collector failing)";
+  scrape.counter("apigw_tracing_spans_total", kSpansHelp, {{"result", "exported"}}).add(spans_.exported());
+  scrape.counter("apigw_tracing_spans_total", kSpansHelp, {{"result", "dropped"}}).add(spans_.dropped());
+  scrape.counter("apigw_tracing_spans_total", kSpansHelp, {{"result", "failed"}}).add(spans_.failed());
   scrape.gauge("apigw_ready", "1 when ready to serve, 0 while starting or draining")
       .set(state_ == State::kReady ? 1 : 0);
   for_each_tls_block(*snapshot_, [&scrape](const config::TlsClientConfig& tls, const std::string& use,

@@ -21,6 +21,7 @@
 #include "apigw/migration/audit_sink.h"
 #include "apigw/net/tls.h"
 #include "apigw/server/gateway.h"
+#include "apigw/tracing/span_exporter.h"
 #include "apigw/upstream/health.h"
 #include "apigw/upstream/health_checker.h"
 #include "fleet_control.h"
@@ -102,6 +103,7 @@ class Control {
   std::string access_target_;  // what the access log writes to now (changes on reload, before the switch)
   migration::AuditSink audit_sink_;  // before the gateway, whose workers write to it
   AuditTarget audit_target_;         // where audit records go now (no sink without an audit)
+  tracing::SpanExporter spans_;      // before the gateway, whose workers export to it
   upstream::HealthTable health_;
   server::Gateway gateway_;
   upstream::HealthChecker checker_;

@@ -20,6 +20,7 @@
 #include "position_text.h"
 #include "route_checks.h"
 #include "tls_section.h"
+#include "tracing_section.h"
 #include "value_parsers.h"
 #include "yaml_document.h"
 #include "yaml_reader.h"
@@ -29,10 +30,10 @@ namespace {
 
 namespace fs = std::filesystem;
 
-constexpr std::array<std::string_view, 13> kMainKeys{"server",      "log",       "admin",     "reload",
+constexpr std::array<std::string_view, 14> kMainKeys{"server",      "log",       "admin",     "reload",
                                                      "auth",        "cache",     "migration", "control",
-                                                     "rate_limits", "edge",      "upstreams", "routes",
-                                                     "include"};
+                                                     "rate_limits", "tracing",   "edge",      "upstreams",
+                                                     "routes",      "include"};
 constexpr std::array<std::string_view, 2> kIncludeKeys{"upstreams", "routes"};
 constexpr std::array<std::string_view, 7> kServerKeys{"listen",        "workers",       "trusted_proxies", "limits",
                                                       "debug_headers", "drain_timeout", "tls"};
@@ -412,6 +413,7 @@ void read_main(LoadState& state, YamlReader& reader, const YAML::Node& root) {
     }
     if (key == "control") return read_control(reader, value, state.config.control);
     if (key == "rate_limits") return read_rate_limits_section(reader, value, state.config.rate_limits);
+    if (key == "tracing") return read_tracing_section(reader, value, state.config.tracing);
     if (key == "edge") return read_edge(reader, value, state.config.edge, state.edge_default);
     if (key == "upstreams") return read_upstreams(state, reader, value);
     if (key == "routes") return read_routes(state, reader, value);

@@ -54,10 +54,10 @@ void AccessLogBuffer::record(const AccessRecord& r) {
   }
   auto out = std::back_inserter(lines_);
   lines_.append(stamp_, stamp_length_);
-  fmt::format_to(out, ".{:03}{} {} {} \"{} {}\" {} {} {}.{:03} {} {} {} {} {}\n", since_epoch % 1000, zone_,
+  fmt::format_to(out, ".{:03}{} {} {} \"{} {}\" {} {} {}.{:03} {} {} {} {} {} {}\n", since_epoch % 1000, zone_,
                  r.request_id, r.client, r.method, r.path, r.status, r.bytes, r.duration.count() / 1000,
                  r.duration.count() % 1000, or_dash(r.route), or_dash(r.endpoint), or_dash(r.user), or_dash(r.token),
-                 or_dash(r.error));
+                 or_dash(r.error), or_dash(r.trace));
   ++count_;
   if (lines_.size() >= AccessLog::kBatchBytes) flush();
 }

@@ -37,6 +37,10 @@ void append_side(std::string& out, std::string_view name, const AuditSide& side)
   out += name;
   out += "\":{";
   append_string(out, "upstream", side.upstream);
+  if (!side.span_id.empty()) {
+    out += ',';
+    append_string(out, "span_id", side.span_id);
+  }
   const double latency_ms = static_cast<double>(side.latency.count()) / 1000.0;
   if (!side.error.empty()) {
     out += ',';
@@ -67,6 +71,10 @@ std::string audit_line(const AuditRecord& record, std::span<const std::string> i
   append_string(out, "path", record.path);
   out += ',';
   append_string(out, "query", record.query);
+  if (!record.trace_id.empty()) {
+    out += ',';
+    append_string(out, "trace_id", record.trace_id);
+  }
   if (record.bucket) {
     fmt::format_to(std::back_inserter(out), ",\"bucket\":{},", *record.bucket);
   } else {

@@ -86,7 +86,14 @@ void ShadowCopy::audit(AuditRecord record) {
   record_ = std::move(record);
   audit_.emplace(snapshot_->config.migration.audit.max_body_bytes);
   audit_->primary.side().upstream = record_.primary.upstream;
+  audit_->primary.side().span_id = record_.primary.span_id;
   audit_->shadow.side().upstream = pool_->upstream().config.name;
+  if (trace_) audit_->shadow.side().span_id = tracing::to_hex(trace_->span.id);
+}
+
+void ShadowCopy::trace(ShadowTrace trace) {
+  if (audit_) audit_->shadow.side().span_id = tracing::to_hex(trace.span.id);
+  trace_ = std::move(trace);
 }
 
 void ShadowCopy::on_request_body(std::string_view bytes) {
@@ -113,8 +120,11 @@ void ShadowCopy::on_request_sent(std::string_view head) {
   }
   launched_ = true;
   stats().shadow_sent();
-  head_.reserve(head.size() + settings.header.size() + 48);
+  // The shadow side is told of the copy's span, not of the primary exchange's.
+  if (trace_ && head.ends_with(trace_->primary_headers)) head.remove_suffix(trace_->primary_headers.size());
+  head_.reserve(head.size() + settings.header.size() + 48 + (trace_ ? trace_->headers.size() : 0));
   head_.append(head);
+  if (trace_) head_.append(trace_->headers);
   head_.append(settings.header);
   head_.append(": 1\r\n");
   if (framed_ || !body_.empty()) fmt::format_to(std::back_inserter(head_), "Content-Length: {}\r\n", body_.size());
@@ -137,6 +147,7 @@ void ShadowCopy::primary_finished(const proxy::ForwardResult& result) {
 std::array<asio::const_buffer, 2> ShadowCopy::request() const { return {asio::buffer(head_), asio::buffer(body_)}; }
 
 void ShadowCopy::sending() {
+  if (trace_ && trace_->exporter) sent_at_ = std::chrono::system_clock::now();
   if (audit_) audit_->shadow.start();
 }
 
@@ -145,6 +156,7 @@ asio::awaitable<error_code> ShadowCopy::read_answer(upstream::UpstreamConnection
   upstream::ResponseReader reader;
   if (const error_code error = co_await reader.read_head(connection, head_method_, got_bytes)) co_return error;
   const unsigned status = reader.status();
+  answer_status_ = status;
   if (audit_) audit_->shadow.head(status);
   // The body is read through; the audit keeps what it compares.
   std::function<void(std::string_view)> sink;
@@ -163,6 +175,26 @@ void ShadowCopy::finish(std::optional<ShadowFailure> failure) {
     audit_->shadow.complete();
   }
   if (audit_) write_audit();
+  if (trace_ && trace_->exporter) export_span(failure);
+}
+
+void ShadowCopy::export_span(std::optional<ShadowFailure> failure) {
+  const auto unix_ns = [](std::chrono::system_clock::time_point at) {
+    return static_cast<std::uint64_t>(std::chrono::duration_cast<std::chrono::nanoseconds>(at.time_since_epoch())
+                                          .count());
+  };
+  const auto now = std::chrono::system_clock::now();
+  tracing::Span& span = trace_->span;
+  span.start_unix_ns = unix_ns(sent_at_ == std::chrono::system_clock::time_point{} ? now : sent_at_);
+  span.end_unix_ns = unix_ns(now);
+  if (failure) {
+    span.status = tracing::SpanStatus::kError;
+    span.status_message = std::string(failure_text(*failure));
+  } else {
+    span.add("http.response.status_code", static_cast<std::int64_t>(answer_status_));
+    if (answer_status_ >= 500) span.status = tracing::SpanStatus::kError;
+  }
+  trace_->exporter->export_span(span);
 }
 
 void ShadowCopy::write_audit() {

@@ -89,6 +89,11 @@ struct ForwardedFields {
   }
 };
 
+// W3C Trace Context's request fields, which apigw writes itself when it traces.
+bool is_trace_context(std::string_view name) {
+  return beast::iequals(name, "traceparent") || beast::iequals(name, "tracestate");
+}
+
 }  // namespace
 
 std::size_t build_upstream_request_head(const bhttp::request_header<>& request, const ForwardRequest& forward,
@@ -109,6 +114,7 @@ std::size_t build_upstream_request_head(const bhttp::request_header<>& request, 
     const std::string_view name = field.name_string();
     if (rules.drop(field.name(), name) || field.name() == bhttp::field::expect) continue;
     if (!forward.user_header.empty() && beast::iequals(name, forward.user_header)) continue;
+    if (!forward.trace_headers.empty() && is_trace_context(name)) continue;
     if (seen.keep(forward, field.name(), name, field.value())) append_header(out, name, field.value());
   }
   if (!seen.has_host && !forward.host.empty()) append_header(out, "Host", forward.host);
@@ -119,6 +125,7 @@ std::size_t build_upstream_request_head(const bhttp::request_header<>& request, 
   if (!seen.has_forwarded_host && !forward.host.empty()) append_header(out, "X-Forwarded-Host", forward.host);
   append_header(out, "X-Request-Id", forward.request_id);
   if (!forward.user_id.empty()) append_header(out, forward.user_header, forward.user_id);
+  out.append(forward.trace_headers);
   const std::size_t framing_at = out.size();
   if (framing.chunked) {
     append_header(out, "Transfer-Encoding", "chunked");

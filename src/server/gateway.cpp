@@ -25,13 +25,13 @@ unsigned effective_workers(unsigned configured) {
 }
 
 Gateway::Gateway(const config::SnapshotPtr& snapshot, core::AccessLog& access_log, upstream::HealthTable& health,
-                 migration::AuditSink& audit_sink, std::vector<int> inherited)
+                 migration::AuditSink& audit_sink, tracing::SpanExporter& spans, std::vector<int> inherited)
     : snapshot_(snapshot),
       inherited_(std::move(inherited)),
       count_(effective_workers(snapshot->config.server.workers)) {
   std::vector<ListenSocket> sockets = bind_all(snapshot_->config.server.listen);
   for (std::size_t i = 0; i < count_; ++i) {
-    auto worker = std::make_unique<Worker>(static_cast<unsigned>(i), access_log, health, audit_sink);
+    auto worker = std::make_unique<Worker>(static_cast<unsigned>(i), access_log, health, audit_sink, spans);
     worker->listen(sockets[i]);
     workers_.push_back(std::move(worker));
   }

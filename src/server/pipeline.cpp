@@ -11,12 +11,17 @@ namespace asio = boost::asio;
 
 asio::awaitable<PipelineOutcome> RequestPipeline::run(RequestContext& context) {
   PipelineOutcome outcome;
+  if (context.snapshot->config.tracing.enabled) begin_trace(context);
   if (!route(context)) co_return outcome;
   std::array<Stage*, kStages> entered{};
   std::size_t count = 0;
-  for (Stage* stage : stages_) {
+  for (std::size_t i = 0; i < kStages; ++i) {
+    Stage* stage = stages_[i];
     if (!stage->applies(context)) continue;
     const StageResult result = co_await stage->on_request(context);
+    if (context.spans) {
+      context.stage_marks[context.stage_mark_count++] = {kStageNames[i], core::Deadline::Clock::now()};
+    }
     if (result == StageResult::kReply) co_return outcome;
     if (result == StageResult::kStored) {
       outcome.kind = PipelineOutcome::Kind::kStored;
@@ -28,7 +33,9 @@ asio::awaitable<PipelineOutcome> RequestPipeline::run(RequestContext& context) {
   context.forward = forward_request(context);
   proxy::Forwarder& forwarder = context.forwarder.emplace(*context.client, context.forward, context.pool(),
                                                               context.exchange_buffers);
+  if (context.spans) context.forward_start = core::Deadline::Clock::now();
   outcome.forward = co_await forwarder.run();
+  if (context.spans) context.forward_end = core::Deadline::Clock::now();
   context.endpoint = outcome.forward.endpoint;
   while (count > 0) entered[--count]->on_response(context, outcome.forward);
   if (outcome.forward.kind == proxy::ForwardResult::Kind::kLocalReply && outcome.forward.status >= 500 &&
@@ -40,6 +47,21 @@ asio::awaitable<PipelineOutcome> RequestPipeline::run(RequestContext& context) {
     outcome.kind = PipelineOutcome::Kind::kStored;
   }
   co_return outcome;
+}
+
+void RequestPipeline::begin_trace(RequestContext& context) {
+  const auto& request = context.request();
+  tracing::IncomingContext incoming;
+  for (auto [at, end] = request.equal_range("traceparent"); at != end; ++at) {
+    incoming.traceparent = at->value();
+    ++incoming.traceparents;
+  }
+  for (auto [at, end] = request.equal_range("tracestate"); at != end; ++at) {
+    incoming.tracestate = at->value();
+    ++incoming.tracestates;
+  }
+  tracing::begin_trace(context.trace, incoming, context.snapshot->config.tracing.ratio, context.worker.trace_ids());
+  context.spans = context.trace.sampled() && context.worker.spans().exporting();
 }
 
 bool RequestPipeline::route(RequestContext& context) {
@@ -90,6 +112,7 @@ proxy::ForwardRequest RequestPipeline::forward_request(const RequestContext& con
     forward.drop_response_header = context.route->cache.tag_header;
   }
   forward.stale_fallback = context.cache.fallback != nullptr;
+  forward.trace_headers = context.trace.headers;
   forward.observers = context.observers.view();
   forward.request_observer = context.request_observer;
   return forward;

@@ -12,6 +12,7 @@
 #pragma once
 
 #include <array>
+#include <string_view>
 
 #include <boost/asio/awaitable.hpp>
 
@@ -48,7 +49,12 @@ class RequestPipeline {
 
  private:
   static constexpr std::size_t kStages = 6;
+  // The stages' names, as a request's span lists them.
+  static constexpr std::array<std::string_view, kStages> kStageNames{"auth",  "rate_limit", "cache",
+                                                                     "split", "shadow",     "audit"};
 
+  // Begins the request's trace (a `tracing` section): the context it came with, or a new one.
+  static void begin_trace(RequestContext& context);
   // Matches the route: false (with context.reply) when none does.
   bool route(RequestContext& context);
   AuthStage auth_;

@@ -24,6 +24,7 @@
 #include "apigw/routing/route_trie.h"
 #include "apigw/server/client_session.h"
 #include "apigw/server/worker.h"
+#include "apigw/tracing/request_trace.h"
 #include "cache_fill.h"
 
 namespace apigw::server {
@@ -89,6 +90,19 @@ struct RequestContext {
   // A reply that ended the way in, and the text behind its message.
   http::LocalReply reply;
   std::string reply_message;
+
+  // Tracing (a `tracing` section): the request's trace and, for a sampled request whose spans are exported, when
+  // each stage it went through was done and when the forward ran.
+  tracing::RequestTrace trace;
+  bool spans = false;  // the request's spans are exported
+  struct StageMark {
+    std::string_view stage;
+    core::Deadline::Clock::time_point done;
+  };
+  std::array<StageMark, 8> stage_marks{};
+  std::size_t stage_mark_count = 0;
+  core::Deadline::Clock::time_point forward_start{};
+  core::Deadline::Clock::time_point forward_end{};
 
   // What the access log line reports.
   unsigned status = 0;

@@ -1,11 +1,13 @@
 // A request's metrics and access log line (see request_log.h).
 #include "request_log.h"
 
+#include "request_spans.h"
 #include "token_redaction.h"
 
 namespace apigw::server {
 
 void log_request(const RequestContext& context) {
+  if (context.spans) export_request_spans(context);
   const auto elapsed = core::Deadline::Clock::now() - context.start;
   if (context.generation) {
     RouteStats* stats = context.route ? context.generation->route_stats[context.route_index]
@@ -33,6 +35,11 @@ void log_request(const RequestContext& context) {
   record.user = context.user;
   record.token = context.token_id;
   record.error = context.error;
+  std::string trace;
+  if (context.trace.active) {
+    trace = tracing::to_hex(context.trace.trace);
+    record.trace = trace;
+  }
   access_log.record(record);
 }
 

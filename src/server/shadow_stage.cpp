@@ -15,9 +15,42 @@ namespace apigw::server {
 namespace asio = boost::asio;
 namespace bhttp = boost::beast::http;
 
+namespace {
+
+// The copy's span: a child of the request's, linked to the primary exchange's.
+migration::ShadowTrace shadow_trace(RequestContext& context, const upstream::UpstreamPool& pool) {
+  const tracing::RequestTrace& trace = context.trace;
+  migration::ShadowTrace shadow;
+  const tracing::SpanId id = context.worker.trace_ids().span_id();
+  shadow.primary_headers = trace.headers;
+  shadow.headers = tracing::trace_headers(trace, id);
+  if (!context.spans) return shadow;
+  tracing::Span& span = shadow.span;
+  span.trace = trace.trace;
+  span.id = id;
+  span.parent = trace.server;
+  span.trace_state = trace.state;
+  span.kind = tracing::SpanKind::kClient;
+  span.name = "shadow " + pool.upstream().config.name;
+  span.links.push_back({trace.trace, trace.upstream});
+  span.add("http.request.method", std::string(context.method));
+  span.add("apigw.upstream", pool.upstream().config.name);
+  span.add("apigw.shadow", true);
+  span.add("apigw.request_id", std::string(context.request_id.view()));
+  shadow.exporter = &context.worker.spans();
+  return shadow;
+}
+
+}  // namespace
+
 asio::awaitable<StageResult> ShadowStage::on_request(RequestContext& context) {
   context.shadow = plan(context);
-  if (context.shadow) context.request_observer = context.shadow.get();
+  if (context.shadow) {
+    context.request_observer = context.shadow.get();
+    if (context.trace.active) {
+      context.shadow->trace(shadow_trace(context, *context.generation->pools[context.route->shadow->upstream]));
+    }
+  }
   co_return StageResult::kContinue;
 }
 
@@ -69,6 +102,10 @@ asio::awaitable<StageResult> AuditStage::on_request(RequestContext& context) {
   }
   record.bucket = context.bucket;
   record.primary.upstream = context.upstream;
+  if (context.trace.active) {
+    record.trace_id = tracing::to_hex(context.trace.trace);
+    record.primary.span_id = tracing::to_hex(context.trace.upstream);
+  }
   context.shadow->audit(std::move(record));
   context.observers.add(context.shadow->primary_observer());
   co_return StageResult::kContinue;

@@ -65,12 +65,13 @@ std::optional<asio::ip::tcp::endpoint> listening_address(int fd) {
 }
 
 Worker::Worker(unsigned index, core::AccessLog& access_log, upstream::HealthTable& health,
-               migration::AuditSink& audit_sink)
+               migration::AuditSink& audit_sink, tracing::SpanExporter& spans)
     : index_(index),
       access_log_(access_log),
       health_(health),
       client_connections_(metrics_.gauge("apigw_client_connections", "Open client connections")),
       audit_sink_(audit_sink),
+      spans_(spans),
       shadows_in_flight_(metrics_.gauge("apigw_migration_shadows_in_flight",
                                         "Copies of requests on their way to the shadow side")),
       shadow_dispatch_(std::make_unique<migration::ShadowDispatch>(context_.get_executor(), audit_sink_,

@@ -168,10 +168,13 @@ class HttpDestination final : public Destination {
   asio::io_context& io() { return writer_io(); }
   std::optional<upstream::TlsTarget> tls_;  // https
   std::optional<upstream::UpstreamConnection> connection_;  // connected, or being connected
+  std::chrono::milliseconds budget_{0};  // the time the batch in hand was given
 };
 
 Delivery HttpDestination::deliver(std::string payload, Clock::time_point deadline) {
-  if (Clock::now() >= deadline) return {Failure::kTimeout, "no time left to send before the sink stops"};
+  const Clock::time_point now = Clock::now();
+  if (now >= deadline) return {Failure::kTimeout, "no time left to send before the sink stops"};
+  budget_ = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - now);
   const std::string head = fmt::format(
       "POST {} HTTP/1.1\r\nHost: {}\r\nUser-Agent: {}\r\nContent-Type: {}\r\nContent-Length: {}\r\n\r\n",
       path_, authority_, format_.user_agent, format_.content_type, payload.size());
@@ -257,7 +260,7 @@ Delivery HttpDestination::failure(const error_code& error, bool timed_out, std::
                                   Failure otherwise) {
   disconnect();
   return {timed_out ? Failure::kTimeout : otherwise,
-          timed_out ? fmt::format("{}: timed out ({} ms for the whole exchange)", doing, format_.timeout.count())
+          timed_out ? fmt::format("{}: timed out ({} ms for the whole exchange)", doing, budget_.count())
                     : fmt::format("{}: {}", doing, error.message())};
 }
 
@@ -328,13 +331,17 @@ Format with_defaults(Format format) {
 
 }  // namespace
 
-RecordSink::RecordSink(Format format) : format_(with_defaults(std::move(format))), writer_([this] { write_loop(); }) {}
+RecordSink::RecordSink(Format format)
+    : format_(with_defaults(std::move(format))),
+      max_pending_(format_.max_pending),
+      timeout_(format_.timeout),
+      writer_([this] { write_loop(); }) {}
 
 RecordSink::~RecordSink() {
   {
     std::lock_guard lock(mutex_);
     stopping_ = true;
-    stop_deadline_ = Clock::now() + format_.timeout;
+    stop_deadline_ = Clock::now() + timeout_;
   }
   wake_.notify_one();
   writer_.join();
@@ -352,12 +359,18 @@ std::string RecordSink::reopen(const std::string& target, std::shared_ptr<net::T
   return why;
 }
 
+void RecordSink::set_limits(std::size_t max_pending, std::chrono::milliseconds timeout) {
+  std::lock_guard lock(mutex_);
+  max_pending_ = std::max<std::size_t>(1, max_pending);
+  timeout_ = timeout;
+}
+
 void RecordSink::write(std::string line) {
   if (!enabled_.load(std::memory_order_relaxed)) return;
   bool first = false;
   {
     std::lock_guard lock(mutex_);
-    if (pending_.size() >= format_.max_pending) {
+    if (pending_.size() >= max_pending_) {
       dropped_.fetch_add(1, std::memory_order_relaxed);
       return;
     }
@@ -403,7 +416,7 @@ void RecordSink::write_loop() {
     if (pending_.empty()) return;  // stopping, and everything is delivered or failed
     const std::vector<std::string> batch = take_batch();
     const Clock::time_point deadline =
-        stopping_ ? std::min(Clock::now() + format_.timeout, stop_deadline_) : Clock::now() + format_.timeout;
+        stopping_ ? std::min(Clock::now() + timeout_, stop_deadline_) : Clock::now() + timeout_;
     lock.unlock();
     // Records left over from before the sink was turned off go nowhere and count nowhere.
     if (destination) {

@@ -167,9 +167,9 @@ def test_token_sources_cookie_and_query_and_the_log_never_shows_a_token(gateway,
         assert token not in log, f"{token} appears in the log:\n{log}"
     assert "access_token=REDACTED" in log
     line = [l for l in log.splitlines() if "/me?x=1" in l][0]
-    assert line.split()[-3] == "alice", line
-    assert len(line.split()[-2]) == 12, line  # the token's fingerprint
-    assert line.split()[-1] == "-", line  # no error: the upstream answered
+    assert line.split()[-4] == "alice", line
+    assert len(line.split()[-3]) == 12, line  # the token's fingerprint
+    assert line.split()[-2] == "-", line  # no error: the upstream answered
 
 
 def test_user_id_from_a_hash_field_and_from_json(gateway, upstream, redis):

@@ -371,6 +371,21 @@ struct RateLimitsConfig {
   bool operator==(const RateLimitsConfig&) const = default;
 };
 
+// `tracing`: W3C Trace Context on every request (traceparent and tracestate read, and sent to upstreams), and spans
+// of the sampled requests exported to an OpenTelemetry collector over OTLP/HTTP.
+struct TracingConfig {
+  bool enabled = false;    // the section is present
+  std::string sample = "1";  // percent of new traces sampled, as written without its '%' ("1", "0.5", "100")
+  double ratio = 0.01;     // sample / 100
+  std::string otlp;        // the collector's OTLP/HTTP base URL, without a trailing '/'; empty: nothing is exported
+  std::string export_url;  // otlp + "/v1/traces", where spans are POSTed
+  std::optional<TlsClientConfig> tls;  // with an https collector (the defaults when the block is left out)
+  std::string service_name = "apigw";
+  std::uint32_t queue = 2048;  // spans waiting to be exported; beyond this, new spans are dropped and counted
+  core::Duration timeout = std::chrono::seconds(2);  // an export POST that takes longer fails
+  bool operator==(const TracingConfig&) const = default;
+};
+
 // One `edge.sites` entry: a deployment (the old side, the new side) and the origin the edge sends its requests to.
 struct EdgeSite {
   std::string name;    // letters, digits, '_' and '-': safe as an NGINX upstream name and in a JavaScript string
@@ -422,6 +437,7 @@ struct Config {
   MigrationConfig migration;
   ControlConfig control;
   RateLimitsConfig rate_limits;
+  TracingConfig tracing;
   EdgeConfig edge;
   std::map<std::string, UpstreamConfig> upstreams;
   std::vector<RouteConfig> routes;  // file order (main, then includes in order)

@@ -30,6 +30,7 @@ struct AccessRecord {
   std::string_view user;      // the authenticated user id, "-" when none
   std::string_view token;     // the token's fingerprint (never the token), "-" when none was checked
   std::string_view error;     // the "error" code of a reply apigw made itself, "-" for an upstream's answer
+  std::string_view trace;     // the request's trace id (tracing on), "-" without tracing
 };
 
 class AccessLog;

@@ -21,6 +21,7 @@ struct AuditSide {
   std::string body;                      // the body, when it was at most the audit's max_body_bytes
   bool body_kept = true;                 // false: the body was larger, and only its hash takes part
   std::string body_sha256;               // of the whole body
+  std::string span_id;                   // the span the side was sent as (tracing on), in hex; else empty
 };
 
 struct AuditRecord {
@@ -30,6 +31,7 @@ struct AuditRecord {
   std::string method;
   std::string path;  // as received, without the query
   std::string query;
+  std::string trace_id;  // the request's trace (tracing on), in hex; else empty
   std::optional<std::uint32_t> bucket;  // the affinity bucket; none for a beta user's request
   AuditSide primary;
   AuditSide shadow;
@@ -38,8 +40,8 @@ struct AuditRecord {
 enum class AuditResult { kMatch, kMismatch, kIncomplete };
 
 // The record's NDJSON line (one JSON object, no newline), and in `result` how it came out:
-//   {"time","request_id","route","method","path","query","bucket",
-//    "primary":{"upstream","status","latency_ms","body_bytes","body_sha256"}, "shadow":{...},
+//   {"time","request_id","route","method","path","query"[,"trace_id"],"bucket",
+//    "primary":{"upstream"[,"span_id"],"status","latency_ms","body_bytes","body_sha256"}, "shadow":{...},
 //    "match","compared","differences"[,"more_differences"]}
 // A side that did not answer has "error" instead of status and body. `match` needs both answers, equal statuses
 // and equal bodies: compared as JSON values without `ignore_fields` when both bodies were kept and are JSON

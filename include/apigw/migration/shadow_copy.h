@@ -20,6 +20,8 @@
 #include "apigw/migration/audit_record.h"
 #include "apigw/migration/migration_stats.h"
 #include "apigw/proxy/forward_request.h"
+#include "apigw/tracing/span.h"
+#include "apigw/tracing/span_exporter.h"
 #include "apigw/upstream/upstream_pool.h"
 
 namespace apigw::migration {
@@ -47,6 +49,17 @@ class AnswerCapture {
   bool finished_ = false;
 };
 
+// The copy's part in the request's trace (tracing on): the copy goes out as a span of its own, a child of the
+// request's span linked to the primary exchange's, and the shadow side is told of that span instead of the
+// primary's.
+struct ShadowTrace {
+  std::string primary_headers;  // the trace header lines ending the primary's upstream head
+  std::string headers;          // the copy's, which replace them
+  // Exported when `exporter` is set: everything but the times, the status and the outcome, which the copy adds.
+  tracing::Span span;
+  tracing::SpanExporter* exporter = nullptr;
+};
+
 class ShadowCopy final : public proxy::RequestObserver, public std::enable_shared_from_this<ShadowCopy> {
  public:
   struct Params {
@@ -65,6 +78,8 @@ class ShadowCopy final : public proxy::RequestObserver, public std::enable_share
 
   // The two answers are compared: `record` identifies the request (the sides are filled in as they answer).
   void audit(AuditRecord record);
+  // The copy carries the request's trace context (before the primary is forwarded).
+  void trace(ShadowTrace trace);
 
   void on_request_body(std::string_view bytes) override;
   void on_request_sent(std::string_view head) override;
@@ -108,6 +123,7 @@ class ShadowCopy final : public proxy::RequestObserver, public std::enable_share
   void finish(std::optional<ShadowFailure> failure);
   RouteMigrationStats& stats() const { return stats_; }
   void write_audit();  // both answers are in
+  void export_span(std::optional<ShadowFailure> failure);  // the copy's span, once it is over
 
   ShadowDispatch& dispatch_;
   config::SnapshotPtr snapshot_;
@@ -123,6 +139,9 @@ class ShadowCopy final : public proxy::RequestObserver, public std::enable_share
   std::string head_;
   std::optional<Audit> audit_;
   AuditRecord record_;
+  std::optional<ShadowTrace> trace_;
+  std::chrono::system_clock::time_point sent_at_{};  // when the copy was sent (an exported span's start)
+  unsigned answer_status_ = 0;                       // the shadow side's answer, once its head was read
   PrimaryObserver primary_observer_{*this};
 };
 

@@ -105,6 +105,10 @@ struct ForwardRequest {
   // Whole RateLimit and RateLimit-Policy header lines ("Name: value\r\n") for the client; when not empty they
   // replace the upstream's fields of those names.
   std::string_view rate_limit_headers;
+  // Whole traceparent (and tracestate) header lines for the upstream request (tracing on): the client's fields of
+  // those names are not forwarded, and these end the head, before its framing. Empty: tracing is off, and the
+  // client's fields pass like any other.
+  std::string_view trace_headers;
   // A stale entry may answer instead of an upstream error: a 5xx response is not relayed but ends the forward as
   // a local reply with its status (stale-if-error).
   bool stale_fallback = false;

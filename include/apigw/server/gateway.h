@@ -18,9 +18,9 @@ class Gateway {
   // Binds every worker's listener; throws std::runtime_error naming the address when binding fails.
   // `inherited` are listening sockets handed over by the service manager (socket activation): one bound to the
   // listen address is used instead of binding, so connections wait in its queue across a restart.
-  // `audit_sink` takes the migration audit's records from every worker.
+  // `audit_sink` takes the migration audit's records from every worker, `spans` their finished spans.
   Gateway(const config::SnapshotPtr& snapshot, core::AccessLog& access_log, upstream::HealthTable& health,
-          migration::AuditSink& audit_sink, std::vector<int> inherited = {});
+          migration::AuditSink& audit_sink, tracing::SpanExporter& spans, std::vector<int> inherited = {});
   ~Gateway();
 
   void start();

@@ -32,6 +32,8 @@
 #include "apigw/migration/shadow_dispatch.h"
 #include "apigw/net/tls.h"
 #include "apigw/server/request_stats.h"
+#include "apigw/tracing/span_exporter.h"
+#include "apigw/tracing/trace_context.h"
 #include "apigw/upstream/health.h"
 #include "apigw/upstream/upstream_pool.h"
 
@@ -73,7 +75,8 @@ std::optional<boost::asio::ip::tcp::endpoint> listening_address(int fd);
 
 class Worker {
  public:
-  Worker(unsigned index, core::AccessLog& access_log, upstream::HealthTable& health, migration::AuditSink& audit_sink);
+  Worker(unsigned index, core::AccessLog& access_log, upstream::HealthTable& health, migration::AuditSink& audit_sink,
+         tracing::SpanExporter& spans);
   ~Worker();
   Worker(const Worker&) = delete;
   Worker& operator=(const Worker&) = delete;
@@ -103,6 +106,10 @@ class Worker {
   migration::ShadowDispatch& shadow_dispatch() { return *shadow_dispatch_; }
   // Any thread: where audit records go (shared by every worker).
   migration::AuditSink& audit_sink() { return audit_sink_; }
+  // Any thread: where finished spans go (shared by every worker).
+  tracing::SpanExporter& spans() { return spans_; }
+  // Worker thread only: the ids of new traces and spans.
+  tracing::IdGenerator& trace_ids() { return trace_ids_; }
   boost::asio::any_io_executor executor() { return context_.get_executor(); }
 
   // Worker thread only: the read buffers and parsers of the requests being read or served.
@@ -147,6 +154,8 @@ class Worker {
   core::MetricsRegistry metrics_;
   core::Gauge& client_connections_;
   migration::AuditSink& audit_sink_;
+  tracing::SpanExporter& spans_;
+  tracing::IdGenerator trace_ids_;
   core::Gauge& shadows_in_flight_;
   auth::AuthStats auth_stats_{metrics_};
   cache::CacheStats cache_stats_{metrics_};

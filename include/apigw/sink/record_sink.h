@@ -52,6 +52,8 @@ class RecordSink {
   RecordSink& operator=(const RecordSink&) = delete;
 
   const Format& format() const { return format_; }
+  // Any thread: whether records are wanted (a destination was named).
+  bool enabled() const { return enabled_.load(std::memory_order_relaxed); }
 
   // Main thread. `target` is "" (off), "file:/absolute/path" (appended to, created with mode 0640) or
   // "http://host:port/path" or "https://host:port/path" (an IPv4 address, an IPv6 address in brackets or a host
@@ -64,6 +66,10 @@ class RecordSink {
   // denied") for the caller to log. Never fatal: records meant for an unusable destination count as failed, and a
   // file that cannot be opened is tried again at most once per second. An HTTP collector is not contacted here.
   std::string reopen(const std::string& target, std::shared_ptr<net::TlsClientContext> tls = nullptr);
+
+  // Any thread: from now on, at most `max_pending` records wait (those beyond are not dropped now, but no new one
+  // is taken until fewer wait), and a POST of the next batch gets `timeout`. The format's values until called.
+  void set_limits(std::size_t max_pending, std::chrono::milliseconds timeout);
 
   // Any thread; `line` is one JSON object without '\n'. Never waits on I/O, only on a short append under a lock.
   void write(std::string line);
@@ -95,6 +101,8 @@ class RecordSink {
   std::uint64_t done_ = 0;                   // of those, delivered, failed or discarded (off)
   bool stopping_ = false;
   Clock::time_point stop_deadline_{};  // when stopping_: no POST may outlast it
+  std::size_t max_pending_;                 // set_limits(), else the format's
+  std::chrono::milliseconds timeout_;       // set_limits(), else the format's
   std::atomic<std::uint64_t> written_{0};
   std::atomic<std::uint64_t> dropped_{0};
   std::atomic<std::uint64_t> failed_{0};

@@ -477,7 +477,7 @@ TEST(ConfigLoader, UnknownKeysNameTheKeyAndTheAllowedOnes) {
   expect_each_alone({
       {"serve: {}\n", 1,
        "unknown key 'serve' at the top level (allowed: server, log, admin, reload, auth, cache, migration, control, "
-       "rate_limits, edge, upstreams, routes, include)"},
+       "rate_limits, tracing, edge, upstreams, routes, include)"},
       {"admin: { port: 1 }\n", 1, "unknown key 'port' in admin (allowed: listen, tls)"},
       {"reload: { watch: true, every: 2s }\n", 1, "unknown key 'every' in reload (allowed: watch, interval)"},
       {"upstreams:\n  u:\n    endpoints: [127.0.0.1:1]\n    health_check: { url: /h }\n", 4,
