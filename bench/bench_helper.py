@@ -29,6 +29,8 @@ Subcommands:
                                print the final tables of cache.sh
   stub-status PORT PATH [FILE] GET PATH from an NGINX stub_status location; print its request count, and write
                                "active/accepts/handled/requests N" lines to FILE (read like a metrics file)
+  tracing-report RESULTS_TSV SIDE_TSV METRICS_DIR HEADER
+                               print the final tables of tracing.sh
   shadow-report RESULTS_TSV SIDE_TSV METRICS_DIR HEADER
                                print the final tables of shadow.sh
 """
@@ -969,6 +971,51 @@ def ratelimit_report(results_path, side_path, metrics_dir, header):
     return 0
 
 
+def tracing_report(results_path, side_path, metrics_dir, header):
+    order, runs, rows, rounds = load_results(results_path)
+    print_side_table(header, order, rows, runs, rounds, load_side_cpu(side_path), "collector cpu %", per_request=True)
+
+    print()
+    print("ratios of req/s, same run, one worker each (of the median runs%s)"
+          % ("; in parentheses round by round" if rounds > 1 else ""))
+    checks = [
+        ("apigw tracing 1% / apigw plain", "one", "plain", 0.95),
+        ("apigw propagate only / apigw plain", "propagate", "plain", None),
+        ("apigw tracing 100% / apigw plain", "all", "plain", None),
+        ("apigw plain / NGINX proxy", "plain", "nginx", None),
+        ("apigw plain / HAProxy", "plain", "haproxy", None),
+        ("apigw tracing 1% / NGINX proxy", "one", "nginx", None),
+        ("apigw tracing 1% / HAProxy", "one", "haproxy", None),
+    ]
+    print_ratio_checks(checks, rows, runs, rounds, width=40)
+
+    print()
+    print("CPU per request against apigw plain (own user + system time / requests, of the median runs)")
+    for key in ("propagate", "one", "all", "nginx", "haproxy"):
+        if key in rows and "plain" in rows:
+            a, b = cpu_us_per_request(rows[key]), cpu_us_per_request(rows["plain"])
+            if a and b:
+                print("  %-40s %6.1f us / %6.1f us = %.2fx" % (rows[key]["label"] + " / apigw plain", a, b, a / b))
+
+    print()
+    print("spans over the measured runs (apigw's apigw_tracing_spans_total)")
+    print("  %-28s %10s %10s %10s %10s %16s" % ("variant", "wrk reqs", "exported", "dropped", "failed",
+                                                "spans per request"))
+    series = 'apigw_tracing_spans_total{result="%s"}'
+    for key in ("propagate", "one", "all"):
+        if key not in runs:
+            continue
+        reqs = sum(r["reqs"] for r in runs[key])
+        got = {res: sum(metric_delta(metrics_dir, key, r["round"], series % res) for r in runs[key])
+               for res in ("exported", "dropped", "failed")}
+        spans = got["exported"] + got["dropped"] + got["failed"]
+        print("  %-28s %10d %10d %10d %10d %16.4f" % (runs[key][0]["label"][6:], reqs, got["exported"],
+                                                     got["dropped"], got["failed"], spans / reqs if reqs else 0.0))
+
+    print_wrk_errors(order, runs)
+    return 0
+
+
 # ---------------------------------------------------------------------------------------------------- cache-report
 CACHE_TARGETS = (  # (name, numerator key, denominator key, target or None for report only)
     ("apigw cache hit / NGINX memcached_pass", "cache", "nginx", 1.00),
@@ -1336,6 +1383,8 @@ def main(argv):
         return auth_report(argv[2], argv[3], argv[4], argv[5])
     if cmd == "ratelimit-report":
         return ratelimit_report(argv[2], argv[3], argv[4], argv[5])
+    if cmd == "tracing-report":
+        return tracing_report(argv[2], argv[3], argv[4], argv[5])
     if cmd == "cache-report":
         return cache_report(argv[2], argv[3], argv[4], argv[5], argv[6])
     if cmd == "stub-status":
