@@ -33,11 +33,16 @@ void append_header(std::string& out, std::string_view name, std::string_view val
   *line = '\n';
 }
 
-// The forwarding headers a client may only set through a trusted proxy.
-enum class ForwardingHeader { kNone, kFor, kProto, kHost, kRealIp, kForwarded, kRequestId, kApigw };
+// The forwarding headers a client may only set through a trusted proxy, and W3C Trace Context's request fields,
+// which apigw writes itself when it traces.
+enum class ForwardingHeader { kNone, kFor, kProto, kHost, kRealIp, kForwarded, kRequestId, kApigw, kTraceContext };
 
 ForwardingHeader classify(bhttp::field field, std::string_view name) {
   if (field == bhttp::field::forwarded) return ForwardingHeader::kForwarded;
+  if (field == bhttp::field::unknown && !name.empty() && (name[0] == 't' || name[0] == 'T') &&
+      (beast::iequals(name, "traceparent") || beast::iequals(name, "tracestate"))) {
+    return ForwardingHeader::kTraceContext;
+  }
   if (field != bhttp::field::unknown || name.size() < 9 || (name[0] != 'x' && name[0] != 'X')) {
     return ForwardingHeader::kNone;
   }
@@ -82,17 +87,14 @@ struct ForwardedFields {
       case ForwardingHeader::kRequestId:
       case ForwardingHeader::kApigw:
         return false;
+      case ForwardingHeader::kTraceContext:
+        return forward.trace_headers.empty();  // tracing off: passed like any other field
       case ForwardingHeader::kNone:
         return true;
     }
     return true;
   }
 };
-
-// W3C Trace Context's request fields, which apigw writes itself when it traces.
-bool is_trace_context(std::string_view name) {
-  return beast::iequals(name, "traceparent") || beast::iequals(name, "tracestate");
-}
 
 }  // namespace
 
@@ -114,7 +116,6 @@ std::size_t build_upstream_request_head(const bhttp::request_header<>& request, 
     const std::string_view name = field.name_string();
     if (rules.drop(field.name(), name) || field.name() == bhttp::field::expect) continue;
     if (!forward.user_header.empty() && beast::iequals(name, forward.user_header)) continue;
-    if (!forward.trace_headers.empty() && is_trace_context(name)) continue;
     if (seen.keep(forward, field.name(), name, field.value())) append_header(out, name, field.value());
   }
   if (!seen.has_host && !forward.host.empty()) append_header(out, "Host", forward.host);

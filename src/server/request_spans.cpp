@@ -10,19 +10,6 @@ using Clock = core::Deadline::Clock;
 
 std::int64_t status_of(const RequestContext& context) { return static_cast<std::int64_t>(context.status); }
 
-// A span of the request's trace, with the tracestate it came with.
-tracing::Span span_of(const tracing::RequestTrace& trace, const tracing::SpanId& id,
-                      const std::optional<tracing::SpanId>& parent, tracing::SpanKind kind, std::string name) {
-  tracing::Span span;
-  span.trace = trace.trace;
-  span.id = id;
-  span.parent = parent;
-  span.trace_state = trace.state;
-  span.kind = kind;
-  span.name = std::move(name);
-  return span;
-}
-
 }  // namespace
 
 void export_request_spans(const RequestContext& context) {
@@ -38,9 +25,10 @@ void export_request_spans(const RequestContext& context) {
   };
   const bool failed = context.status >= 500;
 
+  std::string name =
+      context.route ? fmt::format("{} {}", context.method, context.route->name) : std::string(context.method);
   tracing::Span server =
-      span_of(trace, trace.server, trace.parent, tracing::SpanKind::kServer,
-              context.route ? fmt::format("{} {}", context.method, context.route->name) : std::string(context.method));
+      tracing::span_in(trace, trace.server, trace.parent, tracing::SpanKind::kServer, std::move(name));
   server.start_unix_ns = unix_ns(context.start);
   server.end_unix_ns = unix_ns(now);
   server.add("http.request.method", std::string(context.method));
@@ -63,8 +51,8 @@ void export_request_spans(const RequestContext& context) {
   exporter.export_span(server);
 
   if (context.forward_start == Clock::time_point{}) return;  // answered without an upstream exchange
-  tracing::Span upstream = span_of(trace, trace.upstream, trace.server, tracing::SpanKind::kClient,
-                                   fmt::format("{} {}", context.method, context.upstream));
+  tracing::Span upstream = tracing::span_in(trace, trace.upstream, trace.server, tracing::SpanKind::kClient,
+                                            fmt::format("{} {}", context.method, context.upstream));
   upstream.start_unix_ns = unix_ns(context.forward_start);
   upstream.end_unix_ns = unix_ns(context.forward_end == Clock::time_point{} ? now : context.forward_end);
   upstream.add("http.request.method", std::string(context.method));

@@ -26,12 +26,7 @@ migration::ShadowTrace shadow_trace(RequestContext& context, const upstream::Ups
   shadow.headers = tracing::trace_headers(trace, id);
   if (!context.spans) return shadow;
   tracing::Span& span = shadow.span;
-  span.trace = trace.trace;
-  span.id = id;
-  span.parent = trace.server;
-  span.trace_state = trace.state;
-  span.kind = tracing::SpanKind::kClient;
-  span.name = "shadow " + pool.upstream().config.name;
+  span = tracing::span_in(trace, id, trace.server, tracing::SpanKind::kClient, "shadow " + pool.upstream().config.name);
   span.links.push_back({trace.trace, trace.upstream});
   span.add("http.request.method", std::string(context.method));
   span.add("apigw.upstream", pool.upstream().config.name);

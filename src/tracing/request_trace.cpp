@@ -40,4 +40,16 @@ std::string trace_headers(const RequestTrace& trace, const SpanId& span) {
   return lines;
 }
 
+Span span_in(const RequestTrace& trace, const SpanId& id, const std::optional<SpanId>& parent, SpanKind kind,
+             std::string name) {
+  Span span;
+  span.trace = trace.trace;
+  span.id = id;
+  span.parent = parent;
+  span.trace_state = trace.state;
+  span.kind = kind;
+  span.name = std::move(name);
+  return span;
+}
+
 }  // namespace apigw::tracing

@@ -7,6 +7,7 @@
 #include <string>
 #include <string_view>
 
+#include "apigw/tracing/span.h"
 #include "apigw/tracing/trace_context.h"
 
 namespace apigw::tracing {
@@ -40,5 +41,10 @@ void begin_trace(RequestTrace& trace, const IncomingContext& incoming, double ra
 
 // The traceparent (and tracestate) header lines of a request sent as `span`, a child in the trace.
 std::string trace_headers(const RequestTrace& trace, const SpanId& span);
+
+// A span `id` of the request's trace, child of `parent`, with the tracestate the request came with; times,
+// attributes and status are the caller's to add.
+Span span_in(const RequestTrace& trace, const SpanId& id, const std::optional<SpanId>& parent, SpanKind kind,
+             std::string name);
 
 }  // namespace apigw::tracing
